@@ -1,0 +1,1 @@
+"""Sub-commands of ``carejourney``, one module per concern; each exposes ``register(app)``."""

@@ -1,0 +1,194 @@
+"""Ledger commands: demo, ingest, history, verify, erase."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from api.commands.console import err, fail, ledger_session, nhs_argument, out, progress
+from domain.ledger import BatchResult, Ledger
+from domain.synthetic import delivery_order, generate_people
+
+CHUNK = 2_000
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)
+    app.command()(ingest)
+    app.command()(history)
+    app.command()(verify)
+    app.command()(erase)
+
+
+def demo(
+    people: Annotated[int, typer.Option(min=1, help="People in the synthetic cohort.")] = 500,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same cohort.")] = 7,
+) -> None:
+    """Generate a realistic synthetic cohort, append it, and print a summary.
+
+    Deterministic: running it twice records nothing new the second time (every event
+    is reported as a duplicate), which shows the ledger's idempotency.
+    """
+    with ledger_session() as ledger:
+        envelopes = delivery_order(list(generate_people(people=people, seed=seed)), seed)
+        totals = _append_all(ledger, iter(envelopes), len(envelopes), "appending demo cohort")
+        _summary(ledger, totals)
+
+
+def ingest(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="NDJSON file: one JSON envelope per line.")],
+) -> None:
+    """Append an NDJSON file of envelopes; report each bad line by number, keep the good.
+
+    Exits 1 if any line was rejected or conflicted (the good lines are still recorded).
+    """
+    lines = [(n, line) for n, line in enumerate(file.read_text().splitlines(), start=1)
+             if line.strip()]
+    with ledger_session() as ledger:
+        totals: dict[str, int] = {}
+        bad = 0
+        with progress() as bar:
+            task = bar.add_task(f"ingesting {file.name}", total=len(lines))
+            for start in range(0, len(lines), CHUNK):
+                chunk = lines[start:start + CHUNK]
+                result = ledger.append_batch([line for _, line in chunk])
+                for item in result.items:
+                    if item.status in ("rejected", "conflict"):
+                        bad += 1
+                        err.print(f"line {chunk[item.index][0]}: {item.status}: "
+                                  f"{item.reason()}", markup=False, highlight=False)
+                _add(totals, result)
+                bar.advance(task, len(chunk))
+        out.print(_counts_line(totals))
+    if bad:
+        raise typer.Exit(1)
+
+
+def history(
+    nhs_number: Annotated[str, typer.Argument(help="The person's NHS number.")],
+    known_at: Annotated[datetime | None, typer.Option(
+        help="Only what the ledger had recorded by this time (ISO-8601).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The person's recorded events: position, both clocks, type, source and hash."""
+    nhs = nhs_argument(nhs_number)
+    with ledger_session() as ledger:
+        patient = ledger.patient_id(nhs)
+        if patient is None:
+            fail(f"no journey is registered for NHS number {nhs}", code=1)
+        events = ledger.history(patient, known_at=known_at)
+    if as_json:
+        for event in events:
+            out.print_json(json.dumps(event.as_dict()), indent=None)
+        return
+    table = Table(title=f"{len(events)} events, patient {patient}")
+    for column in ("pos", "occurred", "recorded", "type", "source", "hash"):
+        table.add_column(column)
+    for e in events:
+        table.add_row(str(e.position), e.occurred_at.isoformat(timespec="minutes"),
+                      e.recorded_at.isoformat(timespec="seconds"), e.type,
+                      f"{e.source['organisation']} ({e.source['setting']})", e.hash[:16])
+    out.print(table)
+
+
+def verify(
+    nhs_number: Annotated[str | None, typer.Argument(
+        help="Verify this person's chain only; omit to verify the whole ledger.")] = None,
+    expect: Annotated[str | None, typer.Option(
+        help="A saved 'POSITION:DIGEST': check the ledger up to POSITION is unchanged.")] = None,
+) -> None:
+    """Recompute hash chains; exit 1 naming the first broken event if anything was altered."""
+    with ledger_session() as ledger:
+        if nhs_number is not None:
+            nhs = nhs_argument(nhs_number)
+            patient = ledger.patient_id(nhs)
+            if patient is None:
+                fail(f"no journey is registered for NHS number {nhs}", code=1)
+            broken = ledger.verify(patient)
+            if broken is not None:
+                fail(f"chain broken at {broken.describe()}", code=1)
+            out.print(f"ok: chain of patient {patient} verified")
+            return
+        people = ledger.people()
+        with progress() as bar:
+            task = bar.add_task("verifying chains", total=people)
+            report = ledger.verify_all(progress=lambda n: bar.advance(task, n))
+        if not report.ok:
+            for broken in report.breaks:
+                err.print(f"chain broken at {broken.describe()}", markup=False)
+            raise typer.Exit(1)
+        out.print(f"ok: {report.events} events of {report.people} people verified")
+        out.print(f"head digest {report.position}:{report.digest}")
+        if expect is not None:
+            _check_expected(ledger, expect)
+
+
+def erase(
+    nhs_number: Annotated[str, typer.Argument(help="The person's NHS number.")],
+) -> None:
+    """Remove the NHS number from the identity register; the history stays, unlinkable."""
+    nhs = nhs_argument(nhs_number)
+    with ledger_session() as ledger:
+        patient = ledger.erase(nhs)
+    if patient is None:
+        fail(f"no journey is registered for NHS number {nhs}", code=1)
+    out.print(f"erased: NHS number no longer maps to patient {patient}")
+
+
+def _check_expected(ledger: Ledger, expect: str) -> None:
+    position_text, _, digest = expect.partition(":")
+    if not position_text.isdigit() or len(digest) != 64:
+        fail("--expect takes POSITION:DIGEST as printed by verify")
+    _, found = ledger.digest(int(position_text))
+    if found != digest:
+        fail(f"ledger up to position {position_text} has changed: saved digest {digest}, "
+             f"now {found}", code=1)
+    out.print(f"ok: ledger up to position {position_text} matches the saved digest")
+
+
+def _append_all(ledger: Ledger, envelopes: Iterator[dict], total: int, label: str
+                ) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    with progress() as bar:
+        task = bar.add_task(label, total=total)
+        while chunk := list(islice(envelopes, CHUNK)):
+            result = ledger.append_batch(chunk)
+            for item in result.items:
+                if item.status in ("rejected", "conflict"):
+                    err.print(f"item {item.event_id}: {item.status}: {item.reason()}",
+                              markup=False)
+            _add(totals, result)
+            bar.advance(task, len(chunk))
+    return totals
+
+
+def _add(totals: dict[str, int], result: BatchResult) -> None:
+    for status, n in result.counts().items():
+        totals[status] = totals.get(status, 0) + n
+
+
+def _counts_line(totals: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in totals.items())
+
+
+def _summary(ledger: Ledger, totals: dict[str, int]) -> None:
+    out.print(f"this run: {_counts_line(totals)}")
+    table = Table(title="ledger contents by event type")
+    table.add_column("type")
+    table.add_column("events", justify="right")
+    by_type = ledger.counts_by_type()
+    for kind, n in by_type.items():
+        table.add_row(kind, str(n))
+    table.add_row("[bold]total[/]", f"[bold]{sum(by_type.values())}[/]")
+    out.print(table)
+    position, digest = ledger.digest()
+    out.print(f"people: {ledger.people()}")
+    out.print(f"ledger head: position {position}, digest {position}:{digest}")

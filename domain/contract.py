@@ -1,0 +1,783 @@
+"""The published event contract, version 1 (DESIGN.md §4): envelope, data models, errors.
+
+Services publish facts as JSON envelopes. This module is the single place that decides
+whether an envelope is well formed, so every door (HTTP, Kafka, HL7 ADT, the CLI)
+accepts and rejects exactly the same things with the same messages:
+
+* ``parse_envelope`` validates the envelope and its type-specific ``data`` and reports
+  *every* problem at once as a ``ContractError`` whose ``errors`` carry dotted paths
+  (``data.to.setting``), so a publisher can fix a message in one round trip.
+* ``envelope_content`` is what the ledger stores and hashes: the envelope without the
+  NHS number (DESIGN.md §3 rule 5), times in UTC spelled with ``Z``, optional fields
+  that are absent and ones that are ``null`` spelled the same, so idempotency compares
+  meaning rather than spelling.
+* ``data_from_content`` rebuilds the typed data model from stored content.
+
+Every model forbids unknown fields (a typo never passes silently) and is frozen (a
+recorded fact is never edited). Validation is lax where JSON has no native type (ids as
+UUID strings, dates, enum values) and strict where coercion would hide a mistake
+(booleans, numbers and versions sent as strings). Models and validators are built once
+at import; the ledger validates tens of thousands of envelopes per second.
+
+Adding an event type: define its data model below (class name = type name) and add one
+line to ``DATA_MODELS``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Final, Self
+from uuid import UUID
+
+import pydantic_core
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from domain.nhs_number import check_nhs_number
+
+SCHEMA_VERSION: Final = 1
+SUPPORTED_SCHEMA_VERSIONS: Final = frozenset({SCHEMA_VERSION})
+
+# -- vocabularies ---------------------------------------------------------------------
+
+
+class Setting(StrEnum):
+    """Where care happens; also the timeline lane of an event (DESIGN.md §11)."""
+
+    PRIMARY_CARE = "primary_care"
+    ACUTE = "acute"
+    COMMUNITY = "community"
+    MENTAL_HEALTH = "mental_health"
+    SOCIAL_CARE = "social_care"
+    VOLUNTARY = "voluntary"
+    HOME = "home"
+
+
+class CoordinatorRole(StrEnum):
+    """Who may coordinate a person's care (or join their team)."""
+
+    GP = "gp"
+    PRACTICE_NURSE = "practice_nurse"
+    SPECIALIST_NURSE = "specialist_nurse"
+    COMMUNITY_NURSE = "community_nurse"
+    OCCUPATIONAL_THERAPIST = "occupational_therapist"
+    MENTAL_HEALTH_PROFESSIONAL = "mental_health_professional"
+    SOCIAL_WORKER = "social_worker"
+    VOLUNTARY_SECTOR_ADVISER = "voluntary_sector_adviser"
+    OTHER = "other"
+
+
+class RecorderRole(StrEnum):
+    """Who recorded an event: a coordinator role, an administrator, or a system feed."""
+
+    GP = "gp"
+    PRACTICE_NURSE = "practice_nurse"
+    SPECIALIST_NURSE = "specialist_nurse"
+    COMMUNITY_NURSE = "community_nurse"
+    OCCUPATIONAL_THERAPIST = "occupational_therapist"
+    MENTAL_HEALTH_PROFESSIONAL = "mental_health_professional"
+    SOCIAL_WORKER = "social_worker"
+    VOLUNTARY_SECTOR_ADVISER = "voluntary_sector_adviser"
+    OTHER = "other"
+    ADMINISTRATOR = "administrator"
+    SYSTEM = "system"
+
+
+class Criterion(StrEnum):
+    """Why a person was identified for coordinated care (``CaseIdentified``)."""
+
+    MULTIMORBIDITY = "multimorbidity"
+    FRAILTY = "frailty"
+    RECENT_ADMISSIONS = "recent_admissions"
+    MENTAL_HEALTH = "mental_health"
+    SOCIAL_CIRCUMSTANCES = "social_circumstances"
+    END_OF_LIFE = "end_of_life"
+    OTHER = "other"
+
+
+class Priority(StrEnum):
+    """A referral's priority; waits are measured against it."""
+
+    ROUTINE = "routine"
+    URGENT = "urgent"
+    TWO_WEEK_WAIT = "two_week_wait"
+
+
+class AdmissionMethod(StrEnum):
+    """How a person was admitted; readmission counts emergency admissions only."""
+
+    EMERGENCY = "emergency"
+    ELECTIVE = "elective"
+    MATERNITY = "maternity"
+    TRANSFER = "transfer"
+
+
+class DischargeDestination(StrEnum):
+    """Where a person went on discharge; a death is not an index discharge."""
+
+    USUAL_RESIDENCE = "usual_residence"
+    CARE_HOME = "care_home"
+    OTHER_HOSPITAL = "other_hospital"
+    DIED = "died"
+    OTHER = "other"
+
+
+class ContactMode(StrEnum):
+    """How a contact took place."""
+
+    FACE_TO_FACE = "face_to_face"
+    PHONE = "phone"
+    VIDEO = "video"
+    HOME_VISIT = "home_visit"
+
+
+class AgreedWith(StrEnum):
+    """Who a personalised care plan was agreed with."""
+
+    PATIENT = "patient"
+    CARER = "carer"
+    BOTH = "both"
+
+
+class JourneyCloseReason(StrEnum):
+    """Why a journey closed."""
+
+    DIED = "died"
+    MOVED_AWAY = "moved_away"
+    NO_LONGER_NEEDED = "no_longer_needed"
+
+
+# -- field types ----------------------------------------------------------------------
+
+ID_MAX = 100
+TEXT_MAX = 500
+
+# A publisher's identifier (referral, encounter, plan, staff or team code): non-empty,
+# short, surrounding whitespace ignored so " R1" and "R1" are the same referral.
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=ID_MAX)]
+# Short free text (a reason, a ward). Empty text is refused: leave the field out instead.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_MAX)]
+# An ODS-style organisation code, exactly as published (no case folding: a code is a key).
+OdsCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3,10}$")]
+# A JSON number that is a real measurement: no strings, no booleans, no NaN or infinity.
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _date_input(value: Any) -> Any:
+    """Dates travel as ``YYYY-MM-DD`` only, not as timestamps or date-times."""
+    if isinstance(value, str):
+        if _ISO_DATE.fullmatch(value) is None:
+            raise PydanticCustomError("date_format", "Date should be written YYYY-MM-DD")
+        return value
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise PydanticCustomError("date_type", "Date should be a YYYY-MM-DD string")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_date_input)]
+
+
+def _occurred_input(value: Any) -> Any:
+    """Refuse Unix timestamps: the publisher's offset is part of the fact."""
+    if isinstance(value, str | datetime):
+        return value
+    raise PydanticCustomError(
+        "datetime_type", "occurred_at should be an ISO-8601 date-time string with a UTC offset"
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise PydanticCustomError("timezone_aware", "occurred_at must carry a UTC offset")
+    return value
+
+
+def _nhs(value: str) -> str:
+    try:
+        return check_nhs_number(value)
+    except ValueError as exc:
+        raise PydanticCustomError("nhs_number", "{reason}", {"reason": str(exc)}) from None
+
+
+def _known_type(value: str) -> str:
+    if value not in DATA_MODELS:
+        raise PydanticCustomError(
+            "unknown_type",
+            "unknown event type {given}; known types: {known}",
+            {"given": repr(value[:ID_MAX]), "known": ", ".join(EVENT_TYPES)},
+        )
+    return value
+
+
+def _supported_version(value: int) -> int:
+    if value not in SUPPORTED_SCHEMA_VERSIONS:
+        raise PydanticCustomError(
+            "schema_version",
+            "unsupported schema_version {given}; supported: {supported}",
+            {"given": value, "supported": ", ".join(map(str, sorted(SUPPORTED_SCHEMA_VERSIONS)))},
+        )
+    return value
+
+
+# -- shared shapes --------------------------------------------------------------------
+
+FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(BaseModel):
+    """The publishing organisation and system; authorisation checks ``organisation``."""
+
+    model_config = FROZEN
+
+    organisation: OdsCode
+    system: Id
+    setting: Setting
+
+
+class RecordedBy(BaseModel):
+    """The person or feed that recorded the fact at the source."""
+
+    model_config = FROZEN
+
+    id: Id
+    role: RecorderRole
+
+
+class Professional(BaseModel):
+    """A staff member or team (never a patient identifier) who coordinates or helps."""
+
+    model_config = FROZEN
+
+    id: Id
+    role: CoordinatorRole
+    organisation: OdsCode
+    setting: Setting
+
+
+class Goal(BaseModel):
+    """One goal of a personalised care plan, named by the publisher's ``goal_id``."""
+
+    model_config = FROZEN
+
+    goal_id: Id
+    description: Text
+    target_date: Day | None = None
+
+
+class ReferralTarget(BaseModel):
+    """Where a referral was sent."""
+
+    model_config = FROZEN
+
+    organisation: OdsCode
+    service: Text
+    setting: Setting
+
+
+class ContactWith(BaseModel):
+    """The professional a contact was with."""
+
+    model_config = FROZEN
+
+    id: Id
+    role: CoordinatorRole
+    organisation: OdsCode
+
+
+def _unique_goal_ids(goals: tuple[Goal, ...] | None, field: str) -> None:
+    """Two goals with one id in the same list would make later revisions ambiguous."""
+    if not goals:
+        return
+    seen: set[str] = set()
+    for goal in goals:
+        if goal.goal_id in seen:
+            raise PydanticCustomError(
+                "duplicate_goal_id",
+                "{field} names goal_id {goal_id} more than once",
+                {"field": field, "goal_id": repr(goal.goal_id)},
+            )
+        seen.add(goal.goal_id)
+
+
+# -- one data model per event type ----------------------------------------------------
+
+
+class PatientRegistered(BaseModel):
+    """Opens the journey; the practice is the default coordinator."""
+
+    model_config = FROZEN
+
+    practice: OdsCode
+    gp_id: Id | None = None
+
+
+class CaseIdentified(BaseModel):
+    """The person was identified for coordinated care (the cohort of the measures)."""
+
+    model_config = FROZEN
+
+    criteria: tuple[Criterion, ...] = Field(min_length=1)
+    risk_score: Annotated[Number, Field(ge=0, le=1)] | None = None
+
+
+class ReferralMade(BaseModel):
+    model_config = FROZEN
+
+    referral_id: Id
+    to: ReferralTarget
+    priority: Priority
+    reason: Text | None = None
+
+
+class ReferralAccepted(BaseModel):
+    model_config = FROZEN
+
+    referral_id: Id
+
+
+class ReferralDeclined(BaseModel):
+    model_config = FROZEN
+
+    referral_id: Id
+    reason: Text
+
+
+class FirstContactMade(BaseModel):
+    """The referral's clock stops."""
+
+    model_config = FROZEN
+
+    referral_id: Id
+
+
+class CoordinatorAssigned(BaseModel):
+    """First assignment of a named coordinator, or one after a gap."""
+
+    model_config = FROZEN
+
+    coordinator: Professional
+    reason: Text | None = None
+
+
+class CoordinatorHandedOff(BaseModel):
+    """Coordination passes on; ``from_id`` is as reported, checked only as data quality."""
+
+    model_config = FROZEN
+
+    from_id: Id
+    to: Professional
+    reason: Text | None = None
+
+
+class CoordinatorReleased(BaseModel):
+    """Coordination ends with no successor."""
+
+    model_config = FROZEN
+
+    coordinator_id: Id
+    reason: Text | None = None
+
+
+class Admitted(BaseModel):
+    model_config = FROZEN
+
+    encounter_id: Id
+    hospital: OdsCode
+    ward: Text | None = None
+    method: AdmissionMethod
+
+
+class Transferred(BaseModel):
+    model_config = FROZEN
+
+    encounter_id: Id
+    from_location: Text
+    to_location: Text
+
+
+class Discharged(BaseModel):
+    model_config = FROZEN
+
+    encounter_id: Id
+    destination: DischargeDestination
+
+
+class AdmissionCancelled(BaseModel):
+    """HL7 A11: voids the latest uncancelled admission of the encounter."""
+
+    model_config = FROZEN
+
+    encounter_id: Id
+
+
+class TransferCancelled(BaseModel):
+    """HL7 A12: voids the latest uncancelled transfer of the encounter."""
+
+    model_config = FROZEN
+
+    encounter_id: Id
+
+
+class DischargeCancelled(BaseModel):
+    """HL7 A13: voids the latest uncancelled discharge of the encounter."""
+
+    model_config = FROZEN
+
+    encounter_id: Id
+
+
+class ContactRecorded(BaseModel):
+    """A contact with a professional; its own ``setting`` is its timeline lane.
+
+    The JSON field is ``with`` (a Python keyword), held as ``with_`` and always
+    serialised by its alias.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        validate_by_alias=True,
+        validate_by_name=True,
+        serialize_by_alias=True,
+    )
+
+    setting: Setting
+    mode: ContactMode
+    with_: ContactWith = Field(alias="with")
+
+
+class CarePlanAgreed(BaseModel):
+    model_config = FROZEN
+
+    plan_id: Id
+    goals: tuple[Goal, ...]
+    agreed_with: AgreedWith
+    review_due: Day
+
+    @model_validator(mode="after")
+    def _goal_ids_unique(self) -> Self:
+        _unique_goal_ids(self.goals, "goals")
+        return self
+
+
+class CarePlanRevised(BaseModel):
+    """A change to a plan's goals; a revision that changes nothing is a mistake."""
+
+    model_config = FROZEN
+
+    plan_id: Id
+    added: tuple[Goal, ...] | None = None
+    changed: tuple[Goal, ...] | None = None
+    achieved: tuple[Id, ...] | None = None
+    dropped: tuple[Id, ...] | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if not (self.added or self.changed or self.achieved or self.dropped):
+            raise PydanticCustomError(
+                "empty_revision",
+                "a revision needs at least one of added, changed, achieved or dropped",
+            )
+        _unique_goal_ids(self.added, "added")
+        _unique_goal_ids(self.changed, "changed")
+        return self
+
+
+class CarePlanReviewed(BaseModel):
+    model_config = FROZEN
+
+    plan_id: Id
+    next_review_due: Day
+
+
+class CarePlanClosed(BaseModel):
+    model_config = FROZEN
+
+    plan_id: Id
+    reason: Text | None = None
+
+
+class CareTeamMemberJoined(BaseModel):
+    model_config = FROZEN
+
+    member: Professional
+
+
+class CareTeamMemberLeft(BaseModel):
+    model_config = FROZEN
+
+    member_id: Id
+    reason: Text | None = None
+
+
+class CarerRecorded(BaseModel):
+    """A carer (by the publisher's id, never their name) and their consent to share."""
+
+    model_config = FROZEN
+
+    carer_id: Id
+    relationship: Text | None = None
+    consent_to_share: Annotated[bool, Strict()]
+
+
+class OutcomeRecorded(BaseModel):
+    """A score on a named instrument (e.g. ``P3CEQ``, ``EQ-5D-5L``), with item scores."""
+
+    model_config = FROZEN
+
+    instrument: Id
+    score: Number
+    items: dict[Id, Number] | None = None
+
+
+class JourneyClosed(BaseModel):
+    model_config = FROZEN
+
+    reason: JourneyCloseReason
+
+
+class EventRetracted(BaseModel):
+    """Names an event entered in error; the ledger checks it exists for this person."""
+
+    model_config = FROZEN
+
+    retracted_event_id: UUID
+    reason: Text
+
+
+# The registry: event type name -> data model. Adding a type is one line here.
+DATA_MODELS: dict[str, type[BaseModel]] = {
+    model.__name__: model
+    for model in (
+        PatientRegistered,
+        CaseIdentified,
+        ReferralMade,
+        ReferralAccepted,
+        ReferralDeclined,
+        FirstContactMade,
+        CoordinatorAssigned,
+        CoordinatorHandedOff,
+        CoordinatorReleased,
+        Admitted,
+        Transferred,
+        Discharged,
+        AdmissionCancelled,
+        TransferCancelled,
+        DischargeCancelled,
+        ContactRecorded,
+        CarePlanAgreed,
+        CarePlanRevised,
+        CarePlanReviewed,
+        CarePlanClosed,
+        CareTeamMemberJoined,
+        CareTeamMemberLeft,
+        CarerRecorded,
+        OutcomeRecorded,
+        JourneyClosed,
+        EventRetracted,
+    )
+}
+EVENT_TYPES: tuple[str, ...] = tuple(sorted(DATA_MODELS))
+
+
+# -- the envelope ---------------------------------------------------------------------
+
+
+class _Unchecked(BaseModel):
+    """Stands in for ``data`` while ``parse_envelope`` checks the envelope fields, when
+    the data has already failed (or cannot be checked), so its errors are not doubled."""
+
+    model_config = FROZEN
+
+
+_UNCHECKED: Final = _Unchecked()
+
+
+class Envelope(BaseModel):
+    """One published fact: who it is about, when it occurred, who reported it, and its
+    type-specific ``data`` (an instance of ``DATA_MODELS[type]``).
+
+    Build envelopes with ``parse_envelope``, which reports data errors by path;
+    constructing ``Envelope`` directly also validates, but summarises data errors.
+    """
+
+    model_config = FROZEN
+
+    event_id: UUID
+    type: Annotated[str, AfterValidator(_known_type)]
+    schema_version: Annotated[int, Strict(), AfterValidator(_supported_version)]
+    nhs_number: Annotated[str, AfterValidator(_nhs)]
+    occurred_at: Annotated[datetime, BeforeValidator(_occurred_input), AfterValidator(_aware)]
+    source: Source
+    recorded_by: RecordedBy | None = None
+    data: SerializeAsAny[BaseModel]
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _typed_data(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is _UNCHECKED:
+            return value
+        model = DATA_MODELS.get(info.data.get("type", ""))
+        if model is None:
+            raise PydanticCustomError("data_unchecked", "cannot be checked without a known type")
+        if isinstance(value, model):
+            return value
+        if isinstance(value, BaseModel):
+            raise PydanticCustomError(
+                "data_model",
+                "a {given} cannot be the data of a {type} event",
+                {"given": type(value).__name__, "type": model.__name__},
+            )
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            raise PydanticCustomError(
+                "data_invalid", "{errors}", {"errors": str(_contract_error(exc, "data"))}
+            ) from None
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem: ``loc`` is a dotted path into the envelope (``data.goals.0.goal_id``;
+    empty for the document as a whole), ``msg`` says what is wrong."""
+
+    loc: str
+    msg: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"loc": self.loc, "msg": self.msg}
+
+
+class ContractError(ValueError):
+    """An envelope that breaks the contract, with every problem found."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(f"{e.loc}: {e.msg}" if e.loc else e.msg for e in self.errors))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.errors,))
+
+
+def _dotted(loc: tuple[int | str, ...], prefix: str) -> str:
+    parts = [prefix] if prefix else []
+    parts.extend(str(part) for part in loc)
+    return ".".join(parts)
+
+
+def _field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
+    # include_input/url off: messages never echo values (an NHS number, for one).
+    return [
+        FieldError(_dotted(e["loc"], prefix), e["msg"])
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def _contract_error(exc: ValidationError, prefix: str = "") -> ContractError:
+    return ContractError(_field_errors(exc, prefix))
+
+
+# -- parsing --------------------------------------------------------------------------
+
+
+def _load(raw: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
+    if isinstance(raw, str | bytes | bytearray):
+        try:
+            raw = pydantic_core.from_json(raw)
+        except ValueError as exc:
+            raise ContractError([FieldError("", f"not valid JSON: {exc}")]) from None
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, Mapping):
+        return dict(raw)
+    kind = "an array" if isinstance(raw, list) else type(raw).__name__
+    raise ContractError([FieldError("", f"an envelope must be a JSON object, not {kind}")])
+
+
+def parse_envelope(raw: Mapping[str, Any] | str | bytes) -> Envelope:
+    """The validated envelope, or a ContractError listing every problem found.
+
+    ``data`` is checked against the model of ``type`` whenever the type is known, even
+    when envelope fields are wrong too; it is not checked when ``schema_version`` names
+    another version (its data would follow other rules).
+    """
+    obj = _load(raw)
+    errors: list[FieldError] = []
+    kind = obj.get("type")
+    model = DATA_MODELS.get(kind) if isinstance(kind, str) else None
+    fields = dict(obj)
+    if "data" in obj:
+        version = obj.get("schema_version")
+        other_version = isinstance(version, int) and version not in SUPPORTED_SCHEMA_VERSIONS
+        fields["data"] = _UNCHECKED
+        if model is not None and not other_version:
+            try:
+                fields["data"] = model.model_validate(obj["data"])
+            except ValidationError as exc:
+                errors = _field_errors(exc, "data")
+    try:
+        envelope = Envelope.model_validate(fields)
+    except ValidationError as exc:
+        # Envelope-field errors first, in field order, then the data's.
+        raise ContractError(_field_errors(exc) + errors) from None
+    if errors:
+        raise ContractError(errors)
+    return envelope
+
+
+def data_from_content(type: str, data: Mapping[str, Any]) -> BaseModel:
+    """The typed data model of a stored event, from its stored ``data``."""
+    model = DATA_MODELS.get(type)
+    if model is None:
+        raise ContractError([FieldError("type", f"unknown event type {type!r}")])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _contract_error(exc, "data") from None
+
+
+# -- stored content -------------------------------------------------------------------
+
+
+def utc_text(moment: datetime) -> str:
+    """One spelling per instant: UTC, ``Z``, microseconds only when non-zero."""
+    text = moment.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def envelope_content(env: Envelope) -> dict[str, Any]:
+    """The JSON-ready content the ledger stores and hashes: no NHS number, UTC times,
+    absent and null optional data fields alike (both left out)."""
+    return {
+        "event_id": str(env.event_id),
+        "type": env.type,
+        "schema_version": env.schema_version,
+        "occurred_at": utc_text(env.occurred_at),
+        "source": env.source.model_dump(mode="json"),
+        "recorded_by": (
+            None if env.recorded_by is None else env.recorded_by.model_dump(mode="json")
+        ),
+        "data": env.data.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }

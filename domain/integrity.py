@@ -1,0 +1,165 @@
+"""Tamper evidence: the canonical form of a recorded event and its hash chain.
+
+Canonical form: RFC 8785 (JSON Canonicalization Scheme) of the JSON object
+
+    {"position", "patient_id", "version", "recorded_at", "prev_hash", "event"}
+
+where ``event`` is the envelope content the ledger stored (``contract.envelope_content``:
+no NHS number, times in UTC with ``Z``). ``hash = sha256(canonical).hexdigest()``.
+``prev_hash`` is the hash of the same person's previous event (``null`` for the
+first), so altering, removing or re-ordering any event breaks every later link; the
+position and the ledger clock are inside the hash, so moving an event in the global
+order is caught too. The patient id, never the NHS number, is hashed: a hash over a
+10-digit number could be reversed by brute force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import rfc8785
+
+
+def utc_text(moment: datetime) -> str:
+    """One spelling per instant, so ``Z`` and ``+00:00`` hash the same."""
+    text = moment.astimezone(UTC).isoformat()
+    if text.endswith("+00:00"):
+        text = text[:-6] + "Z"
+    return text
+
+
+def canonical(value: Mapping[str, Any]) -> bytes:
+    return rfc8785.dumps(value)
+
+
+def content_hash(content: Mapping[str, Any]) -> str:
+    """Idempotency fingerprint: equal for two envelopes with the same canonical content."""
+    return hashlib.sha256(canonical(content)).hexdigest()
+
+
+def chain_hash(
+    *,
+    position: int,
+    patient_id: UUID,
+    version: int,
+    recorded_at: datetime,
+    prev_hash: str | None,
+    event: Mapping[str, Any],
+) -> str:
+    body = {
+        "position": position,
+        "patient_id": str(patient_id),
+        "version": version,
+        "recorded_at": utc_text(recorded_at),
+        "prev_hash": prev_hash,
+        "event": event,
+    }
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """What verification needs of one stored event (content as read back from storage)."""
+
+    position: int
+    event_id: UUID
+    patient_id: UUID
+    version: int
+    recorded_at: datetime
+    hash: str
+    prev_hash: str | None
+    event: Mapping[str, Any] | None  # None: the stored event itself is missing
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    """The first broken link of a chain, named so an auditor can find it."""
+
+    patient_id: UUID
+    event_id: UUID | None
+    position: int | None
+    reason: str
+    expected: str | None = None
+    found: str | None = None
+
+    def describe(self) -> str:
+        where = f"event {self.event_id} at position {self.position}"
+        if self.event_id is None:
+            where = f"person {self.patient_id}"
+        text = f"{where}: {self.reason}"
+        if self.expected is not None or self.found is not None:
+            text += f" (expected {self.expected}, found {self.found})"
+        return text
+
+
+def first_break(
+    patient_id: UUID,
+    links: Iterable[ChainLink],
+    head: tuple[int, str] | None,
+) -> Break | None:
+    """Recompute one person's chain in version order; report the first broken link.
+
+    ``head`` is the separately kept (version, hash) of the person's last event, so
+    deleting the last event (which leaves a shorter but internally valid chain) is
+    caught as well.
+    """
+    prev_hash: str | None = None
+    last: ChainLink | None = None
+    for expected_version, link in enumerate(links, start=1):
+        if link.version != expected_version:
+            return Break(
+                patient_id, link.event_id, link.position, "version sequence broken",
+                str(expected_version), str(link.version),
+            )
+        if link.event is None:
+            return Break(
+                patient_id, link.event_id, link.position, "stored event missing"
+            )
+        if link.prev_hash != prev_hash:
+            return Break(
+                patient_id, link.event_id, link.position, "previous-hash link broken",
+                prev_hash, link.prev_hash,
+            )
+        recomputed = chain_hash(
+            position=link.position,
+            patient_id=link.patient_id,
+            version=link.version,
+            recorded_at=link.recorded_at,
+            prev_hash=prev_hash,
+            event=link.event,
+        )
+        if recomputed != link.hash:
+            return Break(
+                patient_id, link.event_id, link.position,
+                "content does not match its hash", link.hash, recomputed,
+            )
+        prev_hash = link.hash
+        last = link
+    found = (last.version, last.hash) if last else None
+    if head != found:
+        return Break(
+            patient_id,
+            last.event_id if last else None,
+            last.position if last else None,
+            "chain head does not match the last event",
+            f"version {head[0]} hash {head[1]}" if head else "no events",
+            f"version {found[0]} hash {found[1]}" if found else "no events",
+        )
+    return None
+
+
+def head_digest(heads: Iterable[tuple[UUID, int, str]]) -> str:
+    """One digest over every person's head (sorted by patient id) at a ledger position.
+
+    An auditor who saves ``POSITION:DIGEST`` can later ask ``verify --expect`` whether
+    the ledger up to that position is still exactly what it was.
+    """
+    digest = hashlib.sha256()
+    for patient_id, version, hash_ in heads:
+        digest.update(f"{patient_id}:{version}:{hash_}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,132 @@
+"""One person's journey: the event stream the ledger appends to, and how it is read back.
+
+Each person (by opaque ``patient_id``) is one ``Journey`` aggregate of the
+``eventsourcing`` library. Every fact a service reports becomes one aggregate event
+carrying the envelope content. The ledger never replays a stream to append to it: the
+recorder assigns each new event the next version of its person under the write lock
+(see ``domain/recorder.py``), so concurrent writers to one person never collide, and the
+library's (originator_id, version) primary key still guards the sequence.
+
+``RecordedEvent`` is the single typed input of every fold, replay and ``history``:
+the ledger index row plus the stored content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+
+class Journey(Aggregate):
+    """The facts recorded about one person, in the order the ledger recorded them."""
+
+    def __init__(self) -> None:
+        self.event_ids: list[str] = []
+        self.types: list[str] = []
+
+    @property
+    def closed(self) -> bool:
+        return "JourneyClosed" in self.types
+
+    class Recorded(Aggregate.Event):
+        """A fact reported by a service, exactly as validated (no NHS number)."""
+
+        event_id: str
+        type: str
+        schema_version: int
+        occurred_at: str
+        source: dict[str, Any]
+        recorded_by: dict[str, Any] | None
+        data: dict[str, Any]
+
+        def mutate(self, aggregate: Journey | None) -> Journey | None:
+            """The first fact of a stream opens the journey (there is no separate
+            "created" event: a person's stream starts with whatever was reported first)."""
+            if aggregate is None:
+                aggregate = Journey.__new__(Journey)
+                aggregate.__base_init__(self.originator_id, 0, self.timestamp)
+                aggregate.__init__()  # type: ignore[misc]
+            return super().mutate(aggregate)
+
+        def apply(self, aggregate: Journey) -> None:
+            aggregate.event_ids.append(self.event_id)
+            aggregate.types.append(self.type)
+
+        def content(self) -> dict[str, Any]:
+            """The envelope content this event was built from (what is hashed)."""
+            return {
+                "event_id": self.event_id,
+                "type": self.type,
+                "schema_version": self.schema_version,
+                "occurred_at": self.occurred_at,
+                "source": self.source,
+                "recorded_by": self.recorded_by,
+                "data": self.data,
+            }
+
+
+def journey_event(
+    patient_id: UUID, version: int, content: dict[str, Any], timestamp: datetime
+) -> Journey.Recorded:
+    """The aggregate event for one envelope's content (the version is provisional until
+    the recorder places it after the person's head)."""
+    return Journey.Recorded(
+        originator_id=patient_id,
+        originator_version=version,
+        timestamp=timestamp,
+        event_id=content["event_id"],
+        type=content["type"],
+        schema_version=content["schema_version"],
+        occurred_at=content["occurred_at"],
+        source=content["source"],
+        recorded_by=content["recorded_by"],
+        data=content["data"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """One recorded fact with both clocks, its ledger position and its chain hashes."""
+
+    position: int
+    event_id: UUID
+    patient_id: UUID
+    version: int
+    type: str
+    schema_version: int
+    occurred_at: datetime
+    recorded_at: datetime
+    source: dict[str, Any]
+    recorded_by: dict[str, Any] | None
+    data: dict[str, Any]
+    hash: str
+    prev_hash: str | None
+
+    @property
+    def setting(self) -> str:
+        """The timeline lane: the source's setting, except a contact's own setting."""
+        if self.type == "ContactRecorded" and "setting" in self.data:
+            return str(self.data["setting"])
+        return str(self.source["setting"])
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form for HTTP and CLI output."""
+        return {
+            "position": self.position,
+            "event_id": str(self.event_id),
+            "patient_id": str(self.patient_id),
+            "version": self.version,
+            "type": self.type,
+            "schema_version": self.schema_version,
+            "occurred_at": self.occurred_at.isoformat(),
+            "recorded_at": self.recorded_at.isoformat(),
+            "source": self.source,
+            "recorded_by": self.recorded_by,
+            "data": self.data,
+            "hash": self.hash,
+            "prev_hash": self.prev_hash,
+        }

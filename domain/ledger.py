@@ -1,0 +1,511 @@
+"""The ledger application: validated, idempotent, chained batch appends, and reading back.
+
+Batch semantics (documented in the README): every item is judged on its own. Valid new
+events are recorded together in one transaction; an invalid item is reported as
+``rejected`` with its index and field errors and does not stop the others; a repeated
+``event_id`` with the same canonical content is a ``duplicate`` reporting the original
+position; the same ``event_id`` with other content is a ``conflict``. Nothing is ever
+half-applied: either all the batch's recordable events commit, or none do and the call
+raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
+from psycopg import Connection, Cursor
+from psycopg.rows import DictRow
+
+from domain import identity
+from domain.contract import ContractError, Envelope, FieldError, envelope_content, parse_envelope
+from domain.database import library_env, migrate, resolve_url
+from domain.integrity import Break, ChainLink, content_hash, first_break, head_digest
+from domain.journey import Journey, RecordedEvent, journey_event
+from domain.recorder import LedgerRecorder, LedgerWrite, PendingEvent
+from domain.settings import Settings, get_settings
+
+Status = Literal["recorded", "duplicate", "conflict", "rejected"]
+RawEnvelope = Mapping[str, Any] | str | bytes
+ExtraWrite = Callable[[Cursor[DictRow]], None]
+
+APPEND_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The outcome of one batch item; the same shape serves HTTP, ``ingest`` and DLQ."""
+
+    index: int
+    event_id: str | None
+    status: Status
+    position: int | None = None
+    errors: tuple[FieldError, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "event_id": self.event_id}
+        out["status"] = self.status
+        if self.position is not None:
+            out["position"] = self.position
+        if self.errors:
+            out["errors"] = [{"loc": e.loc, "msg": e.msg} for e in self.errors]
+        return out
+
+    def reason(self) -> str:
+        return "; ".join(f"{e.loc}: {e.msg}" if e.loc else e.msg for e in self.errors)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    items: list[ItemResult] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out = {"recorded": 0, "duplicate": 0, "conflict": 0, "rejected": 0}
+        for item in self.items:
+            out[item.status] += 1
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Valid:
+    """An item that passed the contract, waiting to be placed."""
+
+    index: int
+    envelope: Envelope
+    content: dict[str, Any]
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    people: int
+    events: int
+    breaks: list[Break]
+    position: int
+    digest: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+
+class Ledger(Application[UUID]):
+    """The care-journey ledger (stored-events table ``journeys_events``)."""
+
+    name = "Journeys"
+
+    def __init__(self, database_url: str, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.database_url = database_url
+        env = library_env(database_url)
+        env["APPLICATION_RECORDER_TOPIC"] = f"{LedgerRecorder.__module__}:LedgerRecorder"
+        env.setdefault("POSTGRES_POOL_SIZE", "4")
+        super().__init__(env=env)
+        assert isinstance(self.recorder, LedgerRecorder)
+        self.store: LedgerRecorder = self.recorder
+        with self.connection() as conn:
+            migrate(conn)
+
+    # -- connections -------------------------------------------------------------------
+
+    def connection(self) -> Any:
+        """A pooled connection (dict rows) from the library's datastore."""
+        return self.store.datastore.get_connection()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def append(self, item: RawEnvelope, **kwargs: Any) -> ItemResult:
+        return self.append_batch([item], **kwargs).items[0]
+
+    def append_batch(
+        self,
+        items: Sequence[RawEnvelope],
+        *,
+        allowed_organisations: Collection[str] | None = None,
+        trackings: Sequence[Tracking] = (),
+        extra_writes: Sequence[ExtraWrite] = (),
+    ) -> BatchResult:
+        """Validate every item, then record all valid new events in one transaction.
+
+        ``allowed_organisations`` (a publisher's ODS codes) refuses other sources;
+        ``trackings`` and ``extra_writes`` commit in the same transaction as the events
+        (Kafka offsets and rejection rows), and are written even if nothing is recorded.
+        """
+        results: dict[int, ItemResult] = {}
+        valid = self._validate(items, allowed_organisations, results)
+        for attempt in range(APPEND_ATTEMPTS):
+            try:
+                placed = self._place(valid, results, trackings, extra_writes)
+                break
+            except IntegrityError:
+                # A racing writer took a version or an event id first: judge again.
+                if attempt == APPEND_ATTEMPTS - 1:
+                    raise
+        results.update(placed)
+        return BatchResult([results[i] for i in range(len(items))])
+
+    def _validate(
+        self,
+        items: Sequence[RawEnvelope],
+        allowed: Collection[str] | None,
+        results: dict[int, ItemResult],
+    ) -> list[_Valid]:
+        valid: list[_Valid] = []
+        horizon = datetime.now(UTC) + self.settings.future_tolerance
+        for index, raw in enumerate(items):
+            try:
+                env = parse_envelope(raw)
+            except ContractError as exc:
+                results[index] = ItemResult(index, _raw_event_id(raw), "rejected",
+                                            errors=tuple(exc.errors))
+                continue
+            problem: FieldError | None = None
+            if allowed is not None and env.source.organisation not in allowed:
+                problem = FieldError(
+                    "source.organisation",
+                    f"not authorised to publish for organisation {env.source.organisation}",
+                )
+            elif env.occurred_at > horizon:
+                problem = FieldError(
+                    "occurred_at",
+                    f"in the future: more than {self.settings.future_tolerance} after now",
+                )
+            if problem is not None:
+                results[index] = ItemResult(index, str(env.event_id), "rejected",
+                                            errors=(problem,))
+                continue
+            content = envelope_content(env)
+            valid.append(_Valid(index, env, content, content_hash(content)))
+        return valid
+
+    def _place(
+        self,
+        valid: list[_Valid],
+        results: dict[int, ItemResult],
+        trackings: Sequence[Tracking],
+        extra_writes: Sequence[ExtraWrite],
+    ) -> dict[int, ItemResult]:
+        """Dedupe, check retractions, assign versions, write; returns the items' results."""
+        out: dict[int, ItemResult] = {}
+        with self.connection() as conn:
+            patient_ids = identity.resolve(conn, (v.envelope.nhs_number for v in valid))
+            existing = _existing_events(conn, [v.envelope.event_id for v in valid]
+                                        + _retraction_targets(valid))
+        seen: dict[UUID, tuple[_Valid, UUID]] = {}  # event id -> first item, its person
+        to_record: list[tuple[_Valid, UUID]] = []
+        for v in valid:
+            env = v.envelope
+            patient = patient_ids[env.nhs_number]
+            event_id = env.event_id
+            prior = existing.get(event_id)
+            if prior is not None:
+                same = prior["content_hash"] == v.content_hash and prior["patient_id"] == patient
+                out[v.index] = ItemResult(
+                    v.index, str(event_id), "duplicate" if same else "conflict",
+                    position=prior["position"],
+                    errors=() if same else (_conflict(prior["patient_id"] != patient),),
+                )
+                continue
+            if event_id in seen:
+                first, first_patient = seen[event_id]
+                same = first.content_hash == v.content_hash and first_patient == patient
+                out[v.index] = ItemResult(
+                    v.index, str(event_id), "duplicate" if same else "conflict",
+                    errors=() if same else (_conflict(first_patient != patient),),
+                )
+                continue
+            if env.type == "EventRetracted":
+                problem = _retraction_problem(env, patient, existing, seen)
+                if problem is not None:
+                    out[v.index] = ItemResult(v.index, str(event_id), "rejected",
+                                              errors=(problem,))
+                    continue
+            seen[event_id] = (v, patient)
+            to_record.append((v, patient))
+        write = self._write(to_record, trackings, extra_writes)
+        by_event = {}
+        for (v, _), position in zip(to_record, write.positions, strict=True):
+            by_event[v.envelope.event_id] = position
+            out[v.index] = ItemResult(v.index, str(v.envelope.event_id), "recorded",
+                                      position=position)
+        for index, item in list(out.items()):
+            if item.status == "duplicate" and item.position is None:
+                position = by_event[UUID(item.event_id)] if item.event_id else None
+                out[index] = ItemResult(index, item.event_id, "duplicate", position=position)
+        return out
+
+    def _write(
+        self,
+        to_record: list[tuple[_Valid, UUID]],
+        trackings: Sequence[Tracking],
+        extra_writes: Sequence[ExtraWrite],
+    ) -> LedgerWrite:
+        now = datetime.now(UTC)
+        versions: dict[UUID, int] = {}  # provisional: the recorder places them after the head
+        events: list[Journey.Recorded] = []
+        pending: list[PendingEvent] = []
+        for v, patient in to_record:
+            version = versions.get(patient, 0) + 1
+            versions[patient] = version
+            events.append(journey_event(patient, version, v.content, now))
+            env = v.envelope
+            pending.append(PendingEvent(
+                env.event_id, patient, env.type, env.occurred_at,
+                env.source.organisation, v.content_hash, v.content,
+            ))
+        write = LedgerWrite(pending)
+        self.save(*events, ledger_write=write, trackings=trackings, extra_writes=extra_writes)
+        return write
+
+    # -- identity ----------------------------------------------------------------------
+
+    def patient_id(self, nhs_number: str) -> UUID | None:
+        with self.connection() as conn:
+            return identity.lookup(conn, nhs_number)
+
+    def erase(self, nhs_number: str) -> UUID | None:
+        with self.connection() as conn:
+            return identity.erase(conn, nhs_number)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def history(
+        self, patient_id: UUID, *, known_at: datetime | None = None
+    ) -> list[RecordedEvent]:
+        """The person's recorded events in ledger order, optionally as known at a time."""
+        query = SELECT_RECORDED + " WHERE l.patient_id = %s"
+        params: list[Any] = [patient_id]
+        if known_at is not None:
+            query += " AND l.recorded_at <= %s"
+            params.append(known_at)
+        with self.connection() as conn:
+            rows = conn.execute(query + " ORDER BY l.version", params).fetchall()
+        return [self._recorded(r) for r in rows]
+
+    def read_log(self, after: int, limit: int) -> list[RecordedEvent]:
+        """Events after a position in position order (gaps in positions are normal)."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                SELECT_RECORDED + " WHERE l.position > %s ORDER BY l.position LIMIT %s",
+                (after, limit),
+            ).fetchall()
+        return [self._recorded(r) for r in rows]
+
+    def event_status(self, event_id: UUID) -> dict[str, Any] | None:
+        with self.connection() as conn:
+            return conn.execute(
+                "SELECT position, patient_id, type, occurred_at, recorded_at,"
+                " source_organisation, hash FROM ledger_events WHERE event_id = %s",
+                (event_id,),
+            ).fetchone()
+
+    def head_position(self) -> int:
+        with self.connection() as conn:
+            row = conn.execute("SELECT coalesce(max(position), 0) AS p FROM ledger_events")
+            return int(row.fetchone()["p"])
+
+    def counts_by_type(self) -> dict[str, int]:
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT type, count(*) AS n FROM ledger_events GROUP BY type ORDER BY type"
+            ).fetchall()
+        return {r["type"]: r["n"] for r in rows}
+
+    def people(self) -> int:
+        with self.connection() as conn:
+            return int(conn.execute("SELECT count(*) AS n FROM ledger_heads").fetchone()["n"])
+
+    def _recorded(self, row: Mapping[str, Any]) -> RecordedEvent:
+        event = self._decode(row)
+        return RecordedEvent(
+            position=row["position"],
+            event_id=row["event_id"],
+            patient_id=row["patient_id"],
+            version=row["version"],
+            type=event.type,
+            schema_version=event.schema_version,
+            occurred_at=datetime.fromisoformat(event.occurred_at),
+            recorded_at=row["recorded_at"],
+            source=event.source,
+            recorded_by=event.recorded_by,
+            data=event.data,
+            hash=row["hash"],
+            prev_hash=row["prev_hash"],
+        )
+
+    def _decode(self, row: Mapping[str, Any]) -> Journey.Recorded:
+        stored = StoredEvent(row["patient_id"], row["version"], row["topic"], bytes(row["state"]))
+        event = self.mapper.to_domain_event(stored)
+        assert isinstance(event, Journey.Recorded)
+        return event
+
+    # -- integrity ---------------------------------------------------------------------
+
+    def verify(self, patient_id: UUID) -> Break | None:
+        """Recompute one person's chain from storage; the first broken link or None."""
+        with self.connection() as conn:
+            return self._verify_person(conn, patient_id)
+
+    def verify_all(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
+        """Every person's chain, plus every stored event having its index row."""
+        breaks: list[Break] = []
+        events = 0
+        with self.connection() as conn:
+            people = [r["patient_id"] for r in conn.execute(
+                "SELECT patient_id FROM ledger_heads UNION "
+                "SELECT DISTINCT patient_id FROM ledger_events ORDER BY 1").fetchall()]
+            for patient in people:
+                found = self._verify_person(conn, patient)
+                if found is not None:
+                    breaks.append(found)
+                if progress is not None:
+                    progress(1)
+            orphans = conn.execute(
+                f"SELECT s.originator_id, s.originator_version, s.notification_id"
+                f" FROM {self.store.events_table_name} s LEFT JOIN ledger_events l"
+                " ON l.position = s.notification_id WHERE l.position IS NULL LIMIT 10"
+            ).fetchall()
+            for o in orphans:
+                breaks.append(Break(o["originator_id"], None, o["notification_id"],
+                                    f"stored event version {o['originator_version']} "
+                                    "has no ledger index row"))
+            events = int(conn.execute("SELECT count(*) AS n FROM ledger_events")
+                         .fetchone()["n"])
+        position, digest = self.digest()
+        return VerifyReport(len(people), events, breaks, position, digest)
+
+    def _verify_person(self, conn: Connection[DictRow], patient_id: UUID) -> Break | None:
+        rows = conn.execute(
+            SELECT_RECORDED.replace(" JOIN ", " LEFT JOIN ")
+            + " WHERE l.patient_id = %s ORDER BY l.version",
+            (patient_id,),
+        ).fetchall()
+        head = conn.execute(
+            "SELECT version, hash FROM ledger_heads WHERE patient_id = %s", (patient_id,)
+        ).fetchone()
+        links = []
+        for row in rows:
+            content = None
+            if row["state"] is not None:
+                event = self._decode(row)
+                content = event.content()
+                mismatch = _index_mismatch(row, content)
+                if mismatch:
+                    return Break(patient_id, row["event_id"], row["position"],
+                                 f"index row disagrees with stored content: {mismatch}")
+            links.append(ChainLink(
+                row["position"], row["event_id"], patient_id, row["version"],
+                row["recorded_at"], row["hash"], row["prev_hash"], content,
+            ))
+        return first_break(patient_id, links, (head["version"], head["hash"]) if head else None)
+
+    def digest(self, at_position: int | None = None) -> tuple[int, str]:
+        """The ledger's head digest at a position (default: now), as ``(position, hex)``."""
+        with self.connection() as conn:
+            if at_position is None:
+                at_position = int(conn.execute(
+                    "SELECT coalesce(max(position), 0) AS p FROM ledger_events"
+                ).fetchone()["p"])
+            rows = conn.execute(
+                "SELECT DISTINCT ON (patient_id) patient_id, version, hash FROM ledger_events"
+                " WHERE position <= %s ORDER BY patient_id, version DESC",
+                (at_position,),
+            )
+            heads: Iterator[tuple[UUID, int, str]] = (
+                (r["patient_id"], r["version"], r["hash"]) for r in rows
+            )
+            return at_position, head_digest(heads)
+
+
+SELECT_RECORDED = (
+    "SELECT l.position, l.event_id, l.patient_id, l.version, l.type, l.occurred_at,"
+    " l.recorded_at, l.source_organisation, l.content_hash, l.hash, l.prev_hash,"
+    " s.topic, s.state"
+    " FROM ledger_events l JOIN journeys_events s"
+    " ON s.originator_id = l.patient_id AND s.originator_version = l.version"
+)
+
+
+def open_ledger(settings: Settings | None = None) -> Ledger:
+    """The ledger on the configured server, or on the embedded one (DESIGN.md §7)."""
+    settings = settings or get_settings()
+    url = resolve_url(settings.database_url, settings.data_dir)
+    return Ledger(url, settings)
+
+
+def _raw_event_id(raw: RawEnvelope) -> str | None:
+    """Echo the publisher's event id on a rejection when there is one to echo."""
+    if isinstance(raw, Mapping):
+        value = raw.get("event_id")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _conflict(other_person: bool) -> FieldError:
+    if other_person:
+        return FieldError("event_id", "event_id already recorded for another person")
+    return FieldError("event_id", "event_id already recorded with different content")
+
+
+def _retraction_targets(valid: list[_Valid]) -> list[UUID]:
+    out = []
+    for v in valid:
+        if v.envelope.type == "EventRetracted":
+            out.append(UUID(str(v.content["data"]["retracted_event_id"])))
+    return out
+
+
+def _retraction_problem(
+    env: Envelope,
+    patient: UUID,
+    existing: Mapping[UUID, Mapping[str, Any]],
+    seen: Mapping[UUID, tuple[_Valid, UUID]],
+) -> FieldError | None:
+    """A retraction must name an event already recorded (or earlier in this batch) for
+    the same person; one that arrives before its target is refused so the publisher
+    retries it later."""
+    target = UUID(str(envelope_content(env)["data"]["retracted_event_id"]))
+    loc = "data.retracted_event_id"
+    if target == env.event_id:
+        return FieldError(loc, "an event cannot retract itself")
+    if target in existing:
+        if existing[target]["patient_id"] != patient:
+            return FieldError(loc, f"event {target} belongs to another person")
+        return None
+    if target in seen:
+        if seen[target][1] != patient:
+            return FieldError(loc, f"event {target} belongs to another person")
+        return None
+    return FieldError(loc, f"no recorded event {target} to retract (yet)")
+
+
+def _existing_events(conn: Connection[DictRow], ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+    if not ids:
+        return {}
+    rows = conn.execute(
+        "SELECT event_id, patient_id, content_hash, position FROM ledger_events"
+        " WHERE event_id = ANY(%s)",
+        (ids,),
+    ).fetchall()
+    return {r["event_id"]: r for r in rows}
+
+
+def _index_mismatch(row: Mapping[str, Any], content: Mapping[str, Any]) -> str | None:
+    """The index columns are derived from the stored content; a difference is tampering."""
+    if str(row["event_id"]) != content["event_id"]:
+        return "event_id"
+    if row["type"] != content["type"]:
+        return "type"
+    if row["occurred_at"] != datetime.fromisoformat(content["occurred_at"]):
+        return "occurred_at"
+    if row["source_organisation"] != content["source"]["organisation"]:
+        return "source_organisation"
+    if row["content_hash"] != content_hash(content):
+        return "content_hash"
+    return None
+
