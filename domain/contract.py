@@ -17,7 +17,7 @@ Every model forbids unknown fields (a typo never passes silently) and is frozen 
 recorded fact is never edited). Validation is lax where JSON has no native type (ids as
 UUID strings, dates, enum values) and strict where coercion would hide a mistake
 (booleans, numbers and versions sent as strings). Models and validators are built once
-at import; the ledger validates tens of thousands of envelopes per second.
+at import, never per call: the ledger must validate 20,000+ envelopes per second.
 
 Adding an event type: define its data model below (class name = type name) and add one
 line to ``DATA_MODELS``.
@@ -230,10 +230,11 @@ def _known_type(value: str) -> str:
 
 def _supported_version(value: int) -> int:
     if value not in SUPPORTED_SCHEMA_VERSIONS:
+        supported = ", ".join(map(str, sorted(SUPPORTED_SCHEMA_VERSIONS)))
         raise PydanticCustomError(
             "schema_version",
             "unsupported schema_version {given}; supported: {supported}",
-            {"given": value, "supported": ", ".join(map(str, sorted(SUPPORTED_SCHEMA_VERSIONS)))},
+            {"given": value, "supported": supported},
         )
     return value
 
@@ -564,6 +565,30 @@ class EventRetracted(BaseModel):
     reason: Text
 
 
+class PatientsMerged(BaseModel):
+    """HL7 A40: the envelope's person (the survivor) and the merged person are one.
+
+    Publishers name the merged person by ``merged_nhs_number``; the ledger stores
+    ``merged_patient_id`` instead (resolved through the identity register, so the log
+    never holds an NHS number) and refuses a publisher that sends it. Exactly one of the
+    two is present: the number on the way in, the id in stored content.
+    """
+
+    model_config = FROZEN
+
+    merged_nhs_number: Annotated[str, AfterValidator(_nhs)] | None = None
+    merged_patient_id: UUID | None = None
+    reason: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_person(self) -> Self:
+        if (self.merged_nhs_number is None) == (self.merged_patient_id is None):
+            raise PydanticCustomError(
+                "merged_person", "name the merged person by merged_nhs_number"
+            )
+        return self
+
+
 # The registry: event type name -> data model. Adding a type is one line here.
 DATA_MODELS: dict[str, type[BaseModel]] = {
     model.__name__: model
@@ -594,6 +619,7 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
         OutcomeRecorded,
         JourneyClosed,
         EventRetracted,
+        PatientsMerged,
     )
 }
 EVENT_TYPES: tuple[str, ...] = tuple(sorted(DATA_MODELS))
@@ -617,7 +643,8 @@ class Envelope(BaseModel):
     type-specific ``data`` (an instance of ``DATA_MODELS[type]``).
 
     Build envelopes with ``parse_envelope``, which reports data errors by path;
-    constructing ``Envelope`` directly also validates, but summarises data errors.
+    constructing ``Envelope`` directly validates the same rules but summarises data
+    errors under ``data``.
     """
 
     model_config = FROZEN
@@ -712,8 +739,18 @@ def _load(raw: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
         return raw
     if isinstance(raw, Mapping):
         return dict(raw)
-    kind = "an array" if isinstance(raw, list) else type(raw).__name__
+    kind = _JSON_KINDS.get(type(raw), type(raw).__name__)
     raise ContractError([FieldError("", f"an envelope must be a JSON object, not {kind}")])
+
+
+_JSON_KINDS: Final = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 
 def parse_envelope(raw: Mapping[str, Any] | str | bytes) -> Envelope:
@@ -769,15 +806,19 @@ def utc_text(moment: datetime) -> str:
 
 def envelope_content(env: Envelope) -> dict[str, Any]:
     """The JSON-ready content the ledger stores and hashes: no NHS number, UTC times,
-    absent and null optional data fields alike (both left out)."""
-    return {
-        "event_id": str(env.event_id),
-        "type": env.type,
-        "schema_version": env.schema_version,
-        "occurred_at": utc_text(env.occurred_at),
-        "source": env.source.model_dump(mode="json"),
-        "recorded_by": (
-            None if env.recorded_by is None else env.recorded_by.model_dump(mode="json")
-        ),
-        "data": env.data.model_dump(mode="json", by_alias=True, exclude_none=True),
-    }
+    absent and null optional data fields alike (both left out of ``data``).
+
+    One pydantic-core dump does the work; ``exclude_none`` can only drop optional data
+    fields and ``recorded_by`` (every other envelope field is required), which is put
+    back as ``null``. pydantic-core already writes a zero offset as ``Z``; any other
+    offset is converted to UTC here.
+    """
+    content = env.model_dump(mode="json", by_alias=True, exclude_none=True, exclude=_NOT_CONTENT)
+    if "recorded_by" not in content:
+        content["recorded_by"] = None
+    if not content["occurred_at"].endswith("Z"):
+        content["occurred_at"] = utc_text(env.occurred_at)
+    return content
+
+
+_NOT_CONTENT: Final = frozenset({"nhs_number"})

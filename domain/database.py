@@ -54,6 +54,30 @@ SCHEMA: tuple[str, ...] = (
         position    bigint NOT NULL
     )
     """,
+    # Person merges (HL7 A40; domain/merges.py): every merge with its standing, and the
+    # retractions whose chain ends at a merge. One standing merge per merged person.
+    """
+    CREATE TABLE IF NOT EXISTS person_merges (
+        merge_event_id       uuid PRIMARY KEY,
+        merged_patient_id    uuid NOT NULL,
+        survivor_patient_id  uuid NOT NULL,
+        standing             boolean NOT NULL,
+        CHECK (merged_patient_id <> survivor_patient_id)
+    )
+    """,
+    "CREATE UNIQUE INDEX IF NOT EXISTS person_merges_standing_merged_idx"
+    " ON person_merges (merged_patient_id) WHERE standing",
+    "CREATE INDEX IF NOT EXISTS person_merges_survivor_idx"
+    " ON person_merges (survivor_patient_id)",
+    """
+    CREATE TABLE IF NOT EXISTS merge_retractions (
+        retraction_event_id  uuid PRIMARY KEY,
+        target_event_id      uuid NOT NULL,
+        merge_event_id       uuid NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS merge_retractions_merge_idx"
+    " ON merge_retractions (merge_event_id)",
 )
 
 

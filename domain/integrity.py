@@ -18,19 +18,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import rfc8785
 
-
-def utc_text(moment: datetime) -> str:
-    """One spelling per instant, so ``Z`` and ``+00:00`` hash the same."""
-    text = moment.astimezone(UTC).isoformat()
-    if text.endswith("+00:00"):
-        text = text[:-6] + "Z"
-    return text
+from domain.contract import utc_text
 
 
 def canonical(value: Mapping[str, Any]) -> bytes:

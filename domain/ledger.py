@@ -22,7 +22,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
-from domain import identity
+from domain import identity, merges
 from domain.contract import ContractError, Envelope, FieldError, envelope_content, parse_envelope
 from domain.database import library_env, migrate, resolve_url
 from domain.integrity import Break, ChainLink, content_hash, first_break, head_digest
@@ -175,12 +175,19 @@ class Ledger(Application[UUID]):
                     "occurred_at",
                     f"in the future: more than {self.settings.future_tolerance} after now",
                 )
+            elif getattr(env.data, "merged_patient_id", None) is not None:
+                problem = FieldError(
+                    "data.merged_patient_id",
+                    "set by the ledger: name the merged person by merged_nhs_number",
+                )
             if problem is not None:
                 results[index] = ItemResult(index, str(env.event_id), "rejected",
                                             errors=(problem,))
                 continue
             content = envelope_content(env)
-            valid.append(_Valid(index, env, content, content_hash(content)))
+            # A merge's stored form (and so its hash) is known once its number is resolved.
+            digest = "" if env.type == merges.MERGE_TYPE else content_hash(content)
+            valid.append(_Valid(index, env, content, digest))
         return valid
 
     def _place(
@@ -190,44 +197,80 @@ class Ledger(Application[UUID]):
         trackings: Sequence[Tracking],
         extra_writes: Sequence[ExtraWrite],
     ) -> dict[int, ItemResult]:
-        """Dedupe, check retractions, assign versions, write; returns the items' results."""
+        """Dedupe, check retractions and merges, assign versions, write; returns the items'
+        results. A batch that can change a merge holds the merge lock from its reads to
+        its commit (``domain/merges.py``); other batches read and write as before."""
+        if not _touches_merges(valid):
+            with self.connection() as conn:
+                read = self._read(conn, valid)
+            return self._judge(*read, trackings, extra_writes)
+        with self.connection() as conn, merges.serialised(conn):
+            return self._judge(*self._read(conn, valid), trackings, extra_writes)
+
+    def _read(
+        self, conn: Connection[DictRow], valid: list[_Valid]
+    ) -> tuple[list[_Valid], dict[str, UUID], dict[UUID, dict[str, Any]], merges.MergeState]:
+        """Resolve the NHS numbers (merges' ones too), store merges by patient id, and load
+        the prior events and merges the batch will be judged against."""
+        patient_ids = identity.resolve(
+            conn, [v.envelope.nhs_number for v in valid] + _merged_numbers(valid))
+        valid = [_stored_merge(v, patient_ids) for v in valid]
+        targets = _retraction_targets(valid)
+        existing = _existing_events(conn, [v.envelope.event_id for v in valid] + targets)
+        people = [*patient_ids.values(), *(r["patient_id"] for r in existing.values())]
+        return valid, patient_ids, existing, merges.load(conn, people, targets)
+
+    def _judge(
+        self,
+        valid: list[_Valid],
+        patient_ids: Mapping[str, UUID],
+        existing: Mapping[UUID, Mapping[str, Any]],
+        state: merges.MergeState,
+        trackings: Sequence[Tracking],
+        extra_writes: Sequence[ExtraWrite],
+    ) -> dict[int, ItemResult]:
+        """Judge each item in order against what is recorded and what the batch did before
+        it, resolving people through standing merges (so a merge early in a batch
+        redirects later items), then write the recordable ones."""
         out: dict[int, ItemResult] = {}
-        with self.connection() as conn:
-            patient_ids = identity.resolve(conn, (v.envelope.nhs_number for v in valid))
-            existing = _existing_events(conn, [v.envelope.event_id for v in valid]
-                                        + _retraction_targets(valid))
         seen: dict[UUID, tuple[_Valid, UUID]] = {}  # event id -> first item, its person
         to_record: list[tuple[_Valid, UUID]] = []
         for v in valid:
             env = v.envelope
-            patient = patient_ids[env.nhs_number]
+            patient = state.effective(patient_ids[env.nhs_number])
             event_id = env.event_id
             prior = existing.get(event_id)
             if prior is not None:
-                same = prior["content_hash"] == v.content_hash and prior["patient_id"] == patient
+                other = state.effective(prior["patient_id"]) != patient
+                same = prior["content_hash"] == v.content_hash and not other
                 out[v.index] = ItemResult(
                     v.index, str(event_id), "duplicate" if same else "conflict",
                     position=prior["position"],
-                    errors=() if same else (_conflict(prior["patient_id"] != patient),),
+                    errors=() if same else (_conflict(other),),
                 )
                 continue
             if event_id in seen:
                 first, first_patient = seen[event_id]
-                same = first.content_hash == v.content_hash and first_patient == patient
+                other = state.effective(first_patient) != patient
+                same = first.content_hash == v.content_hash and not other
                 out[v.index] = ItemResult(
                     v.index, str(event_id), "duplicate" if same else "conflict",
-                    errors=() if same else (_conflict(first_patient != patient),),
+                    errors=() if same else (_conflict(other),),
                 )
                 continue
+            problem: FieldError | None = None
             if env.type == "EventRetracted":
-                problem = _retraction_problem(env, patient, existing, seen)
-                if problem is not None:
-                    out[v.index] = ItemResult(v.index, str(event_id), "rejected",
-                                              errors=(problem,))
-                    continue
+                problem = _retraction_problem(env, patient, existing, seen, state)
+            elif env.type == merges.MERGE_TYPE:
+                refused = state.merge(event_id, merges.merged_patient(v.content), patient)
+                if refused is not None:
+                    problem = FieldError("data.merged_nhs_number", refused)
+            if problem is not None:
+                out[v.index] = ItemResult(v.index, str(event_id), "rejected", errors=(problem,))
+                continue
             seen[event_id] = (v, patient)
             to_record.append((v, patient))
-        write = self._write(to_record, trackings, extra_writes)
+        write = self._write(to_record, trackings, [*extra_writes, *state.writes()])
         by_event = {}
         for (v, _), position in zip(to_record, write.positions, strict=True):
             by_event[v.envelope.event_id] = position
@@ -265,26 +308,34 @@ class Ledger(Application[UUID]):
     # -- identity ----------------------------------------------------------------------
 
     def patient_id(self, nhs_number: str) -> UUID | None:
+        """The person an NHS number identifies now: the survivor while a merge stands."""
         with self.connection() as conn:
-            return identity.lookup(conn, nhs_number)
+            patient = identity.lookup(conn, nhs_number)
+            return None if patient is None else merges.effective(conn, patient)
 
     def erase(self, nhs_number: str) -> UUID | None:
+        """Erase the person the number identifies: with standing merges, every NHS number
+        that resolves to the same survivor goes (``merges.erase_person``)."""
         with self.connection() as conn:
-            return identity.erase(conn, nhs_number)
+            return merges.erase_person(conn, nhs_number)
 
     # -- reading -----------------------------------------------------------------------
 
     def history(
         self, patient_id: UUID, *, known_at: datetime | None = None
     ) -> list[RecordedEvent]:
-        """The person's recorded events in ledger order, optionally as known at a time."""
-        query = SELECT_RECORDED + " WHERE l.patient_id = %s"
-        params: list[Any] = [patient_id]
-        if known_at is not None:
-            query += " AND l.recorded_at <= %s"
-            params.append(known_at)
+        """The person's recorded events in ledger order, optionally as known at a time.
+
+        A survivor's history includes the events of everyone merged into it by merges
+        standing now (or, with ``known_at``, standing as the ledger knew at that time).
+        """
+        query = SELECT_RECORDED + " WHERE l.patient_id = ANY(%s)"
         with self.connection() as conn:
-            rows = conn.execute(query + " ORDER BY l.version", params).fetchall()
+            params: list[Any] = [merges.family(conn, patient_id, known_at)]
+            if known_at is not None:
+                query += " AND l.recorded_at <= %s"
+                params.append(known_at)
+            rows = conn.execute(query + " ORDER BY l.position", params).fetchall()
         return [self._recorded(r) for r in rows]
 
     def read_log(self, after: int, limit: int) -> list[RecordedEvent]:
@@ -465,23 +516,48 @@ def _retraction_problem(
     patient: UUID,
     existing: Mapping[UUID, Mapping[str, Any]],
     seen: Mapping[UUID, tuple[_Valid, UUID]],
+    state: merges.MergeState,
 ) -> FieldError | None:
     """A retraction must name an event already recorded (or earlier in this batch) for
     the same person; one that arrives before its target is refused so the publisher
-    retries it later."""
+    retries it later. "The same person" counts standing merges: after A is merged into
+    B, either number may retract an event of A's or B's stream. A retraction in a
+    merge's retraction tree also moves the merge (``MergeState.retract``)."""
     target = UUID(str(envelope_content(env)["data"]["retracted_event_id"]))
     loc = "data.retracted_event_id"
     if target == env.event_id:
         return FieldError(loc, "an event cannot retract itself")
     if target in existing:
-        if existing[target]["patient_id"] != patient:
-            return FieldError(loc, f"event {target} belongs to another person")
-        return None
-    if target in seen:
-        if seen[target][1] != patient:
-            return FieldError(loc, f"event {target} belongs to another person")
-        return None
-    return FieldError(loc, f"no recorded event {target} to retract (yet)")
+        owner = existing[target]["patient_id"]
+    elif target in seen:
+        owner = seen[target][1]
+    else:
+        return FieldError(loc, f"no recorded event {target} to retract (yet)")
+    if state.effective(owner) != patient:
+        return FieldError(loc, f"event {target} belongs to another person")
+    refused = state.retract(env.event_id, target)
+    return None if refused is None else FieldError(loc, refused)
+
+
+def _touches_merges(valid: Sequence[_Valid]) -> bool:
+    """Only merges and retractions (which may undo or restore a merge) can change merges."""
+    return any(v.envelope.type in (merges.MERGE_TYPE, "EventRetracted") for v in valid)
+
+
+def _merged_numbers(valid: Sequence[_Valid]) -> list[str]:
+    return [str(v.content["data"]["merged_nhs_number"]) for v in valid
+            if v.envelope.type == merges.MERGE_TYPE]
+
+
+def _stored_merge(v: _Valid, patient_ids: Mapping[str, UUID]) -> _Valid:
+    """A merge is stored (and hashed) naming the merged person's patient id, never the
+    NHS number the publisher sent (DESIGN.md §11); other items pass through."""
+    if v.envelope.type != merges.MERGE_TYPE:
+        return v
+    data = dict(v.content["data"])
+    data["merged_patient_id"] = str(patient_ids[data.pop("merged_nhs_number")])
+    content = {**v.content, "data": data}
+    return _Valid(v.index, v.envelope, content, content_hash(content))
 
 
 def _existing_events(conn: Connection[DictRow], ids: list[UUID]) -> dict[UUID, dict[str, Any]]:

@@ -16,12 +16,20 @@ import re
 # 3-3-4 grouping with one kind of separator (space or hyphen), or ten bare digits.
 # ``[0-9]`` rather than ``\d``: other scripts' digits are not NHS numbers.
 _GROUPED = re.compile(r"([0-9]{3})([ -]?)([0-9]{3})\2([0-9]{4})")
-_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+_ZERO_SUM = ord("0") * sum(range(2, 11))  # the weighted sum of nine ASCII "0" bytes
 
 
 def _check_digit(nine: str) -> int:
-    """The check digit for nine ASCII digits; 10 means no valid number has them."""
-    total = sum(int(d) * w for d, w in zip(nine, _WEIGHTS, strict=True))
+    """The check digit for nine ASCII digits; 10 means no valid number has them.
+
+    Weights 10..2 written out over the ASCII bytes: this runs for every envelope, and
+    the unrolled form is several times faster than a generator over ``int(d)``.
+    """
+    b = nine.encode("ascii")
+    total = (
+        10 * b[0] + 9 * b[1] + 8 * b[2] + 7 * b[3] + 6 * b[4] + 5 * b[5] + 4 * b[6]
+        + 3 * b[7] + 2 * b[8] - _ZERO_SUM
+    )  # fmt: skip
     check = 11 - total % 11
     return 0 if check == 11 else check
 

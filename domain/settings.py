@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, StringConstraints, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +49,24 @@ class Settings(BaseSettings):
         description="Secret for evaluator pseudonyms (HMAC-SHA-256).",
     )
     api_keys_file: Path | None = Field(default=None, description="File of hashed API keys.")
+    api_keys: str | None = Field(
+        default=None, description="JSON array of hashed API key entries (as in the keys file)."
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address `carejourney serve` binds.")
+    api_port: int = Field(default=8000, description="Port `carejourney serve` listens on.")
+    api_workers: int = Field(default=1, description="uvicorn worker processes.")
+    api_max_body_bytes: int = Field(
+        default=10_485_760, description="Largest HTTP request body accepted (413 above)."
+    )
+    ready_max_lag: int = Field(
+        default=10_000, description="/readyz fails when a projection lags the ledger by more."
+    )
     batch_max: int = Field(default=5_000, description="Largest batch accepted in one append.")
+    late_arrival_days: int = Field(
+        default=7,
+        description="An event recorded after one of the person's events that occurred more "
+        "than this many days after it is flagged as a late arrival (projections).",
+    )
 
     kafka_bootstrap_servers: str | None = Field(
         default=None,
@@ -64,6 +82,13 @@ class Settings(BaseSettings):
     dead_letter_topic: str = "care.events.v1.dlq"
     adt_topic: str = "care.adt.hl7v2"
     adt_dead_letter_topic: str = "care.adt.hl7v2.dlq"
+    adt_facilities: dict[str, Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3,10}$")]] = (
+        Field(
+            default_factory=dict,
+            description="JSON object: HL7 sending facility (MSH-4.1) -> ODS code; an ADT "
+            "message from a facility not listed is rejected.",
+        )
+    )
     consumer_group: str = "carejourney-ledger"
 
     @field_validator("timezone")

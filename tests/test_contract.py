@@ -8,8 +8,9 @@ from __future__ import annotations
 import copy
 import json
 import pickle
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -26,6 +27,7 @@ from domain.contract import (
     data_from_content,
     envelope_content,
     parse_envelope,
+    utc_text,
 )
 from domain.nhs_number import check_nhs_number, is_valid_nhs_number, make_nhs_number
 
@@ -83,6 +85,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "retracted_event_id": "0b8a1c1e-9f6e-4c1a-9d7e-2f6a1b3c4d5e",
         "reason": "entered in error",
     },
+    "PatientsMerged": {"merged_nhs_number": "9434765870", "reason": "duplicate registration"},
 }
 
 
@@ -372,3 +375,48 @@ def test_models_are_frozen() -> None:
         env.data.plan_id = "P2"  # type: ignore[misc]
     with pytest.raises(ValueError, match="frozen"):
         env.type = "Admitted"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "2026-03-02T10:15:00Z",
+        "2026-03-02T10:15:00.000001+00:00",
+        "2026-03-02T10:15:00.5Z",
+        "2026-07-02T11:15:00.123+01:00",
+        "2026-03-01T23:59:59-05:30",
+        datetime(2026, 1, 5, 9, 0, tzinfo=ZoneInfo("Europe/London")),
+        datetime(2026, 7, 5, 9, 0, 0, 7, tzinfo=ZoneInfo("Europe/London")),
+    ],
+)
+def test_occurred_at_content_is_one_utc_spelling(given: str | datetime) -> None:
+    env = parse_envelope(envelope(occurred_at=given))
+    text = envelope_content(env)["occurred_at"]
+    assert text == utc_text(env.occurred_at)
+    assert text.endswith("Z") and "+" not in text
+    assert datetime.fromisoformat(text) == env.occurred_at
+
+
+def test_recorded_by_may_be_a_system_feed_or_absent() -> None:
+    env = parse_envelope(envelope(recorded_by={"id": "PAS", "role": "system"}))
+    assert envelope_content(env)["recorded_by"] == {"id": "PAS", "role": "system"}
+    raw = envelope()
+    del raw["recorded_by"]
+    assert envelope_content(parse_envelope(raw))["recorded_by"] is None
+    errs = errors_of(envelope(recorded_by={"id": "C1", "role": "patient"}))
+    assert list(errs) == ["recorded_by.role"]
+
+
+def test_envelope_built_directly_validates_its_data() -> None:
+    fields = envelope()
+    env = Envelope(**fields)
+    assert env.data == parse_envelope(envelope()).data
+    with pytest.raises(ValueError, match=r"data\.from_id: Field required"):
+        Envelope(**{**fields, "data": {"to": PRO}})
+    with pytest.raises(ValueError, match="cannot be the data of a CoordinatorHandedOff"):
+        Envelope(**{**fields, "data": data_from_content("ReferralAccepted", {"referral_id": "R"})})
+
+
+def test_json_scalars_are_not_envelopes() -> None:
+    assert errors_of("null") == {"": "an envelope must be a JSON object, not null"}
+    assert errors_of(b'"x"') == {"": "an envelope must be a JSON object, not a string"}
