@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, event
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -43,7 +43,7 @@ class Fact(Aggregate):
     def __init__(self, content: dict) -> None:
         self.contents = [content]
 
-    @Aggregate.event("Reported")
+    @event("Reported")
     def report(self, content: dict) -> None:
         self.contents.append(content)
 

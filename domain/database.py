@@ -45,7 +45,6 @@ SCHEMA: tuple[str, ...] = (
         UNIQUE (patient_id, version)
     )
     """,
-    "CREATE INDEX IF NOT EXISTS ledger_events_recorded_at_idx ON ledger_events (recorded_at)",
     """
     CREATE TABLE IF NOT EXISTS ledger_heads (
         patient_id  uuid PRIMARY KEY,

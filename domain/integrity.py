@@ -1,11 +1,13 @@
 """Tamper evidence: the canonical form of a recorded event and its hash chain.
 
-Canonical form: RFC 8785 (JSON Canonicalization Scheme) of the JSON object
+Canonical form: RFC 8785 (JSON Canonicalization Scheme). For each recorded event
 
-    {"position", "patient_id", "version", "recorded_at", "prev_hash", "event"}
+    content_hash = sha256(JCS(content))
+    hash = sha256(JCS({"position", "patient_id", "version", "recorded_at", "prev_hash",
+                       "content_hash"}))
 
-where ``event`` is the envelope content the ledger stored (``contract.envelope_content``:
-no NHS number, times in UTC with ``Z``). ``hash = sha256(canonical).hexdigest()``.
+where ``content`` is the envelope content the ledger stored (``contract.envelope_content``:
+no NHS number, times in UTC with ``Z``).
 ``prev_hash`` is the hash of the same person's previous event (``null`` for the
 first), so altering, removing or re-ordering any event breaks every later link; the
 position and the ledger clock are inside the hash, so moving an event in the global
@@ -16,6 +18,7 @@ order is caught too. The patient id, never the NHS number, is hashed: a hash ove
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +31,56 @@ from domain.contract import utc_text
 
 
 def canonical(value: Mapping[str, Any]) -> bytes:
-    return rfc8785.dumps(value)
+    """RFC 8785 bytes of a JSON value.
+
+    The ``rfc8785`` package is the definition, but it is pure Python (~100 µs for one
+    event) and the ledger canonicalises every event it records. So values inside the
+    subset where the standard library's C encoder already writes JCS bytes take that
+    path: ASCII keys (so code-point order = UTF-16 order), integers within ±(2**53 - 1),
+    and floats that are integral (written as integers, as JCS does) or lie in
+    [1e-4, 1e16) (where Python's shortest repr and ECMAScript's agree). Anything else
+    (other floats, non-ASCII keys, unencodable strings) goes to ``rfc8785`` itself.
+    ``tests/test_canonical.py`` holds the two paths byte-equal on arbitrary JSON.
+    """
+    try:
+        plain = _jcs_subset(value)
+        return json.dumps(
+            plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+    except (_OutsideSubset, UnicodeEncodeError):
+        return rfc8785.dumps(value)
+
+
+class _OutsideSubset(Exception):
+    """The value needs the reference canonicaliser."""
+
+
+_SAFE_INT = 2**53 - 1
+
+
+def _jcs_subset(value: Any) -> Any:
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if -_SAFE_INT <= value <= _SAFE_INT:
+            return value
+        raise _OutsideSubset
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e16:
+            return int(value)
+        if 1e-4 <= abs(value) < 1e16:
+            return value
+        raise _OutsideSubset
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.isascii():
+                raise _OutsideSubset
+            out[key] = _jcs_subset(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [_jcs_subset(item) for item in value]
+    raise _OutsideSubset
 
 
 def content_hash(content: Mapping[str, Any]) -> str:
@@ -43,15 +95,18 @@ def chain_hash(
     version: int,
     recorded_at: datetime,
     prev_hash: str | None,
-    event: Mapping[str, Any],
+    content_digest: str,
 ) -> str:
+    """The link: the event's place (position, person, version, ledger clock), the
+    previous link, and its content's hash (which commits to every byte of the content,
+    so the content is canonicalised once per event, not twice)."""
     body = {
         "position": position,
         "patient_id": str(patient_id),
         "version": version,
         "recorded_at": utc_text(recorded_at),
         "prev_hash": prev_hash,
-        "event": event,
+        "content_hash": content_digest,
     }
     return hashlib.sha256(canonical(body)).hexdigest()
 
@@ -125,7 +180,7 @@ def first_break(
             version=link.version,
             recorded_at=link.recorded_at,
             prev_hash=prev_hash,
-            event=link.event,
+            content_digest=content_hash(link.event),
         )
         if recomputed != link.hash:
             return Break(

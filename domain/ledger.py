@@ -129,18 +129,23 @@ class Ledger(Application[UUID]):
         allowed_organisations: Collection[str] | None = None,
         trackings: Sequence[Tracking] = (),
         extra_writes: Sequence[ExtraWrite] = (),
+        on_judged: Callable[[Mapping[int, ItemResult]], None] | None = None,
     ) -> BatchResult:
         """Validate every item, then record all valid new events in one transaction.
 
         ``allowed_organisations`` (a publisher's ODS codes) refuses other sources;
         ``trackings`` and ``extra_writes`` commit in the same transaction as the events
         (Kafka offsets and rejection rows), and are written even if nothing is recorded.
+        ``on_judged`` hears, before that transaction's writes (and again on each retry),
+        the results of every item that will not be recorded (rejected, conflict,
+        duplicate), so an extra write can store them atomically with the events.
         """
         results: dict[int, ItemResult] = {}
         valid = self._validate(items, allowed_organisations, results)
+        judged = None if on_judged is None else (lambda out: on_judged({**results, **out}))
         for attempt in range(APPEND_ATTEMPTS):
             try:
-                placed = self._place(valid, results, trackings, extra_writes)
+                placed = self._place(valid, results, trackings, extra_writes, judged)
                 break
             except IntegrityError:
                 # A racing writer took a version or an event id first: judge again.
@@ -196,6 +201,7 @@ class Ledger(Application[UUID]):
         results: dict[int, ItemResult],
         trackings: Sequence[Tracking],
         extra_writes: Sequence[ExtraWrite],
+        judged: Callable[[dict[int, ItemResult]], None] | None = None,
     ) -> dict[int, ItemResult]:
         """Dedupe, check retractions and merges, assign versions, write; returns the items'
         results. A batch that can change a merge holds the merge lock from its reads to
@@ -203,9 +209,9 @@ class Ledger(Application[UUID]):
         if not _touches_merges(valid):
             with self.connection() as conn:
                 read = self._read(conn, valid)
-            return self._judge(*read, trackings, extra_writes)
+            return self._judge(*read, trackings, extra_writes, judged)
         with self.connection() as conn, merges.serialised(conn):
-            return self._judge(*self._read(conn, valid), trackings, extra_writes)
+            return self._judge(*self._read(conn, valid), trackings, extra_writes, judged)
 
     def _read(
         self, conn: Connection[DictRow], valid: list[_Valid]
@@ -228,6 +234,7 @@ class Ledger(Application[UUID]):
         state: merges.MergeState,
         trackings: Sequence[Tracking],
         extra_writes: Sequence[ExtraWrite],
+        judged: Callable[[dict[int, ItemResult]], None] | None = None,
     ) -> dict[int, ItemResult]:
         """Judge each item in order against what is recorded and what the batch did before
         it, resolving people through standing merges (so a merge early in a batch
@@ -270,6 +277,8 @@ class Ledger(Application[UUID]):
                 continue
             seen[event_id] = (v, patient)
             to_record.append((v, patient))
+        if judged is not None:
+            judged(out)
         write = self._write(to_record, trackings, [*extra_writes, *state.writes()])
         by_event = {}
         for (v, _), position in zip(to_record, write.positions, strict=True):
@@ -299,7 +308,7 @@ class Ledger(Application[UUID]):
             env = v.envelope
             pending.append(PendingEvent(
                 env.event_id, patient, env.type, env.occurred_at,
-                env.source.organisation, v.content_hash, v.content,
+                env.source.organisation, v.content_hash,
             ))
         write = LedgerWrite(pending)
         self.save(*events, ledger_write=write, trackings=trackings, extra_writes=extra_writes)

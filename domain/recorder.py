@@ -42,7 +42,6 @@ class PendingEvent:
     occurred_at: datetime
     source_organisation: str
     content_hash: str
-    content: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -147,7 +146,7 @@ class LedgerRecorder(PostgresProcessRecorder):
                 version=version,
                 recorded_at=recorded_at,
                 prev_hash=prev_hash,
-                event=pending.content,
+                content_digest=pending.content_hash,
             )
             heads[pending.patient_id] = (version, digest)
             prev_hashes.append(prev_hash)

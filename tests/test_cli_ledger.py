@@ -111,7 +111,8 @@ def test_verify_expect_catches_a_consistent_forgery(run, ndjson: Path,
         content = {k: stored[k] for k in ("event_id", "type", "schema_version", "occurred_at",
                                           "source", "recorded_by", "data")}
         forged = chain_hash(position=position, patient_id=patient, version=1,
-                            recorded_at=recorded_at, prev_hash=None, event=content)
+                            recorded_at=recorded_at, prev_hash=None,
+                            content_digest=content_hash(content))
         conn.execute("UPDATE journeys_events SET state = %s WHERE notification_id = %s",
                      (json.dumps(stored).encode(), position))
         conn.execute("UPDATE ledger_events SET hash = %s, content_hash = %s WHERE position = %s",
