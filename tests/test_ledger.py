@@ -221,3 +221,16 @@ def test_erasure_keeps_history_and_removes_the_number_everywhere(
     # A later event for the same number opens a new, unlinked journey.
     ledger.append(envelope("ContactRecorded", at=later(5)))
     assert ledger.patient_id(NHS_A) not in (None, patient)
+
+
+def test_a_large_batch_is_recorded_in_one_transaction(ledger: Ledger) -> None:
+    """A few thousand events in one call: the write must neither hang (libpq pipeline
+    mode deadlocked on such payloads over a Unix socket) nor split."""
+    from domain.synthetic import generate_people
+
+    events = [e for person in generate_people(people=250, seed=2) for e in person][:3000]
+    result = ledger.append_batch(events)
+    assert result.counts()["recorded"] == len(events)
+    positions = [item.position for item in result.items]
+    assert positions == sorted(positions)
+    assert ledger.verify_all().ok
