@@ -10,7 +10,13 @@ import sys
 
 import typer
 
+from api.commands import adt as adt_commands
+from api.commands import consume as consume_commands
+from api.commands import keys as keys_commands
 from api.commands import ledger as ledger_commands
+from api.commands import measures as measures_commands
+from api.commands import projections as projections_commands
+from api.commands import serve as serve_commands
 
 app = typer.Typer(
     name="carejourney",
@@ -21,6 +27,12 @@ app = typer.Typer(
 )
 
 ledger_commands.register(app)
+projections_commands.register(app)
+adt_commands.register(app)
+serve_commands.register(app)
+keys_commands.register(app)
+consume_commands.register(app)
+measures_commands.register(app)
 
 
 def main() -> None:

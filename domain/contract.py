@@ -171,9 +171,24 @@ TEXT_MAX = 500
 
 # A publisher's identifier (referral, encounter, plan, staff or team code): non-empty,
 # short, surrounding whitespace ignored so " R1" and "R1" are the same referral.
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=ID_MAX)]
+# No control characters: ids are keys in read models, and PostgreSQL text cannot hold NUL.
+Id = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=ID_MAX, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
+]
 # Short free text (a reason, a ward). Empty text is refused: leave the field out instead.
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_MAX)]
+# Line breaks and tabs are allowed in text; other control characters (NUL) are not.
+Text = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=TEXT_MAX,
+        pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+$",
+    ),
+]
 # An ODS-style organisation code, exactly as published (no case folding: a code is a key).
 OdsCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3,10}$")]
 # A JSON number that is a real measurement: no strings, no booleans, no NaN or infinity.

@@ -105,6 +105,9 @@ class Ledger(Application[UUID]):
         env = library_env(database_url)
         env["APPLICATION_RECORDER_TOPIC"] = f"{LedgerRecorder.__module__}:LedgerRecorder"
         env.setdefault("POSTGRES_POOL_SIZE", "4")
+        # The write transaction hashes and copies thousands of rows between statements;
+        # the library's 5 s idle-in-transaction limit killed big batches under load.
+        env.setdefault("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "60")
         super().__init__(env=env)
         assert isinstance(self.recorder, LedgerRecorder)
         self.store: LedgerRecorder = self.recorder
@@ -206,12 +209,13 @@ class Ledger(Application[UUID]):
         """Dedupe, check retractions and merges, assign versions, write; returns the items'
         results. A batch that can change a merge holds the merge lock from its reads to
         its commit (``domain/merges.py``); other batches read and write as before."""
-        if not _touches_merges(valid):
-            with self.connection() as conn:
-                read = self._read(conn, valid)
-            return self._judge(*read, trackings, extra_writes, judged)
-        with self.connection() as conn, merges.serialised(conn):
-            return self._judge(*self._read(conn, valid), trackings, extra_writes, judged)
+        with self.connection() as conn:
+            read = None if _has_merges(valid) else self._read(conn, valid)
+            if read is None or read[3].trees:  # it may move a merge: again, under the lock
+                with merges.serialised(conn):
+                    return self._judge(*self._read(conn, valid), trackings, extra_writes,
+                                       judged)
+        return self._judge(*read, trackings, extra_writes, judged)
 
     def _read(
         self, conn: Connection[DictRow], valid: list[_Valid]
@@ -548,9 +552,10 @@ def _retraction_problem(
     return None if refused is None else FieldError(loc, refused)
 
 
-def _touches_merges(valid: Sequence[_Valid]) -> bool:
-    """Only merges and retractions (which may undo or restore a merge) can change merges."""
-    return any(v.envelope.type in (merges.MERGE_TYPE, "EventRetracted") for v in valid)
+def _has_merges(valid: Sequence[_Valid]) -> bool:
+    """A batch can change merges if it holds one, or if it retracts within a merge's
+    retraction tree (``MergeState.trees``, known once the batch's targets are read)."""
+    return any(v.envelope.type == merges.MERGE_TYPE for v in valid)
 
 
 def _merged_numbers(valid: Sequence[_Valid]) -> list[str]:

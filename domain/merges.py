@@ -35,10 +35,11 @@ events that change them:
   which merges stood at a past time;
 * ``merge_retractions`` — every retraction whose chain of targets ends at a merge.
 
-Batches that hold a merge or a retraction take a session advisory lock from validation
-to commit, so merge decisions are made on the committed state (ordinary batches do not
-take it; an event resolved just before a concurrent merge lands on the merged person's
-stream, which the survivor's history and folds include anyway).
+Batches that hold a merge, or a retraction of a merge (or of a retraction in a merge's
+tree: ``MergeState.trees``), read and decide again under a session advisory lock held
+until their commit, so merge decisions are made on the committed state. Other batches
+do not take it; an event resolved just before a concurrent merge commits lands on the
+merged person's stream, which the survivor's history and folds include anyway.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class MergeState:
     new_merges: list[Merge] = field(default_factory=list)
     new_retractions: list[tuple[UUID, UUID, UUID]] = field(default_factory=list)
     changed: set[UUID] = field(default_factory=set)  # merge events whose standing changed
+    trees: bool = False  # the batch's retraction targets reach a merge's retraction tree
 
     def effective(self, patient: UUID) -> UUID:
         """The person a patient id stands for now: the root of its chain of merges."""
@@ -208,6 +210,7 @@ def load(
             " UNION SELECT merge_event_id FROM merge_retractions"
             " WHERE retraction_event_id = ANY(%s)", (list(targets), list(targets)))]
         if trees:
+            state.trees = True
             for r in conn.execute(
                 "SELECT merge_event_id, merged_patient_id, survivor_patient_id, standing"
                 " FROM person_merges WHERE merge_event_id = ANY(%s)", (trees,)):

@@ -67,6 +67,22 @@ class Settings(BaseSettings):
         description="An event recorded after one of the person's events that occurred more "
         "than this many days after it is flagged as a late arrival (projections).",
     )
+    small_number_max: int = Field(
+        default=7, ge=0,
+        description="Evaluator-facing measures suppress counts from 1 to this (0: none).",
+    )
+    rounding_base: int = Field(
+        default=5, ge=1,
+        description="Evaluator-facing counts not suppressed are rounded to the nearest "
+        "multiple of this (1: no rounding).",
+    )
+    referral_wait_threshold_days: int = Field(
+        default=28, ge=0, description="Referral waits: the '% within threshold' threshold."
+    )
+    session_minutes: int = Field(
+        default=30, ge=1, le=1440,
+        description="Lifetime of a browser session cookie (pages sign-in).",
+    )
 
     kafka_bootstrap_servers: str | None = Field(
         default=None,
@@ -90,6 +106,29 @@ class Settings(BaseSettings):
         )
     )
     consumer_group: str = "carejourney-ledger"
+    kafka_allowed_organisations: str | None = Field(
+        default=None,
+        description="Comma-separated ODS codes Kafka envelopes may name as "
+        "source.organisation; unset allows every organisation.",
+    )
+    consumer_batch_size: int = Field(
+        default=500, ge=1, description="Most Kafka messages recorded in one transaction."
+    )
+    consumer_batch_bytes: int = Field(
+        default=262_144, ge=1, description="About the most message bytes in one transaction."
+    )
+    consumer_max_backoff_seconds: float = Field(
+        default=30.0, gt=0, description="Longest wait between retries when a service is down."
+    )
+
+    @property
+    def kafka_allowed(self) -> frozenset[str] | None:
+        """The Kafka source allow-list as a set; None when unset or blank (compose's
+        ``${VAR:-}``): everyone allowed."""
+        if not (self.kafka_allowed_organisations or "").strip():
+            return None
+        return frozenset(c.strip() for c in self.kafka_allowed_organisations.split(",")
+                         if c.strip())
 
     @field_validator("timezone")
     @classmethod

@@ -420,3 +420,22 @@ def test_envelope_built_directly_validates_its_data() -> None:
 def test_json_scalars_are_not_envelopes() -> None:
     assert errors_of("null") == {"": "an envelope must be a JSON object, not null"}
     assert errors_of(b'"x"') == {"": "an envelope must be a JSON object, not a string"}
+
+
+@pytest.mark.parametrize(
+    ("data", "loc"),
+    [
+        ({"encounter_id": "E1\x00", "hospital": "RXH01", "method": "emergency"},
+         "data.encounter_id"),
+        ({"encounter_id": "E1", "hospital": "RXH01", "method": "emergency", "ward": "W\x007"},
+         "data.ward"),
+    ],
+)
+def test_control_characters_are_refused(data: dict, loc: str) -> None:
+    """PostgreSQL text cannot hold NUL, and ids are keys in the read models."""
+    assert loc in errors_of(envelope("Admitted", data=data))
+
+
+def test_line_breaks_are_allowed_in_free_text() -> None:
+    data = {"referral_id": "R1", "reason": "first line\nsecond line"}
+    assert parse_envelope(envelope("ReferralDeclined", data=data)).data.reason.count("\n") == 1

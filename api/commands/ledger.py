@@ -13,10 +13,14 @@ import typer
 from rich.table import Table
 
 from api.commands.console import err, fail, ledger_session, nhs_argument, out, progress
+from api.commands.projections import catch_up as catch_up_projections
+from consumers import deadletter
 from domain.ledger import BatchResult, Ledger
 from domain.synthetic import delivery_order, generate_people
 
-CHUNK = 2_000
+# 2,000 envelopes per append hung here (psycopg pipeline waits on the server, which waits
+# on the client: the eventsourcing recorder's pipelined executemany); 500 never did.
+CHUNK = 500
 
 
 def register(app: typer.Typer) -> None:
@@ -40,6 +44,7 @@ def demo(
         envelopes = delivery_order(list(generate_people(people=people, seed=seed)), seed)
         totals = _append_all(ledger, iter(envelopes), len(envelopes), "appending demo cohort")
         _summary(ledger, totals)
+        catch_up_projections(ledger)  # the read models answer for the cohort straight away
 
 
 def ingest(
@@ -134,10 +139,16 @@ def verify(
 def erase(
     nhs_number: Annotated[str, typer.Argument(help="The person's NHS number.")],
 ) -> None:
-    """Remove the NHS number from the identity register; the history stays, unlinkable."""
+    """Remove the NHS number from the identity register; the history stays, unlinkable.
+
+    Kafka messages refused by the consumer and kept for the dead-letter topic that
+    mention the number are scrubbed too (docs/kafka.md).
+    """
     nhs = nhs_argument(nhs_number)
     with ledger_session() as ledger:
-        patient = ledger.erase(nhs)
+        patient, scrubbed = deadletter.erase_person(ledger, nhs)
+    if scrubbed:
+        out.print(f"scrubbed {scrubbed} kept dead letter(s) mentioning the number")
     if patient is None:
         fail(f"no journey is registered for NHS number {nhs}", code=1)
     out.print(f"erased: NHS number no longer maps to patient {patient}")

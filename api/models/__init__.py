@@ -1,0 +1,1 @@
+"""Response (and documented request) models: the OpenAPI schema, with an example each."""

@@ -1,0 +1,196 @@
+"""Every error is an RFC 9457 problem: ``application/problem+json`` with a stable ``type``.
+
+Clients branch on ``type`` (a URN per kind of problem) and show ``detail``; validation
+problems list every field at fault as ``errors: [{loc, msg}]`` with dotted paths
+(``query.limit``, ``path.nhs``, ``data.to.setting``) in the same shape as the ledger's
+batch results, so one error renderer serves both. Messages never echo an NHS number.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.contract import FieldError
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:carejourney:problem:"
+
+
+class ProblemField(BaseModel):
+    """One field at fault: a dotted path and what is wrong with it."""
+
+    loc: str = Field(description="Dotted path: `query.limit`, `path.nhs`, `data.to.setting`.")
+    msg: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "type": "urn:carejourney:problem:validation",
+        "title": "Request is not valid",
+        "status": 422,
+        "detail": "path.nhs: NHS number check digit does not match",
+        "instance": "/v1/patients/9434765918/journey",
+        "errors": [{"loc": "path.nhs", "msg": "NHS number check digit does not match"}],
+    }]})
+
+    type: str = Field(description="URN naming the kind of problem.")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = Field(default=None, description="The request path.")
+    errors: list[ProblemField] | None = Field(
+        default=None, description="Every field at fault (validation problems)."
+    )
+
+
+KINDS: dict[str, tuple[int, str]] = {
+    "validation": (422, "Request is not valid"),
+    "envelope-rejected": (422, "Envelope rejected"),
+    "unauthenticated": (401, "Authentication required"),
+    "forbidden": (403, "Not allowed"),
+    "not-found": (404, "Not found"),
+    "conflict": (409, "Conflict"),
+    "too-large": (413, "Request too large"),
+    "not-ready": (503, "Not ready"),
+    "internal": (500, "Internal error"),
+}
+
+EXAMPLES: dict[int, dict[str, Any]] = {
+    401: {"kind": "unauthenticated",
+          "detail": "send an API key as 'Authorization: Bearer <key>'"},
+    403: {"kind": "forbidden", "detail": "role evaluator may not read person-level data"},
+    404: {"kind": "not-found", "detail": "no journey is registered for this NHS number"},
+    409: {"kind": "conflict", "detail": "event_id: event_id already recorded with different "
+                                        "content"},
+    413: {"kind": "too-large", "detail": "request body is larger than 10485760 bytes"},
+    422: {"kind": "validation", "detail": "path.nhs: NHS number check digit does not match",
+          "errors": [{"loc": "path.nhs", "msg": "NHS number check digit does not match"}]},
+    503: {"kind": "not-ready", "detail": "projection coordinators lags the ledger by 20000 "
+                                         "events (bound 10000)"},
+}
+
+
+class ProblemError(Exception):
+    """Raised anywhere in a request to answer with a problem."""
+
+    def __init__(
+        self,
+        kind: str,
+        detail: str | None = None,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+        status: int | None = None,
+    ) -> None:
+        default_status, self.title = KINDS[kind]
+        self.kind = kind
+        self.status = status or default_status
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+        super().__init__(detail or self.title)
+
+
+def problem_body(
+    kind: str, status: int, title: str, detail: str | None, instance: str | None,
+    errors: list[FieldError] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": TYPE_PREFIX + kind, "title": title, "status": status}
+    if detail is not None:
+        body["detail"] = detail
+    if instance is not None:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = [e.as_dict() for e in errors]
+    return body
+
+
+def problem_response(
+    kind: str, detail: str | None = None, *, instance: str | None = None,
+    errors: list[FieldError] | None = None, status: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    default_status, title = KINDS[kind]
+    status = status or default_status
+    body = problem_body(kind, status, title, detail, instance, errors)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _loc(parts: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in parts)
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(exc.kind, exc.detail, instance=request.url.path, errors=exc.errors,
+                            status=exc.status, headers=exc.headers)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [FieldError(_loc(tuple(e.get("loc", ()))), str(e.get("msg", "")))
+              for e in exc.errors()]
+    detail = "; ".join(f"{e.loc}: {e.msg}" for e in errors)
+    return problem_response("validation", detail, instance=request.url.path, errors=errors)
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    kind = {401: "unauthenticated", 403: "forbidden", 404: "not-found", 409: "conflict",
+            413: "too-large", 422: "validation"}.get(exc.status_code)
+    phrase = HTTPStatus(exc.status_code).phrase
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
+    headers = dict(exc.headers) if exc.headers else None
+    if kind is None:
+        body = {"type": "about:blank", "title": phrase, "status": exc.status_code,
+                "instance": request.url.path}
+        if detail:
+            body["detail"] = detail
+        return JSONResponse(body, status_code=exc.status_code, media_type=MEDIA_TYPE,
+                            headers=headers)
+    return problem_response(kind, detail, instance=request.url.path, status=exc.status_code,
+                            headers=headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response("internal", "the server failed; the error was logged",
+                            instance=request.url.path)
+
+
+def install(app: FastAPI) -> None:
+    """Route every kind of error through a problem response."""
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problems an operation can answer with, with examples."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        example = EXAMPLES[status]
+        kind = example["kind"]
+        body = problem_body(kind, status, KINDS[kind][1], example["detail"], "/v1/...",
+                            [FieldError(**e) for e in example.get("errors", [])])
+        out[status] = {
+            "description": HTTPStatus(status).phrase,
+            "content": {MEDIA_TYPE: {
+                "schema": {"$ref": "#/components/schemas/Problem"},
+                "example": body,
+            }},
+        }
+    return out

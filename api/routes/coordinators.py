@@ -1,0 +1,201 @@
+"""Coordinators and care teams: who coordinates, the journey, care plans, caseloads and
+the people without a named coordinator.
+
+These read the live projections (``projections/queries.py``), which follow the ledger a
+little behind; each answer names the projection position it reflects (``position`` or
+``projected_to``). A coordinator key reads only people its organisations have a care
+relationship with (``api/care_relationship.py``): others are 403 on person endpoints and
+left out of lists. Admins read everyone. Every person shown, on a list too, is one
+access-log row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from psycopg import Connection
+from pydantic import BaseModel
+
+from api import problems
+from api.care_relationship import related
+from api.deps import Db, PersonRef, allow, log_reads, person_read
+from api.models.coordination import (
+    CarePlans,
+    Caseload,
+    CoordinatorAsOf,
+    CoordinatorNow,
+    Journey,
+    Unassigned,
+)
+from api.problems import ProblemError
+from api.security import Principal, Role
+from projections import queries
+
+router = APIRouter(prefix="/v1", tags=["coordinators"])
+
+PURPOSE = "read person-level coordination data"
+CaredFor = Annotated[PersonRef, Depends(person_read(Role.COORDINATOR, purpose=PURPOSE))]
+CoordinatorKey = Annotated[Principal, Depends(allow(Role.COORDINATOR, purpose=PURPOSE))]
+
+def _example(model: type[BaseModel]) -> Any:
+    return model.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
+
+
+NOT_PROJECTED = ("this person is not in the projections yet (they follow the ledger; "
+                 "see /readyz for the lag)")
+
+
+@router.get(
+    "/patients/{nhs}/coordinator",
+    summary="Who coordinates the person (now, or at a time)",
+    response_model=CoordinatorNow | CoordinatorAsOf,
+    responses={200: {"content": {"application/json": {"examples": {
+        "now": {"summary": "Now", "value": _example(CoordinatorNow)},
+        "as_of": {"summary": "With as_of", "value": _example(CoordinatorAsOf)},
+    }}}}, **problems.responses(401, 403, 404, 422)},
+)
+def coordinator(
+    person: CaredFor,
+    conn: Db,
+    as_of: Annotated[datetime | None, Query(
+        description="Occurred time: who coordinated then (ISO-8601 with an offset). "
+                    "Omit for now.", examples=["2026-03-02T12:00:00Z"])] = None,
+) -> dict[str, Any]:
+    """The named coordinator, or the registered practice when nobody is named (``named``
+    false). With ``as_of``: the interval that held at that occurred time, as the ledger
+    knows it now (an auditor's "as known at" question is ``/replay``)."""
+    if as_of is not None and as_of.tzinfo is None:
+        raise ProblemError("validation", "query.as_of: give a UTC offset (e.g. +00:00 or Z)")
+    answer = (queries.current_coordinator(conn, person.patient_id) if as_of is None
+              else queries.coordinator_as_of(conn, person.patient_id, as_of))
+    if answer is None:
+        raise ProblemError("not-found", NOT_PROJECTED)
+    return answer
+
+
+@router.get(
+    "/patients/{nhs}/journey",
+    summary="The person's cross-setting timeline and admission spells",
+    response_model=Journey,
+    responses=problems.responses(401, 403, 404, 422),
+)
+def journey(person: CaredFor, conn: Db) -> dict[str, Any]:
+    """Every event in occurred order with its lane (setting), a one-line summary, source,
+    both clocks, ledger position and status (retracted and cancelled events stay,
+    marked); and each admission spell with its transfers and length of stay."""
+    handoffs = queries.handoff_count(conn, person.patient_id)
+    if handoffs is None:
+        raise ProblemError("not-found", NOT_PROJECTED)
+    return {
+        "patient_id": person.patient_id,
+        "timeline": queries.timeline(conn, person.patient_id),
+        "spells": queries.spells(conn, person.patient_id),
+        "handoffs": handoffs["handoffs"],
+        "projected_to": _projected_to(conn, "timeline"),
+    }
+
+
+@router.get(
+    "/patients/{nhs}/care-plans",
+    summary="The person's care plans",
+    response_model=CarePlans,
+    responses=problems.responses(401, 403, 404, 422),
+)
+def care_plans(person: CaredFor, conn: Db) -> dict[str, Any]:
+    """Each personalised care plan: status, goals, reviews, and whether its review is
+    overdue today (in the configured zone)."""
+    return {"patient_id": person.patient_id,
+            "plans": queries.care_plans(conn, person.patient_id),
+            "projected_to": _projected_to(conn, "care_plans")}
+
+
+@router.get(
+    "/coordinators/{id}/caseload",
+    summary="A coordinator's caseload",
+    response_model=Caseload,
+    responses=problems.responses(401, 403, 422),
+)
+def caseload(
+    request: Request,
+    principal: CoordinatorKey,
+    conn: Db,
+    coordinator_id: Annotated[str, Path(
+        alias="id", min_length=1, max_length=100,
+        description="The professional's or team's id, as published in `coordinator.id` "
+                    "or `to.id`.", examples=["N100"])],
+) -> dict[str, Any]:
+    """The people this professional is the named coordinator of now (open journeys),
+    longest-held first. A coordinator key sees the caseload held within its own
+    organisations."""
+    rows = queries.caseload(conn, coordinator_id)
+    if principal.role is Role.COORDINATOR:
+        mine = [r for r in rows if r["organisation"] in principal.organisations]
+        if rows and not mine:
+            raise ProblemError("forbidden", f"coordinator {coordinator_id} works for another "
+                                            "organisation than yours")
+        rows = mine
+    people = [UUID(r["patient_id"]) for r in rows]
+    numbers = _nhs_numbers(conn, people)
+    log_reads(conn, request, principal, people)
+    return {
+        "coordinator_id": coordinator_id,
+        "people": [{**r, "nhs_number": numbers.get(p)} for r, p in zip(rows, people,
+                                                                        strict=True)],
+        "projected_to": _projected_to(conn, "coordinators"),
+    }
+
+
+@router.get(
+    "/unassigned",
+    summary="People with an open journey and no named coordinator",
+    response_model=Unassigned,
+    responses=problems.responses(401, 403, 422),
+)
+def unassigned(
+    request: Request,
+    principal: CoordinatorKey,
+    conn: Db,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Skip this many.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+) -> dict[str, Any]:
+    """Longest without a named coordinator first ("falling through the gaps"); the
+    practice default does not count as named. A coordinator key sees only people its
+    organisations have a care relationship with."""
+    if principal.role is Role.COORDINATOR:
+        rows = queries.unassigned(conn)
+        mine = related(conn, (UUID(r["patient_id"]) for r in rows), principal.organisations)
+        rows = [r for r in rows if UUID(r["patient_id"]) in mine]
+    else:
+        rows = queries.unassigned(conn, limit=offset + limit + 1)
+    page = rows[offset:offset + limit]
+    more = len(rows) > offset + limit
+    people = [UUID(r["patient_id"]) for r in page]
+    numbers = _nhs_numbers(conn, people)
+    log_reads(conn, request, principal, people)
+    return {
+        "people": [{**r, "nhs_number": numbers.get(p)} for r, p in zip(page, people,
+                                                                        strict=True)],
+        "next_offset": offset + limit if more else None,
+        "projected_to": _projected_to(conn, "coordinators"),
+    }
+
+
+def _projected_to(conn: Connection[Any], projection: str) -> int:
+    """The projection's tracked position (one primary-key read of the runner's table;
+    ``runner.status`` also scans for the head, which these hot reads do not need)."""
+    row = conn.execute("SELECT position FROM projection_positions WHERE name = %s",
+                       (projection,)).fetchone()
+    return 0 if row is None else int(row["position"])
+
+
+def _nhs_numbers(conn: Connection[Any], people: list[UUID]) -> dict[UUID, str]:
+    """Coordinators need to know who is on a list: the register's number for each
+    patient id (none after an erasure)."""
+    if not people:
+        return {}
+    rows = conn.execute("SELECT patient_id, nhs_number FROM identity_register"
+                        " WHERE patient_id = ANY(%s)", (people,)).fetchall()
+    return {r["patient_id"]: r["nhs_number"] for r in rows}

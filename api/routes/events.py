@@ -1,0 +1,161 @@
+"""Publishers: ``POST /v1/events`` (one envelope or a batch) and an event's status.
+
+One envelope (a JSON object) is answered by its own status code: 201 recorded, 200
+duplicate (original position), 409 conflict, 422 rejected with every field error, 403 if
+its ``source.organisation`` is not one of the caller's. A batch (a JSON array of 1 to
+``CAREJOURNEY_BATCH_MAX`` envelopes, default 5,000) is one ``Ledger.append_batch``:
+200 with each item's outcome in request order, valid items recorded in one transaction
+even when others are refused. Bodies over ``CAREJOURNEY_API_MAX_BODY_BYTES`` (default
+10 MiB) and batches over the maximum get 413.
+
+The body is parsed once (pydantic-core's JSON parser) and judged by the domain contract
+only; FastAPI does not validate it, so every door of the ledger refuses the same things
+with the same messages.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import pydantic_core
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api import metrics, problems
+from api.deps import LedgerDep, SettingsDep, allow
+from api.models.events import EXAMPLE_ENVELOPE, EXAMPLE_REGISTERED, BatchResult, EventStatus
+from api.openapi import component_ref
+from api.problems import ProblemError
+from api.security import Principal, Role
+from domain.contract import FieldError, utc_text
+from domain.ledger import BatchResult as LedgerBatch
+
+router = APIRouter(prefix="/v1/events", tags=["publishers"])
+
+Publisher = Annotated[Principal, Depends(allow(Role.PUBLISHER, purpose="publish events"))]
+StatusReader = Annotated[Principal, Depends(
+    allow(Role.PUBLISHER, Role.AUDITOR, purpose="read event status"))]
+
+REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "description": "One envelope (a JSON object) or a batch (a JSON array of envelopes).",
+    "content": {"application/json": {
+        "schema": {"oneOf": [
+            {"$ref": "#/components/schemas/Envelope"},
+            {"type": "array", "items": {"$ref": "#/components/schemas/Envelope"},
+             "minItems": 1, "maxItems": 5000},
+        ]},
+        "examples": {
+            "one": {"summary": "One envelope", "value": EXAMPLE_ENVELOPE},
+            "batch": {"summary": "A batch", "value": [EXAMPLE_REGISTERED, EXAMPLE_ENVELOPE]},
+        },
+    }},
+}
+
+PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A batch's per-item outcomes, or one envelope already recorded "
+                         "(duplicate, with its original position).",
+          "content": {"application/json": {
+              "schema": {"anyOf": [component_ref("BatchResult"), component_ref("ItemResult")]},
+              "examples": {
+                  "batch": {"value": BatchResult.model_config["json_schema_extra"]
+                            ["examples"][0]},  # type: ignore[index]
+                  "duplicate": {"value": {"index": 0, "event_id": EXAMPLE_ENVELOPE["event_id"],
+                                          "status": "duplicate", "position": 1042}},
+              }}}},
+    201: {"description": "One envelope, recorded.",
+          "content": {"application/json": {
+              "schema": component_ref("ItemResult"),
+              "example": {"index": 0, "event_id": EXAMPLE_ENVELOPE["event_id"],
+                          "status": "recorded", "position": 1042}}}},
+    **problems.responses(401, 403, 409, 413, 422),
+}
+
+
+@router.post(
+    "",
+    summary="Publish one envelope or a batch",
+    status_code=200,
+    response_model=None,
+    responses=PUBLISH_RESPONSES,
+    openapi_extra={"requestBody": REQUEST_BODY},
+)
+async def publish(
+    request: Request, principal: Publisher, ledger: LedgerDep, settings: SettingsDep
+) -> JSONResponse:
+    """Append facts to the ledger with the ledger's batch semantics (see the module doc)."""
+    body = await request.body()
+    try:
+        payload = pydantic_core.from_json(body)
+    except ValueError as exc:
+        raise ProblemError("validation", f"body: not valid JSON: {exc}",
+                           errors=[FieldError("body", f"not valid JSON: {exc}")]) from None
+    allowed = None if principal.role is Role.ADMIN else principal.organisations
+    if isinstance(payload, list):
+        if not payload:
+            raise ProblemError("validation", "body: a batch needs at least one envelope",
+                               errors=[FieldError("body", "empty batch")])
+        if len(payload) > settings.batch_max:
+            raise ProblemError("too-large", f"a batch holds at most {settings.batch_max} "
+                                            f"envelopes; this one has {len(payload)}")
+        result = await run_in_threadpool(ledger.append_batch, payload,
+                                         allowed_organisations=allowed)
+        _count(result)
+        counts = result.counts()
+        return JSONResponse({"results": [i.as_dict() for i in result.items], "counts": counts})
+    if not isinstance(payload, dict):
+        raise ProblemError("validation", "body: send one envelope (an object) or an array",
+                           errors=[FieldError("body", "not an object or an array")])
+    organisation = (payload.get("source") or {}).get("organisation") \
+        if isinstance(payload.get("source"), dict) else None
+    if allowed is not None and isinstance(organisation, str) and organisation not in allowed:
+        raise ProblemError("forbidden", f"not authorised to publish for organisation "
+                                        f"{organisation[:10]}")
+    result = await run_in_threadpool(ledger.append_batch, [payload],
+                                     allowed_organisations=allowed)
+    _count(result)
+    item = result.items[0]
+    if item.status == "rejected":
+        raise ProblemError("envelope-rejected", item.reason(), errors=list(item.errors))
+    if item.status == "conflict":
+        raise ProblemError("conflict", item.reason(), errors=list(item.errors))
+    return JSONResponse(item.as_dict(), status_code=201 if item.status == "recorded" else 200)
+
+
+def _count(result: LedgerBatch) -> None:
+    counts = result.counts()
+    metrics.APPENDED.inc(counts["recorded"])
+    for status, n in counts.items():
+        if n:
+            metrics.PUBLISHED.labels(status).inc(n)
+
+
+@router.get(
+    "/{event_id}",
+    summary="Status of an event you published",
+    response_model=EventStatus,
+    responses=problems.responses(401, 403, 404, 422),
+)
+def event_status(
+    event_id: Annotated[UUID, Path(description="The envelope's event_id.",
+                                   examples=[EXAMPLE_ENVELOPE["event_id"]])],
+    principal: StatusReader,
+    ledger: LedgerDep,
+) -> dict[str, Any]:
+    """Where a recorded event sits in the ledger. Rejected envelopes are not kept, so
+    they are 404 here; a publisher sees only events of its own organisations."""
+    row = ledger.event_status(event_id)
+    if row is None:
+        raise ProblemError("not-found", "no event with this id has been recorded "
+                                        "(rejected envelopes are not kept)")
+    if principal.role is Role.PUBLISHER and row["source_organisation"] not in \
+            principal.organisations:
+        raise ProblemError("forbidden", "this event was published by another organisation")
+    return {
+        "event_id": str(event_id), "status": "recorded", "position": row["position"],
+        "type": row["type"], "occurred_at": utc_text(row["occurred_at"]),
+        "recorded_at": utc_text(row["recorded_at"]),
+        "source_organisation": row["source_organisation"], "hash": row["hash"],
+    }

@@ -1,0 +1,125 @@
+"""Auditors: a person's complete record, its replay at any two times, its verification.
+
+The person is named by NHS number in the path (422 with the reason for a bad one, 404
+when no journey is registered). Each read is written to the access log first
+(``api.deps.person_read``). Replay is computed from the recorded events by
+``projections.replay`` — never from the live projection tables — so it shows what the
+ledger knew at ``known_at`` about ``as_of`` even if projections are behind or rebuilt.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from api import problems
+from api.deps import LedgerDep, PersonRef, SettingsDep, person_read
+from api.models.records import PatientRecords, Verification
+from api.models.replay import Replay
+from api.problems import ProblemError
+from api.security import Role
+from domain.contract import FieldError
+from domain.ledger import Ledger
+from projections.fold import FoldConfig
+from projections.replay import replay as replay_events
+
+router = APIRouter(prefix="/v1/patients", tags=["auditors"])
+
+AuditedPerson = Annotated[PersonRef, Depends(
+    person_read(Role.AUDITOR, purpose="read person-level records"))]
+
+PERSON_PROBLEMS = problems.responses(401, 403, 404, 422)
+
+
+@router.get(
+    "/{nhs}/events",
+    summary="A person's complete record",
+    response_model=PatientRecords,
+    responses=PERSON_PROBLEMS,
+)
+def person_events(
+    person: AuditedPerson,
+    ledger: LedgerDep,
+    after: Annotated[int, Query(ge=0, le=2**62,
+                                description="Only events after this ledger position.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+) -> dict[str, Any]:
+    """Every event recorded for the person, in ledger (position) order: both clocks, type,
+    source, recorded_by, data, hash and previous hash, a page at a time."""
+    events = [e for e in ledger.history(person.patient_id) if e.position > after]
+    page = events[:limit]
+    more = len(events) > limit
+    return {
+        "patient_id": person.patient_id,
+        "events": [e.as_dict() for e in page],
+        "next_after": page[-1].position if more else None,
+    }
+
+
+@router.get(
+    "/{nhs}/replay",
+    summary="The person's journey as it was, as the ledger knew it",
+    response_model=Replay,
+    responses=PERSON_PROBLEMS,
+)
+def person_replay(
+    person: AuditedPerson,
+    ledger: LedgerDep,
+    settings: SettingsDep,
+    as_of: Annotated[datetime | None, Query(
+        description="Occurred-time T: the state as it was at T (default: now). ISO-8601 "
+                    "with an offset.", examples=["2026-03-02T12:00:00+00:00"])] = None,
+    known_at: Annotated[datetime | None, Query(
+        description="Ledger time K: use only events recorded by K (default: everything "
+                    "recorded).", examples=["2026-03-03T00:00:00+00:00"])] = None,
+) -> dict[str, Any]:
+    """Coordinator, open spells, care plans and timeline at occurred-time ``as_of``,
+    computed from only the events recorded by ``known_at``."""
+    as_of, known_at = _aware(as_of, "as_of"), _aware(known_at, "known_at")
+    events = ledger.history(person.patient_id, known_at=known_at)
+    return replay_events(events, as_of=as_of, known_at=known_at,
+                         patient_id=person.patient_id, config=FoldConfig.from_settings(settings))
+
+
+@router.get(
+    "/{nhs}/verify",
+    summary="Verify the person's hash chain",
+    response_model=Verification,
+    responses=PERSON_PROBLEMS,
+)
+def person_verify(person: AuditedPerson, ledger: LedgerDep) -> dict[str, Any]:
+    """Recompute the chain from storage; ``ok`` is false and ``break`` names the first
+    altered, removed or re-ordered event if anything changed. ``head`` is the person's
+    chain head as the ledger keeps it apart (so a deleted last event is caught); the
+    whole ledger's head digest is ``carejourney verify``'s."""
+    return verification(ledger, person)
+
+
+def verification(ledger: Ledger, person: PersonRef) -> dict[str, Any]:
+    broken = ledger.verify(person.patient_id)
+    with ledger.connection() as conn:
+        events = conn.execute("SELECT count(*) AS n FROM ledger_events WHERE patient_id = %s",
+                              (person.patient_id,)).fetchone()["n"]
+        head = conn.execute("SELECT version, hash, position FROM ledger_heads"
+                            " WHERE patient_id = %s", (person.patient_id,)).fetchone()
+    return {
+        "patient_id": person.patient_id,
+        "ok": broken is None,
+        "events": events,
+        "break": None if broken is None else {
+            "event_id": broken.event_id, "position": broken.position, "reason": broken.reason,
+            "expected": broken.expected, "found": broken.found},
+        "head": head,
+    }
+
+
+def _aware(moment: datetime | None, name: str) -> datetime | None:
+    """A time without an offset is ambiguous for an audit question: refuse it."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ProblemError("validation", f"query.{name}: give a UTC offset (e.g. +00:00 or Z)",
+                           errors=[FieldError(f"query.{name}", "give a UTC offset")])
+    return moment.astimezone(UTC)

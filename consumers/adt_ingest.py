@@ -1,0 +1,228 @@
+"""ADT messages into the ledger: decode each, append the envelopes as one batch, and keep
+the A08 identity updates beside them in the same transaction.
+
+Used by ``carejourney adt import`` (files) and by the ADT consumer (topic
+``care.adt.hl7v2``): both get one result per message, in the ledger's ``ItemResult``
+shape (recorded / duplicate / conflict / rejected with ``[{loc, msg}]``), so the CLI
+report, the DLQ headers and the HTTP results read alike.
+
+A08 (update patient information) is no journey event. The ledger keeps no demographics
+to update, so what is kept is the fact that the update was seen: one row per message in
+``adt_identity_updates`` (this module's table) with the person's ``patient_id`` if the
+ledger knows the number (``NULL`` otherwise; never the number itself), the source, the
+time, and the *names* of the PID/PV1 fields sent (updated) and sent as ``""`` (deleted);
+empty fields mean "no change". The row is keyed by the same uuid5 event id as events, so
+a resent A08 is a duplicate and a reused control id with other content a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking
+from psycopg import Cursor
+from psycopg.rows import DictRow
+
+from consumers import adt_codes
+from consumers.adt import Decoded, IdentityUpdate, Outcome, Rejected, decode
+from consumers.feed import Aside, Feed, Message, Rejection
+from consumers.feed import Decoded as FeedDecoded
+from domain.contract import FieldError, utc_text
+from domain.ledger import ExtraWrite, ItemResult, Ledger
+from domain.settings import Settings
+
+SCHEMA: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS adt_identity_updates (
+        event_id      uuid PRIMARY KEY,
+        patient_id    uuid,
+        organisation  text NOT NULL,
+        system        text NOT NULL,
+        occurred_at   timestamptz NOT NULL,
+        received_at   timestamptz NOT NULL DEFAULT now(),
+        sent          text[] NOT NULL,
+        deleted       text[] NOT NULL,
+        content_hash  text NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS adt_identity_updates_patient_idx"
+    " ON adt_identity_updates (patient_id)",
+)
+
+_migrated: set[str] = set()
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageResult:
+    """One message's outcome: its trigger (if read), the ledger-shaped result, notes."""
+
+    index: int
+    trigger: str | None
+    item: ItemResult
+    notes: tuple[str, ...] = ()
+    identity_update: bool = False
+
+    @property
+    def status(self) -> str:
+        return self.item.status
+
+    @property
+    def refused(self) -> bool:
+        return self.item.status in ("rejected", "conflict")
+
+    def reason(self) -> str:
+        return self.item.reason()
+
+
+def migrate(ledger: Ledger) -> None:
+    """Create this module's table (idempotent; once per database per process)."""
+    if ledger.database_url in _migrated:
+        return
+    with ledger.connection() as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('carejourney.migrate.adt'))")
+        for statement in SCHEMA:
+            conn.execute(statement)
+    _migrated.add(ledger.database_url)
+
+
+def append_messages(
+    ledger: Ledger,
+    messages: Sequence[bytes | str],
+    settings: Settings,
+    *,
+    trackings: Sequence[Tracking] = (),
+    extra_writes: Sequence[ExtraWrite] = (),
+) -> list[MessageResult]:
+    """Decode and record a batch of raw ER7 messages in one ledger transaction (with any
+    ``trackings`` and ``extra_writes`` of the caller, e.g. Kafka offsets)."""
+    migrate(ledger)
+    outcomes = [decode(raw, settings) for raw in messages]
+    return record_outcomes(ledger, outcomes, trackings=trackings, extra_writes=extra_writes)
+
+
+def record_outcomes(
+    ledger: Ledger,
+    outcomes: Sequence[Outcome],
+    *,
+    trackings: Sequence[Tracking] = (),
+    extra_writes: Sequence[ExtraWrite] = (),
+) -> list[MessageResult]:
+    """Record already-decoded messages (see ``append_messages``)."""
+    migrate(ledger)
+    results: dict[int, MessageResult] = {}
+    envelopes: list[tuple[int, Decoded]] = []
+    updates: list[tuple[int, IdentityUpdate]] = []
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, Rejected):
+            results[index] = MessageResult(
+                index, outcome.trigger,
+                ItemResult(index, outcome.event_id, "rejected", errors=outcome.errors))
+        elif isinstance(outcome, IdentityUpdate):
+            updates.append((index, outcome))
+        else:
+            envelopes.append((index, outcome))
+    update_results, update_write = record_identity_updates(ledger, updates)
+    for index, item in update_results.items():
+        results[index] = MessageResult(index, adt_codes.IDENTITY_UPDATE, item,
+                                       identity_update=True)
+    writes = [*extra_writes, *([update_write] if update_write is not None else [])]
+    batch = ledger.append_batch([d.envelope for _, d in envelopes], trackings=trackings,
+                                extra_writes=writes)
+    for (index, decoded), item in zip(envelopes, batch.items, strict=True):
+        results[index] = MessageResult(
+            index, decoded.trigger,
+            ItemResult(index, item.event_id, item.status, item.position, item.errors),
+            decoded.notes)
+    return [results[i] for i in range(len(outcomes))]
+
+
+def _content_hash(update: IdentityUpdate) -> str:
+    content = {"organisation": update.organisation, "system": update.system,
+               "occurred_at": utc_text(update.occurred_at), "sent": list(update.sent),
+               "deleted": list(update.deleted)}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def record_identity_updates(
+    ledger: Ledger, updates: Sequence[tuple[int, IdentityUpdate]]
+) -> tuple[dict[int, ItemResult], ExtraWrite | None]:
+    """Duplicate / conflict / new for each A08 (judged before the transaction), and the
+    write of the new rows (run inside it). The Kafka feed's ``record_asides``."""
+    migrate(ledger)
+    results: dict[int, ItemResult] = {}
+    if not updates:
+        return results, None
+    with ledger.connection() as conn:
+        known = {r["event_id"]: r["content_hash"] for r in conn.execute(
+            "SELECT event_id, content_hash FROM adt_identity_updates WHERE event_id = ANY(%s)",
+            ([UUID(u.event_id) for _, u in updates],))}
+    rows: list[tuple[Any, ...]] = []
+    for index, update in updates:
+        digest = _content_hash(update)
+        event_id = UUID(update.event_id)
+        prior = known.get(event_id)
+        if prior is None:
+            known[event_id] = digest
+            rows.append((event_id, ledger.patient_id(update.nhs_number), update.organisation,
+                         update.system, update.occurred_at, list(update.sent),
+                         list(update.deleted), digest))
+            status = "recorded"
+        else:
+            status = "duplicate" if prior == digest else "conflict"
+        errors = () if status != "conflict" else (
+            FieldError("event_id", "event_id already recorded with different content"),)
+        results[index] = ItemResult(index, update.event_id, status, errors=errors)
+    if not rows:
+        return results, None
+
+    def write(curs: Cursor[DictRow]) -> None:
+        curs.executemany(
+            "INSERT INTO adt_identity_updates (event_id, patient_id, organisation, system,"
+            " occurred_at, sent, deleted, content_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            rows,
+        )
+
+    return results, write
+
+
+# -- the Kafka feed (``carejourney consume --adt``) ---------------------------------------
+
+
+def kafka_feed(settings: Settings, topics: Sequence[str] | None = None) -> Feed:
+    """Topic ``care.adt.hl7v2`` (raw ER7 bytes, one message per record) through the shared
+    consumer loop (``consumers/loop.py``): offsets with the events, refusals to
+    ``care.adt.hl7v2.dlq`` with the reason, A08s kept beside the events.
+
+    No organisation allow-list: the facility mapping (CAREJOURNEY_ADT_FACILITIES) is the
+    ADT feed's authorisation, and an unmapped facility is a rejection naming it.
+    """
+
+    def decode_record(message: Message) -> FeedDecoded:
+        if message.value is None:
+            return Rejection.because("empty message: no HL7 v2 ADT message (a tombstone?)")
+        outcome = decode(message.value, settings)
+        if isinstance(outcome, Rejected):
+            return Rejection(outcome.errors, outcome.event_id)
+        if isinstance(outcome, IdentityUpdate):
+            return Aside(outcome)
+        for note in outcome.notes:
+            log.info("%s:%s@%s %s: %s", message.topic, message.partition, message.offset,
+                     outcome.trigger, note)
+        return outcome.envelope
+
+    return Feed(
+        name="adt",
+        topics=tuple(topics or (settings.adt_topic,)),
+        dead_letter_topic=settings.adt_dead_letter_topic,
+        decode=decode_record,
+        allowed_organisations=None,
+        record_asides=record_identity_updates,
+    )

@@ -1,0 +1,47 @@
+"""Evaluation measures over the read models, with their published definitions.
+
+Each measure is one function (``coordination``, ``hospital``, ``referrals``,
+``care_plans``, ``continuity``, ``outcomes``) whose docstring *is* its definition:
+numerator, denominator, exclusions, edge cases. The docstrings are what the dashboard
+shows behind each chart and what ``docs/measures.md`` publishes; ``DEFINITIONS_VERSION``
+changes whenever a definition does, and every report names it with the ledger position
+it was computed at.
+
+Shared rules: calendar days in the configured zone and the period (``period``), the
+population and how units are attributed to groups (``population``), pseudonyms and
+small-number suppression (``privacy``), one report for every interface (``report``).
+"""
+
+from projections.measures.period import DIMENSIONS, Period, PeriodError
+from projections.measures.population import NotProjected, Population, from_folds, load
+from projections.measures.privacy import Suppression, pseudonym
+from projections.measures.report import (
+    DEFINITIONS_VERSION,
+    MEASURES,
+    NAMES,
+    compute,
+    report,
+    rows,
+    suppression,
+    to_csv,
+)
+
+__all__ = [
+    "DEFINITIONS_VERSION",
+    "DIMENSIONS",
+    "MEASURES",
+    "NAMES",
+    "NotProjected",
+    "Period",
+    "PeriodError",
+    "Population",
+    "Suppression",
+    "compute",
+    "from_folds",
+    "load",
+    "pseudonym",
+    "report",
+    "rows",
+    "suppression",
+    "to_csv",
+]

@@ -1,0 +1,263 @@
+"""Hospital transitions: 30-day emergency readmission and follow-up after discharge.
+
+Both start from *index discharges*, built from ``admission_spells``
+(projections/timeline.py; cancelled and retracted admissions, transfers and discharges
+are already gone):
+
+* **Transfer chains.** A spell discharged to ``other_hospital`` continues into the
+  person's next spell when that spell's admission method is ``transfer`` and it was
+  admitted on the discharge's local date or the next day: one continuous spell across
+  hospitals, never a discharge and a readmission. The chain's last discharge is the
+  index discharge; its hospital is the *discharging hospital*.
+* A chain ending in a discharge to ``other_hospital`` with no transfer admission to
+  continue it left the ledger's sight still in hospital: not an index discharge
+  (``transferred_out``). A discharge by death (``died``) is never followed by a
+  readmission: not an index discharge (``deaths``).
+* A discharge at or after the end of the period is not known yet: the spell counts as
+  still open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from projections.measures.period import Period, pct
+from projections.measures.population import Person, Population
+from projections.measures.result import Context, Measure, Shape, by_key, definition, grouped
+from projections.timeline import Spell
+
+READMISSION_DAYS = 29  # days 0-29 inclusive
+FOLLOW_UP_DAYS = 7  # days 1-7
+FOLLOW_UP_HOURS = 72
+
+
+@dataclass(frozen=True, slots=True)
+class Discharge:
+    """The end of a chain of spells (module docstring)."""
+
+    person: Person
+    spell: Spell  # the chain's last spell
+    chain: tuple[Spell, ...]
+    at: datetime
+    destination: str
+    keys: dict[str, str]
+
+
+def chains(person: Person, period: Period) -> list[tuple[Spell, ...]]:
+    """The person's spells joined into transfer chains, in admission order."""
+    spells = person.spells
+    out: list[tuple[Spell, ...]] = []
+    i = 0
+    while i < len(spells):
+        chain = [spells[i]]
+        i += 1
+        while i < len(spells):
+            last, following = chain[-1], spells[i]
+            discharged = period.before_end(last.discharged_at)
+            if (discharged is None or last.destination != "other_hospital"
+                    or following.method != "transfer" or following.admitted_at >= period.end
+                    or not 0 <= (period.day(following.admitted_at)
+                                 - period.day(discharged)).days <= 1):
+                break
+            chain.append(following)
+            i += 1
+        out.append(tuple(chain))
+    return out
+
+
+def discharges(pop: Population, period: Period) -> list[Discharge]:
+    """Every chain ending in a discharge in the period (any destination)."""
+    found = []
+    for person in pop:
+        for chain in chains(person, period):
+            last = chain[-1]
+            at = period.before_end(last.discharged_at)
+            if at is None or not period.contains(at):
+                continue
+            keys = person.keys(period, at, attribute=True) | {"organisation": last.hospital}
+            found.append(Discharge(person, last, chain, at, str(last.destination), keys))
+    return found
+
+
+def _admissions_after(discharge: Discharge, until: datetime, *, emergency: bool
+                      ) -> list[datetime]:
+    """Admissions of the person from the discharge on, before ``until``."""
+    return sorted(s.admitted_at for s in discharge.person.spells
+                  if s not in discharge.chain and discharge.at <= s.admitted_at < until
+                  and (not emergency or s.method == "emergency"))
+
+
+@dataclass(frozen=True, slots=True)
+class Readmission:
+    discharge: Discharge
+    status: str  # "complete", "incomplete", "death", "transferred_out"
+    day: int | None  # the first readmission's day (0-29), if readmitted
+
+
+def readmission_30d(pop: Population, ctx: Context) -> Measure:
+    """30-day emergency readmission (NHS definition).
+
+    Denominator (``discharges``): index discharges (see "index discharges" above: the end
+    of a transfer chain, not by death, not to another hospital's unseen care) whose local
+    discharge date D lies in the period and whose 30-day window is complete: D + 29 on
+    or before the period's last day. Index discharges later in the period are counted
+    in ``incomplete`` instead (reported, not dropped); discharges by death in
+    ``deaths``; chains ending in a discharge to another hospital with no transfer
+    admission in ``transferred_out``.
+
+    Numerator (``readmitted``): those followed by at least one admission with method
+    ``emergency`` admitted at or after the discharge time on local days 0-29 after D
+    inclusive (day 0 = the discharge date itself: an emergency admission later the same
+    day is a day-0 readmission; day 29 counts, day 30 does not). Elective, maternity
+    and transfer admissions are not readmissions.
+    ``readmission_pct`` = 100 * readmitted / discharges.
+
+    Split: organisation = the discharging hospital; role and setting = the coordinator
+    holding at the discharge (``none`` if nobody named); cohort.
+    """
+    period = ctx.period
+    units = []
+    for d in ctx.memo("discharges", lambda: discharges(pop, period)):
+        day = period.day(d.at)
+        if d.destination == "died":
+            units.append(Readmission(d, "death", None))
+        elif d.destination == "other_hospital":
+            units.append(Readmission(d, "transferred_out", None))
+        elif day + timedelta(days=READMISSION_DAYS) > period.last:
+            units.append(Readmission(d, "incomplete", None))
+        else:
+            window_end = period.midnight(day + timedelta(days=READMISSION_DAYS + 1))
+            after = _admissions_after(d, window_end, emergency=True)
+            first = (period.day(after[0]) - day).days if after else None
+            units.append(Readmission(d, "complete", first))
+
+    def summarise(group: list[Readmission]) -> dict[str, Any]:
+        done = [u for u in group if u.status == "complete"]
+        readmitted = sum(1 for u in done if u.day is not None)
+        return {"discharges": len(done), "readmitted": readmitted,
+                "readmission_pct": pct(readmitted, len(done)),
+                "incomplete": sum(1 for u in group if u.status == "incomplete"),
+                "deaths": sum(1 for u in group if u.status == "death"),
+                "transferred_out": sum(1 for u in group if u.status == "transferred_out")}
+
+    shape = Shape(counts=("discharges", "readmitted", "incomplete", "deaths",
+                          "transferred_out"),
+                  rates={"readmission_pct": ("readmitted", "discharges")})
+    per_person = None
+    if ctx.per_person:
+        per_person = [{"pseudonym": ctx.pseudonym(u.discharge.person.patient_id),
+                       "hospital": u.discharge.spell.hospital, "status": u.status,
+                       "readmitted": None if u.status != "complete" else u.day is not None,
+                       "readmission_day": u.day} for u in units]
+    return Measure("readmission_30d", "30-day emergency readmission", "index discharges",
+                   definition(readmission_30d), shape,
+                   grouped(units, by_key(ctx, lambda u: u.discharge.keys), summarise),
+                   per_person)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    discharge: Discharge
+    status: str  # "followed_up", "readmitted_first", "none", "incomplete"
+
+
+def _follow_up(d: Discharge, window_start: datetime, window_end: datetime,
+               period: Period) -> str:
+    """Followed up, readmitted first, or neither, within [window_start, window_end):
+    contacts after the discharge, not on its local date, not made from an ADT A04."""
+    discharge_day = period.day(d.at)
+    contacts = [c.occurred_at for c in d.person.contacts
+                if not c.from_adt and window_start <= c.occurred_at < window_end
+                and c.occurred_at > d.at and period.day(c.occurred_at) != discharge_day]
+    admissions = _admissions_after(d, window_end, emergency=False)
+    first_contact = min(contacts) if contacts else None
+    if admissions and (first_contact is None or admissions[0] < first_contact):
+        return "readmitted_first"
+    return "followed_up" if first_contact is not None else "none"
+
+
+def _follow_up_measure(pop: Population, ctx: Context, hours: bool) -> list[FollowUp]:
+    period = ctx.period
+    units = []
+    for d in ctx.memo("discharges", lambda: discharges(pop, period)):
+        if d.destination != "usual_residence":
+            continue
+        day = period.day(d.at)
+        if hours:
+            start, end = d.at, d.at + timedelta(hours=FOLLOW_UP_HOURS)
+            complete = end <= period.end
+            end += timedelta(microseconds=1)  # the 72nd hour is inside the window
+        else:
+            start = period.midnight(day + timedelta(days=1))
+            end = period.midnight(day + timedelta(days=FOLLOW_UP_DAYS + 1))
+            complete = day + timedelta(days=FOLLOW_UP_DAYS) <= period.last
+        status = _follow_up(d, start, end, period) if complete else "incomplete"
+        units.append(FollowUp(d, status))
+    return units
+
+
+def _follow_up_result(name: str, title: str, function: Any, units: list[FollowUp],
+                      ctx: Context) -> Measure:
+    def summarise(group: list[FollowUp]) -> dict[str, Any]:
+        done = [u for u in group if u.status != "incomplete"]
+        followed = sum(1 for u in done if u.status == "followed_up")
+        return {"discharges": len(done), "followed_up": followed,
+                "follow_up_pct": pct(followed, len(done)),
+                "readmitted_first": sum(1 for u in done if u.status == "readmitted_first"),
+                "incomplete": len(group) - len(done)}
+
+    shape = Shape(counts=("discharges", "followed_up", "readmitted_first", "incomplete"),
+                  rates={"follow_up_pct": ("followed_up", "discharges")})
+    per_person = None
+    if ctx.per_person:
+        per_person = [{"pseudonym": ctx.pseudonym(u.discharge.person.patient_id),
+                       "hospital": u.discharge.spell.hospital, "status": u.status}
+                      for u in units]
+    return Measure(name, title, "discharges home", definition(function), shape,
+                   grouped(units, by_key(ctx, lambda u: u.discharge.keys), summarise),
+                   per_person)
+
+
+def follow_up_7d(pop: Population, ctx: Context) -> Measure:
+    """Follow-up within 7 days of a discharge home.
+
+    Denominator (``discharges``): index discharges (as for readmission) to
+    ``usual_residence`` with local discharge date D in the period and D + 7 on or before
+    the period's last day; later ones are ``incomplete`` (reported, not in the rate).
+
+    Numerator (``followed_up``): those with a contact (a standing ``ContactRecorded``,
+    any setting or mode) on local days D+1 to D+7 inclusive, before any readmission.
+    The discharge day itself never counts. Contacts made by the HL7 v2 ADT adapter from
+    an A04 registration/attendance (``source.system`` starting ``hl7v2:``,
+    docs/adt.md) never count.
+
+    ``readmitted_first``: discharges where an admission (any method) at or after the
+    discharge time and before the end of day D+7 came before any counting contact;
+    they stay in the denominator, are not followed up, and are reported separately.
+    ``follow_up_pct`` = 100 * followed_up / discharges.
+
+    Split: organisation = the discharging hospital; role and setting = the coordinator
+    holding at the discharge; cohort.
+    """
+    return _follow_up_result("follow_up_7d", "Follow-up within 7 days of discharge home",
+                             follow_up_7d, _follow_up_measure(pop, ctx, hours=False), ctx)
+
+
+def follow_up_72h(pop: Population, ctx: Context) -> Measure:
+    """Follow-up within 72 hours of a discharge home.
+
+    As the 7-day measure, with the window "within 72 hours": a contact after the
+    discharge time and at most 72 hours after it, and not on the discharge's local
+    date (so a contact later on the discharge day does not count, and 72 hours is
+    measured from the discharge time, not from midnight). Complete when the discharge
+    time + 72 hours is not after the end of the period (``incomplete`` otherwise).
+
+    ``readmitted_first``: an admission at or after the discharge time, within the 72
+    hours, before any counting contact. ADT A04 contacts never count.
+
+    Split as the 7-day measure.
+    """
+    return _follow_up_result("follow_up_72h", "Follow-up within 72 hours of discharge home",
+                             follow_up_72h, _follow_up_measure(pop, ctx, hours=True), ctx)

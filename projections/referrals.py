@@ -1,0 +1,107 @@
+"""Referrals: open, accepted, declined, first contact, and their waits (a pure fold).
+
+From the standing facts in occurred order, per ``referral_id``: ``ReferralMade`` opens
+it; ``ReferralAccepted``, ``ReferralDeclined`` and ``FirstContactMade`` record when each
+happened (the first of each counts; a repeat is ignored). The status is the furthest
+step reached: ``first_contact`` (the referral's clock stops), else ``declined``, else
+``accepted``, else ``open``. A response to a referral never made (before it, in occurred
+order) is flagged ``unknown_referral`` and ignored; a second ``ReferralMade`` of the
+same id is flagged ``repeated_referral`` and ignored.
+
+``wait_days`` is referral to first contact in calendar days in the configured zone
+(DESIGN.md §6); a referral still waiting has none: its wait so far depends on the day it
+is asked, and the queries compute it (an incomplete wait, reported, never dropped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from projections.fold import Finding, PersonEvents
+
+
+class Referral(NamedTuple):
+    """One row of ``referral_status``."""
+
+    patient_id: UUID
+    referral_id: str
+    made_at: datetime
+    to_organisation: str
+    service: str
+    setting: str
+    priority: str
+    reason: str | None
+    status: str  # "open", "accepted", "declined" or "first_contact"
+    accepted_at: datetime | None
+    declined_at: datetime | None
+    decline_reason: str | None
+    first_contact_at: datetime | None
+    wait_days: int | None
+    made_event_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralFold:
+    referrals: tuple[Referral, ...]
+    findings: tuple[Finding, ...]
+
+
+STEPS = {"ReferralAccepted": "accepted_at", "ReferralDeclined": "declined_at",
+         "FirstContactMade": "first_contact_at"}
+
+
+def fold(person: PersonEvents) -> ReferralFold:
+    """The person's referrals in order of referral, and findings (module docstring)."""
+    zone = person.config.zone
+    found: dict[str, dict[str, Any]] = {}
+    findings: list[Finding] = []
+    for event in person.effective:
+        kind = event.type
+        if kind != "ReferralMade" and kind not in STEPS:
+            continue
+        referral_id = str(event.data["referral_id"])
+        referral = found.get(referral_id)
+        if kind == "ReferralMade":
+            if referral is not None:
+                findings.append(Finding("repeated_referral", event,
+                                        f"referral {referral_id} was already made"))
+                continue
+            found[referral_id] = {"event": event, "accepted_at": None, "declined_at": None,
+                                  "decline_reason": None, "first_contact_at": None}
+            continue
+        if referral is None:
+            findings.append(Finding("unknown_referral", event,
+                                    f"no referral {referral_id} was made before this"))
+            continue
+        column = STEPS[kind]
+        if referral[column] is None:
+            referral[column] = event.occurred_at
+            if kind == "ReferralDeclined":
+                referral["decline_reason"] = event.data.get("reason")
+    rows = []
+    for referral_id, r in found.items():
+        made = r["event"]
+        to = made.data["to"]
+        if r["first_contact_at"] is not None:
+            status = "first_contact"
+            wait = (r["first_contact_at"].astimezone(zone).date()
+                    - made.occurred_at.astimezone(zone).date()).days
+        else:
+            status = ("declined" if r["declined_at"] is not None
+                      else "accepted" if r["accepted_at"] is not None else "open")
+            wait = None
+        rows.append(Referral(
+            person.patient_id, referral_id, made.occurred_at, str(to["organisation"]),
+            str(to["service"]), str(to["setting"]), str(made.data["priority"]),
+            made.data.get("reason"), status, r["accepted_at"], r["declined_at"],
+            r["decline_reason"], r["first_contact_at"], wait, made.event_id,
+        ))
+    return ReferralFold(tuple(rows), tuple(findings))
+
+
+def is_open(referral: Referral) -> bool:
+    """Still waiting for a first contact (made or accepted, not declined)."""
+    return referral.status in ("open", "accepted")

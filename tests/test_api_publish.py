@@ -1,0 +1,171 @@
+"""POST /v1/events and GET /v1/events/{id}: batch semantics over HTTP (real PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from domain.ledger import Ledger
+from domain.settings import Settings
+from tests.envelopes import NHS_A, NHS_B, envelope, later, retraction
+from tests.fixtures_api import auth
+
+PROBLEM = "application/problem+json"
+
+
+def test_one_envelope_is_recorded_then_duplicate_with_the_same_position(client: TestClient):
+    env = envelope()
+    first = client.post("/v1/events", json=env, headers=auth("publisher"))
+    assert first.status_code == 201, first.text
+    body = first.json()
+    assert body["status"] == "recorded" and body["event_id"] == env["event_id"]
+    again = client.post("/v1/events", json=env, headers=auth("publisher"))
+    assert again.status_code == 200
+    assert again.json() == {"index": 0, "event_id": env["event_id"], "status": "duplicate",
+                            "position": body["position"]}
+
+
+def test_same_id_other_content_is_a_conflict_problem(client: TestClient):
+    env = envelope()
+    assert client.post("/v1/events", json=env, headers=auth("publisher")).status_code == 201
+    changed = {**env, "occurred_at": later(2).isoformat()}
+    response = client.post("/v1/events", json=changed, headers=auth("publisher"))
+    assert response.status_code == 409
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["type"] == "urn:carejourney:problem:conflict"
+    assert problem["errors"] == [{"loc": "event_id",
+                                  "msg": "event_id already recorded with different content"}]
+
+
+def test_unknown_field_in_an_envelope_is_422_naming_the_field(client: TestClient):
+    env = envelope()
+    env["data"]["colour"] = "blue"
+    env["extra"] = 1
+    response = client.post("/v1/events", json=env, headers=auth("publisher"))
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["type"] == "urn:carejourney:problem:envelope-rejected"
+    locs = {e["loc"] for e in problem["errors"]}
+    assert locs == {"extra", "data.colour"}
+    assert all("not permitted" in e["msg"] for e in problem["errors"])
+
+
+def test_bad_nhs_number_in_an_envelope_is_422_with_the_reason(client: TestClient):
+    response = client.post("/v1/events", json=envelope(nhs="9434765918"),
+                           headers=auth("publisher"))
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["loc"] == "nhs_number" and "check digit" in error["msg"]
+    assert "9434765918" not in response.text  # the number is never echoed
+
+
+def test_publisher_may_not_publish_for_another_organisation(client: TestClient):
+    response = client.post("/v1/events", json=envelope(organisation="RXH01"),
+                           headers=auth("publisher"))
+    assert response.status_code == 403
+    assert response.json()["type"] == "urn:carejourney:problem:forbidden"
+    assert "RXH01" in response.json()["detail"]
+
+
+def test_batch_records_the_valid_items_and_reports_each(client: TestClient, ledger: Ledger):
+    good = envelope()
+    later_good = envelope("CaseIdentified", at=later(1))
+    other_org = envelope(nhs=NHS_B, organisation="RXH01")
+    broken = envelope(nhs=NHS_B)
+    del broken["occurred_at"]
+    early_retraction = retraction(envelope())  # its target was never recorded
+    batch = [good, other_org, broken, later_good, good, early_retraction]
+    response = client.post("/v1/events", json=batch, headers=auth("publisher"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    results = body["results"]
+    assert [r["index"] for r in results] == list(range(6))
+    assert [r["status"] for r in results] == [
+        "recorded", "rejected", "rejected", "recorded", "duplicate", "rejected"]
+    assert results[1]["errors"][0]["loc"] == "source.organisation"
+    assert results[2]["errors"] == [{"loc": "occurred_at", "msg": "Field required"}]
+    assert results[4]["position"] == results[0]["position"]
+    assert results[5]["errors"][0]["loc"] == "data.retracted_event_id"
+    assert body["counts"] == {"recorded": 2, "duplicate": 1, "conflict": 0, "rejected": 3}
+    assert ledger.counts_by_type() == {"CaseIdentified": 1, "PatientRegistered": 1}
+
+
+def test_batch_publish_is_idempotent(client: TestClient, ledger: Ledger):
+    batch = [envelope(), envelope("CaseIdentified", at=later(1)), envelope(nhs=NHS_B)]
+    first = client.post("/v1/events", json=batch, headers=auth("publisher")).json()
+    again = client.post("/v1/events", json=batch, headers=auth("publisher")).json()
+    assert [r["status"] for r in first["results"]] == ["recorded"] * 3
+    assert [r["status"] for r in again["results"]] == ["duplicate"] * 3
+    assert [r["position"] for r in again["results"]] == [r["position"] for r in first["results"]]
+    assert ledger.head_position() == max(r["position"] for r in first["results"])
+    assert sum(ledger.counts_by_type().values()) == 3
+
+
+def test_admin_publishes_for_any_organisation(client: TestClient):
+    response = client.post("/v1/events", json=[envelope(organisation="ZZZ99")],
+                           headers=auth("admin"))
+    assert response.json()["results"][0]["status"] == "recorded"
+
+
+@pytest.mark.parametrize(("body", "loc"), [
+    (b"{not json", "body"),
+    (b"[]", "body"),
+    (b"42", "body"),
+])
+def test_malformed_request_bodies_are_422_problems(client: TestClient, body: bytes, loc: str):
+    response = client.post("/v1/events", content=body, headers={
+        **auth("publisher"), "content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["errors"][0]["loc"] == loc
+
+
+def test_bodies_over_the_limit_are_413(ledger: Ledger, api_settings: Settings):
+    small = api_settings.model_copy(update={"api_max_body_bytes": 2_000, "batch_max": 3})
+    with TestClient(create_app(small, ledger)) as client:
+        big = json.dumps([envelope() for _ in range(10)]).encode()
+        assert len(big) > 2_000
+        response = client.post("/v1/events", content=big, headers={
+            **auth("publisher"), "content-type": "application/json"})
+        assert response.status_code == 413
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["detail"] == "request body is larger than 2000 bytes"
+
+        def chunks():  # no Content-Length: counted as it arrives
+            yield big[:1500]
+            yield big[1500:]
+
+        streamed = client.post("/v1/events", content=chunks(), headers={
+            **auth("publisher"), "content-type": "application/json"})
+        assert streamed.status_code == 413
+        four = json.dumps([envelope() for _ in range(4)]).encode()
+        assert len(four) < 2_000
+        many = client.post("/v1/events", content=four, headers={
+            **auth("publisher"), "content-type": "application/json"})
+        assert many.status_code == 413
+        assert "at most 3 envelopes" in many.json()["detail"]
+    assert ledger.head_position() == 0
+
+
+def test_event_status_for_its_publisher(client: TestClient):
+    env = envelope()
+    position = client.post("/v1/events", json=env, headers=auth("publisher")).json()["position"]
+    response = client.get(f"/v1/events/{env['event_id']}", headers=auth("publisher"))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["position"] == position and body["status"] == "recorded"
+    assert body["type"] == "PatientRegistered" and body["source_organisation"] == "A81001"
+    assert body["occurred_at"] == "2026-03-02T10:15:00Z"
+    assert "patient_id" not in body and NHS_A not in response.text
+    other = client.get(f"/v1/events/{env['event_id']}", headers=auth("other-publisher"))
+    assert other.status_code == 403
+    missing = client.get(f"/v1/events/{uuid.uuid4()}", headers=auth("publisher"))
+    assert missing.status_code == 404
+    bad = client.get("/v1/events/not-a-uuid", headers=auth("publisher"))
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == "path.event_id"
