@@ -20,7 +20,10 @@ from domain.settings import Settings
 from tests.adt_messages import FACILITIES, ODS, adt
 from tests.envelopes import NHS_A, NHS_B
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "hl7v2"
+# Public HL7 v2 samples (MIT, see LICENSE-FHIR-Converter.txt), copied from shared/samples so
+# the suite does not depend on a folder outside the repository.
+SAMPLES = Path(__file__).resolve().parent / "samples" / "hl7v2"
+assert sorted(SAMPLES.glob("*.hl7")), f"HL7 samples missing from {SAMPLES}"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "adt.md"
 SETTINGS = Settings(adt_facilities=FACILITIES)
 
