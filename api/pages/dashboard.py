@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import Db
 from api.pages import charts
-from api.pages.render import PageProblem, page
+from api.pages.render import PageProblem, page, query_day
 from api.pages.session import SignedIn, require
 from api.security import Role
 from projections import measures
@@ -39,15 +39,6 @@ def default_period(conn: Any, settings: Any) -> tuple[date, date]:
     return first, last
 
 
-def _date(value: str | None, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise PageProblem(422, f"{name}: give a date as YYYY-MM-DD") from None
-
-
 @router.get("/measures", response_class=HTMLResponse)
 def dashboard(
     request: Request,
@@ -59,7 +50,7 @@ def dashboard(
 ) -> Response:
     require(principal, Role.EVALUATOR, what="the measures dashboard")
     settings = request.app.state.settings
-    start, end = _date(first, "from"), _date(last, "to")
+    start, end = query_day(first, "from"), query_day(last, "to")
     if start is None or end is None:
         default_first, default_last = default_period(conn, settings)
         start, end = start or default_first, end or default_last

@@ -8,7 +8,6 @@ the live projections (``projections.queries``), which name the position they are
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -16,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import Db, person_ref
 from api.pages import journey_chart
-from api.pages.render import PageProblem, page
+from api.pages.render import PageProblem, page, query_day
 from api.pages.session import SignedIn, require
 from api.problems import ProblemError
 from api.security import Role
@@ -42,15 +41,6 @@ def lookup(request: Request, principal: SignedIn,
                 status=422 if error else 200)
 
 
-def _day(value: str | None, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise PageProblem(422, f"{name}: give a date as YYYY-MM-DD") from None
-
-
 @router.get("/journey/{nhs}", response_class=HTMLResponse)
 def journey_page(
     request: Request,
@@ -67,7 +57,7 @@ def journey_page(
     except ProblemError as exc:
         raise PageProblem(exc.status, exc.detail or exc.title, principal) from None
     zone = request.app.state.settings.zone
-    start, end = _day(first, "from"), _day(last, "to")
+    start, end = query_day(first, "from"), query_day(last, "to")
     if start and end and end < start:
         raise PageProblem(422, "to: the last day is before the first", principal)
     timeline = queries.timeline(conn, person.patient_id)

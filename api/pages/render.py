@@ -57,6 +57,16 @@ class PageRedirect(Exception):
         self.location = location
 
 
+def query_day(value: str | None, name: str) -> date | None:
+    """A ``from``/``to`` query day of a page: a clear 422 page for anything but YYYY-MM-DD."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise PageProblem(422, f"{name}: give a date as YYYY-MM-DD") from None
+
+
 def navigation(principal: Principal | None) -> list[tuple[str, str]]:
     if principal is None:
         return []
