@@ -58,12 +58,12 @@ BATCH = 500
 LOAD_CHUNK = 5_000
 
 
-def fresh_database(server_url: str) -> str:
+def fresh_database(server_url: str, name: str) -> str:
     with psycopg.connect(with_dbname(server_url, "postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(DATABASE)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    return with_dbname(server_url, DATABASE)
+            sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_dbname(server_url, name)
 
 
 def envelopes(limit: int, seed: int) -> Iterator[dict[str, Any]]:
@@ -264,6 +264,9 @@ def main() -> None:
     parser.add_argument("--post-batches", type=int, default=400,
                         help="500-event batches prepared for (d) (a cap on its run)")
     parser.add_argument("--generator", choices=("auto", "wrk", "httpx"), default="auto")
+    parser.add_argument("--database", default=DATABASE,
+                        help="database name on the server (e.g. bench/rebuild.py's "
+                             "bench_rebuild_1000000, with --reuse, to skip the load)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep the bench database of an earlier run if it already holds "
                              "at least --events events (skips the load)")
@@ -272,16 +275,16 @@ def main() -> None:
 
     settings = get_settings()
     server_url = resolve_url(settings.database_url, settings.data_dir)
-    url = with_dbname(server_url, DATABASE)
+    url = with_dbname(server_url, args.database)
     people = existing_people(url, args.events) if args.reuse else None
     direct_rate = None
     if people is None:
-        url = fresh_database(server_url)
+        url = fresh_database(server_url, args.database)
         ledger = Ledger(url, settings)
         people, direct_rate = load(ledger, args.events)
     else:
         ledger = Ledger(url, settings)
-        print(f"reusing {DATABASE}: {ledger.head_position():,} positions, "
+        print(f"reusing {args.database}: {ledger.head_position():,} positions, "
               f"{len(people):,} people", flush=True)
     started = time.perf_counter()
     runner = Runner.for_ledger(ledger)

@@ -323,8 +323,7 @@ class Ledger(Application[UUID]):
     def patient_id(self, nhs_number: str) -> UUID | None:
         """The person an NHS number identifies now: the survivor while a merge stands."""
         with self.connection() as conn:
-            patient = identity.lookup(conn, nhs_number)
-            return None if patient is None else merges.effective(conn, patient)
+            return merges.person_now(conn, nhs_number)
 
     def erase(self, nhs_number: str) -> UUID | None:
         """Erase the person the number identifies: with standing merges, every NHS number

@@ -256,6 +256,31 @@ def effective(conn: psycopg.Connection[DictRow], patient: UUID) -> UUID:
     return patient
 
 
+# The register's person for an NHS number, then up its chain of standing merges: one
+# round trip for the API's every person read (``person_now``).
+PERSON_NOW = """
+    WITH RECURSIVE up(patient_id, depth) AS (
+        SELECT patient_id, 0 FROM identity_register WHERE nhs_number = %s
+        UNION ALL
+        SELECT m.survivor_patient_id, up.depth + 1
+        FROM person_merges m JOIN up ON m.merged_patient_id = up.patient_id
+        WHERE m.standing AND up.depth < 1000
+    )
+    SELECT patient_id FROM up ORDER BY depth DESC LIMIT 1
+"""
+
+
+def person_now(conn: psycopg.Connection[Any], nhs_number: str) -> UUID | None:
+    """The person an NHS number identifies now (the survivor while a merge stands), or
+    None when the number is not registered; ``effective(lookup(...))`` in one statement.
+    The depth bound only guards against bad data: the rules never make a cycle."""
+    row = conn.execute(PERSON_NOW, (nhs_number,)).fetchone()
+    if row is None:
+        return None
+    patient: UUID = row["patient_id"] if isinstance(row, dict) else row[0]
+    return patient
+
+
 def family(
     conn: psycopg.Connection[DictRow], patient: UUID, known_at: datetime | None = None
 ) -> list[UUID]:

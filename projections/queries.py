@@ -53,6 +53,11 @@ def resolve(conn: psycopg.Connection[Any], patient_id: UUID | str) -> UUID:
         seen.add(patient)
 
 
+def _person(conn: psycopg.Connection[Any], patient_id: UUID | str, resolved: bool) -> UUID:
+    """``resolve``, unless the caller already did (the API resolves once per request)."""
+    return UUID(str(patient_id)) if resolved else resolve(conn, patient_id)
+
+
 def _clean(row: dict[str, Any], *drop: str) -> dict[str, Any]:
     return {k: jsonable(v) for k, v in row.items() if k not in drop}
 
@@ -83,12 +88,12 @@ def coordinator_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def current_coordinator(conn: psycopg.Connection[Any], patient_id: UUID | str
-                        ) -> dict[str, Any] | None:
+def current_coordinator(conn: psycopg.Connection[Any], patient_id: UUID | str, *,
+                        resolved: bool = False) -> dict[str, Any] | None:
     """Who coordinates the person now (named, or the practice default), or None for a
     person the projection does not know."""
     rows = _rows(conn, "SELECT * FROM coordination_status WHERE patient_id = %s",
-                 (resolve(conn, patient_id),))
+                 (_person(conn, patient_id, resolved),))
     return coordinator_view(rows[0]) if rows else None
 
 
@@ -96,11 +101,11 @@ def interval_view(row: dict[str, Any]) -> dict[str, Any]:
     return _clean(row, "patient_id")
 
 
-def coordinator_intervals(conn: psycopg.Connection[Any], patient_id: UUID | str
-                          ) -> list[dict[str, Any]]:
+def coordinator_intervals(conn: psycopg.Connection[Any], patient_id: UUID | str, *,
+                          resolved: bool = False) -> list[dict[str, Any]]:
     """Every interval of the person's journeys, in order (``valid_to`` null: still open)."""
     rows = _rows(conn, "SELECT * FROM coordinator_intervals WHERE patient_id = %s ORDER BY seq",
-                 (resolve(conn, patient_id),))
+                 (_person(conn, patient_id, resolved),))
     return [interval_view(r) for r in rows]
 
 
@@ -115,11 +120,11 @@ def as_of_view(patient_id: Any, at: datetime, row: dict[str, Any] | None) -> dic
     return out
 
 
-def coordinator_as_of(conn: psycopg.Connection[Any], patient_id: UUID | str, at: datetime
-                      ) -> dict[str, Any] | None:
+def coordinator_as_of(conn: psycopg.Connection[Any], patient_id: UUID | str, at: datetime,
+                      *, resolved: bool = False) -> dict[str, Any] | None:
     """Who coordinated the person at occurred time ``at`` (as the ledger knows now; the
     replay answers "as known at K"). ``coordinator`` is null outside any journey."""
-    person = resolve(conn, patient_id)
+    person = _person(conn, patient_id, resolved)
     if not _rows(conn, "SELECT 1 FROM coordination_status WHERE patient_id = %s", (person,)):
         return None
     rows = _rows(conn, "SELECT * FROM coordinator_intervals WHERE patient_id = %s"
@@ -154,9 +159,10 @@ def unassigned(
     return out
 
 
-def handoff_count(conn: psycopg.Connection[Any], patient_id: UUID | str) -> dict[str, Any] | None:
+def handoff_count(conn: psycopg.Connection[Any], patient_id: UUID | str, *,
+                  resolved: bool = False) -> dict[str, Any] | None:
     """``{"patient_id", "handoffs"}``: the handoffs applied over the person's journey."""
-    person = resolve(conn, patient_id)
+    person = _person(conn, patient_id, resolved)
     rows = _rows(conn, "SELECT handoffs FROM coordination_status WHERE patient_id = %s",
                  (person,))
     return {"patient_id": str(person), "handoffs": int(rows[0]["handoffs"])} if rows else None
@@ -165,17 +171,19 @@ def handoff_count(conn: psycopg.Connection[Any], patient_id: UUID | str) -> dict
 # -- timeline and spells ---------------------------------------------------------------
 
 
-def timeline(conn: psycopg.Connection[Any], patient_id: UUID | str) -> list[dict[str, Any]]:
+def timeline(conn: psycopg.Connection[Any], patient_id: UUID | str, *,
+             resolved: bool = False) -> list[dict[str, Any]]:
     """Every event of the person in occurred order (ties by position), with status."""
     rows = _rows(conn, "SELECT * FROM journey_timeline WHERE patient_id = %s ORDER BY seq",
-                 (resolve(conn, patient_id),))
+                 (_person(conn, patient_id, resolved),))
     return [_clean(r, "patient_id") for r in rows]
 
 
-def spells(conn: psycopg.Connection[Any], patient_id: UUID | str) -> list[dict[str, Any]]:
+def spells(conn: psycopg.Connection[Any], patient_id: UUID | str, *,
+           resolved: bool = False) -> list[dict[str, Any]]:
     """The person's admission spells in order of admission (cancelled ones removed)."""
     rows = _rows(conn, "SELECT * FROM admission_spells WHERE patient_id = %s ORDER BY seq",
-                 (resolve(conn, patient_id),))
+                 (_person(conn, patient_id, resolved),))
     return [_clean(r, "patient_id") for r in rows]
 
 
@@ -190,12 +198,12 @@ def plan_view(row: dict[str, Any], today: date) -> dict[str, Any]:
 
 def care_plans(
     conn: psycopg.Connection[Any], patient_id: UUID | str, *, today: date | None = None,
-    zone: ZoneInfo | None = None,
+    zone: ZoneInfo | None = None, resolved: bool = False,
 ) -> list[dict[str, Any]]:
     """Each plan: status, goals, reviews, and whether its review is overdue today."""
     day = _today(today, zone)
     rows = _rows(conn, "SELECT * FROM care_plan_status WHERE patient_id = %s"
-                       " ORDER BY agreed_at, plan_id", (resolve(conn, patient_id),))
+                       " ORDER BY agreed_at, plan_id", (_person(conn, patient_id, resolved),))
     return [plan_view(r, day) for r in rows]
 
 

@@ -60,11 +60,11 @@ def journey_page(
     start, end = query_day(first, "from"), query_day(last, "to")
     if start and end and end < start:
         raise PageProblem(422, "to: the last day is before the first", principal)
-    timeline = queries.timeline(conn, person.patient_id)
-    spells = queries.spells(conn, person.patient_id)
-    intervals = queries.coordinator_intervals(conn, person.patient_id)
-    plans = queries.care_plans(conn, person.patient_id, zone=zone)
-    now = queries.current_coordinator(conn, person.patient_id)
+    timeline = queries.timeline(conn, person.patient_id, resolved=True)
+    spells = queries.spells(conn, person.patient_id, resolved=True)
+    intervals = queries.coordinator_intervals(conn, person.patient_id, resolved=True)
+    plans = queries.care_plans(conn, person.patient_id, zone=zone, resolved=True)
+    now = queries.current_coordinator(conn, person.patient_id, resolved=True)
     positions = {s["name"]: s["position"] for s in runner.status(conn)}
     chart = journey_chart.build(timeline, spells, intervals, plans, zone, start, end)
     return page(request, "journey.html", {

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from api import problems
 from api.care_relationship import related
-from api.deps import Db, PersonRef, allow, log_reads, person_read
+from api.deps import Db, PersonRead, allow, log_reads, person_read
 from api.models.coordination import (
     CarePlans,
     Caseload,
@@ -37,7 +37,7 @@ from projections import queries
 router = APIRouter(prefix="/v1", tags=["coordinators"])
 
 PURPOSE = "read person-level coordination data"
-CaredFor = Annotated[PersonRef, Depends(person_read(Role.COORDINATOR, purpose=PURPOSE))]
+CaredFor = Annotated[PersonRead, Depends(person_read(Role.COORDINATOR, purpose=PURPOSE))]
 CoordinatorKey = Annotated[Principal, Depends(allow(Role.COORDINATOR, purpose=PURPOSE))]
 
 def _example(model: type[BaseModel]) -> Any:
@@ -57,9 +57,8 @@ NOT_PROJECTED = ("this person is not in the projections yet (they follow the led
         "as_of": {"summary": "With as_of", "value": _example(CoordinatorAsOf)},
     }}}}, **problems.responses(401, 403, 404, 422)},
 )
-def coordinator(
+async def coordinator(
     person: CaredFor,
-    conn: Db,
     as_of: Annotated[datetime | None, Query(
         description="Occurred time: who coordinated then (ISO-8601 with an offset). "
                     "Omit for now.", examples=["2026-03-02T12:00:00Z"])] = None,
@@ -69,8 +68,13 @@ def coordinator(
     knows it now (an auditor's "as known at" question is ``/replay``)."""
     if as_of is not None and as_of.tzinfo is None:
         raise ProblemError("validation", "query.as_of: give a UTC offset (e.g. +00:00 or Z)")
-    answer = (queries.current_coordinator(conn, person.patient_id) if as_of is None
-              else queries.coordinator_as_of(conn, person.patient_id, as_of))
+
+    def read(conn: Connection[Any], patient: UUID) -> dict[str, Any] | None:
+        if as_of is None:
+            return queries.current_coordinator(conn, patient, resolved=True)
+        return queries.coordinator_as_of(conn, patient, as_of, resolved=True)
+
+    answer = await person.fetch(read)
     if answer is None:
         raise ProblemError("not-found", NOT_PROJECTED)
     return answer
@@ -82,20 +86,24 @@ def coordinator(
     response_model=Journey,
     responses=problems.responses(401, 403, 404, 422),
 )
-def journey(person: CaredFor, conn: Db) -> dict[str, Any]:
+async def journey(person: CaredFor) -> dict[str, Any]:
     """Every event in occurred order with its lane (setting), a one-line summary, source,
     both clocks, ledger position and status (retracted and cancelled events stay,
     marked); and each admission spell with its transfers and length of stay."""
-    handoffs = queries.handoff_count(conn, person.patient_id)
-    if handoffs is None:
-        raise ProblemError("not-found", NOT_PROJECTED)
-    return {
-        "patient_id": person.patient_id,
-        "timeline": queries.timeline(conn, person.patient_id),
-        "spells": queries.spells(conn, person.patient_id),
-        "handoffs": handoffs["handoffs"],
-        "projected_to": _projected_to(conn, "timeline"),
-    }
+
+    def read(conn: Connection[Any], patient: UUID) -> dict[str, Any]:
+        handoffs = queries.handoff_count(conn, patient, resolved=True)
+        if handoffs is None:
+            raise ProblemError("not-found", NOT_PROJECTED)
+        return {
+            "patient_id": patient,
+            "timeline": queries.timeline(conn, patient, resolved=True),
+            "spells": queries.spells(conn, patient, resolved=True),
+            "handoffs": handoffs["handoffs"],
+            "projected_to": _projected_to(conn, "timeline"),
+        }
+
+    return await person.fetch(read)
 
 
 @router.get(
@@ -104,12 +112,16 @@ def journey(person: CaredFor, conn: Db) -> dict[str, Any]:
     response_model=CarePlans,
     responses=problems.responses(401, 403, 404, 422),
 )
-def care_plans(person: CaredFor, conn: Db) -> dict[str, Any]:
+async def care_plans(person: CaredFor) -> dict[str, Any]:
     """Each personalised care plan: status, goals, reviews, and whether its review is
     overdue today (in the configured zone)."""
-    return {"patient_id": person.patient_id,
-            "plans": queries.care_plans(conn, person.patient_id),
-            "projected_to": _projected_to(conn, "care_plans")}
+
+    def read(conn: Connection[Any], patient: UUID) -> dict[str, Any]:
+        return {"patient_id": patient,
+                "plans": queries.care_plans(conn, patient, resolved=True),
+                "projected_to": _projected_to(conn, "care_plans")}
+
+    return await person.fetch(read)
 
 
 @router.get(

@@ -2,7 +2,7 @@
 
 The person is named by NHS number in the path (422 with the reason for a bad one, 404
 when no journey is registered). Each read is written to the access log first
-(``api.deps.person_read``). Replay is computed from the recorded events by
+(``api.deps.person_opened``). Replay is computed from the recorded events by
 ``projections.replay`` — never from the live projection tables — so it shows what the
 ledger knew at ``known_at`` about ``as_of`` even if projections are behind or rebuilt.
 """
@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from api import problems
-from api.deps import LedgerDep, PersonRef, SettingsDep, person_read
+from api.deps import LedgerDep, PersonRef, SettingsDep, person_opened
 from api.models.records import PatientRecords, Verification
 from api.models.replay import Replay
 from api.problems import ProblemError
@@ -28,7 +28,7 @@ from projections.replay import replay as replay_events
 router = APIRouter(prefix="/v1/patients", tags=["auditors"])
 
 AuditedPerson = Annotated[PersonRef, Depends(
-    person_read(Role.AUDITOR, purpose="read person-level records"))]
+    person_opened(Role.AUDITOR, purpose="read person-level records"))]
 
 PERSON_PROBLEMS = problems.responses(401, 403, 404, 422)
 
