@@ -3,16 +3,19 @@
 Run: ``.venv/bin/python bench/api.py [--events 1000000] [--seconds 15] [--connections 8]``
 
 1. Loads ``--events`` synthetic events (default 1,000,000; the cohort is as many people
-   as that takes) into a fresh database on the configured server (``CAREJOURNEY_DATABASE_URL``,
-   else the embedded one) with ``Ledger.append_batch``, then brings every projection up
-   to the head with the projection runner.
+   as that takes) into a fresh database on the configured server
+   (``CAREJOURNEY_DATABASE_URL``, else the embedded one) with ``Ledger.append_batch``
+   (``--reuse --database NAME`` takes an already loaded ledger instead, e.g.
+   bench/rebuild.py's ``bench_rebuild_1000000``), then brings every projection up to
+   the head with the projection runner.
 2. Starts ``carejourney serve --workers 2`` on loopback as a subprocess.
 3. A load generator in a separate process measures, one after another, each for
    ``--seconds``: (a) ``GET /healthz`` (the baseline: same app, no database), (b) ``GET
    /v1/patients/{nhs}/coordinator`` and (c) ``GET /v1/patients/{nhs}/journey`` for people
    picked at random, (d) ``POST /v1/events`` with 500-event batches of new events.
    GETs use ``wrk`` (Debian package) when installed, else an async httpx client; the POSTs
-   always use the httpx client (each batch is new and sent once).
+   always use the httpx client (each batch is new and sent once), ``--post-connections``
+   clients each sending one batch per connection (see ``_drive`` for why).
 4. Prints req/s, p50 and p99 for each, b/a and c/a, and events/s for (d).
 
 Person reads go through everything a real read does: key check, NHS-number check and
@@ -171,7 +174,12 @@ async def _drive(base: str, paths: list[str], bodies: list[bytes], connections: 
     deadline = time.perf_counter() + seconds
     queue = list(reversed(bodies))
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
-    limits = httpx.Limits(max_connections=connections)
+    # POSTs go on a new connection each, as independent publishers' batches would: uvicorn's
+    # workers share one listening socket and a worker's accept loop takes every pending
+    # connection, so a handful of keep-alive connections opened together can all land on
+    # one worker and leave the other idle (measured: one worker at 90% CPU, the other 0%).
+    limits = httpx.Limits(max_connections=connections,
+                          max_keepalive_connections=0 if bodies else None)
 
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits,
                                  timeout=60) as client:
@@ -259,7 +267,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="events to load first")
     parser.add_argument("--seconds", type=float, default=15.0, help="per measurement")
     parser.add_argument("--connections", type=int, default=8, help="concurrent GET clients")
-    parser.add_argument("--post-connections", type=int, default=2,
+    parser.add_argument("--post-connections", type=int, default=4,
                         help="concurrent POST clients")
     parser.add_argument("--post-batches", type=int, default=400,
                         help="500-event batches prepared for (d) (a cap on its run)")

@@ -27,7 +27,7 @@ from domain.contract import ContractError, Envelope, FieldError, envelope_conten
 from domain.database import library_env, migrate, resolve_url
 from domain.integrity import Break, ChainLink, content_hash, first_break, head_digest
 from domain.journey import Journey, RecordedEvent, journey_event
-from domain.recorder import LedgerRecorder, LedgerWrite, PendingEvent
+from domain.recorder import LedgerRecorder, LedgerWrite, PendingEvent, StateTranscoder
 from domain.settings import Settings, get_settings
 
 Status = Literal["recorded", "duplicate", "conflict", "rejected"]
@@ -104,6 +104,7 @@ class Ledger(Application[UUID]):
         self.database_url = database_url
         env = library_env(database_url)
         env["APPLICATION_RECORDER_TOPIC"] = f"{LedgerRecorder.__module__}:LedgerRecorder"
+        env["TRANSCODER_TOPIC"] = f"{StateTranscoder.__module__}:StateTranscoder"
         env.setdefault("POSTGRES_POOL_SIZE", "4")
         # The write transaction hashes and copies thousands of rows between statements;
         # the library's 5 s idle-in-transaction limit killed big batches under load.
@@ -315,7 +316,10 @@ class Ledger(Application[UUID]):
                 env.source.organisation, v.content_hash,
             ))
         write = LedgerWrite(pending)
-        self.save(*events, ledger_write=write, trackings=trackings, extra_writes=extra_writes)
+        # The event store directly: ``Application.save`` only adds, per event, a runtime
+        # protocol check and hooks (snapshots, notify) this application does not use.
+        self.events.put(events, ledger_write=write, trackings=trackings,
+                        extra_writes=extra_writes)
         return write
 
     # -- identity ----------------------------------------------------------------------

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+from datetime import UTC, datetime
+from uuid import UUID
 
 import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.integrity import canonical
+from domain.contract import utc_text
+from domain.integrity import canonical, chain_hash
 
 json_scalars = (
     st.none()
@@ -49,3 +53,26 @@ def test_numbers_at_the_edges_of_the_fast_path(number: float) -> None:
 def test_keys_sort_by_utf16_code_units_like_the_reference() -> None:
     value = {"\U0001f600": 1, "\ufb01": 2, "a": 3}
     assert canonical(value) == rfc8785.dumps(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    position=st.integers(min_value=0, max_value=2**53 - 1),
+    patient=st.uuids(),
+    version=st.integers(min_value=0, max_value=2**53 - 1),
+    recorded_at=st.datetimes(timezones=st.just(UTC)),
+    prev=st.none() | st.text(max_size=70) | st.text("0123456789abcdef", min_size=64,
+                                                    max_size=64),
+    content=st.text(max_size=70) | st.text("0123456789abcdef", min_size=64, max_size=64),
+)
+def test_chain_hash_is_the_hash_of_the_canonical_link(
+    position: int, patient: UUID, version: int, recorded_at: datetime, prev: str | None,
+    content: str,
+) -> None:
+    """``chain_hash`` writes the link's JCS bytes itself for plain values: it must hash
+    exactly what the reference canonicaliser writes, for any values."""
+    body = {"position": position, "patient_id": str(patient), "version": version,
+            "recorded_at": utc_text(recorded_at), "prev_hash": prev, "content_hash": content}
+    expected = hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+    assert chain_hash(position=position, patient_id=patient, version=version,
+                      recorded_at=recorded_at, prev_hash=prev, content_digest=content) == expected

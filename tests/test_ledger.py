@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from domain.contract import utc_text as ledger_text
 from domain.journey import Journey
 from domain.ledger import Ledger
 from domain.settings import Settings
@@ -189,6 +190,24 @@ def test_journey_aggregate_replays_through_the_library(ledger: Ledger) -> None:
     assert journey.event_ids == [e["event_id"] for e in events]
 
 
+def test_stored_state_round_trips_through_the_library_mapper(ledger: Ledger) -> None:
+    """The ledger encodes states with orjson (``StateTranscoder``); the library's decoder
+    must give back the same event: content, and the timestamp as a datetime."""
+    ledger.append(envelope())
+    ledger.append(envelope("CaseIdentified", at=later(1)))
+    patient = ledger.patient_id(NHS_A)
+    stored = ledger.recorder.select_events(patient)
+    decoded = [ledger.mapper.to_domain_event(s) for s in stored]
+    assert all(isinstance(e, Journey.Recorded) for e in decoded)
+    assert all(isinstance(e.timestamp, datetime) and e.timestamp.tzinfo for e in decoded)
+    recorded = ledger.history(patient)
+    assert [e.content() for e in decoded] == [
+        {"event_id": str(r.event_id), "type": r.type, "schema_version": r.schema_version,
+         "occurred_at": ledger_text(r.occurred_at), "source": r.source,
+         "recorded_by": r.recorded_by, "data": r.data} for r in recorded]
+    assert ledger.verify(patient) is None
+
+
 def _tables_containing(database_url: str, text: str) -> list[str]:
     """Every public table with a row whose text form holds ``text`` (plain, or as bytea hex)."""
     found = []
@@ -234,3 +253,34 @@ def test_a_large_batch_is_recorded_in_one_transaction(ledger: Ledger) -> None:
     positions = [item.position for item in result.items]
     assert positions == sorted(positions)
     assert ledger.verify_all().ok
+
+
+def test_processes_starting_together_all_open_the_ledger(database_url: str,
+                                                         settings: Settings) -> None:
+    """The API's workers open the ledger at the same moment; the library's table creation
+    (CREATE OR REPLACE FUNCTION ...) raced ("tuple concurrently updated") before the
+    recorder serialised it."""
+    opened: list[Ledger] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def open_one() -> None:
+        try:
+            start.wait()
+            opened.append(Ledger(database_url, settings))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        assert len(opened) == 6
+        assert opened[0].append(envelope()).status == "recorded"
+        assert opened[-1].head_position() == 1
+    finally:
+        for app in opened:
+            app.close()
