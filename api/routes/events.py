@@ -15,16 +15,16 @@ with the same messages.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
 import pydantic_core
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from api import metrics, problems
-from api.deps import LedgerDep, SettingsDep, allow
+from api.deps import LedgerDep, SettingsDep, allow, append
 from api.models.events import EXAMPLE_ENVELOPE, EXAMPLE_REGISTERED, BatchResult, EventStatus
 from api.openapi import component_ref
 from api.problems import ProblemError
@@ -100,8 +100,8 @@ async def publish(
         if len(payload) > settings.batch_max:
             raise ProblemError("too-large", f"a batch holds at most {settings.batch_max} "
                                             f"envelopes; this one has {len(payload)}")
-        result = await run_in_threadpool(ledger.append_batch, payload,
-                                         allowed_organisations=allowed)
+        result = await append(request, partial(ledger.append_batch, payload,
+                                               allowed_organisations=allowed))
         _count(result)
         counts = result.counts()
         return JSONResponse({"results": [i.as_dict() for i in result.items], "counts": counts})
@@ -113,8 +113,8 @@ async def publish(
     if allowed is not None and isinstance(organisation, str) and organisation not in allowed:
         raise ProblemError("forbidden", f"not authorised to publish for organisation "
                                         f"{organisation[:10]}")
-    result = await run_in_threadpool(ledger.append_batch, [payload],
-                                     allowed_organisations=allowed)
+    result = await append(request, partial(ledger.append_batch, [payload],
+                                           allowed_organisations=allowed))
     _count(result)
     item = result.items[0]
     if item.status == "rejected":
