@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
@@ -57,7 +56,6 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     )
     app.state.settings = settings
     app.state.keyring = KeyRing(settings)
-    app.state.append_limiter = anyio.CapacityLimiter(1)  # see api.deps.append
     if ledger is not None:
         app.state.ledger = ledger
     problems.install(app)

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from typing import Annotated, TypeVar
 from uuid import UUID
 
-import anyio
-import anyio.to_thread
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg import Connection
@@ -32,6 +30,7 @@ from psycopg.rows import DictRow
 from starlette.concurrency import run_in_threadpool
 
 from api import access_log
+from api.appends import Appender
 from api.care_relationship import has_care_relationship
 from api.problems import ProblemError
 from api.security import KeyRing, Principal, Role
@@ -61,16 +60,13 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def append(request: Request, call: Callable[[], T]) -> T:
-    """Run an append in the thread pool, one at a time in this process.
-
-    The database serialises appends anyway (the ledger's table lock); two in one process
-    only fight over the GIL, and the one holding the table lock then holds it longer,
-    stalling every other process's append too. Measured with bench/api.py's POSTs: one
-    at a time per worker gave 11,300-11,600 events/s where unlimited gave 8,200-9,700.
-    """
-    limiter: anyio.CapacityLimiter = request.app.state.append_limiter
-    return await anyio.to_thread.run_sync(call, limiter=limiter)
+async def get_appender(request: Request) -> Appender:
+    """The process's append queue (``api/appends.py``), made on first use."""
+    state = request.app.state
+    appender: Appender | None = getattr(state, "appender", None)
+    if appender is None:
+        appender = state.appender = Appender(state.ledger)
+    return appender
 
 
 def db_connection(ledger: Annotated[Ledger, Depends(get_ledger)]) -> Iterator[Connection[DictRow]]:
@@ -79,6 +75,7 @@ def db_connection(ledger: Annotated[Ledger, Depends(get_ledger)]) -> Iterator[Co
 
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+AppenderDep = Annotated[Appender, Depends(get_appender)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Db = Annotated[Connection[DictRow], Depends(db_connection, scope="function")]
 

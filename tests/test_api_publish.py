@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from itertools import islice
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from domain.ledger import Ledger
 from domain.settings import Settings
+from domain.synthetic.cohort import nhs_numbers
 from tests.envelopes import NHS_A, NHS_B, envelope, later, retraction
 from tests.fixtures_api import auth
 
@@ -169,3 +171,47 @@ def test_event_status_for_its_publisher(client: TestClient):
     assert missing.status_code == 404
     bad = client.get("/v1/events/not-a-uuid", headers=auth("publisher"))
     assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == "path.event_id"
+
+
+def test_single_envelopes_posted_together_share_transactions_and_keep_their_own_outcomes(
+        api_app, ledger: Ledger):
+    """Envelopes posted one by one while an append runs are appended together in the next
+    transaction (api/appends.py); each caller still gets its own outcome: recorded with
+    its position, duplicate with the first one's position, or its own 422/403."""
+    import asyncio
+
+    import httpx
+
+    valid = [envelope(nhs=nhs) for nhs in islice(nhs_numbers(), 20)]
+    bad = {**envelope(), "colour": "blue"}
+    foreign = {**envelope(), "source": {**envelope()["source"], "organisation": "RXH01"}}
+    twice = envelope()
+    bodies = [*valid, bad, twice, twice, foreign]
+
+    async def post_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=api_app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            return await asyncio.gather(*(
+                c.post("/v1/events", json=b, headers=auth("publisher")) for b in bodies))
+
+    responses = asyncio.run(post_all())
+    statuses = [r.status_code for r in responses]
+    assert statuses[:len(valid)] == [201] * len(valid)
+    assert statuses[len(valid)] == 422  # the unknown field, and only that envelope
+    assert responses[len(valid)].json()["errors"][0]["loc"] == "colour"
+    assert sorted(statuses[len(valid) + 1:len(valid) + 3]) == [200, 201]  # same envelope twice
+    first, second = (r.json() for r in responses[len(valid) + 1:len(valid) + 3])
+    assert first["position"] == second["position"]
+    assert statuses[-1] == 403  # another organisation's, refused before the queue
+    positions = [r.json()["position"] for r in responses[:len(valid)]]
+    assert all(r.json()["index"] == 0 for r in responses[:len(valid)])
+    with ledger.connection() as conn:
+        rows = conn.execute(
+            "SELECT position, event_id, recorded_at FROM ledger_events ORDER BY position"
+        ).fetchall()
+    assert len(rows) == len(valid) + 1
+    by_id = {str(r["event_id"]): r["position"] for r in rows}
+    assert [by_id[b["event_id"]] for b in valid] == positions
+    # One transaction has one ledger clock: far fewer clocks than envelopes means the
+    # envelopes queued behind the first append went in together.
+    assert len({r["recorded_at"] for r in rows}) <= 3

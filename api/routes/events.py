@@ -10,12 +10,12 @@ even when others are refused. Bodies over ``CAREJOURNEY_API_MAX_BODY_BYTES`` (de
 
 The body is parsed once (pydantic-core's JSON parser) and judged by the domain contract
 only; FastAPI does not validate it, so every door of the ledger refuses the same things
-with the same messages.
+with the same messages. Appends go through the process's queue (``api/appends.py``):
+one transaction at a time, single envelopes posted meanwhile sharing the next one.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from api import metrics, problems
-from api.deps import LedgerDep, SettingsDep, allow, append
+from api.deps import AppenderDep, LedgerDep, SettingsDep, allow
 from api.models.events import EXAMPLE_ENVELOPE, EXAMPLE_REGISTERED, BatchResult, EventStatus
 from api.openapi import component_ref
 from api.problems import ProblemError
@@ -83,7 +83,7 @@ PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
     openapi_extra={"requestBody": REQUEST_BODY},
 )
 async def publish(
-    request: Request, principal: Publisher, ledger: LedgerDep, settings: SettingsDep
+    request: Request, principal: Publisher, appender: AppenderDep, settings: SettingsDep
 ) -> JSONResponse:
     """Append facts to the ledger with the ledger's batch semantics (see the module doc)."""
     body = await request.body()
@@ -100,8 +100,7 @@ async def publish(
         if len(payload) > settings.batch_max:
             raise ProblemError("too-large", f"a batch holds at most {settings.batch_max} "
                                             f"envelopes; this one has {len(payload)}")
-        result = await append(request, partial(ledger.append_batch, payload,
-                                               allowed_organisations=allowed))
+        result = await appender.append(payload, allowed)
         _count(result)
         counts = result.counts()
         return JSONResponse({"results": [i.as_dict() for i in result.items], "counts": counts})
@@ -113,8 +112,7 @@ async def publish(
     if allowed is not None and isinstance(organisation, str) and organisation not in allowed:
         raise ProblemError("forbidden", f"not authorised to publish for organisation "
                                         f"{organisation[:10]}")
-    result = await append(request, partial(ledger.append_batch, [payload],
-                                           allowed_organisations=allowed))
+    result = await appender.append([payload], allowed, single=True)
     _count(result)
     item = result.items[0]
     if item.status == "rejected":
