@@ -12,11 +12,12 @@ Run: ``.venv/bin/python bench/api.py [--events 1000000] [--seconds 15] [--connec
 3. A load generator in a separate process measures, one after another, each for
    ``--seconds``: (a) ``GET /healthz`` (the baseline: same app, no database), (b) ``GET
    /v1/patients/{nhs}/coordinator`` and (c) ``GET /v1/patients/{nhs}/journey`` for people
-   picked at random, (d) ``POST /v1/events`` with 500-event batches of new events.
+   picked at random, (d) ``POST /v1/events`` with 500-event batches of new events,
+   (e) ``POST /v1/events`` with one new envelope per request (16 clients).
    GETs use ``wrk`` (Debian package) when installed, else an async httpx client; the POSTs
    always use the httpx client (each batch is new and sent once), ``--post-connections``
    clients each sending one batch per connection (see ``_drive`` for why).
-4. Prints req/s, p50 and p99 for each, b/a and c/a, and events/s for (d).
+4. Prints req/s, p50 and p99 for each, b/a and c/a, events/s for (d), posts/s for (e).
 
 Person reads go through everything a real read does: key check, NHS-number check and
 identity look-up, the access-log write (one committed row per read), then the query.
@@ -127,6 +128,12 @@ def post_batches(count: int) -> list[bytes]:
                                                          [])]
 
 
+def single_bodies(count: int) -> list[str]:
+    """``count`` new envelopes, one JSON document each (for (e): one per request)."""
+    stream = envelopes(count, seed=random.SystemRandom().randrange(10**6, 10**9))
+    return [json.dumps(env) for env in stream]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -223,11 +230,18 @@ def httpx_load(base: str, paths: list[str], bodies: list[bytes], connections: in
 
 
 WRK_SCRIPT = """
-local paths = {}
-for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
+local lines = {}
+for line in io.lines(os.getenv("BENCH_LINES")) do lines[#lines + 1] = line end
+local post = os.getenv("BENCH_METHOD") == "POST"
 local headers = {["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")}
+if post then headers["Content-Type"] = "application/json" end
+local i = 0
 request = function()
-  return wrk.format("GET", paths[math.random(#paths)], headers)
+  if post then  -- each line a body, in order (one wrk thread: no body is sent twice)
+    i = i % #lines + 1
+    return wrk.format("POST", "/v1/events", headers, lines[i])
+  end
+  return wrk.format("GET", lines[math.random(#lines)], headers)
 end
 done = function(summary, latency, requests)
   io.write(string.format(
@@ -241,15 +255,17 @@ end
 """
 
 
-def wrk_load(base: str, paths: list[str], connections: int, seconds: float,
-             workdir: Path) -> dict[str, Any]:
+def wrk_load(base: str, lines: list[str], connections: int, seconds: float,
+             workdir: Path, method: str = "GET") -> dict[str, Any]:
+    """GET random paths of ``lines``, or POST its lines (bodies) in order."""
     script = workdir / "bench.lua"
     script.write_text(WRK_SCRIPT)
-    listing = workdir / "paths.txt"
-    listing.write_text("\n".join(paths) + "\n")
-    env = {**os.environ, "BENCH_PATHS": str(listing), "BENCH_KEY": KEY}
+    listing = workdir / "lines.txt"
+    listing.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "BENCH_LINES": str(listing), "BENCH_KEY": KEY, "BENCH_METHOD": method}
+    threads = 1 if method == "POST" else min(2, connections)
     out = subprocess.run(
-        ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{int(seconds)}s",
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s",
          "-s", str(script), base],
         env=env, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
@@ -271,6 +287,10 @@ def main() -> None:
                         help="concurrent POST clients")
     parser.add_argument("--post-batches", type=int, default=400,
                         help="500-event batches prepared for (d) (a cap on its run)")
+    parser.add_argument("--single-connections", type=int, default=16,
+                        help="concurrent clients posting one envelope per request (e)")
+    parser.add_argument("--single-bodies", type=int, default=60_000,
+                        help="single envelopes prepared for (e) (wrk sends them in order)")
     parser.add_argument("--generator", choices=("auto", "wrk", "httpx"), default="auto")
     parser.add_argument("--database", default=DATABASE,
                         help="database name on the server (e.g. bench/rebuild.py's "
@@ -330,11 +350,21 @@ def main() -> None:
                 results["d POST /v1/events"] = pool.submit(
                     httpx_load, base, [], bodies, args.post_connections, args.seconds).result()
             _report("d POST /v1/events", results["d POST /v1/events"])
+            singles = single_bodies(args.single_bodies)
+            if use_wrk:
+                results["e POST one envelope"] = wrk_load(
+                    base, singles, args.single_connections, args.seconds, workdir, "POST")
+            else:
+                with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                    results["e POST one envelope"] = pool.submit(
+                        httpx_load, base, [], [b.encode() for b in singles],
+                        args.single_connections, args.seconds).result()
+            _report("e POST one envelope", results["e POST one envelope"])
         finally:
             server.terminate()
             server.wait(60)
 
-    a, b, c, d = (results[k] for k in results)
+    a, b, c, d, e = (results[k] for k in results)
     rate = {k: v["requests"] / v["seconds"] for k, v in results.items()}
     print()
     print(f"ledger: {head:,} positions, {len(people):,} people; server: 2 uvicorn workers on "
@@ -347,6 +377,9 @@ def main() -> None:
     events_per_s = d["recorded"] / d["seconds"]
     print(f"d: {events_per_s:,.0f} events/s recorded in 500-event batches "
           f"({args.post_connections} clients; target >= 10,000 events/s)")
+    print(f"e: {e['requests'] / e['seconds']:,.0f} single-envelope POSTs/s "
+          f"({args.single_connections} clients, {e['generator']}; each waits for its own "
+          f"outcome, envelopes posted together share a transaction)")
     if direct_rate is not None:
         print(f"d / Ledger.append_batch direct (5,000-event batches, same run) = "
               f"{events_per_s / direct_rate:.2f}")
