@@ -44,13 +44,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.security import Role, env_entry  # noqa: E402
-from domain.database import resolve_url, with_dbname  # noqa: E402
+from domain.database import ensure_database, resolve_url, with_dbname  # noqa: E402
 from domain.ledger import Ledger  # noqa: E402
 from domain.settings import get_settings  # noqa: E402
 from domain.synthetic import generate_people  # noqa: E402
@@ -60,14 +59,6 @@ DATABASE = "carejourney_bench_api"
 KEY = "cjk_bench_admin_key"
 BATCH = 500
 LOAD_CHUNK = 5_000
-
-
-def fresh_database(server_url: str, name: str) -> str:
-    with psycopg.connect(with_dbname(server_url, "postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return with_dbname(server_url, name)
 
 
 def envelopes(limit: int, seed: int) -> Iterator[dict[str, Any]]:
@@ -307,7 +298,7 @@ def main() -> None:
     people = existing_people(url, args.events) if args.reuse else None
     direct_rate = None
     if people is None:
-        url = fresh_database(server_url, args.database)
+        url = ensure_database(with_dbname(server_url, args.database), fresh=True)
         ledger = Ledger(url, settings)
         people, direct_rate = load(ledger, args.events)
     else:

@@ -27,11 +27,10 @@ from pathlib import Path
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from domain.database import library_env, resolve_url, with_dbname
+from domain.database import ensure_database, library_env, resolve_url, with_dbname
 from domain.ledger import Ledger
 from domain.settings import Settings, get_settings
 from domain.synthetic import generate_people
@@ -50,14 +49,6 @@ class Fact(Aggregate):
 
 class Baseline(Application[uuid.UUID]):
     name = "Baseline"
-
-
-def fresh_database(server_url: str, name: str) -> str:
-    with psycopg.connect(with_dbname(server_url, "postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return with_dbname(server_url, name)
 
 
 def envelopes(count: int) -> list[dict]:
@@ -129,7 +120,7 @@ def main() -> None:
         ("b eventsourcing one-per-save", lambda url: run_library(url, events)),
         ("c ledger append_batch", lambda url: run_ledger(url, events, args.batch, settings)),
     ):
-        url = fresh_database(server, f"bench_append_{label[0]}")
+        url = ensure_database(with_dbname(server, f"bench_append_{label[0]}"), fresh=True)
         elapsed = run(url)
         rates[label[0]] = n / elapsed
         print(f"({label}): {n / elapsed:,.0f} events/s ({elapsed:.1f} s)", flush=True)

@@ -37,12 +37,11 @@ from pathlib import Path
 
 import psycopg
 from kafka import TopicPartition
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from consumers.broker import Broker, parse_api_version
-from domain.database import resolve_url, with_dbname
+from domain.database import ensure_database, resolve_url, with_dbname
 from domain.ledger import Ledger
 from domain.settings import Settings, get_settings
 from domain.synthetic import delivery_order, generate_people
@@ -76,14 +75,6 @@ def start_tansu() -> tuple[subprocess.Popen[bytes], Broker]:
                 proc.kill()
                 raise
             time.sleep(0.2)
-
-
-def fresh_database(server_url: str, name: str) -> str:
-    with psycopg.connect(with_dbname(server_url, "postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return with_dbname(server_url, name)
 
 
 def envelopes(count: int) -> list[dict]:
@@ -226,15 +217,15 @@ def main() -> None:
         print(f"(0) produce: {n / (time.perf_counter() - start):,.0f} msg/s", flush=True)
         a = n / bare_consume(broker, topic, args.partitions, n)
         print(f"(a) bare kafka-python consume: {a:,.0f} msg/s", flush=True)
-        url = fresh_database(server, "bench_ingest")
+        url = ensure_database(with_dbname(server, "bench_ingest"), fresh=True)
         elapsed, peak = ledger_consume(broker, url, topic, n, batch, args.consumers)
         b = n / elapsed
         print(f"(b) carejourney consume x{args.consumers}, start to all committed: {b:,.0f} msg/s "
               f"({elapsed:.1f} s), peak RSS {peak:.0f} MB", flush=True)
         line = f"ratio b/a = {b / a:.3f} (target >= 0.6); peak RSS {peak:.0f} MB (target <= 300)"
         if args.ledger:
-            c = n / ledger_alone(fresh_database(server, "bench_ingest_ledger"), values, batch,
-                                 settings)
+            alone = ensure_database(with_dbname(server, "bench_ingest_ledger"), fresh=True)
+            c = n / ledger_alone(alone, values, batch, settings)
             print(f"(c) Ledger.append_batch alone, batches of {batch}: {c:,.0f} events/s",
                   flush=True)
             line += f"; b/c = {b / c:.3f}"

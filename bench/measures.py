@@ -28,28 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from domain.database import resolve_url, with_dbname
+from domain.database import ensure_database, resolve_url, with_dbname
 from domain.ledger import Ledger
 from domain.settings import get_settings
 from domain.synthetic import delivery_order, generate_people
 from projections import measures
 from projections.measures.population import READS, read_query
 from projections.runner import Runner
-
-
-def database(server: str, name: str, fresh: bool) -> str:
-    with psycopg.connect(with_dbname(server, "postgres"), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                              (name,)).fetchone()
-        if fresh or not exists:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return with_dbname(server, name)
 
 
 def best(runs: int, work: Callable[[], Any]) -> tuple[float, Any]:
@@ -69,7 +57,8 @@ def main() -> None:
     args = parser.parse_args()
     settings = get_settings()
     server = resolve_url(settings.database_url, settings.data_dir)
-    url = database(server, f"bench_measures_{args.people}", fresh=not args.reuse)
+    url = ensure_database(with_dbname(server, f"bench_measures_{args.people}"),
+                          fresh=not args.reuse)
     ledger = Ledger(url, settings)
     try:
         if ledger.head_position() == 0:

@@ -35,11 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from domain.database import resolve_url, with_dbname
+from domain.database import ensure_database, resolve_url, with_dbname
 from domain.ledger import Ledger
 from domain.settings import get_settings
 from domain.synthetic import delivery_order, generate_people
@@ -75,17 +74,6 @@ def cohort(events: int, people: int, seed: int) -> list[dict[str, Any]]:
             j.pop()
             extra -= 1
     return delivery_order(cut, seed)
-
-
-def database(server: str, name: str, fresh: bool) -> str:
-    with psycopg.connect(with_dbname(server, "postgres"), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                              (name,)).fetchone()
-        if fresh or not exists:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return with_dbname(server, name)
 
 
 def load(ledger: Ledger, envelopes: list[dict[str, Any]], batch: int) -> float:
@@ -159,7 +147,7 @@ def main() -> None:
     os.environ.setdefault("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "60")
     settings = get_settings()
     server = resolve_url(settings.database_url, settings.data_dir)
-    url = database(server, f"bench_rebuild_{args.events}", fresh=not args.reuse)
+    url = ensure_database(with_dbname(server, f"bench_rebuild_{args.events}"), fresh=not args.reuse)
     ledger = Ledger(url, settings)
     try:
         if ledger.head_position() == 0:

@@ -107,15 +107,20 @@ def with_dbname(url: str, dbname: str) -> str:
     return make_conninfo(url, dbname=dbname)
 
 
-def ensure_database(url: str) -> None:
-    """Create the URL's database if the server does not have it yet."""
+def ensure_database(url: str, *, fresh: bool = False) -> str:
+    """Create the URL's database if the server does not have it yet (``fresh``: drop
+    it first, as benchmarks do); returns the URL."""
     params = conninfo_to_dict(url)
     dbname = str(params.get("dbname") or "postgres")
     admin = make_conninfo(url, dbname="postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
+        if fresh:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(dbname)))
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
         if exists.fetchone() is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    return url
 
 
 def start_embedded(data_dir: Path) -> str:
