@@ -104,7 +104,7 @@ def chain_hash(
     if (_plain(content_digest) and (prev_hash is None or _plain(prev_hash))
             and 0 <= position <= _SAFE_INT and 0 <= version <= _SAFE_INT):
         # The JCS bytes written out (keys in order, nothing to escape): the recorder
-        # hashes every event under the write lock, and this is 5x faster than
+        # hashes every event under the write lock, and this takes half the time of
         # ``canonical``; tests/test_canonical.py holds the two equal.
         prev = "null" if prev_hash is None else f'"{prev_hash}"'
         text = (f'{{"content_hash":"{content_digest}","patient_id":"{patient_id}",'
