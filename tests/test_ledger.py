@@ -284,3 +284,15 @@ def test_processes_starting_together_all_open_the_ledger(database_url: str,
     finally:
         for app in opened:
             app.close()
+
+
+def test_recorder_keeps_the_library_tracking_contract(ledger: Ledger) -> None:
+    """The recorder replaces the library's insert; a process application's ``tracking``
+    (one) is still written with the events, as are the ledger's ``trackings`` (many)."""
+    from eventsourcing.persistence import Tracking
+
+    ledger.recorder.insert_events([], tracking=Tracking("upstream", 5))
+    ledger.recorder.insert_events([], trackings=[Tracking("kafka-a", 3), Tracking("kafka-b", 9)])
+    assert ledger.recorder.max_tracking_id("upstream") == 5
+    assert ledger.recorder.max_tracking_id("kafka-a") == 3
+    assert ledger.recorder.max_tracking_id("kafka-b") == 9
