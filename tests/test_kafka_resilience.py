@@ -169,7 +169,9 @@ def test_postgres_restart_mid_ingest_loses_and_doubles_nothing(
     monkeypatch.setenv("POSTGRES_CONNECT_TIMEOUT", "1")  # read by eventsourcing's pool
     caplog.set_level(logging.WARNING, logger="consumers")
     topic = make_topic(6)
-    feed_input = mixed_input(2_000, seed=9)
+    # Enough input that the crash lands mid-ingest even at a quiet machine's rate (the
+    # loop must be writing to notice the server is gone).
+    feed_input = mixed_input(6_000, seed=9)
     positions = list(produce(kafka_broker, topic, feed_input.messages))
     settings = Settings(kafka_allowed_organisations=",".join(feed_input.organisations))
     ledger = Ledger(url, settings)

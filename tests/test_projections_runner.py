@@ -284,10 +284,10 @@ def drop(url: str) -> None:
             sql.Identifier(name)))
 
 
-def start_runner(url: str, *args: str) -> subprocess.Popen:
+def start_runner(url: str, *args: str, batch: int = 300) -> subprocess.Popen:
     env = dict(os.environ, CAREJOURNEY_DATABASE_URL=url)
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "projections", "run", "--batch", "300", *args],
+        [sys.executable, "-m", "api.cli", "projections", "run", "--batch", str(batch), *args],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -330,8 +330,10 @@ def test_runner_killed_between_batches_and_inside_one_resumes_to_identical_rows(
 
     with log.connect(database_url, autocommit=True) as watcher:
         # 1. Between batches: once a batch has committed, hold the tracking table so the
-        #    next batch cannot start, and kill the runner there.
-        victim = start_runner(database_url)
+        #    next batch cannot start, and kill the runner there. Small batches, so the
+        #    runner cannot reach the head between the check and the lock on a fast machine
+        #    (with 300 it once did: four batches of this cohort take well under a second).
+        victim = start_runner(database_url, batch=20)
         wait_for(lambda: 0 < positions(database_url).get("coordinators", 0) < head,
                  "a first batch")
         with watcher.transaction():
@@ -348,7 +350,7 @@ def test_runner_killed_between_batches_and_inside_one_resumes_to_identical_rows(
         #    when it finds quality_findings locked; kill it mid-transaction.
         with watcher.transaction():
             watcher.execute("LOCK TABLE quality_findings IN SHARE MODE")
-            victim = start_runner(database_url)
+            victim = start_runner(database_url, batch=20)
             wait_for(lambda: runner_waits_on_a_lock(watcher, "quality_findings"),
                      "the runner to block inside a batch")
             victim.send_signal(signal.SIGKILL)
