@@ -62,11 +62,7 @@ class LedgerWrite:
     commit, where the database placed them."""
 
     pending: list[PendingEvent]
-    versions: list[int] = field(default_factory=list)
-    heads: dict[UUID, tuple[int, str]] = field(default_factory=dict)
     positions: list[int] = field(default_factory=list)
-    recorded_at: datetime | None = None
-    hashes: list[str] = field(default_factory=list)
 
 
 COPY_INDEX = (
@@ -185,17 +181,18 @@ class LedgerRecorder(PostgresProcessRecorder):
         self._notify_channel(curs)
         with conn.cursor(row_factory=tuple_row) as rows:
             patients = list({p.patient_id for p in pending})
-            heads = {r[0]: (r[1], r[2]) for r in rows.execute(HEADS, (patients,))}
+            tip: dict[UUID, int] = {}  # each person's last version and link, as we go
+            links: dict[UUID, str] = {}
+            for patient, version, link in rows.execute(HEADS, (patients,)):
+                tip[patient], links[patient] = version, link
             placed = rows.execute(PLACES, (self._sequence, len(pending))).fetchone()
         assert placed is not None
         ids: list[int] = placed[0]
         recorded_at: datetime = placed[1]
-        write.heads = dict(heads)
         versions: list[int] = []
         hashes: list[str] = []
         prev_hashes: list[str | None] = []
-        tip = {patient: head[0] for patient, head in heads.items()}
-        links = {patient: head[1] for patient, head in heads.items()}
+        last_position: dict[UUID, int] = {}
         for position, p in zip(ids, pending, strict=True):
             version = tip.get(p.patient_id, 0) + 1
             prev = links.get(p.patient_id)
@@ -204,6 +201,7 @@ class LedgerRecorder(PostgresProcessRecorder):
                                 content_digest=p.content_hash)
             tip[p.patient_id] = version
             links[p.patient_id] = digest
+            last_position[p.patient_id] = position
             versions.append(version)
             hashes.append(digest)
             prev_hashes.append(prev)
@@ -219,14 +217,8 @@ class LedgerRecorder(PostgresProcessRecorder):
                 copy.write_row((position, p.event_id, p.patient_id, version, p.type,
                                 p.occurred_at, recorded_at, p.source_organisation,
                                 p.content_hash, digest, prev))
-        last: dict[UUID, tuple[int, str, int]] = {}
-        for position, version, p, digest in zip(ids, versions, pending, hashes, strict=True):
-            last[p.patient_id] = (version, digest, position)
-        curs.execute(UPSERT_HEADS, (list(last), [v[0] for v in last.values()],
-                                    [v[1] for v in last.values()],
-                                    [v[2] for v in last.values()]))
-        write.versions = versions
+        moved = list(last_position)
+        curs.execute(UPSERT_HEADS, (moved, [tip[x] for x in moved], [links[x] for x in moved],
+                                    [last_position[x] for x in moved]))
         write.positions = ids
-        write.recorded_at = recorded_at
-        write.hashes = hashes
         return ids
