@@ -48,14 +48,21 @@ class Appender:
         self._drainer: asyncio.Task[None] | None = None
 
     async def append(
-        self, items: Sequence[RawEnvelope], allowed: Collection[str] | None, *,
+        self,
+        items: Sequence[RawEnvelope],
+        allowed: Collection[str] | None,
+        *,
         single: bool = False,
     ) -> BatchResult:
         """Append ``items`` as one batch (``single``: one envelope that may share a
         transaction with others); the result lists ``items``' outcomes only, indexed
         from 0."""
-        job = _Job(items, None if allowed is None else frozenset(allowed), single,
-                   asyncio.get_running_loop().create_future())
+        job = _Job(
+            items,
+            None if allowed is None else frozenset(allowed),
+            single,
+            asyncio.get_running_loop().create_future(),
+        )
         self._queue.append(job)
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
@@ -67,8 +74,7 @@ class Appender:
         while self._queue:
             jobs = self._take()
             items = [item for job in jobs for item in job.items]
-            call = partial(self.ledger.append_batch, items,
-                           allowed_organisations=jobs[0].allowed)
+            call = partial(self.ledger.append_batch, items, allowed_organisations=jobs[0].allowed)
             try:
                 result = await anyio.to_thread.run_sync(call)
             except Exception as exc:
@@ -78,9 +84,10 @@ class Appender:
                 continue
             start = 0
             for job in jobs:
-                part = result.items[start:start + len(job.items)]
-                job.done.set_result(BatchResult(
-                    [replace(item, index=item.index - start) for item in part]))
+                part = result.items[start : start + len(job.items)]
+                job.done.set_result(
+                    BatchResult([replace(item, index=item.index - start) for item in part])
+                )
                 start += len(job.items)
 
     def _take(self) -> list[_Job]:
@@ -89,7 +96,11 @@ class Appender:
         first = self._queue.popleft()
         jobs = [first]
         if first.single:
-            while (self._queue and len(jobs) < self.most and self._queue[0].single
-                   and self._queue[0].allowed == first.allowed):
+            while (
+                self._queue
+                and len(jobs) < self.most
+                and self._queue[0].single
+                and self._queue[0].allowed == first.allowed
+            ):
                 jobs.append(self._queue.popleft())
         return jobs

@@ -34,8 +34,11 @@ class BodyLimit:
                     declared = 0
                 if declared > self.max_bytes:
                     response = problem_response(
-                        "too-large", f"request body is larger than {self.max_bytes} bytes",
-                        instance=scope["path"], headers={"Connection": "close"})
+                        "too-large",
+                        f"request body is larger than {self.max_bytes} bytes",
+                        instance=scope["path"],
+                        headers={"Connection": "close"},
+                    )
                     await response(scope, receive, send)
                     return
         received = 0

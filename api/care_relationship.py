@@ -31,8 +31,9 @@ RELATED = """
 """
 
 
-def related(conn: Connection[Any], people: Iterable[UUID], organisations: Collection[str]
-            ) -> set[UUID]:
+def related(
+    conn: Connection[Any], people: Iterable[UUID], organisations: Collection[str]
+) -> set[UUID]:
     """The people (of those given) with a care relationship to any of the organisations."""
     wanted = list(dict.fromkeys(people))
     if not wanted or not organisations:
@@ -41,8 +42,9 @@ def related(conn: Connection[Any], people: Iterable[UUID], organisations: Collec
     return {_first(r) for r in rows}
 
 
-def has_care_relationship(conn: Connection[Any], patient_id: UUID,
-                          organisations: Collection[str]) -> bool:
+def has_care_relationship(
+    conn: Connection[Any], patient_id: UUID, organisations: Collection[str]
+) -> bool:
     return patient_id in related(conn, [patient_id], organisations)
 
 

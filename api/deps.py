@@ -17,7 +17,6 @@ work, dominate a fast read.
   that read through the ledger instead.
 """
 
-
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
@@ -87,13 +86,15 @@ async def authenticate(
     """The principal of the bearer key, or 401 saying what is missing or wrong."""
     challenge = {"WWW-Authenticate": 'Bearer realm="carejourney"'}
     if credentials is None:
-        raise ProblemError("unauthenticated",
-                           "send an API key as 'Authorization: Bearer <key>'", headers=challenge)
+        raise ProblemError(
+            "unauthenticated", "send an API key as 'Authorization: Bearer <key>'", headers=challenge
+        )
     keyring: KeyRing = request.app.state.keyring
     principal = keyring.principal(credentials.credentials)
     if principal is None:
-        raise ProblemError("unauthenticated", "the API key is not known (or was revoked)",
-                           headers=challenge)
+        raise ProblemError(
+            "unauthenticated", "the API key is not known (or was revoked)", headers=challenge
+        )
     return principal
 
 
@@ -133,19 +134,25 @@ def valid_nhs(value: str, loc: str) -> str:
     try:
         return check_nhs_number(value)
     except ValueError as exc:
-        raise ProblemError("validation", f"{loc}: {exc}", errors=[FieldError(loc, str(exc))]
-                           ) from None
+        raise ProblemError(
+            "validation", f"{loc}: {exc}", errors=[FieldError(loc, str(exc))]
+        ) from None
 
 
-def log_reads(conn: Connection[DictRow], request: Request, principal: Principal,
-              patients: list[UUID]) -> None:
+def log_reads(
+    conn: Connection[DictRow], request: Request, principal: Principal, patients: list[UUID]
+) -> None:
     access_log.record(conn, principal, endpoint_label(request), patients)
 
 
-NhsPath = Annotated[str, Path(
-    description="The person's NHS number (10 digits, modulus-11 check digit).",
-    examples=[EXAMPLE_NHS], openapi_examples={"valid": {"value": EXAMPLE_NHS}},
-)]
+NhsPath = Annotated[
+    str,
+    Path(
+        description="The person's NHS number (10 digits, modulus-11 check digit).",
+        examples=[EXAMPLE_NHS],
+        openapi_examples={"valid": {"value": EXAMPLE_NHS}},
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +177,7 @@ class PersonRead:
 
     def _fetch(self, read: Callable[[Connection[DictRow], UUID], T]) -> T:
         with self.ledger.connection() as conn:
-            return read(conn, admit_person(conn, self.principal, self.endpoint,
-                                           self.nhs_number))
+            return read(conn, admit_person(conn, self.principal, self.endpoint, self.nhs_number))
 
     async def open(self) -> PersonRef:
         """The checks and the committed access-log row alone, for routes that then read
@@ -191,8 +197,7 @@ def person_read(*roles: Role, purpose: str) -> Callable[..., Awaitable[PersonRea
         principal: Annotated[Principal, Depends(admit)],
         ledger: LedgerDep,
     ) -> PersonRead:
-        return PersonRead(ledger, valid_nhs(nhs, "path.nhs"), principal,
-                          endpoint_label(request))
+        return PersonRead(ledger, valid_nhs(nhs, "path.nhs"), principal, endpoint_label(request))
 
     return admitted
 
@@ -207,24 +212,28 @@ def person_opened(*roles: Role, purpose: str) -> Callable[..., Awaitable[PersonR
     return opened
 
 
-def person_ref(conn: Connection[DictRow], request: Request, principal: Principal,
-               nhs: str) -> PersonRef:
+def person_ref(
+    conn: Connection[DictRow], request: Request, principal: Principal, nhs: str
+) -> PersonRef:
     """The same checks and access-log row on the caller's connection, for an already
     admitted principal (the pages call it with their session's principal)."""
     number = valid_nhs(nhs, "path.nhs")
-    return PersonRef(number, admit_person(conn, principal, endpoint_label(request), number),
-                     principal)
+    return PersonRef(
+        number, admit_person(conn, principal, endpoint_label(request), number), principal
+    )
 
 
-def admit_person(conn: Connection[DictRow], principal: Principal, endpoint: str,
-                 nhs_number: str) -> UUID:
+def admit_person(
+    conn: Connection[DictRow], principal: Principal, endpoint: str, nhs_number: str
+) -> UUID:
     """The person now (the survivor while a merge stands), after the 404 and care-
     relationship checks, with the access-log row written on ``conn``."""
     patient = merges.person_now(conn, nhs_number)
     if patient is None:
         raise ProblemError("not-found", "no journey is registered for this NHS number")
     if principal.role is Role.COORDINATOR and not has_care_relationship(
-            conn, patient, principal.organisations):
+        conn, patient, principal.organisations
+    ):
         raise ProblemError(
             "forbidden",
             "this person has no care relationship with your organisation "

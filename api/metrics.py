@@ -34,14 +34,13 @@ REQUESTS = Counter(
     "carejourney_http_requests", "HTTP requests answered.", ["method", "route", "status"]
 )
 LATENCY = Histogram(
-    "carejourney_http_request_duration_seconds", "Time to answer an HTTP request.",
+    "carejourney_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
 )
 APPENDED = Counter("carejourney_events_appended", "Events recorded in the ledger via HTTP.")
-PUBLISHED = Counter(
-    "carejourney_published_items", "Published envelopes by outcome.", ["status"]
-)
+PUBLISHED = Counter("carejourney_published_items", "Published envelopes by outcome.", ["status"])
 REJECTIONS = Counter(
     "carejourney_rejections", "Refused requests and envelopes, by problem kind.", ["kind"]
 )
@@ -56,12 +55,16 @@ class ProjectionLag(Collector):
         self.status = status
 
     def collect(self) -> Iterator[Metric]:
-        lag = GaugeMetricFamily("carejourney_projection_lag_events",
-                                "Ledger head position minus the projection's position.",
-                                labels=["projection"])
-        position = GaugeMetricFamily("carejourney_projection_position",
-                                     "Last ledger position the projection applied.",
-                                     labels=["projection"])
+        lag = GaugeMetricFamily(
+            "carejourney_projection_lag_events",
+            "Ledger head position minus the projection's position.",
+            labels=["projection"],
+        )
+        position = GaugeMetricFamily(
+            "carejourney_projection_position",
+            "Last ledger position the projection applied.",
+            labels=["projection"],
+        )
         for row in self.status():
             lag.add_metric([row["name"]], row["lag"])
             position.add_metric([row["name"]], row["position"])
@@ -110,5 +113,8 @@ class MetricsMiddleware:
             REQUESTS.labels(method, template, str(status)).inc()
             LATENCY.labels(method, template).observe(time.perf_counter() - started)
             if status in (401, 403, 413, 422):
-                REJECTIONS.labels({401: "unauthenticated", 403: "forbidden",
-                                   413: "too-large", 422: "validation"}[status]).inc()
+                REJECTIONS.labels(
+                    {401: "unauthenticated", 403: "forbidden", 413: "too-large", 422: "validation"}[
+                        status
+                    ]
+                ).inc()

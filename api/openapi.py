@@ -31,12 +31,20 @@ Errors are RFC 9457 `application/problem+json`.
 
 TAGS = [
     {"name": "publishers", "description": "Append events; read the status of your events."},
-    {"name": "auditors", "description": "A person's complete record, replay, verification, "
-                                        "and the access log."},
-    {"name": "coordinators", "description": "Who coordinates a person, their journey, care "
-                                            "plans, caseloads and the unassigned."},
-    {"name": "evaluators", "description": "Population measures: pseudonymised, small numbers "
-                                          "suppressed (docs/measures.md)."},
+    {
+        "name": "auditors",
+        "description": "A person's complete record, replay, verification, and the access log.",
+    },
+    {
+        "name": "coordinators",
+        "description": "Who coordinates a person, their journey, care "
+        "plans, caseloads and the unassigned.",
+    },
+    {
+        "name": "evaluators",
+        "description": "Population measures: pseudonymised, small numbers "
+        "suppressed (docs/measures.md).",
+    },
     {"name": "operations", "description": "Liveness, readiness and Prometheus metrics."},
 ]
 
@@ -55,8 +63,13 @@ def install(app: FastAPI, settings: Settings) -> None:
     def build() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
-        document = get_openapi(title=app.title, version=app.version, description=DESCRIPTION,
-                               routes=app.routes, tags=TAGS)
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=DESCRIPTION,
+            routes=app.routes,
+            tags=TAGS,
+        )
         components = document.setdefault("components", {}).setdefault("schemas", {})
         for model in (Problem, ItemResult, BatchResult):
             _add(components, model)
@@ -64,8 +77,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         components.update(defs)
         components["Envelope"] = envelope
         body = document["paths"]["/v1/events"]["post"]["requestBody"]
-        body["content"]["application/json"]["schema"]["oneOf"][1]["maxItems"] = \
-            settings.batch_max
+        body["content"]["application/json"]["schema"]["oneOf"][1]["maxItems"] = settings.batch_max
         app.openapi_schema = document
         return document
 

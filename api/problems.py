@@ -36,14 +36,20 @@ class ProblemField(BaseModel):
 class Problem(BaseModel):
     """RFC 9457 problem details."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "type": "urn:carejourney:problem:validation",
-        "title": "Request is not valid",
-        "status": 422,
-        "detail": "path.nhs: NHS number check digit does not match",
-        "instance": "/v1/patients/9434765918/journey",
-        "errors": [{"loc": "path.nhs", "msg": "NHS number check digit does not match"}],
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:carejourney:problem:validation",
+                    "title": "Request is not valid",
+                    "status": 422,
+                    "detail": "path.nhs: NHS number check digit does not match",
+                    "instance": "/v1/patients/9434765918/journey",
+                    "errors": [{"loc": "path.nhs", "msg": "NHS number check digit does not match"}],
+                }
+            ]
+        }
+    )
 
     type: str = Field(description="URN naming the kind of problem.")
     title: str
@@ -68,17 +74,23 @@ KINDS: dict[str, tuple[int, str]] = {
 }
 
 EXAMPLES: dict[int, dict[str, Any]] = {
-    401: {"kind": "unauthenticated",
-          "detail": "send an API key as 'Authorization: Bearer <key>'"},
+    401: {"kind": "unauthenticated", "detail": "send an API key as 'Authorization: Bearer <key>'"},
     403: {"kind": "forbidden", "detail": "role evaluator may not read person-level data"},
     404: {"kind": "not-found", "detail": "no journey is registered for this NHS number"},
-    409: {"kind": "conflict", "detail": "event_id: event_id already recorded with different "
-                                        "content"},
+    409: {
+        "kind": "conflict",
+        "detail": "event_id: event_id already recorded with different content",
+    },
     413: {"kind": "too-large", "detail": "request body is larger than 10485760 bytes"},
-    422: {"kind": "validation", "detail": "path.nhs: NHS number check digit does not match",
-          "errors": [{"loc": "path.nhs", "msg": "NHS number check digit does not match"}]},
-    503: {"kind": "not-ready", "detail": "projection coordinators lags the ledger by 20000 "
-                                         "events (bound 10000)"},
+    422: {
+        "kind": "validation",
+        "detail": "path.nhs: NHS number check digit does not match",
+        "errors": [{"loc": "path.nhs", "msg": "NHS number check digit does not match"}],
+    },
+    503: {
+        "kind": "not-ready",
+        "detail": "projection coordinators lags the ledger by 20000 events (bound 10000)",
+    },
 }
 
 
@@ -104,7 +116,11 @@ class ProblemError(Exception):
 
 
 def problem_body(
-    kind: str, status: int, title: str, detail: str | None, instance: str | None,
+    kind: str,
+    status: int,
+    title: str,
+    detail: str | None,
+    instance: str | None,
     errors: list[FieldError] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"type": TYPE_PREFIX + kind, "title": title, "status": status}
@@ -118,8 +134,12 @@ def problem_body(
 
 
 def problem_response(
-    kind: str, detail: str | None = None, *, instance: str | None = None,
-    errors: list[FieldError] | None = None, status: int | None = None,
+    kind: str,
+    detail: str | None = None,
+    *,
+    instance: str | None = None,
+    errors: list[FieldError] | None = None,
+    status: int | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     default_status, title = KINDS[kind]
@@ -134,40 +154,60 @@ def _loc(parts: tuple[Any, ...]) -> str:
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(exc.kind, exc.detail, instance=request.url.path, errors=exc.errors,
-                            status=exc.status, headers=exc.headers)
+    return problem_response(
+        exc.kind,
+        exc.detail,
+        instance=request.url.path,
+        errors=exc.errors,
+        status=exc.status,
+        headers=exc.headers,
+    )
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [FieldError(_loc(tuple(e.get("loc", ()))), str(e.get("msg", "")))
-              for e in exc.errors()]
+    errors = [
+        FieldError(_loc(tuple(e.get("loc", ()))), str(e.get("msg", ""))) for e in exc.errors()
+    ]
     detail = "; ".join(f"{e.loc}: {e.msg}" for e in errors)
     return problem_response("validation", detail, instance=request.url.path, errors=errors)
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    kind = {401: "unauthenticated", 403: "forbidden", 404: "not-found", 409: "conflict",
-            413: "too-large", 422: "validation"}.get(exc.status_code)
+    kind = {
+        401: "unauthenticated",
+        403: "forbidden",
+        404: "not-found",
+        409: "conflict",
+        413: "too-large",
+        422: "validation",
+    }.get(exc.status_code)
     phrase = HTTPStatus(exc.status_code).phrase
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     headers = dict(exc.headers) if exc.headers else None
     if kind is None:
-        body = {"type": "about:blank", "title": phrase, "status": exc.status_code,
-                "instance": request.url.path}
+        body = {
+            "type": "about:blank",
+            "title": phrase,
+            "status": exc.status_code,
+            "instance": request.url.path,
+        }
         if detail:
             body["detail"] = detail
-        return JSONResponse(body, status_code=exc.status_code, media_type=MEDIA_TYPE,
-                            headers=headers)
-    return problem_response(kind, detail, instance=request.url.path, status=exc.status_code,
-                            headers=headers)
+        return JSONResponse(
+            body, status_code=exc.status_code, media_type=MEDIA_TYPE, headers=headers
+        )
+    return problem_response(
+        kind, detail, instance=request.url.path, status=exc.status_code, headers=headers
+    )
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem_response("internal", "the server failed; the error was logged",
-                            instance=request.url.path)
+    return problem_response(
+        "internal", "the server failed; the error was logged", instance=request.url.path
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -184,13 +224,21 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     for status in statuses:
         example = EXAMPLES[status]
         kind = example["kind"]
-        body = problem_body(kind, status, KINDS[kind][1], example["detail"], "/v1/...",
-                            [FieldError(**e) for e in example.get("errors", [])])
+        body = problem_body(
+            kind,
+            status,
+            KINDS[kind][1],
+            example["detail"],
+            "/v1/...",
+            [FieldError(**e) for e in example.get("errors", [])],
+        )
         out[status] = {
             "description": HTTPStatus(status).phrase,
-            "content": {MEDIA_TYPE: {
-                "schema": {"$ref": "#/components/schemas/Problem"},
-                "example": body,
-            }},
+            "content": {
+                MEDIA_TYPE: {
+                    "schema": {"$ref": "#/components/schemas/Problem"},
+                    "example": body,
+                }
+            },
         }
     return out

@@ -110,8 +110,15 @@ def add_key(path: Path, role: Role, organisations: Iterable[str], name: str) -> 
     entries = read_keys_file(path)
     if any(e.name == name for e in entries):
         raise ValueError(f"a key named {name!r} already exists in {path}")
-    entries.append(KeyEntry(name=name, role=role, organisations=tuple(organisations),
-                            sha256=hash_key(key), created_at=datetime.now(UTC)))
+    entries.append(
+        KeyEntry(
+            name=name,
+            role=role,
+            organisations=tuple(organisations),
+            sha256=hash_key(key),
+            created_at=datetime.now(UTC),
+        )
+    )
     write_keys_file(path, entries)
     return key
 
@@ -187,6 +194,5 @@ class KeyRing:
 
 def env_entry(role: Role, organisations: Iterable[str], name: str, key: str) -> str:
     """One ``CAREJOURNEY_API_KEYS`` entry as JSON (tests and deployments without a file)."""
-    entry = KeyEntry(name=name, role=role, organisations=tuple(organisations),
-                     sha256=hash_key(key))
+    entry = KeyEntry(name=name, role=role, organisations=tuple(organisations), sha256=hash_key(key))
     return json.dumps(entry.model_dump(mode="json", exclude_none=True))

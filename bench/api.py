@@ -93,8 +93,11 @@ def load(ledger: Ledger, events: int) -> tuple[list[str], float]:
             rate = done / (time.perf_counter() - started)
             print(f"  loaded {done:,} events ({rate:,.0f}/s)", flush=True)
     elapsed = time.perf_counter() - started
-    print(f"loaded {done:,} events of {len(nhs):,} people in {elapsed:.0f} s "
-          f"({done / elapsed:,.0f} events/s)", flush=True)
+    print(
+        f"loaded {done:,} events of {len(nhs):,} people in {elapsed:.0f} s "
+        f"({done / elapsed:,.0f} events/s)",
+        flush=True,
+    )
     return sorted(nhs), done / elapsed
 
 
@@ -115,8 +118,7 @@ def post_batches(count: int) -> list[bytes]:
     """``count`` bodies of 500 new envelopes each (a fresh seed per run: new event ids, so
     a run on a reused database records them rather than finding duplicates)."""
     stream = envelopes(count * BATCH, seed=random.SystemRandom().randrange(10**6, 10**9))
-    return [json.dumps(chunk).encode() for chunk in iter(lambda: list(islice(stream, BATCH)),
-                                                         [])]
+    return [json.dumps(chunk).encode() for chunk in iter(lambda: list(islice(stream, BATCH)), [])]
 
 
 def single_bodies(count: int) -> list[str]:
@@ -133,15 +135,30 @@ def free_port() -> int:
 
 def start_server(url: str, port: int, keys_dir: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREJOURNEY_")}
-    env.update({
-        "CAREJOURNEY_DATABASE_URL": url,
-        "CAREJOURNEY_API_KEYS": f"[{env_entry(Role.ADMIN, (), 'bench', KEY)}]",
-        "CAREJOURNEY_API_KEYS_FILE": str(keys_dir / "none.json"),
-        "CAREJOURNEY_READY_MAX_LAG": str(10**12),
-    })
+    env.update(
+        {
+            "CAREJOURNEY_DATABASE_URL": url,
+            "CAREJOURNEY_API_KEYS": f"[{env_entry(Role.ADMIN, (), 'bench', KEY)}]",
+            "CAREJOURNEY_API_KEYS_FILE": str(keys_dir / "none.json"),
+            "CAREJOURNEY_READY_MAX_LAG": str(10**12),
+        }
+    )
     server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2",
-         "--log-level", "warning"], cwd=ROOT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     import httpx
 
     deadline = time.monotonic() + 120
@@ -162,8 +179,9 @@ def start_server(url: str, port: int, keys_dir: Path) -> subprocess.Popen[bytes]
 # -- the load generator (runs in its own process) ------------------------------------------
 
 
-async def _drive(base: str, paths: list[str], bodies: list[bytes], connections: int,
-                 seconds: float) -> dict[str, Any]:
+async def _drive(
+    base: str, paths: list[str], bodies: list[bytes], connections: int, seconds: float
+) -> dict[str, Any]:
     import httpx
 
     latencies: list[float] = []
@@ -176,11 +194,13 @@ async def _drive(base: str, paths: list[str], bodies: list[bytes], connections: 
     # workers share one listening socket and a worker's accept loop takes every pending
     # connection, so a handful of keep-alive connections opened together can all land on
     # one worker and leave the other idle (measured: one worker at 90% CPU, the other 0%).
-    limits = httpx.Limits(max_connections=connections,
-                          max_keepalive_connections=0 if bodies else None)
+    limits = httpx.Limits(
+        max_connections=connections, max_keepalive_connections=0 if bodies else None
+    )
 
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits,
-                                 timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, limits=limits, timeout=60
+    ) as client:
 
         async def worker() -> None:
             nonlocal recorded
@@ -203,9 +223,15 @@ async def _drive(base: str, paths: list[str], bodies: list[bytes], connections: 
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - started
     latencies.sort()
-    return {"requests": len(latencies), "seconds": elapsed, "statuses": statuses,
-            "p50": _pct(latencies, 50), "p99": _pct(latencies, 99), "recorded": recorded,
-            "generator": "httpx"}
+    return {
+        "requests": len(latencies),
+        "seconds": elapsed,
+        "statuses": statuses,
+        "p50": _pct(latencies, 50),
+        "p99": _pct(latencies, 99),
+        "recorded": recorded,
+        "generator": "httpx",
+    }
 
 
 def _pct(sorted_values: list[float], pct: float) -> float:
@@ -215,8 +241,9 @@ def _pct(sorted_values: list[float], pct: float) -> float:
     return sorted_values[index]
 
 
-def httpx_load(base: str, paths: list[str], bodies: list[bytes], connections: int,
-               seconds: float) -> dict[str, Any]:
+def httpx_load(
+    base: str, paths: list[str], bodies: list[bytes], connections: int, seconds: float
+) -> dict[str, Any]:
     return asyncio.run(_drive(base, paths, bodies, connections, seconds))
 
 
@@ -246,8 +273,14 @@ end
 """
 
 
-def wrk_load(base: str, lines: list[str], connections: int, seconds: float,
-             workdir: Path, method: str = "GET") -> dict[str, Any]:
+def wrk_load(
+    base: str,
+    lines: list[str],
+    connections: int,
+    seconds: float,
+    workdir: Path,
+    method: str = "GET",
+) -> dict[str, Any]:
     """GET random paths of ``lines``, or POST its lines (bodies) in order."""
     script = workdir / "bench.lua"
     script.write_text(WRK_SCRIPT)
@@ -256,9 +289,12 @@ def wrk_load(base: str, lines: list[str], connections: int, seconds: float,
     env = {**os.environ, "BENCH_LINES": str(listing), "BENCH_KEY": KEY, "BENCH_METHOD": method}
     threads = 1 if method == "POST" else min(2, connections)
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s",
-         "-s", str(script), base],
-        env=env, capture_output=True, text=True, check=True).stdout
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "-s", str(script), base],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
     result["statuses"] = {"non-2xx": result.pop("non2xx"), "socket errors": result.pop("errors")}
@@ -274,21 +310,38 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="events to load first")
     parser.add_argument("--seconds", type=float, default=15.0, help="per measurement")
     parser.add_argument("--connections", type=int, default=8, help="concurrent GET clients")
-    parser.add_argument("--post-connections", type=int, default=4,
-                        help="concurrent POST clients")
-    parser.add_argument("--post-batches", type=int, default=400,
-                        help="500-event batches prepared for (d) (a cap on its run)")
-    parser.add_argument("--single-connections", type=int, default=16,
-                        help="concurrent clients posting one envelope per request (e)")
-    parser.add_argument("--single-bodies", type=int, default=60_000,
-                        help="single envelopes prepared for (e) (wrk sends them in order)")
+    parser.add_argument("--post-connections", type=int, default=4, help="concurrent POST clients")
+    parser.add_argument(
+        "--post-batches",
+        type=int,
+        default=400,
+        help="500-event batches prepared for (d) (a cap on its run)",
+    )
+    parser.add_argument(
+        "--single-connections",
+        type=int,
+        default=16,
+        help="concurrent clients posting one envelope per request (e)",
+    )
+    parser.add_argument(
+        "--single-bodies",
+        type=int,
+        default=60_000,
+        help="single envelopes prepared for (e) (wrk sends them in order)",
+    )
     parser.add_argument("--generator", choices=("auto", "wrk", "httpx"), default="auto")
-    parser.add_argument("--database", default=DATABASE,
-                        help="database name on the server (e.g. bench/rebuild.py's "
-                             "bench_rebuild_1000000, with --reuse, to skip the load)")
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep the bench database of an earlier run if it already holds "
-                             "at least --events events (skips the load)")
+    parser.add_argument(
+        "--database",
+        default=DATABASE,
+        help="database name on the server (e.g. bench/rebuild.py's "
+        "bench_rebuild_1000000, with --reuse, to skip the load)",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the bench database of an earlier run if it already holds "
+        "at least --events events (skips the load)",
+    )
     args = parser.parse_args()
     use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
 
@@ -303,8 +356,11 @@ def main() -> None:
         people, direct_rate = load(ledger, args.events)
     else:
         ledger = Ledger(url, settings)
-        print(f"reusing {args.database}: {ledger.head_position():,} positions, "
-              f"{len(people):,} people", flush=True)
+        print(
+            f"reusing {args.database}: {ledger.head_position():,} positions, "
+            f"{len(people):,} people",
+            flush=True,
+        )
     started = time.perf_counter()
     runner = Runner.for_ledger(ledger)
     runner.migrate()
@@ -330,26 +386,33 @@ def main() -> None:
             spawn = get_context("spawn")
             for name, paths in scenarios.items():
                 if use_wrk:
-                    results[name] = wrk_load(base, paths, args.connections, args.seconds,
-                                             workdir)
+                    results[name] = wrk_load(base, paths, args.connections, args.seconds, workdir)
                 else:
                     with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-                        results[name] = pool.submit(httpx_load, base, paths, [],
-                                                    args.connections, args.seconds).result()
+                        results[name] = pool.submit(
+                            httpx_load, base, paths, [], args.connections, args.seconds
+                        ).result()
                 _report(name, results[name])
             with ProcessPoolExecutor(1, mp_context=spawn) as pool:
                 results["d POST /v1/events"] = pool.submit(
-                    httpx_load, base, [], bodies, args.post_connections, args.seconds).result()
+                    httpx_load, base, [], bodies, args.post_connections, args.seconds
+                ).result()
             _report("d POST /v1/events", results["d POST /v1/events"])
             singles = single_bodies(args.single_bodies)
             if use_wrk:
                 results["e POST one envelope"] = wrk_load(
-                    base, singles, args.single_connections, args.seconds, workdir, "POST")
+                    base, singles, args.single_connections, args.seconds, workdir, "POST"
+                )
             else:
                 with ProcessPoolExecutor(1, mp_context=spawn) as pool:
                     results["e POST one envelope"] = pool.submit(
-                        httpx_load, base, [], [b.encode() for b in singles],
-                        args.single_connections, args.seconds).result()
+                        httpx_load,
+                        base,
+                        [],
+                        [b.encode() for b in singles],
+                        args.single_connections,
+                        args.seconds,
+                    ).result()
             _report("e POST one envelope", results["e POST one envelope"])
         finally:
             server.terminate()
@@ -358,27 +421,42 @@ def main() -> None:
     a, b, c, d, e = (results[k] for k in results)
     rate = {k: v["requests"] / v["seconds"] for k, v in results.items()}
     print()
-    print(f"ledger: {head:,} positions, {len(people):,} people; server: 2 uvicorn workers on "
-          f"loopback; GETs: {a['generator']} with {args.connections} connections, "
-          f"{args.seconds:.0f} s each")
-    print(f"b/a = {rate['b GET coordinator'] / rate['a GET /healthz']:.3f} "
-          f"(req/s), p99 b = {b['p99'] * 1000:.1f} ms (target <= 20 ms)")
-    print(f"c/a = {rate['c GET journey'] / rate['a GET /healthz']:.3f} "
-          f"(req/s), p99 c = {c['p99'] * 1000:.1f} ms (target <= 20 ms)")
+    print(
+        f"ledger: {head:,} positions, {len(people):,} people; server: 2 uvicorn workers on "
+        f"loopback; GETs: {a['generator']} with {args.connections} connections, "
+        f"{args.seconds:.0f} s each"
+    )
+    print(
+        f"b/a = {rate['b GET coordinator'] / rate['a GET /healthz']:.3f} "
+        f"(req/s), p99 b = {b['p99'] * 1000:.1f} ms (target <= 20 ms)"
+    )
+    print(
+        f"c/a = {rate['c GET journey'] / rate['a GET /healthz']:.3f} "
+        f"(req/s), p99 c = {c['p99'] * 1000:.1f} ms (target <= 20 ms)"
+    )
     events_per_s = d["recorded"] / d["seconds"]
-    print(f"d: {events_per_s:,.0f} events/s recorded in 500-event batches "
-          f"({args.post_connections} clients; target >= 10,000 events/s)")
-    print(f"e: {e['requests'] / e['seconds']:,.0f} single-envelope POSTs/s "
-          f"({args.single_connections} clients, {e['generator']}; each waits for its own "
-          f"outcome, envelopes posted together share a transaction)")
+    print(
+        f"d: {events_per_s:,.0f} events/s recorded in 500-event batches "
+        f"({args.post_connections} clients; target >= 10,000 events/s)"
+    )
+    print(
+        f"e: {e['requests'] / e['seconds']:,.0f} single-envelope POSTs/s "
+        f"({args.single_connections} clients, {e['generator']}; each waits for its own "
+        f"outcome, envelopes posted together share a transaction)"
+    )
     if direct_rate is not None:
-        print(f"d / Ledger.append_batch direct (5,000-event batches, same run) = "
-              f"{events_per_s / direct_rate:.2f}")
+        print(
+            f"d / Ledger.append_batch direct (5,000-event batches, same run) = "
+            f"{events_per_s / direct_rate:.2f}"
+        )
 
 
 def _report(name: str, r: dict[str, Any]) -> None:
-    print(f"{name:22} {r['requests'] / r['seconds']:9,.0f} req/s   p50 {r['p50'] * 1000:7.2f} ms"
-          f"   p99 {r['p99'] * 1000:7.2f} ms   ({r['generator']}; {r['statuses']})", flush=True)
+    print(
+        f"{name:22} {r['requests'] / r['seconds']:9,.0f} req/s   p50 {r['p50'] * 1000:7.2f} ms"
+        f"   p99 {r['p99'] * 1000:7.2f} ms   ({r['generator']}; {r['statuses']})",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

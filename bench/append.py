@@ -62,15 +62,24 @@ def envelopes(count: int) -> list[dict]:
 
 def run_copy(url: str, events: list[dict]) -> float:
     with psycopg.connect(url) as conn:
-        conn.execute("CREATE TABLE raw_events (person text, version int, type text,"
-                     " occurred_at timestamptz, content jsonb)")
+        conn.execute(
+            "CREATE TABLE raw_events (person text, version int, type text,"
+            " occurred_at timestamptz, content jsonb)"
+        )
         versions: dict[str, int] = {}
         start = time.perf_counter()
         with conn.cursor().copy("COPY raw_events FROM STDIN") as copy:
             for e in events:
                 versions[e["nhs_number"]] = versions.get(e["nhs_number"], 0) + 1
-                copy.write_row((e["nhs_number"], versions[e["nhs_number"]], e["type"],
-                                e["occurred_at"], json.dumps(e)))
+                copy.write_row(
+                    (
+                        e["nhs_number"],
+                        versions[e["nhs_number"]],
+                        e["type"],
+                        e["occurred_at"],
+                        json.dumps(e),
+                    )
+                )
         conn.commit()
         return time.perf_counter() - start
 
@@ -95,7 +104,7 @@ def run_ledger(url: str, events: list[dict], batch: int, settings: Settings) -> 
     ledger = Ledger(url, settings)
     start = time.perf_counter()
     for i in range(0, len(events), batch):
-        result = ledger.append_batch(events[i:i + batch])
+        result = ledger.append_batch(events[i : i + batch])
         bad = [item for item in result.items if item.status != "recorded"]
         if bad:
             raise SystemExit(f"unexpected non-recorded items: {bad[:3]}")

@@ -61,9 +61,19 @@ def start_tansu() -> tuple[subprocess.Popen[bytes], Broker]:
     TANSU_LOGS.mkdir(exist_ok=True)
     log = TANSU_LOGS / "tansu.log"
     proc = subprocess.Popen(
-        [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        [
+            str(binary),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     broker = Broker(f"127.0.0.1:{port}", (2, 8), client_id="bench")
     deadline = time.monotonic() + 30
     while True:
@@ -118,8 +128,9 @@ def committed(url: str, topic: str) -> int:
     with psycopg.connect(url) as conn:
         if conn.execute("SELECT to_regclass('consumer_partitions')").fetchone()[0] is None:
             return 0
-        row = conn.execute("SELECT coalesce(sum(consumed), 0) FROM consumer_partitions"
-                           " WHERE topic = %s", (topic,)).fetchone()
+        row = conn.execute(
+            "SELECT coalesce(sum(consumed), 0) FROM consumer_partitions WHERE topic = %s", (topic,)
+        ).fetchone()
         return int(row[0])
 
 
@@ -133,22 +144,32 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def ledger_consume(broker: Broker, url: str, topic: str, total: int, batch: int,
-                   consumers: int) -> tuple[float, float]:
+def ledger_consume(
+    broker: Broker, url: str, topic: str, total: int, batch: int, consumers: int
+) -> tuple[float, float]:
     """``consumers`` = 1: one process with --assign; more: that many processes in one
     consumer group (the ~15 s group join of tansu counts against them)."""
-    env = dict(os.environ, CAREJOURNEY_DATABASE_URL=url,
-               KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
-               CAREJOURNEY_DEAD_LETTER_TOPIC=f"{topic}.dlq",
-               CAREJOURNEY_CONSUMER_BATCH_SIZE=str(batch))
+    env = dict(
+        os.environ,
+        CAREJOURNEY_DATABASE_URL=url,
+        KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
+        CAREJOURNEY_DEAD_LETTER_TOPIC=f"{topic}.dlq",
+        CAREJOURNEY_CONSUMER_BATCH_SIZE=str(batch),
+    )
     if broker.api_version:
         env["CAREJOURNEY_KAFKA_API_VERSION"] = ".".join(map(str, broker.api_version))
     mode = ["--assign"] if consumers == 1 else ["--group", f"bench-{topic}"]
     start = time.perf_counter()
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "consume", *mode, "--topic", topic],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(consumers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "consume", *mode, "--topic", topic],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(consumers)
+    ]
     peak = 0.0
     try:
         while True:
@@ -171,12 +192,13 @@ def ledger_consume(broker: Broker, url: str, topic: str, total: int, batch: int,
     return elapsed, peak
 
 
-def ledger_alone(url: str, values: list[tuple[bytes, bytes]], batch: int,
-                 settings: Settings) -> float:
+def ledger_alone(
+    url: str, values: list[tuple[bytes, bytes]], batch: int, settings: Settings
+) -> float:
     ledger = Ledger(url, settings)
     start = time.perf_counter()
     for i in range(0, len(values), batch):
-        ledger.append_batch([v for _, v in values[i:i + batch]])
+        ledger.append_batch([v for _, v in values[i : i + batch]])
     elapsed = time.perf_counter() - start
     ledger.close()
     return elapsed
@@ -186,20 +208,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--partitions", type=int, default=12)
-    parser.add_argument("--batch", type=int, default=None,
-                        help="consumer batch size (default CAREJOURNEY_CONSUMER_BATCH_SIZE)")
-    parser.add_argument("--consumers", type=int, default=1,
-                        help="consumer processes for (b): 1 = --assign, more = a group")
-    parser.add_argument("--ledger", action="store_true",
-                        help="also measure Ledger.append_batch alone (c)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="consumer batch size (default CAREJOURNEY_CONSUMER_BATCH_SIZE)",
+    )
+    parser.add_argument(
+        "--consumers",
+        type=int,
+        default=1,
+        help="consumer processes for (b): 1 = --assign, more = a group",
+    )
+    parser.add_argument(
+        "--ledger", action="store_true", help="also measure Ledger.append_batch alone (c)"
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-ups below
     settings = get_settings()
     batch = args.batch or settings.consumer_batch_size
     tansu = None
     if settings.kafka_bootstrap_servers:
-        broker = Broker(settings.kafka_bootstrap_servers,
-                        parse_api_version(settings.kafka_api_version), client_id="bench")
+        broker = Broker(
+            settings.kafka_bootstrap_servers,
+            parse_api_version(settings.kafka_api_version),
+            client_id="bench",
+        )
     else:
         tansu, broker = start_tansu()
     try:
@@ -209,9 +243,12 @@ def main() -> None:
         events = envelopes(args.events)
         values = [(e["nhs_number"].encode(), json.dumps(e).encode()) for e in events]
         n = len(values)
-        print(f"{n} envelopes of {len({e['nhs_number'] for e in events})} people, "
-              f"{sum(len(v) for _, v in values) / n:.0f} bytes each; {args.partitions} "
-              f"partitions; broker {broker.bootstrap_servers}; batch {batch}", flush=True)
+        print(
+            f"{n} envelopes of {len({e['nhs_number'] for e in events})} people, "
+            f"{sum(len(v) for _, v in values) / n:.0f} bytes each; {args.partitions} "
+            f"partitions; broker {broker.bootstrap_servers}; batch {batch}",
+            flush=True,
+        )
         start = time.perf_counter()
         produce(broker, topic, values)
         print(f"(0) produce: {n / (time.perf_counter() - start):,.0f} msg/s", flush=True)
@@ -220,14 +257,18 @@ def main() -> None:
         url = ensure_database(with_dbname(server, "bench_ingest"), fresh=True)
         elapsed, peak = ledger_consume(broker, url, topic, n, batch, args.consumers)
         b = n / elapsed
-        print(f"(b) carejourney consume x{args.consumers}, start to all committed: {b:,.0f} msg/s "
-              f"({elapsed:.1f} s), peak RSS {peak:.0f} MB", flush=True)
+        print(
+            f"(b) carejourney consume x{args.consumers}, start to all committed: {b:,.0f} msg/s "
+            f"({elapsed:.1f} s), peak RSS {peak:.0f} MB",
+            flush=True,
+        )
         line = f"ratio b/a = {b / a:.3f} (target >= 0.6); peak RSS {peak:.0f} MB (target <= 300)"
         if args.ledger:
             alone = ensure_database(with_dbname(server, "bench_ingest_ledger"), fresh=True)
             c = n / ledger_alone(alone, values, batch, settings)
-            print(f"(c) Ledger.append_batch alone, batches of {batch}: {c:,.0f} events/s",
-                  flush=True)
+            print(
+                f"(c) Ledger.append_batch alone, batches of {batch}: {c:,.0f} events/s", flush=True
+            )
             line += f"; b/c = {b / c:.3f}"
         print(line)
     finally:

@@ -57,33 +57,39 @@ def main() -> None:
     args = parser.parse_args()
     settings = get_settings()
     server = resolve_url(settings.database_url, settings.data_dir)
-    url = ensure_database(with_dbname(server, f"bench_measures_{args.people}"),
-                          fresh=not args.reuse)
+    url = ensure_database(
+        with_dbname(server, f"bench_measures_{args.people}"), fresh=not args.reuse
+    )
     ledger = Ledger(url, settings)
     try:
         if ledger.head_position() == 0:
-            envelopes = iter(delivery_order(list(generate_people(args.people, args.seed)),
-                                            args.seed))
+            envelopes = iter(
+                delivery_order(list(generate_people(args.people, args.seed)), args.seed)
+            )
             start = time.perf_counter()
             while chunk := list(islice(envelopes, 500)):
                 ledger.append_batch(chunk)
-            print(f"appended {ledger.head_position():,} events in "
-                  f"{time.perf_counter() - start:.1f}s", flush=True)
+            print(
+                f"appended {ledger.head_position():,} events in {time.perf_counter() - start:.1f}s",
+                flush=True,
+            )
         runner = Runner.for_ledger(ledger)
         runner.migrate()
         runner.run_once()
         period = measures.Period.checked(date(2025, 1, 1), date(2025, 12, 31), settings.zone)
         with ledger.connection() as conn:
+
             def bare() -> int:
                 with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-                    return sum(len(cur.execute(read_query(t, c, k), {"end": period.end})
-                                   .fetchall()) for _, t, c, k in READS)
+                    return sum(
+                        len(cur.execute(read_query(t, c, k), {"end": period.end}).fetchall())
+                        for _, t, c, k in READS
+                    )
 
             a, rows = best(3, bare)
             b, population = best(3, lambda: measures.load(conn, period))
         c, _ = best(3, lambda: measures.compute(population, period, settings))
-        d, _ = best(3, lambda: measures.compute(population, period, settings,
-                                                by="organisation"))
+        d, _ = best(3, lambda: measures.compute(population, period, settings, by="organisation"))
         people = len(population.people)
         print(f"{people:,} people, {rows:,} rows, ledger position {population.position:,}")
         print(f"a. bare read of the rows      {a:6.2f}s")

@@ -53,8 +53,9 @@ TIMELINE = "SELECT * FROM journey_timeline WHERE patient_id = %s ORDER BY seq"
 def cohort(events: int, people: int, seed: int) -> list[dict[str, Any]]:
     """Exactly ``events`` envelopes of ``people`` people: each journey cut to a prefix
     (in occurrence order, so retractions and cancels still follow their targets)."""
-    journeys = [sorted(p, key=lambda e: e["occurred_at"])
-                for p in generate_people(people=people, seed=seed)]
+    journeys = [
+        sorted(p, key=lambda e: e["occurred_at"]) for p in generate_people(people=people, seed=seed)
+    ]
     lengths = sorted(len(j) for j in journeys)
     if sum(lengths) < events:
         raise SystemExit(f"{people} people make only {sum(lengths)} events; use more people")
@@ -132,14 +133,20 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--people", type=int, default=None,
-                        help="default: events / 10 (100,000 at 1M events)")
+    parser.add_argument(
+        "--people", type=int, default=None, help="default: events / 10 (100,000 at 1M events)"
+    )
     parser.add_argument("--batch", type=int, default=2_000, help="events per append")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="rebuild processes (default: the runner's, min(2, cores))")
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep an already loaded bench database of this size")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="rebuild processes (default: the runner's, min(2, cores))",
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep an already loaded bench database of this size"
+    )
     args = parser.parse_args()
     people = args.people or max(1, args.events // 10)
     # Loading: under a busy machine a 2,000-event append can sit more than the library's
@@ -153,8 +160,11 @@ def main() -> None:
         if ledger.head_position() == 0:
             t = time.perf_counter()
             envelopes = cohort(args.events, people, args.seed)
-            print(f"generated {len(envelopes):,} events of {people:,} people "
-                  f"in {time.perf_counter() - t:.1f}s", flush=True)
+            print(
+                f"generated {len(envelopes):,} events of {people:,} people "
+                f"in {time.perf_counter() - t:.1f}s",
+                flush=True,
+            )
             took = load(ledger, envelopes, args.batch)
             del envelopes
             print(f"loaded in {took:.1f}s ({args.events / took:,.0f} events/s)", flush=True)
@@ -168,28 +178,34 @@ def main() -> None:
         bare_decode(runner)  # warm the cache for both measurements alike
         n, a_seconds = bare_decode(runner)
         a = n / a_seconds
-        print(f"(a) bare read + decode: {a:,.0f} events/s ({n:,} in {a_seconds:.1f}s)",
-              flush=True)
+        print(f"(a) bare read + decode: {a:,.0f} events/s ({n:,} in {a_seconds:.1f}s)", flush=True)
         m, lib_seconds = library_decode(ledger, min(n, 100_000))
-        print(f"    for context, Ledger.read_log (library mapper): {m / lib_seconds:,.0f}"
-              f" events/s on the first {m:,}", flush=True)
+        print(
+            f"    for context, Ledger.read_log (library mapper): {m / lib_seconds:,.0f}"
+            f" events/s on the first {m:,}",
+            flush=True,
+        )
         report = rebuild(runner)
         assert report is not None
         b = report.events / report.seconds
-        print(f"(b) rebuild of all projections ({', '.join(report.names)}; "
-              f"{runner.workers} process{'es' if runner.workers > 1 else ''}): "
-              f"{b:,.0f} events/s ({report.events:,} events of {report.people:,} people "
-              f"in {report.seconds:.1f}s)")
+        print(
+            f"(b) rebuild of all projections ({', '.join(report.names)}; "
+            f"{runner.workers} process{'es' if runner.workers > 1 else ''}): "
+            f"{b:,.0f} events/s ({report.events:,} events of {report.people:,} people "
+            f"in {report.seconds:.1f}s)"
+        )
         print("    phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.phases.items()))
         print(f"ratio b/a = {b / a:.2f}")
         with ledger.connection() as conn:
-            everyone = [r["patient_id"] for r in conn.execute(
-                "SELECT patient_id FROM coordination_status")]
+            everyone = [
+                r["patient_id"] for r in conn.execute("SELECT patient_id FROM coordination_status")
+            ]
         sample = random.Random(args.seed).sample(everyone, min(1_000, len(everyone)))
         for label, query in (("current coordinator", CURRENT), ("timeline", TIMELINE)):
             ms = latencies(url, sample, query)
-            print(f"{label}: p50 {pct(ms, 50):.2f} ms, p99 {pct(ms, 99):.2f} ms "
-                  f"over {len(ms)} people")
+            print(
+                f"{label}: p50 {pct(ms, 50):.2f} ms, p99 {pct(ms, 99):.2f} ms over {len(ms)} people"
+            )
     finally:
         ledger.close()
 

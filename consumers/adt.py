@@ -125,8 +125,9 @@ class _Mapper:
         if not trigger:
             return Rejected((FieldError("MSH-9.2", "no trigger event"),))
         if trigger not in adt_codes.TRIGGERS:
-            return Rejected((FieldError("MSH-9.2", f"unsupported trigger event {trigger}"),),
-                            trigger=trigger)
+            return Rejected(
+                (FieldError("MSH-9.2", f"unsupported trigger event {trigger}"),), trigger=trigger
+            )
         said = value(self.evn, 1)
         if said and said != trigger:
             self.notes.append(f"EVN-1 says {said}; MSH-9.2 ({trigger}) wins")
@@ -179,8 +180,11 @@ class _Mapper:
             return None
         ods = self.settings.adt_facilities.get(facility)
         if ods is None:
-            self.problem("MSH-4", f"sending facility {facility!r} is not mapped to an ODS "
-                                  "code (CAREJOURNEY_ADT_FACILITIES)")
+            self.problem(
+                "MSH-4",
+                f"sending facility {facility!r} is not mapped to an ODS "
+                "code (CAREJOURNEY_ADT_FACILITIES)",
+            )
         return ods
 
     def nhs(self, seg: Segment | None, where: str) -> str | None:
@@ -193,8 +197,11 @@ class _Mapper:
         return found.number
 
     def occurred_at(self) -> datetime | None:
-        for seg, number, loc in ((self.evn, 6, "EVN-6"), (self.evn, 2, "EVN-2"),
-                                 (self.msh, 7, "MSH-7")):
+        for seg, number, loc in (
+            (self.evn, 6, "EVN-6"),
+            (self.evn, 2, "EVN-2"),
+            (self.msh, 7, "MSH-7"),
+        ):
             text = value(seg, number)
             if not text or text == HL7_NULL:
                 continue
@@ -220,13 +227,19 @@ class _Mapper:
             data = {"encounter_id": encounter, "hospital": organisation, "method": method}
             return data | ({"ward": ward} if ward and ward != HL7_NULL else {})
         if trigger == "A02":
-            return {"encounter_id": encounter,
-                    "from_location": self.location("PV1-6", 6),
-                    "to_location": self.location("PV1-3", 3)}
+            return {
+                "encounter_id": encounter,
+                "from_location": self.location("PV1-6", 6),
+                "to_location": self.location("PV1-3", 3),
+            }
         if trigger == "A03":
-            destination = self.coded("PV1-36", 36, adt_codes.DISCHARGE_DESTINATIONS,
-                                     "discharge destination",
-                                     default=adt_codes.DESTINATION_NOT_KNOWN)
+            destination = self.coded(
+                "PV1-36",
+                36,
+                adt_codes.DISCHARGE_DESTINATIONS,
+                "discharge destination",
+                default=adt_codes.DESTINATION_NOT_KNOWN,
+            )
             return {"encounter_id": encounter, "destination": destination}
         return {"encounter_id": encounter}  # A11, A12, A13
 
@@ -238,8 +251,9 @@ class _Mapper:
             return None
         return text
 
-    def coded(self, loc: str, number: int, table: dict[str, str], what: str,
-              default: str | None = None) -> str | None:
+    def coded(
+        self, loc: str, number: int, table: dict[str, str], what: str, default: str | None = None
+    ) -> str | None:
         code = value(self.pv1, number)
         if (not code or code == HL7_NULL) and default is not None:
             code = default
@@ -261,10 +275,19 @@ class _Mapper:
     def attendance(self, organisation: str | None) -> dict[str, Any]:
         """A04: a registration/attendance at the hospital, with whoever attended (PV1-7,
         a staff code), else the point of care (PV1-3.1), else the trigger itself."""
-        who = next((v for v in (value(self.pv1, 7, 1, 1), value(self.pv1, 3, 1, 1))
-                    if v and v != HL7_NULL), "ADT-A04")
-        return {"setting": "acute", "mode": adt_codes.A04_MODE,
-                "with": {"id": who, "role": adt_codes.A04_ROLE, "organisation": organisation}}
+        who = next(
+            (
+                v
+                for v in (value(self.pv1, 7, 1, 1), value(self.pv1, 3, 1, 1))
+                if v and v != HL7_NULL
+            ),
+            "ADT-A04",
+        )
+        return {
+            "setting": "acute",
+            "mode": adt_codes.A04_MODE,
+            "with": {"id": who, "role": adt_codes.A04_ROLE, "organisation": organisation},
+        }
 
     def merge(self) -> dict[str, Any] | None:
         """A40: PID-3 names the survivor, MRG-1 the merged person (one pair per message)."""
@@ -279,8 +302,14 @@ class _Mapper:
 
     # -- A08 -------------------------------------------------------------------------
 
-    def identity_update(self, event_id: str | None, nhs: str | None, organisation: str | None,
-                        system: str, occurred: datetime | None) -> IdentityUpdate | None:
+    def identity_update(
+        self,
+        event_id: str | None,
+        nhs: str | None,
+        organisation: str | None,
+        system: str,
+        occurred: datetime | None,
+    ) -> IdentityUpdate | None:
         if self.errors or event_id is None or nhs is None or organisation is None:
             return None
         if occurred is None:
@@ -294,5 +323,6 @@ class _Mapper:
                     deleted.append(f"{name}-{number}")
                 elif text:
                     sent.append(f"{name}-{number}")
-        return IdentityUpdate(event_id, nhs, organisation, system, occurred,
-                              tuple(sent), tuple(deleted))
+        return IdentityUpdate(
+            event_id, nhs, organisation, system, occurred, tuple(sent), tuple(deleted)
+        )

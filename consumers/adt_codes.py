@@ -28,9 +28,9 @@ IDENTITY_UPDATE = "A08"
 # PV1-4 -> AdmissionMethod.
 ADMISSION_METHODS: Final[dict[str, str]] = {
     # NHS Data Dictionary "Admission Method"
-    "11": "elective",   # waiting list
-    "12": "elective",   # booked
-    "13": "elective",   # planned
+    "11": "elective",  # waiting list
+    "12": "elective",  # booked
+    "13": "elective",  # planned
     "21": "emergency",  # accident and emergency / dental casualty department
     "22": "emergency",  # GP: after a request by a GP
     "23": "emergency",  # bed bureau
@@ -38,48 +38,48 @@ ADMISSION_METHODS: Final[dict[str, str]] = {
     "25": "emergency",  # admission via mental health crisis resolution team
     "28": "emergency",  # other means
     "2A": "emergency",  # A&E department of another provider
-    "2B": "transfer",   # transfer of an admitted patient from another provider (emergency):
+    "2B": "transfer",  # transfer of an admitted patient from another provider (emergency):
     #                     one continuous spell with the discharge, never a readmission
     "2C": "maternity",  # baby born at home as intended
     "2D": "emergency",  # other emergency admission
     "31": "maternity",  # ante partum
     "32": "maternity",  # post partum
-    "81": "transfer",   # transfer from another provider, other than in an emergency
+    "81": "transfer",  # transfer from another provider, other than in an emergency
     "82": "maternity",  # birth of a baby in this provider
     "83": "maternity",  # baby born outside the provider, except at home as intended
     # HL7 table 0007 "Admission Type"
-    "E": "emergency",   # emergency
-    "A": "emergency",   # accident
-    "U": "emergency",   # urgent
-    "C": "elective",    # elective
-    "R": "elective",    # routine
-    "L": "maternity",   # labor and delivery
-    "N": "maternity",   # newborn
+    "E": "emergency",  # emergency
+    "A": "emergency",  # accident
+    "U": "emergency",  # urgent
+    "C": "elective",  # elective
+    "R": "elective",  # routine
+    "L": "maternity",  # labor and delivery
+    "N": "maternity",  # newborn
 }
 
 # PV1-36 -> DischargeDestination (NHS Data Dictionary "Discharge Destination").
 DISCHARGE_DESTINATIONS: Final[dict[str, str]] = {
     "19": "usual_residence",  # usual place of residence
-    "29": "other",            # temporary place of residence
-    "30": "other_hospital",   # repatriation from high security psychiatric hospital
-    "37": "other",            # court
-    "38": "other",            # penal establishment or police station
-    "48": "other_hospital",   # high security psychiatric hospital, Scotland
-    "49": "other_hospital",   # NHS provider: high security psychiatric accommodation
-    "50": "other_hospital",   # NHS provider: medium secure unit
-    "51": "other_hospital",   # NHS provider: ward for general patients
-    "52": "other_hospital",   # NHS provider: maternity or neonatal ward
-    "53": "other_hospital",   # NHS provider: mental illness or learning disabilities ward
-    "54": "care_home",        # NHS run care home
-    "65": "care_home",        # local authority residential accommodation
-    "66": "other",            # local authority foster care
-    "79": "died",             # not applicable: patient died or stillbirth
-    "84": "other_hospital",   # non-NHS run hospital: medium secure unit
-    "85": "care_home",        # non-NHS (other than local authority) run care home
-    "87": "other_hospital",   # non-NHS run hospital
-    "88": "other",            # non-NHS (other than local authority) run hospice
-    "98": "other",            # not applicable: hospital provider spell not finished
-    "99": "other",            # not known
+    "29": "other",  # temporary place of residence
+    "30": "other_hospital",  # repatriation from high security psychiatric hospital
+    "37": "other",  # court
+    "38": "other",  # penal establishment or police station
+    "48": "other_hospital",  # high security psychiatric hospital, Scotland
+    "49": "other_hospital",  # NHS provider: high security psychiatric accommodation
+    "50": "other_hospital",  # NHS provider: medium secure unit
+    "51": "other_hospital",  # NHS provider: ward for general patients
+    "52": "other_hospital",  # NHS provider: maternity or neonatal ward
+    "53": "other_hospital",  # NHS provider: mental illness or learning disabilities ward
+    "54": "care_home",  # NHS run care home
+    "65": "care_home",  # local authority residential accommodation
+    "66": "other",  # local authority foster care
+    "79": "died",  # not applicable: patient died or stillbirth
+    "84": "other_hospital",  # non-NHS run hospital: medium secure unit
+    "85": "care_home",  # non-NHS (other than local authority) run care home
+    "87": "other_hospital",  # non-NHS run hospital
+    "88": "other",  # non-NHS (other than local authority) run hospice
+    "98": "other",  # not applicable: hospital provider spell not finished
+    "99": "other",  # not known
 }
 DESTINATION_NOT_KNOWN = "99"
 

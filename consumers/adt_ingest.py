@@ -122,31 +122,39 @@ def record_outcomes(
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Rejected):
             results[index] = MessageResult(
-                index, outcome.trigger,
-                ItemResult(index, outcome.event_id, "rejected", errors=outcome.errors))
+                index,
+                outcome.trigger,
+                ItemResult(index, outcome.event_id, "rejected", errors=outcome.errors),
+            )
         elif isinstance(outcome, IdentityUpdate):
             updates.append((index, outcome))
         else:
             envelopes.append((index, outcome))
     update_results, update_write = record_identity_updates(ledger, updates)
     for index, item in update_results.items():
-        results[index] = MessageResult(index, adt_codes.IDENTITY_UPDATE, item,
-                                       identity_update=True)
+        results[index] = MessageResult(index, adt_codes.IDENTITY_UPDATE, item, identity_update=True)
     writes = [*extra_writes, *([update_write] if update_write is not None else [])]
-    batch = ledger.append_batch([d.envelope for _, d in envelopes], trackings=trackings,
-                                extra_writes=writes)
+    batch = ledger.append_batch(
+        [d.envelope for _, d in envelopes], trackings=trackings, extra_writes=writes
+    )
     for (index, decoded), item in zip(envelopes, batch.items, strict=True):
         results[index] = MessageResult(
-            index, decoded.trigger,
+            index,
+            decoded.trigger,
             ItemResult(index, item.event_id, item.status, item.position, item.errors),
-            decoded.notes)
+            decoded.notes,
+        )
     return [results[i] for i in range(len(outcomes))]
 
 
 def _content_hash(update: IdentityUpdate) -> str:
-    content = {"organisation": update.organisation, "system": update.system,
-               "occurred_at": utc_text(update.occurred_at), "sent": list(update.sent),
-               "deleted": list(update.deleted)}
+    content = {
+        "organisation": update.organisation,
+        "system": update.system,
+        "occurred_at": utc_text(update.occurred_at),
+        "sent": list(update.sent),
+        "deleted": list(update.deleted),
+    }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
@@ -160,9 +168,13 @@ def record_identity_updates(
     if not updates:
         return results, None
     with ledger.connection() as conn:
-        known = {r["event_id"]: r["content_hash"] for r in conn.execute(
-            "SELECT event_id, content_hash FROM adt_identity_updates WHERE event_id = ANY(%s)",
-            ([UUID(u.event_id) for _, u in updates],))}
+        known = {
+            r["event_id"]: r["content_hash"]
+            for r in conn.execute(
+                "SELECT event_id, content_hash FROM adt_identity_updates WHERE event_id = ANY(%s)",
+                ([UUID(u.event_id) for _, u in updates],),
+            )
+        }
     rows: list[tuple[Any, ...]] = []
     for index, update in updates:
         digest = _content_hash(update)
@@ -170,14 +182,26 @@ def record_identity_updates(
         prior = known.get(event_id)
         if prior is None:
             known[event_id] = digest
-            rows.append((event_id, ledger.patient_id(update.nhs_number), update.organisation,
-                         update.system, update.occurred_at, list(update.sent),
-                         list(update.deleted), digest))
+            rows.append(
+                (
+                    event_id,
+                    ledger.patient_id(update.nhs_number),
+                    update.organisation,
+                    update.system,
+                    update.occurred_at,
+                    list(update.sent),
+                    list(update.deleted),
+                    digest,
+                )
+            )
             status = "recorded"
         else:
             status = "duplicate" if prior == digest else "conflict"
-        errors = () if status != "conflict" else (
-            FieldError("event_id", "event_id already recorded with different content"),)
+        errors = (
+            ()
+            if status != "conflict"
+            else (FieldError("event_id", "event_id already recorded with different content"),)
+        )
         results[index] = ItemResult(index, update.event_id, status, errors=errors)
     if not rows:
         return results, None
@@ -214,8 +238,14 @@ def kafka_feed(settings: Settings, topics: Sequence[str] | None = None) -> Feed:
         if isinstance(outcome, IdentityUpdate):
             return Aside(outcome)
         for note in outcome.notes:
-            log.info("%s:%s@%s %s: %s", message.topic, message.partition, message.offset,
-                     outcome.trigger, note)
+            log.info(
+                "%s:%s@%s %s: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                outcome.trigger,
+                note,
+            )
         return outcome.envelope
 
     return Feed(

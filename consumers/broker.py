@@ -46,7 +46,9 @@ class Broker:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, bootstrap_servers: str | None = None,
+        cls,
+        settings: Settings,
+        bootstrap_servers: str | None = None,
         api_version: str | None = None,
     ) -> Broker:
         servers = bootstrap_servers or settings.kafka_bootstrap_servers
@@ -98,8 +100,11 @@ class Broker:
             found = admin.describe_topics(list(topics))
         finally:
             admin.close()
-        return {t["name"]: len(t["partitions"]) for t in found
-                if t["error_code"] != UNKNOWN_TOPIC and t["partitions"]}
+        return {
+            t["name"]: len(t["partitions"])
+            for t in found
+            if t["error_code"] != UNKNOWN_TOPIC and t["partitions"]
+        }
 
     def create_topics(self, wanted: Mapping[str, int]) -> list[str]:
         """Create the topics that do not exist yet (name -> partitions); returns the

@@ -69,9 +69,22 @@ def insert(curs: Cursor[DictRow], refused: Sequence[Outcome], dead_letter_topic:
         m = o.message
         headers = list(m.headers or ())
         errors = [{"loc": e.loc, "msg": e.msg} for e in o.errors]
-        rows.append((m.topic, m.partition, m.offset, dead_letter_topic, m.key,
-                     [k for k, _ in headers], [v for _, v in headers], m.value, o.status,
-                     o.event_id, o.reason() or o.status, json.dumps(errors)))
+        rows.append(
+            (
+                m.topic,
+                m.partition,
+                m.offset,
+                dead_letter_topic,
+                m.key,
+                [k for k, _ in headers],
+                [v for _, v in headers],
+                m.value,
+                o.status,
+                o.event_id,
+                o.reason() or o.status,
+                json.dumps(errors),
+            )
+        )
     curs.executemany(INSERT, rows)
 
 
@@ -106,7 +119,7 @@ def send_pending(
     """Produce up to ``limit`` unsent dead letters of ``topics`` and mark the acknowledged
     ones sent. Returns (sent, all_done); a broker problem leaves rows for the next try."""
     rows = conn.execute(
-        "SELECT id, topic, partition, \"offset\", dead_letter_topic, key, header_keys,"
+        'SELECT id, topic, partition, "offset", dead_letter_topic, key, header_keys,'
         " header_values, value, status, event_id, reason, errors, created_at"
         " FROM consumer_rejections WHERE sent_at IS NULL AND topic = ANY(%s)"
         " ORDER BY topic, id LIMIT %s",
@@ -130,21 +143,24 @@ def send_pending(
     sent = [row_id for row_id, f in futures if f.is_done and f.succeeded()]
     if sent:
         with conn.transaction():
-            conn.execute("UPDATE consumer_rejections SET sent_at = now() WHERE id = ANY(%s)",
-                         (sent,))
+            conn.execute(
+                "UPDATE consumer_rejections SET sent_at = now() WHERE id = ANY(%s)", (sent,)
+            )
     return len(sent), len(sent) == len(rows) and len(rows) < limit
 
 
 def numbers_of(conn: psycopg.Connection[DictRow], nhs_number: str) -> list[str]:
     """Every NHS number that identifies the same person now (merges count), so an erase
     scrubs the dead letters of all of them. Call before the register forgets them."""
-    row = conn.execute("SELECT patient_id FROM identity_register WHERE nhs_number = %s",
-                       (nhs_number,)).fetchone()
+    row = conn.execute(
+        "SELECT patient_id FROM identity_register WHERE nhs_number = %s", (nhs_number,)
+    ).fetchone()
     if row is None:
         return [nhs_number]
     people = merges.family(conn, merges.effective(conn, row["patient_id"]))
-    rows = conn.execute("SELECT nhs_number FROM identity_register WHERE patient_id = ANY(%s)",
-                        (people,)).fetchall()
+    rows = conn.execute(
+        "SELECT nhs_number FROM identity_register WHERE patient_id = ANY(%s)", (people,)
+    ).fetchall()
     return sorted({nhs_number, *(r["nhs_number"] for r in rows)})
 
 

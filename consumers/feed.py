@@ -180,12 +180,12 @@ def record_batch(
         judged.clear()
         for k, item in items.items():
             i = ledger_index[k]
-            judged[i] = Outcome(messages[i], item.status, item.event_id, item.position,
-                                item.errors)
+            judged[i] = Outcome(messages[i], item.status, item.event_id, item.position, item.errors)
 
     def write(curs: Cursor[DictRow]) -> None:
-        final = [pre.get(i) or judged.get(i) or Outcome(m, "recorded")
-                 for i, m in enumerate(messages)]
+        final = [
+            pre.get(i) or judged.get(i) or Outcome(m, "recorded") for i, m in enumerate(messages)
+        ]
         offsets.advance(curs, final, expected)
         deadletter.insert(curs, [o for o in final if o.refused], feed.dead_letter_topic)
 

@@ -138,8 +138,11 @@ def nhs_number(seg: Segment | None, field: int, where: str) -> NhsNumberFound:
         authority, authority_oid = value(seg, field, rep, 4, 1), value(seg, field, rep, 4, 2)
         if kind and kind not in types:
             types.append(kind)
-        if (kind.upper() == NHS_TYPE_CODE or authority.upper() == NHS_AUTHORITY
-                or authority_oid == NHS_NUMBER_OID):
+        if (
+            kind.upper() == NHS_TYPE_CODE
+            or authority.upper() == NHS_AUTHORITY
+            or authority_oid == NHS_NUMBER_OID
+        ):
             tagged.append(value(seg, field, rep, 1))
     if not tagged:
         found = f" (found identifier types: {', '.join(types)})" if types else ""

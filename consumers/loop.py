@@ -46,8 +46,12 @@ from domain.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_DB = (LibraryOperationalError, LibraryInterfaceError,
-                psycopg.OperationalError, psycopg.InterfaceError)
+RETRYABLE_DB = (
+    LibraryOperationalError,
+    LibraryInterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
 FENCED = (offsets.Fenced, LibraryIntegrityError, psycopg.IntegrityError)
 DEAD_LETTER_RETRY_SECONDS = 5.0
 T = TypeVar("T")
@@ -130,8 +134,9 @@ class ConsumerLoop:
     def _step(self) -> None:
         assert self.consumer is not None
         try:
-            polled = self.consumer.poll(timeout_ms=self.options.poll_ms,
-                                        max_records=self.options.batch_size)
+            polled = self.consumer.poll(
+                timeout_ms=self.options.poll_ms, max_records=self.options.batch_size
+            )
         except KafkaError as exc:
             log.warning("Kafka poll failed (%s); retrying", exc)
             self._sleep(1.0)
@@ -159,7 +164,7 @@ class ConsumerLoop:
                 log.info("stored offsets moved (%s): re-seeking from PostgreSQL", exc)
                 self._fenced += 1
                 if self._fenced > 1:  # again without progress: do not spin
-                    self._sleep(min(0.1 * 2 ** self._fenced, self.options.max_backoff))
+                    self._sleep(min(0.1 * 2**self._fenced, self.options.max_backoff))
                 self._resync()
                 return False
             except RETRYABLE_DB as exc:
@@ -181,8 +186,9 @@ class ConsumerLoop:
         self.expected.update(last)
         self.totals.batches += 1
         if self.options.group_id is not None and self.consumer is not None:
-            advisory = {TopicPartition(t, p): OffsetAndMetadata(o + 1, "", -1)
-                        for (t, p), o in last.items()}
+            advisory = {
+                TopicPartition(t, p): OffsetAndMetadata(o + 1, "", -1) for (t, p), o in last.items()
+            }
             try:
                 self.consumer.commit_async(advisory)
             except KafkaError as exc:  # advisory only: PostgreSQL holds the truth
@@ -201,19 +207,23 @@ class ConsumerLoop:
                 missing = [t for t in self.feed.topics if t not in counts]
                 if not missing:
                     self.broker.create_topics({self.feed.dead_letter_topic: max(counts.values())})
-                    self.consumer = self.broker.consumer(self.options.group_id,
-                                                         self.options.batch_size)
+                    self.consumer = self.broker.consumer(
+                        self.options.group_id, self.options.batch_size
+                    )
                     self.producer = self.broker.producer()
                     break
                 log.warning("waiting for topics %s to exist", ", ".join(missing))
             except KafkaError as exc:
-                log.warning("Kafka unavailable at %s (%s); retrying in %.1f s",
-                            self.broker.bootstrap_servers, exc, delay)
+                log.warning(
+                    "Kafka unavailable at %s (%s); retrying in %.1f s",
+                    self.broker.bootstrap_servers,
+                    exc,
+                    delay,
+                )
             self._sleep(delay)
             delay = min(delay * 2, self.options.max_backoff)
         if self.options.group_id is None:
-            partitions = [TopicPartition(t, p) for t in self.feed.topics
-                          for p in range(counts[t])]
+            partitions = [TopicPartition(t, p) for t in self.feed.topics for p in range(counts[t])]
             self.consumer.assign(partitions)
             self.assigned(partitions)
         else:
@@ -223,8 +233,7 @@ class ConsumerLoop:
         """Seek each partition to its stored offset + 1 (or its beginning)."""
         assert self.consumer is not None
         wanted = [(tp.topic, tp.partition) for tp in partitions]
-        stored = self._with_database(
-            lambda conn: offsets.stored_offsets(conn, wanted))
+        stored = self._with_database(lambda conn: offsets.stored_offsets(conn, wanted))
         for tp in partitions:
             offset = stored.get((tp.topic, tp.partition))
             self.expected[(tp.topic, tp.partition)] = offset
@@ -232,8 +241,10 @@ class ConsumerLoop:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset + 1)
-        log.info("assigned %s", ", ".join(f"{t}:{p}@{stored.get((t, p), -1) + 1}"
-                                          for t, p in wanted) or "nothing")
+        log.info(
+            "assigned %s",
+            ", ".join(f"{t}:{p}@{stored.get((t, p), -1) + 1}" for t, p in wanted) or "nothing",
+        )
 
     def revoked(self, partitions: Sequence[TopicPartition]) -> None:
         """Nothing to commit: the offsets are in PostgreSQL with the events."""

@@ -82,8 +82,13 @@ class Fenced(Exception):
 
 
 COUNTERS = ("consumed", "recorded", "duplicates", "conflicts", "rejected", "noted")
-_COLUMN = {"recorded": "recorded", "duplicate": "duplicates", "conflict": "conflicts",
-           "rejected": "rejected", "noted": "noted"}
+_COLUMN = {
+    "recorded": "recorded",
+    "duplicate": "duplicates",
+    "conflict": "conflicts",
+    "rejected": "rejected",
+    "noted": "noted",
+}
 
 ADVANCE = """
     WITH batch AS (
@@ -149,10 +154,16 @@ def advance(
         c["consumed"] += 1
         c[_COLUMN[o.status]] += 1
     tps = sorted(last)
-    row = curs.execute(ADVANCE, (
-        [t for t, _ in tps], [p for _, p in tps], [expected.get(tp) for tp in tps],
-        [last[tp] for tp in tps], *([counts[tp][name] for tp in tps] for name in COUNTERS),
-    )).fetchone()
+    row = curs.execute(
+        ADVANCE,
+        (
+            [t for t, _ in tps],
+            [p for _, p in tps],
+            [expected.get(tp) for tp in tps],
+            [last[tp] for tp in tps],
+            *([counts[tp][name] for tp in tps] for name in COUNTERS),
+        ),
+    ).fetchone()
     if row is None or row["n"] != len(tps):
         stale = ", ".join(f"{t}:{p}" for t, p in tps)
         msg = f"stored offsets moved under this consumer (one of {stale})"
@@ -214,8 +225,18 @@ def partition_stats(
         (topics, topics),
     ).fetchall()
     return [
-        PartitionStats(r["topic"], r["partition"], r["last_offset"], r["consumed"],
-                       r["recorded"], r["duplicates"], r["conflicts"], r["rejected"],
-                       r["noted"], int(r["pending"]), r["updated_at"])
+        PartitionStats(
+            r["topic"],
+            r["partition"],
+            r["last_offset"],
+            r["consumed"],
+            r["recorded"],
+            r["duplicates"],
+            r["conflicts"],
+            r["rejected"],
+            r["noted"],
+            int(r["pending"]),
+            r["updated_at"],
+        )
         for r in rows
     ]

@@ -66,8 +66,7 @@ SCHEMA: tuple[str, ...] = (
     """,
     "CREATE UNIQUE INDEX IF NOT EXISTS person_merges_standing_merged_idx"
     " ON person_merges (merged_patient_id) WHERE standing",
-    "CREATE INDEX IF NOT EXISTS person_merges_survivor_idx"
-    " ON person_merges (survivor_patient_id)",
+    "CREATE INDEX IF NOT EXISTS person_merges_survivor_idx ON person_merges (survivor_patient_id)",
     """
     CREATE TABLE IF NOT EXISTS merge_retractions (
         retraction_event_id  uuid PRIMARY KEY,
@@ -75,8 +74,7 @@ SCHEMA: tuple[str, ...] = (
         merge_event_id       uuid NOT NULL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS merge_retractions_merge_idx"
-    " ON merge_retractions (merge_event_id)",
+    "CREATE INDEX IF NOT EXISTS merge_retractions_merge_idx ON merge_retractions (merge_event_id)",
 )
 
 
@@ -115,8 +113,9 @@ def ensure_database(url: str, *, fresh: bool = False) -> str:
     admin = make_conninfo(url, dbname="postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         if fresh:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(dbname)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
         if exists.fetchone() is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))

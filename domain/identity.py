@@ -56,4 +56,3 @@ def erase(conn: psycopg.Connection[DictRow], nhs_number: str) -> UUID | None:
             (nhs_number,),
         ).fetchone()
     return None if row is None else row["patient_id"]
-

@@ -101,15 +101,21 @@ def chain_hash(
     previous link, and its content's hash (which commits to every byte of the content,
     so the content is canonicalised once per event, not twice)."""
     clock = utc_text(recorded_at)
-    if (_plain(content_digest) and (prev_hash is None or _plain(prev_hash))
-            and 0 <= position <= _SAFE_INT and 0 <= version <= _SAFE_INT):
+    if (
+        _plain(content_digest)
+        and (prev_hash is None or _plain(prev_hash))
+        and 0 <= position <= _SAFE_INT
+        and 0 <= version <= _SAFE_INT
+    ):
         # The JCS bytes written out (keys in order, nothing to escape): the recorder
         # hashes every event under the write lock, and this takes half the time of
         # ``canonical``; tests/test_canonical.py holds the two equal.
         prev = "null" if prev_hash is None else f'"{prev_hash}"'
-        text = (f'{{"content_hash":"{content_digest}","patient_id":"{patient_id}",'
-                f'"position":{position},"prev_hash":{prev},"recorded_at":"{clock}",'
-                f'"version":{version}}}')
+        text = (
+            f'{{"content_hash":"{content_digest}","patient_id":"{patient_id}",'
+            f'"position":{position},"prev_hash":{prev},"recorded_at":"{clock}",'
+            f'"version":{version}}}'
+        )
         return hashlib.sha256(text.encode()).hexdigest()
     body = {
         "position": position,
@@ -178,17 +184,23 @@ def first_break(
     for expected_version, link in enumerate(links, start=1):
         if link.version != expected_version:
             return Break(
-                patient_id, link.event_id, link.position, "version sequence broken",
-                str(expected_version), str(link.version),
+                patient_id,
+                link.event_id,
+                link.position,
+                "version sequence broken",
+                str(expected_version),
+                str(link.version),
             )
         if link.event is None:
-            return Break(
-                patient_id, link.event_id, link.position, "stored event missing"
-            )
+            return Break(patient_id, link.event_id, link.position, "stored event missing")
         if link.prev_hash != prev_hash:
             return Break(
-                patient_id, link.event_id, link.position, "previous-hash link broken",
-                prev_hash, link.prev_hash,
+                patient_id,
+                link.event_id,
+                link.position,
+                "previous-hash link broken",
+                prev_hash,
+                link.prev_hash,
             )
         recomputed = chain_hash(
             position=link.position,
@@ -200,8 +212,12 @@ def first_break(
         )
         if recomputed != link.hash:
             return Break(
-                patient_id, link.event_id, link.position,
-                "content does not match its hash", link.hash, recomputed,
+                patient_id,
+                link.event_id,
+                link.position,
+                "content does not match its hash",
+                link.hash,
+                recomputed,
             )
         prev_hash = link.hash
         last = link

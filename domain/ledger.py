@@ -170,8 +170,9 @@ class Ledger(Application[UUID]):
             try:
                 env = parse_envelope(raw)
             except ContractError as exc:
-                results[index] = ItemResult(index, _raw_event_id(raw), "rejected",
-                                            errors=tuple(exc.errors))
+                results[index] = ItemResult(
+                    index, _raw_event_id(raw), "rejected", errors=tuple(exc.errors)
+                )
                 continue
             problem: FieldError | None = None
             if allowed is not None and env.source.organisation not in allowed:
@@ -190,8 +191,7 @@ class Ledger(Application[UUID]):
                     "set by the ledger: name the merged person by merged_nhs_number",
                 )
             if problem is not None:
-                results[index] = ItemResult(index, str(env.event_id), "rejected",
-                                            errors=(problem,))
+                results[index] = ItemResult(index, str(env.event_id), "rejected", errors=(problem,))
                 continue
             content = envelope_content(env)
             # A merge's stored form (and so its hash) is known once its number is resolved.
@@ -214,8 +214,7 @@ class Ledger(Application[UUID]):
             read = None if _has_merges(valid) else self._read(conn, valid)
             if read is None or read[3].trees:  # it may move a merge: again, under the lock
                 with merges.serialised(conn):
-                    return self._judge(*self._read(conn, valid), trackings, extra_writes,
-                                       judged)
+                    return self._judge(*self._read(conn, valid), trackings, extra_writes, judged)
         return self._judge(*read, trackings, extra_writes, judged)
 
     def _read(
@@ -224,7 +223,8 @@ class Ledger(Application[UUID]):
         """Resolve the NHS numbers (merges' ones too), store merges by patient id, and load
         the prior events and merges the batch will be judged against."""
         patient_ids = identity.resolve(
-            conn, [v.envelope.nhs_number for v in valid] + _merged_numbers(valid))
+            conn, [v.envelope.nhs_number for v in valid] + _merged_numbers(valid)
+        )
         valid = [_stored_merge(v, patient_ids) for v in valid]
         targets = _retraction_targets(valid)
         existing = _existing_events(conn, [v.envelope.event_id for v in valid] + targets)
@@ -256,7 +256,9 @@ class Ledger(Application[UUID]):
                 other = state.effective(prior["patient_id"]) != patient
                 same = prior["content_hash"] == v.content_hash and not other
                 out[v.index] = ItemResult(
-                    v.index, str(event_id), "duplicate" if same else "conflict",
+                    v.index,
+                    str(event_id),
+                    "duplicate" if same else "conflict",
                     position=prior["position"],
                     errors=() if same else (_conflict(other),),
                 )
@@ -266,7 +268,9 @@ class Ledger(Application[UUID]):
                 other = state.effective(first_patient) != patient
                 same = first.content_hash == v.content_hash and not other
                 out[v.index] = ItemResult(
-                    v.index, str(event_id), "duplicate" if same else "conflict",
+                    v.index,
+                    str(event_id),
+                    "duplicate" if same else "conflict",
                     errors=() if same else (_conflict(other),),
                 )
                 continue
@@ -288,8 +292,9 @@ class Ledger(Application[UUID]):
         by_event = {}
         for (v, _), position in zip(to_record, write.positions, strict=True):
             by_event[v.envelope.event_id] = position
-            out[v.index] = ItemResult(v.index, str(v.envelope.event_id), "recorded",
-                                      position=position)
+            out[v.index] = ItemResult(
+                v.index, str(v.envelope.event_id), "recorded", position=position
+            )
         for index, item in list(out.items()):
             if item.status == "duplicate" and item.position is None:
                 position = by_event[UUID(item.event_id)] if item.event_id else None
@@ -311,15 +316,20 @@ class Ledger(Application[UUID]):
             versions[patient] = version
             events.append(journey_event(patient, version, v.content, now))
             env = v.envelope
-            pending.append(PendingEvent(
-                env.event_id, patient, env.type, env.occurred_at,
-                env.source.organisation, v.content_hash,
-            ))
+            pending.append(
+                PendingEvent(
+                    env.event_id,
+                    patient,
+                    env.type,
+                    env.occurred_at,
+                    env.source.organisation,
+                    v.content_hash,
+                )
+            )
         write = LedgerWrite(pending)
         # The event store directly: ``Application.save`` only adds, per event, a runtime
         # protocol check and hooks (snapshots, notify) this application does not use.
-        self.events.put(events, ledger_write=write, trackings=trackings,
-                        extra_writes=extra_writes)
+        self.events.put(events, ledger_write=write, trackings=trackings, extra_writes=extra_writes)
         return write
 
     # -- identity ----------------------------------------------------------------------
@@ -337,9 +347,7 @@ class Ledger(Application[UUID]):
 
     # -- reading -----------------------------------------------------------------------
 
-    def history(
-        self, patient_id: UUID, *, known_at: datetime | None = None
-    ) -> list[RecordedEvent]:
+    def history(self, patient_id: UUID, *, known_at: datetime | None = None) -> list[RecordedEvent]:
         """The person's recorded events in ledger order, optionally as known at a time.
 
         A survivor's history includes the events of everyone merged into it by merges
@@ -423,9 +431,13 @@ class Ledger(Application[UUID]):
         breaks: list[Break] = []
         events = 0
         with self.connection() as conn:
-            people = [r["patient_id"] for r in conn.execute(
-                "SELECT patient_id FROM ledger_heads UNION "
-                "SELECT DISTINCT patient_id FROM ledger_events ORDER BY 1").fetchall()]
+            people = [
+                r["patient_id"]
+                for r in conn.execute(
+                    "SELECT patient_id FROM ledger_heads UNION "
+                    "SELECT DISTINCT patient_id FROM ledger_events ORDER BY 1"
+                ).fetchall()
+            ]
             for patient in people:
                 found = self._verify_person(conn, patient)
                 if found is not None:
@@ -438,11 +450,15 @@ class Ledger(Application[UUID]):
                 " ON l.position = s.notification_id WHERE l.position IS NULL LIMIT 10"
             ).fetchall()
             for o in orphans:
-                breaks.append(Break(o["originator_id"], None, o["notification_id"],
-                                    f"stored event version {o['originator_version']} "
-                                    "has no ledger index row"))
-            events = int(conn.execute("SELECT count(*) AS n FROM ledger_events")
-                         .fetchone()["n"])
+                breaks.append(
+                    Break(
+                        o["originator_id"],
+                        None,
+                        o["notification_id"],
+                        f"stored event version {o['originator_version']} has no ledger index row",
+                    )
+                )
+            events = int(conn.execute("SELECT count(*) AS n FROM ledger_events").fetchone()["n"])
         position, digest = self.digest()
         return VerifyReport(len(people), events, breaks, position, digest)
 
@@ -463,21 +479,35 @@ class Ledger(Application[UUID]):
                 content = event.content()
                 mismatch = _index_mismatch(row, content)
                 if mismatch:
-                    return Break(patient_id, row["event_id"], row["position"],
-                                 f"index row disagrees with stored content: {mismatch}")
-            links.append(ChainLink(
-                row["position"], row["event_id"], patient_id, row["version"],
-                row["recorded_at"], row["hash"], row["prev_hash"], content,
-            ))
+                    return Break(
+                        patient_id,
+                        row["event_id"],
+                        row["position"],
+                        f"index row disagrees with stored content: {mismatch}",
+                    )
+            links.append(
+                ChainLink(
+                    row["position"],
+                    row["event_id"],
+                    patient_id,
+                    row["version"],
+                    row["recorded_at"],
+                    row["hash"],
+                    row["prev_hash"],
+                    content,
+                )
+            )
         return first_break(patient_id, links, (head["version"], head["hash"]) if head else None)
 
     def digest(self, at_position: int | None = None) -> tuple[int, str]:
         """The ledger's head digest at a position (default: now), as ``(position, hex)``."""
         with self.connection() as conn:
             if at_position is None:
-                at_position = int(conn.execute(
-                    "SELECT coalesce(max(position), 0) AS p FROM ledger_events"
-                ).fetchone()["p"])
+                at_position = int(
+                    conn.execute(
+                        "SELECT coalesce(max(position), 0) AS p FROM ledger_events"
+                    ).fetchone()["p"]
+                )
             rows = conn.execute(
                 "SELECT DISTINCT ON (patient_id) patient_id, version, hash FROM ledger_events"
                 " WHERE position <= %s ORDER BY patient_id, version DESC",
@@ -562,8 +592,11 @@ def _has_merges(valid: Sequence[_Valid]) -> bool:
 
 
 def _merged_numbers(valid: Sequence[_Valid]) -> list[str]:
-    return [str(v.content["data"]["merged_nhs_number"]) for v in valid
-            if v.envelope.type == merges.MERGE_TYPE]
+    return [
+        str(v.content["data"]["merged_nhs_number"])
+        for v in valid
+        if v.envelope.type == merges.MERGE_TYPE
+    ]
 
 
 def _stored_merge(v: _Valid, patient_ids: Mapping[str, UUID]) -> _Valid:
@@ -601,4 +634,3 @@ def _index_mismatch(row: Mapping[str, Any], content: Mapping[str, Any]) -> str |
     if row["content_hash"] != content_hash(content):
         return "content_hash"
     return None
-

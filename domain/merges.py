@@ -122,8 +122,9 @@ class MergeState:
         if self.effective(merged) == survivor:
             return "the merged person is already merged into this person"
         if merged in self.up:
-            return ("the merged person is already merged into another person; "
-                    "retract that merge first")
+            return (
+                "the merged person is already merged into another person; retract that merge first"
+            )
         record = Merge(event_id, merged, survivor, standing=True)
         self.merges[event_id] = record
         self.up[merged] = record
@@ -176,19 +177,25 @@ class MergeState:
         down = [m.event_id for m in changed if not m.standing]
         up = [m.event_id for m in changed if m.standing]
         if down:
-            curs.execute("UPDATE person_merges SET standing = false"
-                         " WHERE merge_event_id = ANY(%s)", (down,))
+            curs.execute(
+                "UPDATE person_merges SET standing = false WHERE merge_event_id = ANY(%s)", (down,)
+            )
         if self.new_merges:
             curs.execute(
                 "INSERT INTO person_merges (merge_event_id, merged_patient_id,"
                 " survivor_patient_id, standing)"
                 " SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::boolean[])",
-                ([m.event_id for m in self.new_merges], [m.merged for m in self.new_merges],
-                 [m.survivor for m in self.new_merges], [m.standing for m in self.new_merges]),
+                (
+                    [m.event_id for m in self.new_merges],
+                    [m.merged for m in self.new_merges],
+                    [m.survivor for m in self.new_merges],
+                    [m.standing for m in self.new_merges],
+                ),
             )
         if up:
-            curs.execute("UPDATE person_merges SET standing = true"
-                         " WHERE merge_event_id = ANY(%s)", (up,))
+            curs.execute(
+                "UPDATE person_merges SET standing = true WHERE merge_event_id = ANY(%s)", (up,)
+            )
         if self.new_retractions:
             curs.execute(
                 "INSERT INTO merge_retractions (retraction_event_id, target_event_id,"
@@ -205,30 +212,42 @@ def load(
     state = MergeState()
     people = set(patients)
     if targets:
-        trees = [r["merge_event_id"] for r in conn.execute(
-            "SELECT merge_event_id FROM person_merges WHERE merge_event_id = ANY(%s)"
-            " UNION SELECT merge_event_id FROM merge_retractions"
-            " WHERE retraction_event_id = ANY(%s)", (list(targets), list(targets)))]
+        trees = [
+            r["merge_event_id"]
+            for r in conn.execute(
+                "SELECT merge_event_id FROM person_merges WHERE merge_event_id = ANY(%s)"
+                " UNION SELECT merge_event_id FROM merge_retractions"
+                " WHERE retraction_event_id = ANY(%s)",
+                (list(targets), list(targets)),
+            )
+        ]
         if trees:
             state.trees = True
             for r in conn.execute(
                 "SELECT merge_event_id, merged_patient_id, survivor_patient_id, standing"
-                " FROM person_merges WHERE merge_event_id = ANY(%s)", (trees,)):
+                " FROM person_merges WHERE merge_event_id = ANY(%s)",
+                (trees,),
+            ):
                 state.merges[r["merge_event_id"]] = Merge(
-                    r["merge_event_id"], r["merged_patient_id"], r["survivor_patient_id"],
-                    r["standing"])
+                    r["merge_event_id"],
+                    r["merged_patient_id"],
+                    r["survivor_patient_id"],
+                    r["standing"],
+                )
                 people.update((r["merged_patient_id"], r["survivor_patient_id"]))
             for r in conn.execute(
                 "SELECT retraction_event_id, target_event_id, merge_event_id"
                 " FROM merge_retractions WHERE merge_event_id = ANY(%s)"
-                " ORDER BY retraction_event_id", (trees,)):
+                " ORDER BY retraction_event_id",
+                (trees,),
+            ):
                 state.tree_of[r["retraction_event_id"]] = r["merge_event_id"]
-                state.children.setdefault(r["target_event_id"], []).append(
-                    r["retraction_event_id"])
+                state.children.setdefault(r["target_event_id"], []).append(r["retraction_event_id"])
     if people:
         for r in conn.execute(STANDING_UP, (list(people),)):
             merge = state.merges.get(r["merge_event_id"]) or Merge(
-                r["merge_event_id"], r["merged_patient_id"], r["survivor_patient_id"], True)
+                r["merge_event_id"], r["merged_patient_id"], r["survivor_patient_id"], True
+            )
             state.merges.setdefault(merge.event_id, merge)
             state.up[merge.merged] = merge
     return state
@@ -295,7 +314,8 @@ def family(
             "SELECT m.merge_event_id, m.merged_patient_id FROM person_merges m"
             " JOIN ledger_events l ON l.event_id = m.merge_event_id"
             " WHERE m.survivor_patient_id = ANY(%s) AND l.recorded_at <= %s",
-            (frontier, known_at)).fetchall()
+            (frontier, known_at),
+        ).fetchall()
         if not rows:
             break
         children: dict[UUID, list[UUID]] = {}
@@ -303,12 +323,15 @@ def family(
             "SELECT r.retraction_event_id, r.target_event_id FROM merge_retractions r"
             " JOIN ledger_events l ON l.event_id = r.retraction_event_id"
             " WHERE r.merge_event_id = ANY(%s) AND l.recorded_at <= %s",
-            ([r["merge_event_id"] for r in rows], known_at)):
+            ([r["merge_event_id"] for r in rows], known_at),
+        ):
             children.setdefault(r["target_event_id"], []).append(r["retraction_event_id"])
         state = MergeState(children=children)
-        frontier = [r["merged_patient_id"] for r in rows
-                    if not state._retracted(r["merge_event_id"])
-                    and r["merged_patient_id"] not in found]
+        frontier = [
+            r["merged_patient_id"]
+            for r in rows
+            if not state._retracted(r["merge_event_id"]) and r["merged_patient_id"] not in found
+        ]
         found.extend(frontier)
     return found
 
@@ -318,8 +341,9 @@ def erase_person(conn: psycopg.Connection[DictRow], nhs_number: str) -> UUID | N
     the same survivor (a merge says they are one person). Returns that person's id."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MERGE_LOCK,))
-        row = conn.execute("SELECT patient_id FROM identity_register WHERE nhs_number = %s",
-                           (nhs_number,)).fetchone()
+        row = conn.execute(
+            "SELECT patient_id FROM identity_register WHERE nhs_number = %s", (nhs_number,)
+        ).fetchone()
         if row is None:
             return None
         root = effective(conn, row["patient_id"])

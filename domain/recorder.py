@@ -70,8 +70,19 @@ COPY_INDEX = (
     " recorded_at, source_organisation, content_hash, hash, prev_hash)"
     " FROM STDIN (FORMAT BINARY)"
 )
-INDEX_TYPES = ("int8", "uuid", "uuid", "int8", "text", "timestamptz", "timestamptz", "text",
-               "text", "text", "text")
+INDEX_TYPES = (
+    "int8",
+    "uuid",
+    "uuid",
+    "int8",
+    "text",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "text",
+)
 EVENT_TYPES = ("uuid", "int8", "text", "bytea", "int8")
 
 CREATE_LOCK = 0x0CA3E_7AB1  # pg_advisory_lock key: "the library's tables are being created"
@@ -116,10 +127,11 @@ class LedgerRecorder(PostgresProcessRecorder):
         table = sql.Identifier(self.datastore.schema, self.events_table_name)
         self._copy_events = sql.SQL(
             "COPY {} (originator_id, originator_version, topic, state, notification_id)"
-            " FROM STDIN (FORMAT BINARY)").format(table)
-        self._sequence_of = sql.SQL(
-            "SELECT pg_get_serial_sequence({}, 'notification_id')").format(
-                sql.Literal(f"{self.datastore.schema}.{self.events_table_name}"))
+            " FROM STDIN (FORMAT BINARY)"
+        ).format(table)
+        self._sequence_of = sql.SQL("SELECT pg_get_serial_sequence({}, 'notification_id')").format(
+            sql.Literal(f"{self.datastore.schema}.{self.events_table_name}")
+        )
         self._sequence: str | None = None
 
     def create_table(self) -> None:
@@ -150,7 +162,8 @@ class LedgerRecorder(PostgresProcessRecorder):
             for tracking in (*kwargs.get("trackings", ()), *([single] if single else [])):
                 self._insert_tracking(curs, tracking)
             extra_writes: Sequence[Callable[[Cursor[DictRow]], None]] = kwargs.get(
-                "extra_writes", ())
+                "extra_writes", ()
+            )
             for extra_write in extra_writes:
                 extra_write(curs)
             if not stored_events:
@@ -161,8 +174,11 @@ class LedgerRecorder(PostgresProcessRecorder):
             return self._record(conn, curs, stored_events, write)
 
     def _record(
-        self, conn: Connection[DictRow], curs: Cursor[DictRow],
-        stored_events: Sequence[StoredEvent], write: LedgerWrite,
+        self,
+        conn: Connection[DictRow],
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        write: LedgerWrite,
     ) -> list[int]:
         """Under the table lock: read the heads, give the events the next versions and
         the next positions, hash the chain, COPY the stored events and the index rows
@@ -196,9 +212,14 @@ class LedgerRecorder(PostgresProcessRecorder):
         for position, p in zip(ids, pending, strict=True):
             version = tip.get(p.patient_id, 0) + 1
             prev = links.get(p.patient_id)
-            digest = chain_hash(position=position, patient_id=p.patient_id, version=version,
-                                recorded_at=recorded_at, prev_hash=prev,
-                                content_digest=p.content_hash)
+            digest = chain_hash(
+                position=position,
+                patient_id=p.patient_id,
+                version=version,
+                recorded_at=recorded_at,
+                prev_hash=prev,
+                content_digest=p.content_hash,
+            )
             tip[p.patient_id] = version
             links[p.patient_id] = digest
             last_position[p.patient_id] = position
@@ -208,17 +229,38 @@ class LedgerRecorder(PostgresProcessRecorder):
         with curs.copy(self._copy_events) as copy:
             copy.set_types(EVENT_TYPES)
             for stored, version, position in zip(stored_events, versions, ids, strict=True):
-                copy.write_row((stored.originator_id, version, stored.topic, stored.state,
-                                position))
+                copy.write_row(
+                    (stored.originator_id, version, stored.topic, stored.state, position)
+                )
         with curs.copy(COPY_INDEX) as copy:
             copy.set_types(INDEX_TYPES)
             for position, version, p, digest, prev in zip(
-                    ids, versions, pending, hashes, prev_hashes, strict=True):
-                copy.write_row((position, p.event_id, p.patient_id, version, p.type,
-                                p.occurred_at, recorded_at, p.source_organisation,
-                                p.content_hash, digest, prev))
+                ids, versions, pending, hashes, prev_hashes, strict=True
+            ):
+                copy.write_row(
+                    (
+                        position,
+                        p.event_id,
+                        p.patient_id,
+                        version,
+                        p.type,
+                        p.occurred_at,
+                        recorded_at,
+                        p.source_organisation,
+                        p.content_hash,
+                        digest,
+                        prev,
+                    )
+                )
         moved = list(last_position)
-        curs.execute(UPSERT_HEADS, (moved, [tip[x] for x in moved], [links[x] for x in moved],
-                                    [last_position[x] for x in moved]))
+        curs.execute(
+            UPSERT_HEADS,
+            (
+                moved,
+                [tip[x] for x in moved],
+                [links[x] for x in moved],
+                [last_position[x] for x in moved],
+            ),
+        )
         write.positions = ids
         return ids

@@ -68,11 +68,13 @@ class Settings(BaseSettings):
         "than this many days after it is flagged as a late arrival (projections).",
     )
     small_number_max: int = Field(
-        default=7, ge=0,
+        default=7,
+        ge=0,
         description="Evaluator-facing measures suppress counts from 1 to this (0: none).",
     )
     rounding_base: int = Field(
-        default=5, ge=1,
+        default=5,
+        ge=1,
         description="Evaluator-facing counts not suppressed are rounded to the nearest "
         "multiple of this (1: no rounding).",
     )
@@ -80,7 +82,9 @@ class Settings(BaseSettings):
         default=28, ge=0, description="Referral waits: the '% within threshold' threshold."
     )
     session_minutes: int = Field(
-        default=30, ge=1, le=1440,
+        default=30,
+        ge=1,
+        le=1440,
         description="Lifetime of a browser session cookie (pages sign-in).",
     )
 
@@ -127,8 +131,9 @@ class Settings(BaseSettings):
         ``${VAR:-}``): everyone allowed."""
         if not (self.kafka_allowed_organisations or "").strip():
             return None
-        return frozenset(c.strip() for c in self.kafka_allowed_organisations.split(",")
-                         if c.strip())
+        return frozenset(
+            c.strip() for c in self.kafka_allowed_organisations.split(",") if c.strip()
+        )
 
     @field_validator("timezone")
     @classmethod

@@ -61,7 +61,8 @@ class Sink:
                 conn = self._stack.enter_context(log.connect(url))
                 cur = self._stack.enter_context(conn.cursor())
                 self._copies[table.name] = self._stack.enter_context(
-                    table.copy(cur, table.name + suffix))
+                    table.copy(cur, table.name + suffix)
+                )
         except BaseException:
             self._stack.close()
             raise
@@ -81,7 +82,9 @@ class Sink:
 
 
 def fold_into(
-    sink: Sink, people: Iterable[tuple[UUID, list[Any]]], config: FoldConfig,
+    sink: Sink,
+    people: Iterable[tuple[UUID, list[Any]]],
+    config: FoldConfig,
     report: Callable[[int], None],
 ) -> tuple[int, int]:
     """Fold each (person, events) into the sink; ``report(n)`` every so many events."""
@@ -107,15 +110,18 @@ def _snapshot_reader(url: str, snapshot: str | None) -> psycopg.Connection[Any]:
     return conn
 
 
-def _run(job: Job, report: Callable[[int], None], reader: psycopg.Connection[Any] | None,
-         loads: log.Loads = json.loads) -> tuple[int, int]:
+def _run(
+    job: Job,
+    report: Callable[[int], None],
+    reader: psycopg.Connection[Any] | None,
+    loads: log.Loads = json.loads,
+) -> tuple[int, int]:
     with ExitStack() as stack:
         if reader is None:
             reader = stack.enter_context(_snapshot_reader(job.url, job.snapshot))
         streams = log.all_streams(reader, job.upto, job.excluded, loads, lo=job.lo, hi=job.hi)
         with Sink(job.url, job.names, job.suffix) as sink:
-            return fold_into(sink, ((s[0].patient_id, s) for s in streams), job.config,
-                             report)
+            return fold_into(sink, ((s[0].patient_id, s) for s in streams), job.config, report)
 
 
 def _worker(job: Job, out: Any) -> None:
@@ -149,7 +155,8 @@ def load(
         head = log.head(reader)
         snapshot = str(reader.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
         total_row = reader.execute(
-            "SELECT count(*) FROM ledger_events WHERE position <= %s", (head,)).fetchone()
+            "SELECT count(*) FROM ledger_events WHERE position <= %s", (head,)
+        ).fetchone()
         total = int(total_row[0]) if total_row else 0
         merged = tuple(log.merged_people(reader))
         done = [0]
@@ -179,8 +186,10 @@ def load(
 def _parallel(job: Job, workers: int, report: Callable[[int], None]) -> tuple[int, int]:
     context = multiprocessing.get_context("spawn")  # no inherited connections or threads
     out = context.Queue()
-    procs = [context.Process(target=_worker, args=(_range(job, lo, hi), out), daemon=True)
-             for lo, hi in bounds(workers)]
+    procs = [
+        context.Process(target=_worker, args=(_range(job, lo, hi), out), daemon=True)
+        for lo, hi in bounds(workers)
+    ]
     for proc in procs:
         proc.start()
     events = people = finished = 0
@@ -191,8 +200,7 @@ def _parallel(job: Job, workers: int, report: Callable[[int], None]) -> tuple[in
             except queues.Empty:
                 dead = [p for p in procs if p.exitcode not in (None, 0)]
                 if dead:
-                    raise RuntimeError(f"rebuild worker exited with {dead[0].exitcode}"
-                                       ) from None
+                    raise RuntimeError(f"rebuild worker exited with {dead[0].exitcode}") from None
                 continue
             if message[0] == "progress":
                 report(message[1])
@@ -209,6 +217,6 @@ def _parallel(job: Job, workers: int, report: Callable[[int], None]) -> tuple[in
 
 
 def _range(job: Job, lo: UUID | None, hi: UUID | None) -> Job:
-    return Job(job.url, job.snapshot, job.upto, job.excluded, job.names, job.suffix,
-               job.config, lo, hi)
-
+    return Job(
+        job.url, job.snapshot, job.upto, job.excluded, job.names, job.suffix, job.config, lo, hi
+    )

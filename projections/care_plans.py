@@ -69,8 +69,9 @@ def fold(person: PersonEvents) -> CarePlanFold:
         plan = plans.get(plan_id)
         if event.type == "CarePlanAgreed":
             if plan is not None:
-                findings.append(Finding("plan_agreed_again", event,
-                                        f"care plan {plan_id} was already agreed"))
+                findings.append(
+                    Finding("plan_agreed_again", event, f"care plan {plan_id} was already agreed")
+                )
                 del plans[plan_id]  # re-agreed: it moves to its new place in the order
             plans[plan_id] = _agreed(event)
             continue
@@ -90,9 +91,18 @@ def fold(person: PersonEvents) -> CarePlanFold:
             plan["close_reason"] = data.get("reason")
     rows = tuple(
         CarePlan(
-            person.patient_id, plan_id, p["status"], p["agreed_at"], p["agreed_with"],
-            p["review_due"], p["last_reviewed_at"], p["reviews"], p["revisions"],
-            tuple(dict(g) for g in p["goals"].values()), p["closed_at"], p["close_reason"],
+            person.patient_id,
+            plan_id,
+            p["status"],
+            p["agreed_at"],
+            p["agreed_with"],
+            p["review_due"],
+            p["last_reviewed_at"],
+            p["reviews"],
+            p["revisions"],
+            tuple(dict(g) for g in p["goals"].values()),
+            p["closed_at"],
+            p["close_reason"],
             p["agreed_event_id"],
         )
         for plan_id, p in plans.items()
@@ -111,11 +121,17 @@ def _goal(goal: dict[str, Any], status: str = "open") -> dict[str, Any]:
 def _agreed(event: RecordedEvent) -> dict[str, Any]:
     data = event.data
     return {
-        "status": "active", "agreed_at": event.occurred_at, "agreed_with": data["agreed_with"],
-        "review_due": date.fromisoformat(str(data["review_due"])), "last_reviewed_at": None,
-        "reviews": 0, "revisions": 0,
+        "status": "active",
+        "agreed_at": event.occurred_at,
+        "agreed_with": data["agreed_with"],
+        "review_due": date.fromisoformat(str(data["review_due"])),
+        "last_reviewed_at": None,
+        "reviews": 0,
+        "revisions": 0,
         "goals": {str(g["goal_id"]): _goal(g) for g in data["goals"]},
-        "closed_at": None, "close_reason": None, "agreed_event_id": event.event_id,
+        "closed_at": None,
+        "close_reason": None,
+        "agreed_event_id": event.event_id,
     }
 
 
@@ -141,8 +157,9 @@ def _revise(plan: dict[str, Any], event: RecordedEvent, findings: list[Finding])
 
 
 def _unknown_goal(event: RecordedEvent, goal_id: Any) -> Finding:
-    return Finding("unknown_goal", event,
-                   f"care plan {event.data['plan_id']} has no goal {goal_id}")
+    return Finding(
+        "unknown_goal", event, f"care plan {event.data['plan_id']} has no goal {goal_id}"
+    )
 
 
 def review_overdue(plan: CarePlan, today: date) -> bool:

@@ -90,8 +90,12 @@ class CoordinatorFold:
 
 def default_answer(practice: str, gp_id: str | None) -> dict[str, Any]:
     """The registered practice as the (unnamed) answer to "who coordinates"."""
-    return {"id": gp_id or practice, "role": "gp", "organisation": practice,
-            "setting": "primary_care"}
+    return {
+        "id": gp_id or practice,
+        "role": "gp",
+        "organisation": practice,
+        "setting": "primary_care",
+    }
 
 
 def fold(person: PersonEvents) -> CoordinatorFold:
@@ -102,19 +106,34 @@ def fold(person: PersonEvents) -> CoordinatorFold:
     intervals = list(state.intervals)
     if state.current is not None:
         since, who, named, opener = state.current
-        intervals.append(_interval(person.patient_id, len(intervals), since, None, who,
-                                   named, opener, None))
-    return CoordinatorFold(tuple(intervals), state.status(person.position),
-                           tuple(state.findings))
+        intervals.append(
+            _interval(person.patient_id, len(intervals), since, None, who, named, opener, None)
+        )
+    return CoordinatorFold(tuple(intervals), state.status(person.position), tuple(state.findings))
 
 
 def _interval(
-    patient_id: UUID, seq: int, since: datetime, until: datetime | None,
-    who: dict[str, Any], named: bool, opener: RecordedEvent, closer: RecordedEvent | None,
+    patient_id: UUID,
+    seq: int,
+    since: datetime,
+    until: datetime | None,
+    who: dict[str, Any],
+    named: bool,
+    opener: RecordedEvent,
+    closer: RecordedEvent | None,
 ) -> Interval:
     return Interval(
-        patient_id, seq, since, until, str(who["id"]), str(who["role"]),
-        str(who["organisation"]), str(who["setting"]), named, opener.event_id, opener.type,
+        patient_id,
+        seq,
+        since,
+        until,
+        str(who["id"]),
+        str(who["role"]),
+        str(who["organisation"]),
+        str(who["setting"]),
+        named,
+        opener.event_id,
+        opener.type,
         closer.event_id if closer is not None else None,
         closer.type if closer is not None else None,
     )
@@ -152,8 +171,18 @@ class _State:
         if self.current is None:
             return
         since, who, named, opener = self.current
-        self.intervals.append(_interval(self.patient_id, len(self.intervals), since,
-                                        event.occurred_at, who, named, opener, event))
+        self.intervals.append(
+            _interval(
+                self.patient_id,
+                len(self.intervals),
+                since,
+                event.occurred_at,
+                who,
+                named,
+                opener,
+                event,
+            )
+        )
         self.current = None
 
     def _start(self, event: RecordedEvent) -> None:
@@ -192,13 +221,19 @@ class _State:
             self._close_journey(event)
             return
         if not self.open:
-            self._flag("outside_journey", event,
-                       f"{kind} occurred while no journey was open "
-                       f"({'after it closed' if self.ever_opened else 'before registration'})")
+            self._flag(
+                "outside_journey",
+                event,
+                f"{kind} occurred while no journey was open "
+                f"({'after it closed' if self.ever_opened else 'before registration'})",
+            )
         if kind == ASSIGNED:
             if self.named is not None:
-                self._flag("assigned_while_coordinated", event,
-                           f"assigned while {self.named['id']} was the named coordinator")
+                self._flag(
+                    "assigned_while_coordinated",
+                    event,
+                    f"assigned while {self.named['id']} was the named coordinator",
+                )
             self.named = dict(data["coordinator"])
             self._changed(event)
         elif kind == HANDED_OFF:
@@ -206,8 +241,11 @@ class _State:
             current = str(answer[0]["id"]) if answer is not None else None
             if str(data["from_id"]) != current:
                 who = f"the current coordinator is {current}" if current else "nobody coordinates"
-                self._flag("handoff_from_non_coordinator", event,
-                           f"handed off from {data['from_id']}, but {who}")
+                self._flag(
+                    "handoff_from_non_coordinator",
+                    event,
+                    f"handed off from {data['from_id']}, but {who}",
+                )
             self.named = dict(data["to"])
             self.handoffs += 1
             self._changed(event)
@@ -217,9 +255,12 @@ class _State:
                 self._changed(event)
             else:
                 current = self.named["id"] if self.named is not None else "nobody"
-                self._flag("release_of_non_coordinator", event,
-                           f"released {data['coordinator_id']}, but the named coordinator "
-                           f"is {current}; not applied")
+                self._flag(
+                    "release_of_non_coordinator",
+                    event,
+                    f"released {data['coordinator_id']}, but the named coordinator "
+                    f"is {current}; not applied",
+                )
 
     def _register(self, event: RecordedEvent) -> None:
         before = (self.practice, self.gp_id)
@@ -251,15 +292,24 @@ class _State:
         who, named = answer if answer is not None else ({}, False)
         journey = "open" if self.open else "closed" if self.ever_opened else "none"
         return Coordination(
-            self.patient_id, journey, self.opened_at, self.closed_at, self.practice,
-            self.gp_id, _text(who.get("id")), _text(who.get("role")),
-            _text(who.get("organisation")), _text(who.get("setting")), named,
+            self.patient_id,
+            journey,
+            self.opened_at,
+            self.closed_at,
+            self.practice,
+            self.gp_id,
+            _text(who.get("id")),
+            _text(who.get("role")),
+            _text(who.get("organisation")),
+            _text(who.get("setting")),
+            named,
             self.current[0] if self.current is not None else None,
-            self.unnamed_since if self.open else None, self.first_named_at,
-            self.handoffs, position,
+            self.unnamed_since if self.open else None,
+            self.first_named_at,
+            self.handoffs,
+            position,
         )
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-

@@ -89,33 +89,57 @@ class Identification(NamedTuple):
 
 
 CONTACTS = table(
-    "evaluation_contacts", Contact,
-    {"patient_id": "uuid NOT NULL", "seq": "integer NOT NULL", "occurred_at": f"{TS} NOT NULL",
-     "setting": "text NOT NULL", "mode": "text NOT NULL", "with_id": "text NOT NULL",
-     "with_role": "text NOT NULL", "with_organisation": "text NOT NULL",
-     "source_organisation": "text NOT NULL", "from_adt": "boolean NOT NULL",
-     "event_id": "uuid NOT NULL"},
+    "evaluation_contacts",
+    Contact,
+    {
+        "patient_id": "uuid NOT NULL",
+        "seq": "integer NOT NULL",
+        "occurred_at": f"{TS} NOT NULL",
+        "setting": "text NOT NULL",
+        "mode": "text NOT NULL",
+        "with_id": "text NOT NULL",
+        "with_role": "text NOT NULL",
+        "with_organisation": "text NOT NULL",
+        "source_organisation": "text NOT NULL",
+        "from_adt": "boolean NOT NULL",
+        "event_id": "uuid NOT NULL",
+    },
     Index("key", "patient_id, seq", unique=True),
     Index("occurred", "occurred_at"),
 )
 OUTCOMES = table(
-    "evaluation_outcomes", Outcome,
-    {"patient_id": "uuid NOT NULL", "seq": "integer NOT NULL", "instrument": "text NOT NULL",
-     "score": "double precision NOT NULL", "occurred_at": f"{TS} NOT NULL",
-     "event_id": "uuid NOT NULL"},
+    "evaluation_outcomes",
+    Outcome,
+    {
+        "patient_id": "uuid NOT NULL",
+        "seq": "integer NOT NULL",
+        "instrument": "text NOT NULL",
+        "score": "double precision NOT NULL",
+        "occurred_at": f"{TS} NOT NULL",
+        "event_id": "uuid NOT NULL",
+    },
     Index("key", "patient_id, seq", unique=True),
     Index("occurred", "occurred_at"),
 )
 REVIEWS = table(
-    "evaluation_plan_reviews", ReviewEpisode,
-    {"patient_id": "uuid NOT NULL", "seq": "integer NOT NULL", "plan_id": "text NOT NULL",
-     "due": "date NOT NULL", "opened_at": f"{TS} NOT NULL", "reviewed_at": TS,
-     "ended_at": TS, "ended_by": "text"},
+    "evaluation_plan_reviews",
+    ReviewEpisode,
+    {
+        "patient_id": "uuid NOT NULL",
+        "seq": "integer NOT NULL",
+        "plan_id": "text NOT NULL",
+        "due": "date NOT NULL",
+        "opened_at": f"{TS} NOT NULL",
+        "reviewed_at": TS,
+        "ended_at": TS,
+        "ended_by": "text",
+    },
     Index("key", "patient_id, seq", unique=True),
     Index("due", "due"),
 )
 PEOPLE = table(
-    "evaluation_people", Identification,
+    "evaluation_people",
+    Identification,
     {"patient_id": "uuid NOT NULL", "identified_at": TS, "position": "bigint NOT NULL"},
     Index("key", "patient_id", unique=True),
 )
@@ -134,15 +158,32 @@ def fold(person: PersonEvents) -> dict[str, tuple[Any, ...]]:
         if kind == "ContactRecorded":
             who = data["with"]
             system = str(event.source.get("system", ""))
-            contacts.append(Contact(
-                pid, len(contacts), event.occurred_at, str(data["setting"]), str(data["mode"]),
-                str(who["id"]), str(who["role"]), str(who["organisation"]),
-                str(event.source.get("organisation")), system.startswith(ADT_SYSTEM_PREFIX),
-                event.event_id,
-            ))
+            contacts.append(
+                Contact(
+                    pid,
+                    len(contacts),
+                    event.occurred_at,
+                    str(data["setting"]),
+                    str(data["mode"]),
+                    str(who["id"]),
+                    str(who["role"]),
+                    str(who["organisation"]),
+                    str(event.source.get("organisation")),
+                    system.startswith(ADT_SYSTEM_PREFIX),
+                    event.event_id,
+                )
+            )
         elif kind == "OutcomeRecorded":
-            outcomes.append(Outcome(pid, len(outcomes), str(data["instrument"]),
-                                    float(data["score"]), event.occurred_at, event.event_id))
+            outcomes.append(
+                Outcome(
+                    pid,
+                    len(outcomes),
+                    str(data["instrument"]),
+                    float(data["score"]),
+                    event.occurred_at,
+                    event.event_id,
+                )
+            )
         elif kind == "CaseIdentified":
             if identified_at is None:
                 identified_at = event.occurred_at
@@ -166,8 +207,14 @@ class _Episodes:
         self.active: set[str] = set()
 
     def _start(self, plan_id: str, due: str, at: datetime) -> None:
-        episode = {"plan_id": plan_id, "due": date.fromisoformat(str(due)), "opened_at": at,
-                   "reviewed_at": None, "ended_at": None, "ended_by": None}
+        episode = {
+            "plan_id": plan_id,
+            "due": date.fromisoformat(str(due)),
+            "opened_at": at,
+            "reviewed_at": None,
+            "ended_at": None,
+            "ended_by": None,
+        }
         self.done.append(episode)
         self.open[plan_id] = episode
 
@@ -196,7 +243,15 @@ class _Episodes:
 
     def rows(self) -> tuple[ReviewEpisode, ...]:
         return tuple(
-            ReviewEpisode(self.patient_id, seq, e["plan_id"], e["due"], e["opened_at"],
-                          e["reviewed_at"], e["ended_at"], e["ended_by"])
+            ReviewEpisode(
+                self.patient_id,
+                seq,
+                e["plan_id"],
+                e["due"],
+                e["opened_at"],
+                e["reviewed_at"],
+                e["ended_at"],
+                e["ended_by"],
+            )
             for seq, e in enumerate(self.done)
         )

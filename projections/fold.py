@@ -145,12 +145,14 @@ def prepare(
         root, streams = _streams(by_position, retracted_by, patient_id)
         by_position = [e for e in by_position if e.patient_id in streams]
     else:
-        root = patient_id if patient_id is not None else (
-            by_position[0].patient_id if by_position else UUID(int=0))
+        root = (
+            patient_id
+            if patient_id is not None
+            else (by_position[0].patient_id if by_position else UUID(int=0))
+        )
         streams = {root}
     ordered = sorted(by_position, key=_OCCURRED)  # stable: ties stay in position order
-    cancelled_by, pending = (_cancels(ordered, retracted_by) if kinds & CANCEL_KINDS
-                             else ({}, []))
+    cancelled_by, pending = _cancels(ordered, retracted_by) if kinds & CANCEL_KINDS else ({}, [])
     findings: list[Finding] = []
     if not retracted_by and not cancelled_by:
         entries = [Entry(e, STANDING, None) for e in ordered]
@@ -171,15 +173,24 @@ def prepare(
             if event.type not in CORRECTIONS:
                 effective.append(event)
     for cancel in pending:
-        findings.append(Finding(
-            "cancel_without_target", cancel,
-            f"no {CANCELS[cancel.type]} of encounter {cancel.data.get('encounter_id')} "
-            "at or before it to cancel (yet)",
-        ))
+        findings.append(
+            Finding(
+                "cancel_without_target",
+                cancel,
+                f"no {CANCELS[cancel.type]} of encounter {cancel.data.get('encounter_id')} "
+                "at or before it to cancel (yet)",
+            )
+        )
     findings.extend(_arrivals(by_position, retracted_by, config.late_after))
-    return PersonEvents(root, tuple(entries), tuple(effective), tuple(findings),
-                        frozenset(streams), config,
-                        by_position[-1].position if by_position else 0)
+    return PersonEvents(
+        root,
+        tuple(entries),
+        tuple(effective),
+        tuple(findings),
+        frozenset(streams),
+        config,
+        by_position[-1].position if by_position else 0,
+    )
 
 
 def _unique(by_position: list[RecordedEvent]) -> list[RecordedEvent]:
@@ -349,11 +360,14 @@ def _arrivals(
         if latest is not None and latest.occurred_at > event.occurred_at:
             behind = latest.occurred_at - event.occurred_at
             kind = "late_arrival" if behind > late_after else "out_of_order"
-            findings.append(Finding(
-                kind, event,
-                f"recorded after {latest.type} at position {latest.position}, which "
-                f"occurred {_span(behind)} later",
-            ))
+            findings.append(
+                Finding(
+                    kind,
+                    event,
+                    f"recorded after {latest.type} at position {latest.position}, which "
+                    f"occurred {_span(behind)} later",
+                )
+            )
         if latest is None or event.occurred_at > latest.occurred_at:
             latest = event
     return findings

@@ -34,7 +34,9 @@ JOIN = (
 )
 # One person's stream (or several people's) up to a position, each stream in ledger order.
 STREAMS = (
-    "SELECT " + COLUMNS + JOIN
+    "SELECT "
+    + COLUMNS
+    + JOIN
     + " WHERE l.patient_id = ANY(%s) AND l.position <= %s ORDER BY l.patient_id, l.version"
 )
 # The whole log in ledger order (the baseline a rebuild is measured against).
@@ -42,8 +44,7 @@ LOG = "SELECT " + COLUMNS + JOIN + " WHERE l.position > %s AND l.position <= %s 
 # Everyone's streams up to a position, person after person: what a rebuild reads
 # (optionally one range of patient ids, for one of several rebuild workers).
 ALL_STREAMS = (
-    "SELECT " + COLUMNS + JOIN
-    + " WHERE l.position <= %s AND NOT (l.patient_id = ANY(%s))"
+    "SELECT " + COLUMNS + JOIN + " WHERE l.position <= %s AND NOT (l.patient_id = ANY(%s))"
     " AND l.patient_id >= coalesce(%s::uuid, '00000000-0000-0000-0000-000000000000')"
     " AND (%s::uuid IS NULL OR l.patient_id < %s::uuid)"
     " ORDER BY l.patient_id, l.version"
@@ -75,8 +76,19 @@ def decoder(loads: Loads = json.loads) -> Callable[[Sequence[Any]], RecordedEven
         position, event_id, patient_id, version, occurred_at, recorded_at, hash_, prev, state = row
         c = loads(state)
         return RecordedEvent(
-            position, event_id, patient_id, version, c["type"], c["schema_version"],
-            occurred_at, recorded_at, c["source"], c["recorded_by"], c["data"], hash_, prev,
+            position,
+            event_id,
+            patient_id,
+            version,
+            c["type"],
+            c["schema_version"],
+            occurred_at,
+            recorded_at,
+            c["source"],
+            c["recorded_by"],
+            c["data"],
+            hash_,
+            prev,
         )
 
     return decode
@@ -99,7 +111,7 @@ def streams(
     out: dict[UUID, list[RecordedEvent]] = {}
     todo = list(people)
     for start in range(0, len(todo), chunk):
-        part = todo[start:start + chunk]
+        part = todo[start : start + chunk]
         with conn.cursor(binary=True) as cur:
             cur.execute(STREAMS, (part, upto))
             for row in cur:
@@ -109,7 +121,10 @@ def streams(
 
 
 def read_log(
-    conn: psycopg.Connection[Any], after: int, upto: int, loads: Loads = json.loads,
+    conn: psycopg.Connection[Any],
+    after: int,
+    upto: int,
+    loads: Loads = json.loads,
     itersize: int = 10_000,
 ) -> Iterator[RecordedEvent]:
     """The log in ledger order, ``after < position <= upto``, streamed with a
@@ -123,9 +138,14 @@ def read_log(
 
 
 def all_streams(
-    conn: psycopg.Connection[Any], upto: int, excluded: Sequence[UUID],
-    loads: Loads = json.loads, itersize: int = 10_000, *,
-    lo: UUID | None = None, hi: UUID | None = None,
+    conn: psycopg.Connection[Any],
+    upto: int,
+    excluded: Sequence[UUID],
+    loads: Loads = json.loads,
+    itersize: int = 10_000,
+    *,
+    lo: UUID | None = None,
+    hi: UUID | None = None,
 ) -> Iterator[list[RecordedEvent]]:
     """Every person's stream up to ``upto`` (but the ``excluded``; only patient ids in
     ``[lo, hi)`` when given), one list per person, streamed with a server-side cursor

@@ -68,7 +68,16 @@ def collect(person: PersonEvents, *found: Iterable[Finding]) -> tuple[QualityFin
         every.extend(findings)
     every.sort(key=lambda f: (f.event.occurred_at, f.event.position, f.kind))
     return tuple(
-        QualityFinding(person.patient_id, seq, f.kind, f.event.event_id, f.event.type,
-                       f.event.position, f.event.occurred_at, f.event.recorded_at, f.detail)
+        QualityFinding(
+            person.patient_id,
+            seq,
+            f.kind,
+            f.event.event_id,
+            f.event.type,
+            f.event.position,
+            f.event.occurred_at,
+            f.event.recorded_at,
+            f.detail,
+        )
         for seq, f in enumerate(every)
     )

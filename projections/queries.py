@@ -45,8 +45,12 @@ def resolve(conn: psycopg.Connection[Any], patient_id: UUID | str) -> UUID:
     patient = UUID(str(patient_id))
     seen = {patient}
     while True:
-        rows = _rows(conn, "SELECT survivor_patient_id FROM person_merges"
-                           " WHERE standing AND merged_patient_id = %s", (patient,))
+        rows = _rows(
+            conn,
+            "SELECT survivor_patient_id FROM person_merges"
+            " WHERE standing AND merged_patient_id = %s",
+            (patient,),
+        )
         if not rows or rows[0]["survivor_patient_id"] in seen:
             return patient
         patient = rows[0]["survivor_patient_id"]
@@ -69,8 +73,12 @@ def coordinator_view(row: dict[str, Any]) -> dict[str, Any]:
     """A ``coordination_status`` row (or the fold's) as the API shows it."""
     who = None
     if row.get("coordinator_id") is not None:
-        who = {"id": row["coordinator_id"], "role": row["role"],
-               "organisation": row["organisation"], "setting": row["setting"]}
+        who = {
+            "id": row["coordinator_id"],
+            "role": row["role"],
+            "organisation": row["organisation"],
+            "setting": row["setting"],
+        }
     return {
         "patient_id": jsonable(row["patient_id"]),
         "journey": row["journey"],
@@ -88,12 +96,16 @@ def coordinator_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def current_coordinator(conn: psycopg.Connection[Any], patient_id: UUID | str, *,
-                        resolved: bool = False) -> dict[str, Any] | None:
+def current_coordinator(
+    conn: psycopg.Connection[Any], patient_id: UUID | str, *, resolved: bool = False
+) -> dict[str, Any] | None:
     """Who coordinates the person now (named, or the practice default), or None for a
     person the projection does not know."""
-    rows = _rows(conn, "SELECT * FROM coordination_status WHERE patient_id = %s",
-                 (_person(conn, patient_id, resolved),))
+    rows = _rows(
+        conn,
+        "SELECT * FROM coordination_status WHERE patient_id = %s",
+        (_person(conn, patient_id, resolved),),
+    )
     return coordinator_view(rows[0]) if rows else None
 
 
@@ -101,44 +113,66 @@ def interval_view(row: dict[str, Any]) -> dict[str, Any]:
     return _clean(row, "patient_id")
 
 
-def coordinator_intervals(conn: psycopg.Connection[Any], patient_id: UUID | str, *,
-                          resolved: bool = False) -> list[dict[str, Any]]:
+def coordinator_intervals(
+    conn: psycopg.Connection[Any], patient_id: UUID | str, *, resolved: bool = False
+) -> list[dict[str, Any]]:
     """Every interval of the person's journeys, in order (``valid_to`` null: still open)."""
-    rows = _rows(conn, "SELECT * FROM coordinator_intervals WHERE patient_id = %s ORDER BY seq",
-                 (_person(conn, patient_id, resolved),))
+    rows = _rows(
+        conn,
+        "SELECT * FROM coordinator_intervals WHERE patient_id = %s ORDER BY seq",
+        (_person(conn, patient_id, resolved),),
+    )
     return [interval_view(r) for r in rows]
 
 
 def as_of_view(patient_id: Any, at: datetime, row: dict[str, Any] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"patient_id": jsonable(patient_id), "at": jsonable(at),
-                           "coordinator": None, "named": False, "interval": None}
+    out: dict[str, Any] = {
+        "patient_id": jsonable(patient_id),
+        "at": jsonable(at),
+        "coordinator": None,
+        "named": False,
+        "interval": None,
+    }
     if row is not None:
-        out["coordinator"] = {"id": row["coordinator_id"], "role": row["role"],
-                              "organisation": row["organisation"], "setting": row["setting"]}
+        out["coordinator"] = {
+            "id": row["coordinator_id"],
+            "role": row["role"],
+            "organisation": row["organisation"],
+            "setting": row["setting"],
+        }
         out["named"] = bool(row["named"])
         out["interval"] = interval_view(row)
     return out
 
 
-def coordinator_as_of(conn: psycopg.Connection[Any], patient_id: UUID | str, at: datetime,
-                      *, resolved: bool = False) -> dict[str, Any] | None:
+def coordinator_as_of(
+    conn: psycopg.Connection[Any], patient_id: UUID | str, at: datetime, *, resolved: bool = False
+) -> dict[str, Any] | None:
     """Who coordinated the person at occurred time ``at`` (as the ledger knows now; the
     replay answers "as known at K"). ``coordinator`` is null outside any journey."""
     person = _person(conn, patient_id, resolved)
     if not _rows(conn, "SELECT 1 FROM coordination_status WHERE patient_id = %s", (person,)):
         return None
-    rows = _rows(conn, "SELECT * FROM coordinator_intervals WHERE patient_id = %s"
-                       " AND valid_from <= %s AND (valid_to IS NULL OR valid_to > %s)"
-                       " ORDER BY seq DESC LIMIT 1", (person, at, at))
+    rows = _rows(
+        conn,
+        "SELECT * FROM coordinator_intervals WHERE patient_id = %s"
+        " AND valid_from <= %s AND (valid_to IS NULL OR valid_to > %s)"
+        " ORDER BY seq DESC LIMIT 1",
+        (person, at, at),
+    )
     return as_of_view(person, at, rows[0] if rows else None)
 
 
 def caseload(conn: psycopg.Connection[Any], coordinator_id: str) -> list[dict[str, Any]]:
     """The people this professional is the named coordinator of now (open journeys),
     longest-held first."""
-    rows = _rows(conn, "SELECT patient_id, since, role, organisation, setting, opened_at"
-                       " FROM coordination_status WHERE coordinator_id = %s AND named"
-                       " AND journey = 'open' ORDER BY since, patient_id", (coordinator_id,))
+    rows = _rows(
+        conn,
+        "SELECT patient_id, since, role, organisation, setting, opened_at"
+        " FROM coordination_status WHERE coordinator_id = %s AND named"
+        " AND journey = 'open' ORDER BY since, patient_id",
+        (coordinator_id,),
+    )
     return [_clean(r) for r in rows]
 
 
@@ -148,9 +182,13 @@ def unassigned(
     """Open journeys with no named coordinator, longest first: since when, and for how
     many whole days (``days``) as at ``now``."""
     moment = now or datetime.now(UTC)
-    rows = _rows(conn, "SELECT patient_id, unnamed_since AS since, practice, gp_id, opened_at"
-                       " FROM coordination_status WHERE journey = 'open' AND NOT named"
-                       " ORDER BY unnamed_since, patient_id LIMIT %s", (limit,))
+    rows = _rows(
+        conn,
+        "SELECT patient_id, unnamed_since AS since, practice, gp_id, opened_at"
+        " FROM coordination_status WHERE journey = 'open' AND NOT named"
+        " ORDER BY unnamed_since, patient_id LIMIT %s",
+        (limit,),
+    )
     out = []
     for r in rows:
         item = _clean(r)
@@ -159,31 +197,39 @@ def unassigned(
     return out
 
 
-def handoff_count(conn: psycopg.Connection[Any], patient_id: UUID | str, *,
-                  resolved: bool = False) -> dict[str, Any] | None:
+def handoff_count(
+    conn: psycopg.Connection[Any], patient_id: UUID | str, *, resolved: bool = False
+) -> dict[str, Any] | None:
     """``{"patient_id", "handoffs"}``: the handoffs applied over the person's journey."""
     person = _person(conn, patient_id, resolved)
-    rows = _rows(conn, "SELECT handoffs FROM coordination_status WHERE patient_id = %s",
-                 (person,))
+    rows = _rows(conn, "SELECT handoffs FROM coordination_status WHERE patient_id = %s", (person,))
     return {"patient_id": str(person), "handoffs": int(rows[0]["handoffs"])} if rows else None
 
 
 # -- timeline and spells ---------------------------------------------------------------
 
 
-def timeline(conn: psycopg.Connection[Any], patient_id: UUID | str, *,
-             resolved: bool = False) -> list[dict[str, Any]]:
+def timeline(
+    conn: psycopg.Connection[Any], patient_id: UUID | str, *, resolved: bool = False
+) -> list[dict[str, Any]]:
     """Every event of the person in occurred order (ties by position), with status."""
-    rows = _rows(conn, "SELECT * FROM journey_timeline WHERE patient_id = %s ORDER BY seq",
-                 (_person(conn, patient_id, resolved),))
+    rows = _rows(
+        conn,
+        "SELECT * FROM journey_timeline WHERE patient_id = %s ORDER BY seq",
+        (_person(conn, patient_id, resolved),),
+    )
     return [_clean(r, "patient_id") for r in rows]
 
 
-def spells(conn: psycopg.Connection[Any], patient_id: UUID | str, *,
-           resolved: bool = False) -> list[dict[str, Any]]:
+def spells(
+    conn: psycopg.Connection[Any], patient_id: UUID | str, *, resolved: bool = False
+) -> list[dict[str, Any]]:
     """The person's admission spells in order of admission (cancelled ones removed)."""
-    rows = _rows(conn, "SELECT * FROM admission_spells WHERE patient_id = %s ORDER BY seq",
-                 (_person(conn, patient_id, resolved),))
+    rows = _rows(
+        conn,
+        "SELECT * FROM admission_spells WHERE patient_id = %s ORDER BY seq",
+        (_person(conn, patient_id, resolved),),
+    )
     return [_clean(r, "patient_id") for r in rows]
 
 
@@ -197,13 +243,20 @@ def plan_view(row: dict[str, Any], today: date) -> dict[str, Any]:
 
 
 def care_plans(
-    conn: psycopg.Connection[Any], patient_id: UUID | str, *, today: date | None = None,
-    zone: ZoneInfo | None = None, resolved: bool = False,
+    conn: psycopg.Connection[Any],
+    patient_id: UUID | str,
+    *,
+    today: date | None = None,
+    zone: ZoneInfo | None = None,
+    resolved: bool = False,
 ) -> list[dict[str, Any]]:
     """Each plan: status, goals, reviews, and whether its review is overdue today."""
     day = _today(today, zone)
-    rows = _rows(conn, "SELECT * FROM care_plan_status WHERE patient_id = %s"
-                       " ORDER BY agreed_at, plan_id", (_person(conn, patient_id, resolved),))
+    rows = _rows(
+        conn,
+        "SELECT * FROM care_plan_status WHERE patient_id = %s ORDER BY agreed_at, plan_id",
+        (_person(conn, patient_id, resolved),),
+    )
     return [plan_view(r, day) for r in rows]
 
 
@@ -211,20 +264,25 @@ def referral_view(row: dict[str, Any], today: date, zone: ZoneInfo) -> dict[str,
     out = _clean(row, "patient_id")
     waiting = row["status"] in ("open", "accepted")
     out["open"] = waiting
-    out["waiting_days"] = ((today - row["made_at"].astimezone(zone).date()).days
-                           if waiting else None)
+    out["waiting_days"] = (today - row["made_at"].astimezone(zone).date()).days if waiting else None
     return out
 
 
 def referrals(
-    conn: psycopg.Connection[Any], patient_id: UUID | str, *, today: date | None = None,
+    conn: psycopg.Connection[Any],
+    patient_id: UUID | str,
+    *,
+    today: date | None = None,
     zone: ZoneInfo | None = None,
 ) -> list[dict[str, Any]]:
     """Each referral: status, steps, the wait to first contact, or the wait so far."""
     zone = _zone(zone)
     day = _today(today, zone)
-    rows = _rows(conn, "SELECT * FROM referral_status WHERE patient_id = %s"
-                       " ORDER BY made_at, referral_id", (resolve(conn, patient_id),))
+    rows = _rows(
+        conn,
+        "SELECT * FROM referral_status WHERE patient_id = %s ORDER BY made_at, referral_id",
+        (resolve(conn, patient_id),),
+    )
     return [referral_view(r, day, zone) for r in rows]
 
 
@@ -232,8 +290,11 @@ def referrals(
 
 
 def quality_findings(
-    conn: psycopg.Connection[Any], patient_id: UUID | str | None = None, *,
-    kind: str | None = None, limit: int | None = None,
+    conn: psycopg.Connection[Any],
+    patient_id: UUID | str | None = None,
+    *,
+    kind: str | None = None,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Findings of one person (in timeline order) or of everyone, optionally one kind."""
     where, params = [], []
@@ -244,6 +305,9 @@ def quality_findings(
         where.append("kind = %s")
         params.append(kind)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
-    rows = _rows(conn, "SELECT * FROM quality_findings" + clause
-                 + " ORDER BY patient_id, seq LIMIT %s", (*params, limit))
+    rows = _rows(
+        conn,
+        "SELECT * FROM quality_findings" + clause + " ORDER BY patient_id, seq LIMIT %s",
+        (*params, limit),
+    )
     return [_clean(r) for r in rows]

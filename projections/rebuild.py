@@ -101,8 +101,14 @@ def rebuild(
 
             _create(control, tables)
             built_at, events, people = bulk.load(
-                runner.database_url, chosen, SUFFIX, runner.config, runner.loads, progress,
-                runner.workers)
+                runner.database_url,
+                chosen,
+                SUFFIX,
+                runner.config,
+                runner.loads,
+                progress,
+                runner.workers,
+            )
             lap("load")
             _index(runner, tables)
             lap("index")
@@ -112,15 +118,17 @@ def rebuild(
             lap("swap")
         finally:
             control.execute("SELECT pg_advisory_unlock(hashtext(%s))", (LOCK,))
-    return RebuildReport(chosen, built_at, position, events, people,
-                         time.perf_counter() - started, phases)
+    return RebuildReport(
+        chosen, built_at, position, events, people, time.perf_counter() - started, phases
+    )
 
 
 def _create(conn: psycopg.Connection[Any], tables: list[Table]) -> None:
     with conn.transaction():
         for table in tables:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
-                sql.Identifier(table.name + SUFFIX)))
+            conn.execute(
+                sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table.name + SUFFIX))
+            )
             for statement in table.create(table.name + SUFFIX, with_indexes=False):
                 conn.execute(statement)
 
@@ -139,8 +147,12 @@ def _index(runner: Runner, tables: list[Table]) -> None:
 
 
 def _apply(
-    runner: Runner, conn: psycopg.Connection[Any], names: tuple[str, ...],
-    tables: list[Table], after: int, upto: int,
+    runner: Runner,
+    conn: psycopg.Connection[Any],
+    names: tuple[str, ...],
+    tables: list[Table],
+    after: int,
+    upto: int,
 ) -> None:
     touched = touched_between(conn, after, upto)
     folded = fold_people(conn, touched, upto, names, runner.config, runner.loads)
@@ -148,8 +160,11 @@ def _apply(
 
 
 def _catch_up(
-    runner: Runner, conn: psycopg.Connection[Any], names: tuple[str, ...],
-    tables: list[Table], position: int,
+    runner: Runner,
+    conn: psycopg.Connection[Any],
+    names: tuple[str, ...],
+    tables: list[Table],
+    position: int,
 ) -> int:
     """Bring the new tables from ``position`` to the head, batch by batch."""
     while True:
@@ -162,8 +177,11 @@ def _catch_up(
 
 
 def _swap(
-    runner: Runner, conn: psycopg.Connection[Any], names: tuple[str, ...],
-    tables: list[Table], position: int,
+    runner: Runner,
+    conn: psycopg.Connection[Any],
+    names: tuple[str, ...],
+    tables: list[Table],
+    position: int,
 ) -> int:
     """The last catch-up and the swap, in one transaction (module docstring, step 5)."""
     for attempt in range(SWAP_ATTEMPTS):
@@ -171,7 +189,9 @@ def _swap(
             with conn.transaction():
                 conn.execute(
                     "SELECT name FROM projection_positions WHERE name = ANY(%s)"
-                    " ORDER BY name FOR UPDATE", (list(names),))
+                    " ORDER BY name FOR UPDATE",
+                    (list(names),),
+                )
                 head = log.head(conn)
                 if head > position:
                     _apply(runner, conn, names, tables, position, head)
@@ -193,9 +213,15 @@ def _swap(
 def _replace(conn: psycopg.Connection[Any], table: Table) -> None:
     new = table.name + SUFFIX
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table.name)))
-    conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-        sql.Identifier(new), sql.Identifier(table.name)))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+            sql.Identifier(new), sql.Identifier(table.name)
+        )
+    )
     for index in table.indexes:
-        conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-            sql.Identifier(f"{new}_{index.suffix}"),
-            sql.Identifier(f"{table.name}_{index.suffix}")))
+        conn.execute(
+            sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                sql.Identifier(f"{new}_{index.suffix}"),
+                sql.Identifier(f"{table.name}_{index.suffix}"),
+            )
+        )

@@ -49,8 +49,11 @@ class ReferralFold:
     findings: tuple[Finding, ...]
 
 
-STEPS = {"ReferralAccepted": "accepted_at", "ReferralDeclined": "declined_at",
-         "FirstContactMade": "first_contact_at"}
+STEPS = {
+    "ReferralAccepted": "accepted_at",
+    "ReferralDeclined": "declined_at",
+    "FirstContactMade": "first_contact_at",
+}
 
 
 def fold(person: PersonEvents) -> ReferralFold:
@@ -66,15 +69,24 @@ def fold(person: PersonEvents) -> ReferralFold:
         referral = found.get(referral_id)
         if kind == "ReferralMade":
             if referral is not None:
-                findings.append(Finding("repeated_referral", event,
-                                        f"referral {referral_id} was already made"))
+                findings.append(
+                    Finding("repeated_referral", event, f"referral {referral_id} was already made")
+                )
                 continue
-            found[referral_id] = {"event": event, "accepted_at": None, "declined_at": None,
-                                  "decline_reason": None, "first_contact_at": None}
+            found[referral_id] = {
+                "event": event,
+                "accepted_at": None,
+                "declined_at": None,
+                "decline_reason": None,
+                "first_contact_at": None,
+            }
             continue
         if referral is None:
-            findings.append(Finding("unknown_referral", event,
-                                    f"no referral {referral_id} was made before this"))
+            findings.append(
+                Finding(
+                    "unknown_referral", event, f"no referral {referral_id} was made before this"
+                )
+            )
             continue
         column = STEPS[kind]
         if referral[column] is None:
@@ -87,18 +99,38 @@ def fold(person: PersonEvents) -> ReferralFold:
         to = made.data["to"]
         if r["first_contact_at"] is not None:
             status = "first_contact"
-            wait = (r["first_contact_at"].astimezone(zone).date()
-                    - made.occurred_at.astimezone(zone).date()).days
+            wait = (
+                r["first_contact_at"].astimezone(zone).date()
+                - made.occurred_at.astimezone(zone).date()
+            ).days
         else:
-            status = ("declined" if r["declined_at"] is not None
-                      else "accepted" if r["accepted_at"] is not None else "open")
+            status = (
+                "declined"
+                if r["declined_at"] is not None
+                else "accepted"
+                if r["accepted_at"] is not None
+                else "open"
+            )
             wait = None
-        rows.append(Referral(
-            person.patient_id, referral_id, made.occurred_at, str(to["organisation"]),
-            str(to["service"]), str(to["setting"]), str(made.data["priority"]),
-            made.data.get("reason"), status, r["accepted_at"], r["declined_at"],
-            r["decline_reason"], r["first_contact_at"], wait, made.event_id,
-        ))
+        rows.append(
+            Referral(
+                person.patient_id,
+                referral_id,
+                made.occurred_at,
+                str(to["organisation"]),
+                str(to["service"]),
+                str(to["setting"]),
+                str(made.data["priority"]),
+                made.data.get("reason"),
+                status,
+                r["accepted_at"],
+                r["declined_at"],
+                r["decline_reason"],
+                r["first_contact_at"],
+                wait,
+                made.event_id,
+            )
+        )
     return ReferralFold(tuple(rows), tuple(findings))
 
 

@@ -56,15 +56,19 @@ def replay(
         "events": len(person.entries),
         "coordinator": queries.coordinator_view(coord.status._asdict()),
         "coordinator_as_of": queries.as_of_view(
-            person.patient_id, moment,
-            open_interval._asdict() if open_interval is not None else None),
+            person.patient_id,
+            moment,
+            open_interval._asdict() if open_interval is not None else None,
+        ),
         "coordinator_intervals": [queries.interval_view(i._asdict()) for i in coord.intervals],
         "open_spells": [_drop(as_dict(s)) for s in line.spells if s.status == "open"],
         "spells": [_drop(as_dict(s)) for s in line.spells],
         "care_plans": [queries.plan_view(p._asdict(), today) for p in plans.plans],
         "referrals": [queries.referral_view(r._asdict(), today, zone) for r in refs.referrals],
-        "quality_findings": [as_dict(f) for f in collect(
-            person, coord.findings, line.findings, plans.findings, refs.findings)],
+        "quality_findings": [
+            as_dict(f)
+            for f in collect(person, coord.findings, line.findings, plans.findings, refs.findings)
+        ],
         "timeline": [_drop(as_dict(e)) for e in line.entries],
     }
 

@@ -153,8 +153,10 @@ class Runner:
     ) -> None:
         unknown = set(names) - set(catalog.NAMES)
         if unknown:
-            raise ValueError(f"unknown projections: {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(catalog.NAMES)}")
+            raise ValueError(
+                f"unknown projections: {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(catalog.NAMES)}"
+            )
         self.database_url = database_url
         self.names = tuple(n for n in catalog.NAMES if n in names)
         self.batch_size = batch_size
@@ -212,11 +214,13 @@ class Runner:
                 return None
             touched = touched_between(conn, after, upto)
             folded = fold_people(conn, touched, upto, self.names, self.config, self.loads)
-            locked = dict(conn.execute(
-                "SELECT name, position FROM projection_positions WHERE name = ANY(%s)"
-                " ORDER BY name FOR UPDATE",
-                (list(self.names),),
-            ).fetchall())
+            locked = dict(
+                conn.execute(
+                    "SELECT name, position FROM projection_positions WHERE name = ANY(%s)"
+                    " ORDER BY name FOR UPDATE",
+                    (list(self.names),),
+                ).fetchall()
+            )
             due = tuple(n for n in self.names if locked.get(n, 0) < upto)
             if due:
                 write_rows(conn, folded, catalog.tables(due))
@@ -272,8 +276,9 @@ class Runner:
             listener = self.connect(autocommit=True)
             listener.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error as exc:  # e.g. a pooler without LISTEN: poll instead
-            logger.warning("LISTEN %s unavailable (%s): polling every %.1fs",
-                           CHANNEL, exc, poll_seconds)
+            logger.warning(
+                "LISTEN %s unavailable (%s): polling every %.1fs", CHANNEL, exc, poll_seconds
+            )
             listener = None
         try:
             while not stop.is_set():
@@ -286,8 +291,9 @@ class Runner:
                 listener.close()
 
     @staticmethod
-    def _wait(listener: psycopg.Connection[Any] | None, stop: threading.Event,
-              poll_seconds: float) -> None:
+    def _wait(
+        listener: psycopg.Connection[Any] | None, stop: threading.Event, poll_seconds: float
+    ) -> None:
         """Until a notification, ``poll_seconds`` or ``stop``, whichever comes first
         (in short slices, so a stop request is honoured promptly)."""
         deadline = time.monotonic() + poll_seconds
@@ -297,8 +303,7 @@ class Runner:
                 return
             if listener is None:
                 stop.wait(min(left, WAIT_SLICE))
-            elif any(True for _ in listener.notifies(timeout=min(left, WAIT_SLICE),
-                                                     stop_after=1)):
+            elif any(True for _ in listener.notifies(timeout=min(left, WAIT_SLICE), stop_after=1)):
                 return
 
     def status(self) -> list[dict[str, Any]]:
@@ -311,10 +316,12 @@ def status(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     with when it last moved and was last rebuilt. Works on any psycopg connection."""
     with conn.cursor(row_factory=dict_row) as cur:
         head_row = cur.execute(
-            "SELECT coalesce(max(position), 0) AS head FROM ledger_events").fetchone()
+            "SELECT coalesce(max(position), 0) AS head FROM ledger_events"
+        ).fetchone()
         head = int(head_row["head"]) if head_row else 0
         exists = cur.execute(
-            "SELECT to_regclass('projection_positions') IS NOT NULL AS ok").fetchone()
+            "SELECT to_regclass('projection_positions') IS NOT NULL AS ok"
+        ).fetchone()
         found: dict[str, dict[str, Any]] = {}
         if exists and exists["ok"]:
             for r in cur.execute(
@@ -325,14 +332,16 @@ def status(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     for name in catalog.NAMES:
         row = found.get(name, {})
         position = int(row.get("position") or 0)
-        out.append({
-            "name": name,
-            "position": position,
-            "head": head,
-            "lag": max(0, head - position),
-            "updated_at": _iso(row.get("updated_at")),
-            "rebuilt_at": _iso(row.get("rebuilt_at")),
-        })
+        out.append(
+            {
+                "name": name,
+                "position": position,
+                "head": head,
+                "lag": max(0, head - position),
+                "updated_at": _iso(row.get("updated_at")),
+                "rebuilt_at": _iso(row.get("rebuilt_at")),
+            }
+        )
     return out
 
 

@@ -21,9 +21,15 @@ from psycopg import Copy, Cursor, sql
 
 # SQL column type -> the type name binary COPY dumps it as.
 COPY_TYPES = {
-    "uuid": "uuid", "text": "text", "integer": "int4", "bigint": "int8",
-    "boolean": "bool", "date": "date", "timestamptz": "timestamptz",
-    "double precision": "float8", "jsonb": "jsonb",
+    "uuid": "uuid",
+    "text": "text",
+    "integer": "int4",
+    "bigint": "int8",
+    "boolean": "bool",
+    "date": "date",
+    "timestamptz": "timestamptz",
+    "double precision": "float8",
+    "jsonb": "jsonb",
 }
 
 
@@ -54,8 +60,9 @@ class Table:
             sql.SQL("{} {}").format(sql.Identifier(f), sql.SQL(t))  # type: ignore[arg-type]
             for f, t in zip(self.fields, self.types, strict=True)
         )
-        statements = [sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
-            sql.Identifier(target), cols)]
+        statements = [
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(sql.Identifier(target), cols)
+        ]
         if with_indexes:
             statements.extend(self.create_indexes(target))
         return statements
@@ -65,21 +72,23 @@ class Table:
         out = []
         for index in self.indexes:
             text = "CREATE {unique}INDEX IF NOT EXISTS {index} ON {table} ({columns}){where}"
-            out.append(sql.SQL(text).format(  # type: ignore[arg-type]
-                unique=sql.SQL("UNIQUE " if index.unique else ""),
-                index=sql.Identifier(f"{target}_{index.suffix}"),
-                table=sql.Identifier(target),
-                columns=sql.SQL(index.columns),  # type: ignore[arg-type]
-                where=sql.SQL(f" WHERE {index.where}" if index.where else ""),  # type: ignore[arg-type]
-            ))
+            out.append(
+                sql.SQL(text).format(  # type: ignore[arg-type]
+                    unique=sql.SQL("UNIQUE " if index.unique else ""),
+                    index=sql.Identifier(f"{target}_{index.suffix}"),
+                    table=sql.Identifier(target),
+                    columns=sql.SQL(index.columns),  # type: ignore[arg-type]
+                    where=sql.SQL(f" WHERE {index.where}" if index.where else ""),  # type: ignore[arg-type]
+                )
+            )
         return out
 
     def copy_statement(self, name: str | None = None) -> sql.Composed:
         """Binary COPY: the C dumpers format UUIDs, times and numbers several times
         faster than text COPY does, and the server parses them faster too."""
         return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-            sql.Identifier(name or self.name),
-            sql.SQL(", ").join(map(sql.Identifier, self.fields)))
+            sql.Identifier(name or self.name), sql.SQL(", ").join(map(sql.Identifier, self.fields))
+        )
 
     @contextmanager
     def copy(self, cursor: Cursor[Any], name: str | None = None) -> Iterator[Copy]:
@@ -88,8 +97,9 @@ class Table:
             copy.set_types(self.copy_types)
             yield copy
 
-    def copy_rows(self, cursor: Cursor[Any], rows: Iterable[Sequence[Any]],
-                  name: str | None = None) -> int:
+    def copy_rows(
+        self, cursor: Cursor[Any], rows: Iterable[Sequence[Any]], name: str | None = None
+    ) -> int:
         """Write rows with COPY (every batch and every rebuild)."""
         n = 0
         with self.copy(cursor, name) as copy:
@@ -98,11 +108,13 @@ class Table:
                 n += 1
         return n
 
-    def delete_people(self, cursor: Cursor[Any], people: Sequence[UUID],
-                      name: str | None = None) -> None:
+    def delete_people(
+        self, cursor: Cursor[Any], people: Sequence[UUID], name: str | None = None
+    ) -> None:
         cursor.execute(
             sql.SQL("DELETE FROM {} WHERE patient_id = ANY(%s)").format(
-                sql.Identifier(name or self.name)),
+                sql.Identifier(name or self.name)
+            ),
             (list(people),),
         )
 

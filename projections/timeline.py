@@ -76,20 +76,32 @@ class TimelineFold:
 
 
 KINDS: dict[str, str] = {
-    "PatientRegistered": "journey", "JourneyClosed": "journey", "PatientsMerged": "journey",
+    "PatientRegistered": "journey",
+    "JourneyClosed": "journey",
+    "PatientsMerged": "journey",
     "CaseIdentified": "identification",
-    "ReferralMade": "referral", "ReferralAccepted": "referral",
-    "ReferralDeclined": "referral", "FirstContactMade": "referral",
-    "CoordinatorAssigned": "coordination", "CoordinatorHandedOff": "coordination",
+    "ReferralMade": "referral",
+    "ReferralAccepted": "referral",
+    "ReferralDeclined": "referral",
+    "FirstContactMade": "referral",
+    "CoordinatorAssigned": "coordination",
+    "CoordinatorHandedOff": "coordination",
     "CoordinatorReleased": "coordination",
-    "Admitted": "hospital", "Transferred": "hospital", "Discharged": "hospital",
-    "AdmissionCancelled": "hospital", "TransferCancelled": "hospital",
+    "Admitted": "hospital",
+    "Transferred": "hospital",
+    "Discharged": "hospital",
+    "AdmissionCancelled": "hospital",
+    "TransferCancelled": "hospital",
     "DischargeCancelled": "hospital",
     "ContactRecorded": "contact",
-    "CarePlanAgreed": "care_plan", "CarePlanRevised": "care_plan",
-    "CarePlanReviewed": "care_plan", "CarePlanClosed": "care_plan",
-    "CareTeamMemberJoined": "care_team", "CareTeamMemberLeft": "care_team",
-    "CarerRecorded": "carer", "OutcomeRecorded": "outcome",
+    "CarePlanAgreed": "care_plan",
+    "CarePlanRevised": "care_plan",
+    "CarePlanReviewed": "care_plan",
+    "CarePlanClosed": "care_plan",
+    "CareTeamMemberJoined": "care_team",
+    "CareTeamMemberLeft": "care_team",
+    "CarerRecorded": "carer",
+    "OutcomeRecorded": "outcome",
     "EventRetracted": "correction",
 }
 
@@ -103,12 +115,25 @@ def fold(person: PersonEvents) -> TimelineFold:
         if e.type == "EventRetracted" and by_id is None:  # names its target's type
             by_id = {entry.event.event_id: entry.event for entry in person.entries}
         source = e.source
-        entries.append(TimelineEntry(
-            patient, seq, e.position, e.event_id, e.patient_id, e.type,
-            KINDS.get(e.type, "other"), e.setting, summary(e, by_id),
-            source["organisation"], source["system"], e.occurred_at, e.recorded_at,
-            status, voider.event_id if voider is not None else None,
-        ))
+        entries.append(
+            TimelineEntry(
+                patient,
+                seq,
+                e.position,
+                e.event_id,
+                e.patient_id,
+                e.type,
+                KINDS.get(e.type, "other"),
+                e.setting,
+                summary(e, by_id),
+                source["organisation"],
+                source["system"],
+                e.occurred_at,
+                e.recorded_at,
+                status,
+                voider.event_id if voider is not None else None,
+            )
+        )
     spells, findings = _spells(person)
     return TimelineFold(tuple(entries), spells, findings)
 
@@ -127,21 +152,35 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
         spell = open_.get(encounter)
         if kind == "Admitted":
             if spell is not None:
-                findings.append(Finding("admission_while_admitted", event,
-                                        f"encounter {encounter} is already admitted"))
+                findings.append(
+                    Finding(
+                        "admission_while_admitted",
+                        event,
+                        f"encounter {encounter} is already admitted",
+                    )
+                )
                 continue
             spell = {"event": event, "transfers": [], "location": data.get("ward")}
             open_[encounter] = spell
             done.append(spell)
         elif spell is None:
             what = "discharge" if kind == "Discharged" else "transfer"
-            findings.append(Finding(f"{what}_without_admission", event,
-                                    f"no open admission of encounter {encounter}"))
+            findings.append(
+                Finding(
+                    f"{what}_without_admission",
+                    event,
+                    f"no open admission of encounter {encounter}",
+                )
+            )
         elif kind == "Transferred":
-            spell["transfers"].append({
-                "at": event.occurred_at.isoformat(), "from": data["from_location"],
-                "to": data["to_location"], "event_id": str(event.event_id),
-            })
+            spell["transfers"].append(
+                {
+                    "at": event.occurred_at.isoformat(),
+                    "from": data["from_location"],
+                    "to": data["to_location"],
+                    "event_id": str(event.event_id),
+                }
+            )
             spell["location"] = data["to_location"]
         else:
             spell["discharge"] = event
@@ -152,18 +191,29 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
         discharge: RecordedEvent | None = spell.get("discharge")
         stay = None
         if discharge is not None:
-            stay = (discharge.occurred_at.astimezone(zone).date()
-                    - admitted.occurred_at.astimezone(zone).date()).days
-        spells.append(Spell(
-            person.patient_id, seq, str(admitted.data["encounter_id"]),
-            str(admitted.data["hospital"]), _opt(admitted.data.get("ward")),
-            _opt(spell["location"]), str(admitted.data["method"]), admitted.occurred_at,
-            discharge.occurred_at if discharge is not None else None,
-            str(discharge.data["destination"]) if discharge is not None else None,
-            stay, tuple(spell["transfers"]), admitted.event_id,
-            discharge.event_id if discharge is not None else None,
-            "closed" if discharge is not None else "open",
-        ))
+            stay = (
+                discharge.occurred_at.astimezone(zone).date()
+                - admitted.occurred_at.astimezone(zone).date()
+            ).days
+        spells.append(
+            Spell(
+                person.patient_id,
+                seq,
+                str(admitted.data["encounter_id"]),
+                str(admitted.data["hospital"]),
+                _opt(admitted.data.get("ward")),
+                _opt(spell["location"]),
+                str(admitted.data["method"]),
+                admitted.occurred_at,
+                discharge.occurred_at if discharge is not None else None,
+                str(discharge.data["destination"]) if discharge is not None else None,
+                stay,
+                tuple(spell["transfers"]),
+                admitted.event_id,
+                discharge.event_id if discharge is not None else None,
+                "closed" if discharge is not None else "open",
+            )
+        )
     return tuple(spells), tuple(findings)
 
 
@@ -180,8 +230,11 @@ def summary(event: RecordedEvent, by_id: dict[UUID, RecordedEvent] | None = None
         return maker(d)
     if kind == "EventRetracted":
         target = (by_id or {}).get(_uuid(d.get("retracted_event_id")))
-        what = (f"{target.type} of {target.occurred_at.date().isoformat()}"
-                if target is not None else "an earlier event")
+        what = (
+            f"{target.type} of {target.occurred_at.date().isoformat()}"
+            if target is not None
+            else "an earlier event"
+        )
         return f"Retracted {what}: {d.get('reason', '')}".rstrip(": ")
     return kind
 
@@ -217,8 +270,10 @@ def _identified(d: dict[str, Any]) -> str:
 
 def _referred(d: dict[str, Any]) -> str:
     to = d["to"]
-    return (f"Referred ({_words(d['priority'])}) to {to['service']} at "
-            f"{to['organisation']} [{d['referral_id']}]")
+    return (
+        f"Referred ({_words(d['priority'])}) to {to['service']} at "
+        f"{to['organisation']} [{d['referral_id']}]"
+    )
 
 
 def _admitted(d: dict[str, Any]) -> str:
@@ -231,8 +286,10 @@ def _contact(d: dict[str, Any]) -> str:
 
 
 def _plan_agreed(d: dict[str, Any]) -> str:
-    return (f"Care plan {d['plan_id']} agreed with {d['agreed_with']}: "
-            f"{len(d['goals'])} goals, review due {d['review_due']}")
+    return (
+        f"Care plan {d['plan_id']} agreed with {d['agreed_with']}: "
+        f"{len(d['goals'])} goals, review due {d['review_due']}"
+    )
 
 
 def _plan_revised(d: dict[str, Any]) -> str:
@@ -253,15 +310,15 @@ _SUMMARIES: dict[str, Any] = {
     "ReferralAccepted": lambda d: f"Referral {d['referral_id']} accepted",
     "ReferralDeclined": lambda d: f"Referral {d['referral_id']} declined: {d['reason']}",
     "FirstContactMade": lambda d: f"First contact on referral {d['referral_id']}",
-    "CoordinatorAssigned": lambda d: f"Coordinator assigned: {_who(d['coordinator'])}"
-    + _reason(d),
-    "CoordinatorHandedOff": lambda d: f"Coordination handed off from {d['from_id']} to "
-    f"{_who(d['to'])}" + _reason(d),
-    "CoordinatorReleased": lambda d: f"Coordinator {d['coordinator_id']} released"
-    + _reason(d),
+    "CoordinatorAssigned": lambda d: f"Coordinator assigned: {_who(d['coordinator'])}" + _reason(d),
+    "CoordinatorHandedOff": lambda d: (
+        f"Coordination handed off from {d['from_id']} to {_who(d['to'])}" + _reason(d)
+    ),
+    "CoordinatorReleased": lambda d: f"Coordinator {d['coordinator_id']} released" + _reason(d),
     "Admitted": _admitted,
-    "Transferred": lambda d: f"Transferred from {d['from_location']} to {d['to_location']}"
-    f" [{d['encounter_id']}]",
+    "Transferred": lambda d: (
+        f"Transferred from {d['from_location']} to {d['to_location']} [{d['encounter_id']}]"
+    ),
     "Discharged": lambda d: f"Discharged to {_words(d['destination'])} [{d['encounter_id']}]",
     "AdmissionCancelled": lambda d: f"Admission cancelled [{d['encounter_id']}]",
     "TransferCancelled": lambda d: f"Transfer cancelled [{d['encounter_id']}]",
@@ -269,14 +326,14 @@ _SUMMARIES: dict[str, Any] = {
     "ContactRecorded": _contact,
     "CarePlanAgreed": _plan_agreed,
     "CarePlanRevised": _plan_revised,
-    "CarePlanReviewed": lambda d: f"Care plan {d['plan_id']} reviewed; next review due "
-    f"{d['next_review_due']}",
+    "CarePlanReviewed": lambda d: (
+        f"Care plan {d['plan_id']} reviewed; next review due {d['next_review_due']}"
+    ),
     "CarePlanClosed": lambda d: f"Care plan {d['plan_id']} closed" + _reason(d),
     "CareTeamMemberJoined": lambda d: f"{_who(d['member'])} joined the care team",
     "CareTeamMemberLeft": lambda d: f"{d['member_id']} left the care team" + _reason(d),
     "CarerRecorded": _carer,
     "OutcomeRecorded": lambda d: f"{d['instrument']} score {d['score']:g}",
     "JourneyClosed": lambda d: f"Journey closed: {_words(d['reason'])}",
-    "PatientsMerged": lambda d: "Another patient record merged into this journey"
-    + _reason(d),
+    "PatientsMerged": lambda d: "Another patient record merged into this journey" + _reason(d),
 }

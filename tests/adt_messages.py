@@ -40,8 +40,11 @@ def adt(
     pv1_fields: dict[int, str] | None = None,
 ) -> str:
     """One ER7 message; every segment ends with ``terminator``."""
-    identifiers = pid3 if pid3 is not None else (
-        f"X{control}^^^RXH^MR~{nhs}^^^NHS^NH" if nhs else f"X{control}^^^RXH^MR")
+    identifiers = (
+        pid3
+        if pid3 is not None
+        else (f"X{control}^^^RXH^MR~{nhs}^^^NHS^NH" if nhs else f"X{control}^^^RXH^MR")
+    )
     pid = ["PID", "1", "", identifiers, "", "DOE^JANE", "", "19400101", "F"]
     for number, text in (pid_fields or {}).items():
         pid.extend([""] * (number + 1 - len(pid)))

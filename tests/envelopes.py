@@ -15,14 +15,20 @@ DEFAULT_DATA: dict[str, dict[str, Any]] = {
     "PatientRegistered": {"practice": "A81001", "gp_id": "G1234567"},
     "CaseIdentified": {"criteria": ["frailty"], "risk_score": 0.7},
     "CoordinatorAssigned": {
-        "coordinator": {"id": "N100", "role": "community_nurse", "organisation": "RYX01",
-                        "setting": "community"},
+        "coordinator": {
+            "id": "N100",
+            "role": "community_nurse",
+            "organisation": "RYX01",
+            "setting": "community",
+        },
     },
     "Admitted": {"encounter_id": "E1", "hospital": "RXH01", "method": "emergency"},
     "Discharged": {"encounter_id": "E1", "destination": "usual_residence"},
-    "ContactRecorded": {"setting": "community", "mode": "home_visit",
-                        "with": {"id": "N100", "role": "community_nurse",
-                                 "organisation": "RYX01"}},
+    "ContactRecorded": {
+        "setting": "community",
+        "mode": "home_visit",
+        "with": {"id": "N100", "role": "community_nurse", "organisation": "RYX01"},
+    },
 }
 
 

@@ -40,18 +40,27 @@ def auth(name: str) -> dict[str, str]:
 
 
 def keys_json() -> str:
-    return json.dumps([
-        {"name": name, "role": role.value, "organisations": list(orgs),
-         "sha256": hash_key(KEYS[name])}
-        for name, (role, orgs) in PRINCIPALS.items()
-    ])
+    return json.dumps(
+        [
+            {
+                "name": name,
+                "role": role.value,
+                "organisations": list(orgs),
+                "sha256": hash_key(KEYS[name]),
+            }
+            for name, (role, orgs) in PRINCIPALS.items()
+        ]
+    )
 
 
 @pytest.fixture
 def api_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(update={
-        "api_keys": keys_json(), "api_keys_file": tmp_path / "api-keys.json",
-    })
+    return settings.model_copy(
+        update={
+            "api_keys": keys_json(),
+            "api_keys_file": tmp_path / "api-keys.json",
+        }
+    )
 
 
 @pytest.fixture

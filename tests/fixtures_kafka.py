@@ -52,9 +52,18 @@ def start_tansu(port: int, log_path: Path) -> subprocess.Popen[bytes]:
     url = f"tcp://127.0.0.1:{port}"
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -90,8 +99,9 @@ def kafka_broker() -> Iterator[Broker]:
     port = free_port()
     log_path = Path(tempfile.mkdtemp(prefix="carejourney-tansu-")) / "tansu.log"
     proc = start_tansu(port, log_path)
-    broker = Broker(f"127.0.0.1:{port}", parse_api_version(TANSU_API_VERSION),
-                    client_id="carejourney-tests")
+    broker = Broker(
+        f"127.0.0.1:{port}", parse_api_version(TANSU_API_VERSION), client_id="carejourney-tests"
+    )
     try:
         wait_for_broker(broker)
         yield broker
@@ -115,13 +125,15 @@ def make_topic(kafka_broker: Broker) -> Callable[[int], str]:
 def kafka_env(broker: Broker, database_url: str, topic: str) -> dict[str, str]:
     """Environment for a ``carejourney consume`` subprocess on this broker and database."""
     env = dict(os.environ)
-    env.update({
-        "CAREJOURNEY_DATABASE_URL": database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "CAREJOURNEY_EVENTS_TOPIC": topic,
-        "CAREJOURNEY_DEAD_LETTER_TOPIC": f"{topic}.dlq",
-        "CAREJOURNEY_CONSUMER_MAX_BACKOFF_SECONDS": "2",
-    })
+    env.update(
+        {
+            "CAREJOURNEY_DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "CAREJOURNEY_EVENTS_TOPIC": topic,
+            "CAREJOURNEY_DEAD_LETTER_TOPIC": f"{topic}.dlq",
+            "CAREJOURNEY_CONSUMER_MAX_BACKOFF_SECONDS": "2",
+        }
+    )
     if broker.api_version is not None:
         env["CAREJOURNEY_KAFKA_API_VERSION"] = ".".join(map(str, broker.api_version))
     return env
@@ -130,13 +142,15 @@ def kafka_env(broker: Broker, database_url: str, topic: str) -> dict[str, str]:
 Produced = dict[tuple[int, int], bytes | None]  # (partition, offset) -> value
 
 
-def produce(broker: Broker, topic: str, messages: Sequence[tuple[bytes | None, bytes | None]],
-            ) -> Produced:
+def produce(
+    broker: Broker,
+    topic: str,
+    messages: Sequence[tuple[bytes | None, bytes | None]],
+) -> Produced:
     """Send (key, value) pairs in order; returns where each landed."""
     producer = broker.producer()
     try:
-        futures = [(value, producer.send(topic, key=key, value=value))
-                   for key, value in messages]
+        futures = [(value, producer.send(topic, key=key, value=value)) for key, value in messages]
         producer.flush(60)
         out: Produced = {}
         for value, future in futures:
@@ -147,14 +161,14 @@ def produce(broker: Broker, topic: str, messages: Sequence[tuple[bytes | None, b
         producer.close(10)
 
 
-def envelope_messages(envelopes: Sequence[dict[str, Any]]
-                      ) -> list[tuple[bytes | None, bytes | None]]:
+def envelope_messages(
+    envelopes: Sequence[dict[str, Any]],
+) -> list[tuple[bytes | None, bytes | None]]:
     """Envelopes as a publisher sends them: keyed by NHS number, JSON value."""
     return [(e["nhs_number"].encode(), json.dumps(e).encode()) for e in envelopes]
 
 
-def read_topic(broker: Broker, topic: str, expected: int, timeout: float = 60.0
-               ) -> list[Any]:
+def read_topic(broker: Broker, topic: str, expected: int, timeout: float = 60.0) -> list[Any]:
     """Every record of a (small) topic, reading until ``expected`` or the timeout."""
     consumer = broker.consumer(None, 500)
     try:

@@ -26,9 +26,8 @@ class Measured:
     def record(self, *journeys: Journey | list[dict[str, Any]]) -> None:
         envelopes = [e for j in journeys for e in (j.events if isinstance(j, Journey) else j)]
         for start in range(0, len(envelopes), CHUNK):
-            result = self.ledger.append_batch(envelopes[start:start + CHUNK])
-            bad = [i.as_dict() for i in result.items if i.status not in ("recorded",
-                                                                         "duplicate")]
+            result = self.ledger.append_batch(envelopes[start : start + CHUNK])
+            bad = [i.as_dict() for i in result.items if i.status not in ("recorded", "duplicate")]
             assert not bad, bad
         runner = Runner.for_ledger(self.ledger)
         runner.migrate()
@@ -36,8 +35,9 @@ class Measured:
 
     def report(self, first: str, last: str, **options: Any) -> dict[str, Any]:
         options.setdefault("unsuppressed", True)
-        period = measures.Period.checked(date.fromisoformat(first), date.fromisoformat(last),
-                                         self.settings.zone)
+        period = measures.Period.checked(
+            date.fromisoformat(first), date.fromisoformat(last), self.settings.zone
+        )
         with self.ledger.connection() as conn:
             return measures.report(conn, period, self.settings, **options)
 
@@ -51,10 +51,10 @@ def group(report: dict[str, Any], measure: str, name: str = "all") -> dict[str, 
     """One group's values of one measure."""
     found = [g for g in report["measures"][measure]["groups"] if g["group"] == name]
     assert found, f"{measure} has no group {name!r}: " + ", ".join(
-        g["group"] for g in report["measures"][measure]["groups"])
+        g["group"] for g in report["measures"][measure]["groups"]
+    )
     return found[0]
 
 
 def without_series(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if not isinstance(v, list)}
-

@@ -37,8 +37,9 @@ def nhs(index: int) -> str:
                 return number
 
 
-def professional(who: str, role: str = "community_nurse", organisation: str = "RYX01",
-                 setting: str = "community") -> dict[str, str]:
+def professional(
+    who: str, role: str = "community_nurse", organisation: str = "RYX01", setting: str = "community"
+) -> dict[str, str]:
     return {"id": who, "role": role, "organisation": organisation, "setting": setting}
 
 
@@ -51,10 +52,19 @@ class Journey:
         if registered is not None:
             self.add("PatientRegistered", registered, {"practice": PRACTICE, "gp_id": "G100"})
 
-    def add(self, type_: str, at: str, data: dict[str, Any], *, organisation: str = PRACTICE,
-            setting: str = "primary_care", system: str | None = None) -> dict[str, Any]:
-        env = envelope(type_, nhs=self.nhs, at=when(at), data=data,
-                       organisation=organisation, setting=setting)
+    def add(
+        self,
+        type_: str,
+        at: str,
+        data: dict[str, Any],
+        *,
+        organisation: str = PRACTICE,
+        setting: str = "primary_care",
+        system: str | None = None,
+    ) -> dict[str, Any]:
+        env = envelope(
+            type_, nhs=self.nhs, at=when(at), data=data, organisation=organisation, setting=setting
+        )
         if system is not None:
             env["source"]["system"] = system
             env.pop("recorded_by")
@@ -70,8 +80,9 @@ class Journey:
         return self.add("CoordinatorAssigned", at, {"coordinator": professional(who, **kw)})
 
     def hand_off(self, at: str, from_id: str, to: str, **kw: str) -> dict[str, Any]:
-        return self.add("CoordinatorHandedOff", at,
-                        {"from_id": from_id, "to": professional(to, **kw)})
+        return self.add(
+            "CoordinatorHandedOff", at, {"from_id": from_id, "to": professional(to, **kw)}
+        )
 
     def release(self, at: str, who: str) -> dict[str, Any]:
         return self.add("CoordinatorReleased", at, {"coordinator_id": who})
@@ -81,32 +92,64 @@ class Journey:
 
     # -- hospital --------------------------------------------------------------------------
 
-    def admit(self, at: str, encounter: str, method: str = "emergency",
-              hospital: str = "RXH01") -> dict[str, Any]:
-        return self.add("Admitted", at, {"encounter_id": encounter, "hospital": hospital,
-                                         "method": method},
-                        organisation=hospital, setting="acute")
+    def admit(
+        self, at: str, encounter: str, method: str = "emergency", hospital: str = "RXH01"
+    ) -> dict[str, Any]:
+        return self.add(
+            "Admitted",
+            at,
+            {"encounter_id": encounter, "hospital": hospital, "method": method},
+            organisation=hospital,
+            setting="acute",
+        )
 
-    def discharge(self, at: str, encounter: str, destination: str = "usual_residence",
-                  hospital: str = "RXH01") -> dict[str, Any]:
-        return self.add("Discharged", at, {"encounter_id": encounter,
-                                           "destination": destination},
-                        organisation=hospital, setting="acute")
+    def discharge(
+        self, at: str, encounter: str, destination: str = "usual_residence", hospital: str = "RXH01"
+    ) -> dict[str, Any]:
+        return self.add(
+            "Discharged",
+            at,
+            {"encounter_id": encounter, "destination": destination},
+            organisation=hospital,
+            setting="acute",
+        )
 
-    def contact(self, at: str, who: str = "G100", *, setting: str = "primary_care",
-                system: str | None = None, organisation: str = PRACTICE) -> dict[str, Any]:
-        return self.add("ContactRecorded", at, {
-            "setting": setting, "mode": "face_to_face",
-            "with": {"id": who, "role": "gp", "organisation": organisation}},
-            organisation=organisation, setting=setting, system=system)
+    def contact(
+        self,
+        at: str,
+        who: str = "G100",
+        *,
+        setting: str = "primary_care",
+        system: str | None = None,
+        organisation: str = PRACTICE,
+    ) -> dict[str, Any]:
+        return self.add(
+            "ContactRecorded",
+            at,
+            {
+                "setting": setting,
+                "mode": "face_to_face",
+                "with": {"id": who, "role": "gp", "organisation": organisation},
+            },
+            organisation=organisation,
+            setting=setting,
+            system=system,
+        )
 
     # -- referrals, plans, outcomes ---------------------------------------------------------
 
-    def refer(self, at: str, referral: str, to: str = "RYX01",
-              setting: str = "community") -> dict[str, Any]:
-        return self.add("ReferralMade", at, {
-            "referral_id": referral, "priority": "routine",
-            "to": {"organisation": to, "service": "district nursing", "setting": setting}})
+    def refer(
+        self, at: str, referral: str, to: str = "RYX01", setting: str = "community"
+    ) -> dict[str, Any]:
+        return self.add(
+            "ReferralMade",
+            at,
+            {
+                "referral_id": referral,
+                "priority": "routine",
+                "to": {"organisation": to, "service": "district nursing", "setting": setting},
+            },
+        )
 
     def first_contact(self, at: str, referral: str) -> dict[str, Any]:
         return self.add("FirstContactMade", at, {"referral_id": referral})
@@ -115,9 +158,16 @@ class Journey:
         return self.add("ReferralDeclined", at, {"referral_id": referral, "reason": "full"})
 
     def plan(self, at: str, plan: str, review_due: str) -> dict[str, Any]:
-        return self.add("CarePlanAgreed", at, {
-            "plan_id": plan, "agreed_with": "patient", "review_due": review_due,
-            "goals": [{"goal_id": "G1", "description": "walk to the shops"}]})
+        return self.add(
+            "CarePlanAgreed",
+            at,
+            {
+                "plan_id": plan,
+                "agreed_with": "patient",
+                "review_due": review_due,
+                "goals": [{"goal_id": "G1", "description": "walk to the shops"}],
+            },
+        )
 
     def review(self, at: str, plan: str, next_due: str) -> dict[str, Any]:
         return self.add("CarePlanReviewed", at, {"plan_id": plan, "next_review_due": next_due})

@@ -53,8 +53,9 @@ class FeedInput:
         return len(self.messages)
 
 
-def mixed_input(total: int, seed: int, *, dup_rate: float = 0.05,
-                poison_rate: float = 0.01) -> FeedInput:
+def mixed_input(
+    total: int, seed: int, *, dup_rate: float = 0.05, poison_rate: float = 0.01
+) -> FeedInput:
     """``total`` messages: synthetic envelopes in delivery order, ~dup_rate of them sent
     again later (same key, so a later offset of the same partition), ~poison_rate poison
     spread over the four kinds of refusal."""
@@ -77,8 +78,9 @@ def mixed_input(total: int, seed: int, *, dup_rate: float = 0.05,
     for n in range(poison):
         items.append((rng.uniform(0, wanted), kinds[n % len(kinds)], rng.choice(numbers)))
     items.sort(key=lambda item: item[0])
-    out = FeedInput(valid_ids={e["event_id"] for e in valid}, duplicates=dups,
-                    organisations=organisations)
+    out = FeedInput(
+        valid_ids={e["event_id"] for e in valid}, duplicates=dups, organisations=organisations
+    )
     for _, kind, payload in items:
         if kind in ("valid", "dup"):
             out.messages.append((payload["nhs_number"].encode(), json.dumps(payload).encode()))
@@ -95,16 +97,24 @@ def _poison(kind: str, nhs: str) -> bytes:
         bad = nhs[:9] + str((int(nhs[9]) + 1) % 10)  # wrong check digit
         return json.dumps(envelope("CaseIdentified", nhs=bad)).encode()
     if kind == "source":
-        return json.dumps(envelope("CaseIdentified", nhs=nhs,
-                                   organisation=UNAUTHORISED_ORG)).encode()
+        return json.dumps(
+            envelope("CaseIdentified", nhs=nhs, organisation=UNAUTHORISED_ORG)
+        ).encode()
     target = {"retracted_event_id": str(uuid.uuid4()), "reason": "entered in error"}
     return json.dumps(envelope("EventRetracted", nhs=nhs, data=target)).encode()
 
 
 def totals(conn: psycopg.Connection[Any], topic: str) -> dict[str, int]:
     rows = offsets.partition_stats(conn, [topic])
-    names = ("consumed", "recorded", "duplicates", "conflicts", "rejected", "noted",
-             "dead_letters_pending")
+    names = (
+        "consumed",
+        "recorded",
+        "duplicates",
+        "conflicts",
+        "rejected",
+        "noted",
+        "dead_letters_pending",
+    )
     return {n: sum(getattr(r, n) for r in rows) for n in names}
 
 
@@ -134,13 +144,16 @@ def consumed(ledger: Ledger, topic: str) -> int:
 
 def recorded_ids(ledger: Ledger) -> list[str]:
     with ledger.connection() as conn:
-        return [str(r["event_id"]) for r in
-                conn.execute("SELECT event_id FROM ledger_events").fetchall()]
+        return [
+            str(r["event_id"])
+            for r in conn.execute("SELECT event_id FROM ledger_events").fetchall()
+        ]
 
 
 @contextmanager
-def running_loop(ledger: Ledger, feed: Feed, broker: Broker, options: LoopOptions
-                 ) -> Iterator[ConsumerLoop]:
+def running_loop(
+    ledger: Ledger, feed: Feed, broker: Broker, options: LoopOptions
+) -> Iterator[ConsumerLoop]:
     """The loop in a thread; stopped (like SIGTERM) and joined on exit, its error raised."""
     stop = threading.Event()
     loop = ConsumerLoop(ledger, feed, broker, options, stop)

@@ -47,8 +47,12 @@ def test_a01_is_an_admission() -> None:
     env = envelope_of(adt("A01", method="21", ward="WARD7"))
     assert env["type"] == "Admitted"
     assert env["nhs_number"] == NHS_A
-    assert env["data"] == {"encounter_id": "V100", "hospital": ODS, "ward": "WARD7",
-                           "method": "emergency"}
+    assert env["data"] == {
+        "encounter_id": "V100",
+        "hospital": ODS,
+        "ward": "WARD7",
+        "method": "emergency",
+    }
     assert env["source"] == {"organisation": ODS, "system": "hl7v2:PAS", "setting": "acute"}
     assert "recorded_by" not in env
     assert env["occurred_at"] == "2026-03-02T10:15:00Z"  # GMT in March
@@ -57,15 +61,26 @@ def test_a01_is_an_admission() -> None:
 def test_a02_is_a_transfer_between_locations() -> None:
     env = envelope_of(adt("A02", prior="WARD7^R2^B3", ward="ICU", room="", bed="B1"))
     assert env["type"] == "Transferred"
-    assert env["data"] == {"encounter_id": "V100", "from_location": "WARD7/R2/B3",
-                           "to_location": "ICU/B1"}
+    assert env["data"] == {
+        "encounter_id": "V100",
+        "from_location": "WARD7/R2/B3",
+        "to_location": "ICU/B1",
+    }
     assert "PV1-6" in rejection_of(adt("A02", prior=""))
 
 
-@pytest.mark.parametrize(("code", "destination"), [
-    ("19", "usual_residence"), ("54", "care_home"), ("51", "other_hospital"),
-    ("79", "died"), ("29", "other"), ("", "other"), ('""', "other"),
-])
+@pytest.mark.parametrize(
+    ("code", "destination"),
+    [
+        ("19", "usual_residence"),
+        ("54", "care_home"),
+        ("51", "other_hospital"),
+        ("79", "died"),
+        ("29", "other"),
+        ("", "other"),
+        ('""', "other"),
+    ],
+)
 def test_a03_is_a_discharge_with_its_destination(code: str, destination: str) -> None:
     env = envelope_of(adt("A03", destination=code))
     assert env["type"] == "Discharged"
@@ -80,8 +95,11 @@ def test_a03_with_an_unknown_destination_code_is_rejected_listing_the_table() ->
 def test_a04_is_an_acute_contact_marked_as_a_registration() -> None:
     env = envelope_of(adt("A04", attending="C123^JONES"))
     assert env["type"] == "ContactRecorded"
-    assert env["data"] == {"setting": "acute", "mode": "face_to_face",
-                           "with": {"id": "C123", "role": "other", "organisation": ODS}}
+    assert env["data"] == {
+        "setting": "acute",
+        "mode": "face_to_face",
+        "with": {"id": "C123", "role": "other", "organisation": ODS},
+    }
     assert env["source"]["system"].startswith(adt_codes.ADT_SYSTEM_PREFIX)
     no_attending = envelope_of(adt("A04", ward="AE"))
     assert no_attending["data"]["with"]["id"] == "AE"  # the point of care
@@ -97,9 +115,14 @@ def test_a08_is_an_identity_update_not_an_event() -> None:
     assert "PID-11" not in outcome.sent
 
 
-@pytest.mark.parametrize(("trigger", "event_type"), [
-    ("A11", "AdmissionCancelled"), ("A12", "TransferCancelled"), ("A13", "DischargeCancelled"),
-])
+@pytest.mark.parametrize(
+    ("trigger", "event_type"),
+    [
+        ("A11", "AdmissionCancelled"),
+        ("A12", "TransferCancelled"),
+        ("A13", "DischargeCancelled"),
+    ],
+)
 def test_cancels(trigger: str, event_type: str) -> None:
     env = envelope_of(adt(trigger, encounter="V9"))
     assert env["type"] == event_type
@@ -144,11 +167,21 @@ def test_msh_trigger_wins_over_evn_and_says_so() -> None:
 # -- field rules ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("code", "method"), [
-    ("11", "elective"), ("13", "elective"), ("21", "emergency"), ("2D", "emergency"),
-    ("2B", "transfer"), ("31", "maternity"), ("81", "transfer"), ("E", "emergency"),
-    ("C", "elective"), ("L", "maternity"),
-])
+@pytest.mark.parametrize(
+    ("code", "method"),
+    [
+        ("11", "elective"),
+        ("13", "elective"),
+        ("21", "emergency"),
+        ("2D", "emergency"),
+        ("2B", "transfer"),
+        ("31", "maternity"),
+        ("81", "transfer"),
+        ("E", "emergency"),
+        ("C", "elective"),
+        ("L", "maternity"),
+    ],
+)
 def test_admission_method_table(code: str, method: str) -> None:
     assert envelope_of(adt("A01", method=code))["data"]["method"] == method
 
@@ -158,21 +191,24 @@ def test_missing_admission_method_or_encounter_is_rejected() -> None:
     assert rejection_of(adt("A01", encounter=""))["PV1-19"] == "no encounter id (visit number)"
 
 
-@pytest.mark.parametrize(("stamp", "utc"), [
-    ("2026", "2026-01-01T00:00:00Z"),                       # year: start of it, GMT
-    ("202607", "2026-06-30T23:00:00Z"),                     # month, BST
-    ("20260702", "2026-07-01T23:00:00Z"),                   # day, BST
-    ("2026070210", "2026-07-02T09:00:00Z"),                 # hour
-    ("202607021015", "2026-07-02T09:15:00Z"),               # minute
-    ("20260702101530", "2026-07-02T09:15:30Z"),             # second
-    ("20260702101530.25", "2026-07-02T09:15:30.250000Z"),   # fraction
-    ("20260102101530.1234", "2026-01-02T10:15:30.123400Z"),  # GMT
-    ("20260702101530+0200", "2026-07-02T08:15:30Z"),        # offset wins over the zone
-    ("202601021015-0500", "2026-01-02T15:15:00Z"),
-    ("202601021015-0030", "2026-01-02T10:45:00Z"),          # negative offset under an hour
-    ("202610250130", "2026-10-25T00:30:00Z"),               # happens twice: first (BST)
-    ("202603290130", "2026-03-29T01:30:00Z"),               # never happens: GMT offset
-])
+@pytest.mark.parametrize(
+    ("stamp", "utc"),
+    [
+        ("2026", "2026-01-01T00:00:00Z"),  # year: start of it, GMT
+        ("202607", "2026-06-30T23:00:00Z"),  # month, BST
+        ("20260702", "2026-07-01T23:00:00Z"),  # day, BST
+        ("2026070210", "2026-07-02T09:00:00Z"),  # hour
+        ("202607021015", "2026-07-02T09:15:00Z"),  # minute
+        ("20260702101530", "2026-07-02T09:15:30Z"),  # second
+        ("20260702101530.25", "2026-07-02T09:15:30.250000Z"),  # fraction
+        ("20260102101530.1234", "2026-01-02T10:15:30.123400Z"),  # GMT
+        ("20260702101530+0200", "2026-07-02T08:15:30Z"),  # offset wins over the zone
+        ("202601021015-0500", "2026-01-02T15:15:00Z"),
+        ("202601021015-0030", "2026-01-02T10:45:00Z"),  # negative offset under an hour
+        ("202610250130", "2026-10-25T00:30:00Z"),  # happens twice: first (BST)
+        ("202603290130", "2026-03-29T01:30:00Z"),  # never happens: GMT offset
+    ],
+)
 def test_timestamps_of_every_precision_in_the_configured_zone(stamp: str, utc: str) -> None:
     assert envelope_of(adt("A01", at=stamp))["occurred_at"] == utc
 
@@ -180,33 +216,46 @@ def test_timestamps_of_every_precision_in_the_configured_zone(stamp: str, utc: s
 def test_offset_less_time_follows_the_configured_zone() -> None:
     new_york = Settings(adt_facilities=FACILITIES, timezone="America/New_York")
     assert envelope_of(adt("A01", at="202607021015"), new_york)["occurred_at"] == (
-        "2026-07-02T14:15:00Z")
+        "2026-07-02T14:15:00Z"
+    )
 
 
-@pytest.mark.parametrize("stamp", ["2026070", "20261302", "20260702+02", "soon",
-                                   "20260702101530+2500", "2026-07-02"])
+@pytest.mark.parametrize(
+    "stamp", ["2026070", "20261302", "20260702+02", "soon", "20260702101530+2500", "2026-07-02"]
+)
 def test_malformed_times_are_rejected_not_guessed(stamp: str) -> None:
     assert "EVN-6" in rejection_of(adt("A01", at=stamp))
 
 
 def test_occurred_at_falls_back_from_evn6_to_evn2_to_msh7() -> None:
-    assert envelope_of(adt("A01", at="202603021100", evn2="202603021200",
-                           msh7="202603021300"))["occurred_at"] == "2026-03-02T11:00:00Z"
-    assert envelope_of(adt("A01", at="", evn2="202603021200",
-                           msh7="202603021300"))["occurred_at"] == "2026-03-02T12:00:00Z"
-    assert envelope_of(adt("A01", at="", evn2="",
-                           msh7="202603021300"))["occurred_at"] == "2026-03-02T13:00:00Z"
+    assert (
+        envelope_of(adt("A01", at="202603021100", evn2="202603021200", msh7="202603021300"))[
+            "occurred_at"
+        ]
+        == "2026-03-02T11:00:00Z"
+    )
+    assert (
+        envelope_of(adt("A01", at="", evn2="202603021200", msh7="202603021300"))["occurred_at"]
+        == "2026-03-02T12:00:00Z"
+    )
+    assert (
+        envelope_of(adt("A01", at="", evn2="", msh7="202603021300"))["occurred_at"]
+        == "2026-03-02T13:00:00Z"
+    )
     assert "EVN-6" in rejection_of(adt("A01", at="", evn2="", msh7=""))
 
 
-@pytest.mark.parametrize("pid3", [
-    f"X1^^^RXH^MR~{NHS_A}^^^NHS^NH",         # NHS second, after a hospital number
-    f"{NHS_A}^^^NHS^NH~X1^^^RXH^MR",         # NHS first
-    f"{NHS_A}^^^^NH",                        # type code only
-    f"{NHS_A}^^^nhs",                        # assigning authority only
-    f"{NHS_A}^^^&2.16.840.1.113883.2.1.4.1&ISO^XX",  # the NHS number OID
-    f"943 476 5919^^^NHS^NH~{NHS_A}^^^^NH",  # two repetitions, one number
-])
+@pytest.mark.parametrize(
+    "pid3",
+    [
+        f"X1^^^RXH^MR~{NHS_A}^^^NHS^NH",  # NHS second, after a hospital number
+        f"{NHS_A}^^^NHS^NH~X1^^^RXH^MR",  # NHS first
+        f"{NHS_A}^^^^NH",  # type code only
+        f"{NHS_A}^^^nhs",  # assigning authority only
+        f"{NHS_A}^^^&2.16.840.1.113883.2.1.4.1&ISO^XX",  # the NHS number OID
+        f"943 476 5919^^^NHS^NH~{NHS_A}^^^^NH",  # two repetitions, one number
+    ],
+)
 def test_nhs_number_repetition_choice(pid3: str) -> None:
     assert envelope_of(adt("A01", pid3=pid3))["nhs_number"] == NHS_A
 
@@ -239,12 +288,12 @@ def test_unmapped_facility_is_rejected_by_name() -> None:
 
 
 def test_files_split_on_msh_with_any_terminators() -> None:
-    text = adt("A01", control="1", terminator="\n") + "\n" + adt("A03", control="2",
-                                                                 terminator="\r\n")
+    text = (
+        adt("A01", control="1", terminator="\n") + "\n" + adt("A03", control="2", terminator="\r\n")
+    )
     batch = f"FHS|^~\\&\rBHS|^~\\&\r{adt('A02', control='3', prior='W1')}BTS|3\rFTS|1\r"
     messages = split_messages(text) + split_messages(batch.encode())
-    assert [envelope_of(m)["type"] for m in messages] == ["Admitted", "Discharged",
-                                                          "Transferred"]
+    assert [envelope_of(m)["type"] for m in messages] == ["Admitted", "Discharged", "Transferred"]
 
 
 def test_docs_hold_every_mapping_table_row() -> None:
@@ -291,44 +340,54 @@ def journey(ledger: Ledger, nhs: str = NHS_A) -> list[tuple[str, dict[str, Any]]
 
 
 def test_admit_transfer_discharge(ledger: Ledger) -> None:
-    assert statuses(
-        ledger,
-        adt("A01", control="1", at="202603021015"),
-        adt("A02", control="2", at="202603031015", prior="WARD7^R2^B3", ward="ICU"),
-        adt("A03", control="3", at="202603091015", ward="ICU", destination="19"),
-    ) == ["recorded"] * 3
+    assert (
+        statuses(
+            ledger,
+            adt("A01", control="1", at="202603021015"),
+            adt("A02", control="2", at="202603031015", prior="WARD7^R2^B3", ward="ICU"),
+            adt("A03", control="3", at="202603091015", ward="ICU", destination="19"),
+        )
+        == ["recorded"] * 3
+    )
     assert [t for t, _ in journey(ledger)] == ["Admitted", "Transferred", "Discharged"]
     patient = ledger.patient_id(NHS_A)
     assert patient is not None and ledger.verify(patient) is None
 
 
 def test_admit_then_cancel_admit(ledger: Ledger) -> None:
-    assert statuses(ledger, adt("A01", control="1"),
-                    adt("A11", control="2", at="202603021030")) == ["recorded"] * 2
+    assert (
+        statuses(ledger, adt("A01", control="1"), adt("A11", control="2", at="202603021030"))
+        == ["recorded"] * 2
+    )
     assert journey(ledger)[1] == ("AdmissionCancelled", {"encounter_id": "V100"})
 
 
 def test_discharge_cancel_discharge(ledger: Ledger) -> None:
-    assert statuses(
-        ledger,
-        adt("A01", control="1", at="202603011000"),
-        adt("A03", control="2", at="202603051000", destination="19"),
-        adt("A13", control="3", at="202603051100"),
-        adt("A03", control="4", at="202603061000", destination="54"),
-    ) == ["recorded"] * 4
+    assert (
+        statuses(
+            ledger,
+            adt("A01", control="1", at="202603011000"),
+            adt("A03", control="2", at="202603051000", destination="19"),
+            adt("A13", control="3", at="202603051100"),
+            adt("A03", control="4", at="202603061000", destination="54"),
+        )
+        == ["recorded"] * 4
+    )
     kinds = journey(ledger)
-    assert [t for t, _ in kinds] == ["Admitted", "Discharged", "DischargeCancelled",
-                                     "Discharged"]
+    assert [t for t, _ in kinds] == ["Admitted", "Discharged", "DischargeCancelled", "Discharged"]
     assert kinds[3][1]["destination"] == "care_home"
 
 
 def test_readmission_within_30_days(ledger: Ledger) -> None:
-    assert statuses(
-        ledger,
-        adt("A01", control="1", at="202603011000", encounter="V1", method="21"),
-        adt("A03", control="2", at="202603051000", encounter="V1", destination="19"),
-        adt("A01", control="3", at="202603151000", encounter="V2", method="22"),
-    ) == ["recorded"] * 3
+    assert (
+        statuses(
+            ledger,
+            adt("A01", control="1", at="202603011000", encounter="V1", method="21"),
+            adt("A03", control="2", at="202603051000", encounter="V1", destination="19"),
+            adt("A01", control="3", at="202603151000", encounter="V2", method="22"),
+        )
+        == ["recorded"] * 3
+    )
     patient = ledger.patient_id(NHS_A)
     assert patient is not None
     events = ledger.history(patient)
@@ -339,11 +398,14 @@ def test_readmission_within_30_days(ledger: Ledger) -> None:
 
 
 def test_out_of_order_delivery_keeps_both_clocks(ledger: Ledger) -> None:
-    assert statuses(
-        ledger,
-        adt("A03", control="2", at="202603051000"),  # the discharge arrives first
-        adt("A01", control="1", at="202603011000"),
-    ) == ["recorded"] * 2
+    assert (
+        statuses(
+            ledger,
+            adt("A03", control="2", at="202603051000"),  # the discharge arrives first
+            adt("A01", control="1", at="202603011000"),
+        )
+        == ["recorded"] * 2
+    )
     patient = ledger.patient_id(NHS_A)
     assert patient is not None
     events = ledger.history(patient)
@@ -372,13 +434,16 @@ def test_a08_is_kept_as_a_seen_update_without_identifiers(
     update = adt("A08", control="2", pid_fields={5: "SMITH^JANE", 11: '""'})
     assert statuses(ledger, update) == ["recorded"]
     assert statuses(ledger, update) == ["duplicate"]
-    assert statuses(ledger, adt("A08", control="2", pid_fields={5: "X"},
-                                at="202603041000")) == ["conflict"]
+    assert statuses(ledger, adt("A08", control="2", pid_fields={5: "X"}, at="202603041000")) == [
+        "conflict"
+    ]
     assert [t for t, _ in journey(ledger)] == ["Admitted"]  # no journey event
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT patient_id, organisation, sent, deleted::text,"
-                            " row_to_json(u)::text AS whole"
-                            " FROM adt_identity_updates u").fetchall()
+        rows = conn.execute(
+            "SELECT patient_id, organisation, sent, deleted::text,"
+            " row_to_json(u)::text AS whole"
+            " FROM adt_identity_updates u"
+        ).fetchall()
     assert len(rows) == 1
     patient, organisation, sent, deleted, whole = rows[0]
     assert patient == ledger.patient_id(NHS_A) and organisation == ODS
@@ -403,26 +468,33 @@ def test_adt_import_reports_each_message_and_exits_1_on_refusals(
     get_settings.cache_clear()
     try:
         good = tmp_path / "feed.hl7"
-        good.write_text(adt("A01", control="1", terminator="\n")
-                        + adt("A03", control="2", evn_trigger="A01", terminator="\r\n"))
+        good.write_text(
+            adt("A01", control="1", terminator="\n")
+            + adt("A03", control="2", evn_trigger="A01", terminator="\r\n")
+        )
         runner = CliRunner()
         first = runner.invoke(app, ["adt", "import", str(good)])
         assert first.exit_code == 0, first.output
         assert "feed.hl7 message 1: A01 recorded at position" in first.stdout
         assert "[note: EVN-1 says A01; MSH-9.2 (A03) wins]" in first.stdout
         mixed = tmp_path / "mixed.hl7"
-        mixed.write_text(adt("A01", control="1") + adt("A05", control="3")
-                         + adt("A08", control="4") + adt("A01", control="1", ward="W9"))
-        second = runner.invoke(app, ["adt", "import", str(mixed),
-                                     str(SAMPLES / "ADT-A01-01.hl7")])
+        mixed.write_text(
+            adt("A01", control="1")
+            + adt("A05", control="3")
+            + adt("A08", control="4")
+            + adt("A01", control="1", ward="W9")
+        )
+        second = runner.invoke(app, ["adt", "import", str(mixed), str(SAMPLES / "ADT-A01-01.hl7")])
         assert second.exit_code == 1
         lines = second.stdout
         assert "mixed.hl7 message 1: A01 duplicate at position" in lines
         assert "mixed.hl7 message 2: A05 rejected: MSH-9.2: unsupported trigger event" in lines
         assert "mixed.hl7 message 3: A08 recorded (identity update noted" in lines
         assert "mixed.hl7 message 4: A01 conflict" in lines
-        assert ("ADT-A01-01.hl7 message 1: A01 rejected:" in lines
-                and "no NHS number in PID-3 (found identifier types: MR, SS)" in lines)
+        assert (
+            "ADT-A01-01.hl7 message 1: A01 rejected:" in lines
+            and "no NHS number in PID-3 (found identifier types: MR, SS)" in lines
+        )
         assert "1 conflict, 1 duplicate, 1 recorded, 2 rejected" in lines
         stats = runner.invoke(app, ["consume", "--adt", "--stats"])  # the --adt feed is wired
         assert stats.exit_code == 0, stats.output
@@ -461,16 +533,30 @@ def test_consume_adt_through_the_broker_with_dead_letters(
     feed = replace(kafka_feed(SETTINGS, [topic]), dead_letter_topic=f"{topic}.dlq")
     try:
         with running_loop(ledger, feed, kafka_broker, LoopOptions(group_id=None)):
-            wait_for(lambda: consumed(ledger, topic) == len(values), 120,
-                     "every ADT message to be committed")
+            wait_for(
+                lambda: consumed(ledger, topic) == len(values),
+                120,
+                "every ADT message to be committed",
+            )
         with ledger.connection() as conn:
             counts = totals(conn, topic)
-        assert counts == {"consumed": 8, "recorded": 4, "duplicates": 1, "conflicts": 0,
-                          "rejected": 2, "noted": 1, "dead_letters_pending": 0}
+        assert counts == {
+            "consumed": 8,
+            "recorded": 4,
+            "duplicates": 1,
+            "conflicts": 0,
+            "rejected": 2,
+            "noted": 1,
+            "dead_letters_pending": 0,
+        }
         survivor = ledger.patient_id(NHS_A)
         assert survivor is not None and survivor == ledger.patient_id(NHS_B)
         assert [e.type for e in ledger.history(survivor)] == [
-            "Admitted", "Admitted", "PatientsMerged", "Discharged"]
+            "Admitted",
+            "Admitted",
+            "PatientsMerged",
+            "Discharged",
+        ]
     finally:
         ledger.close()
     letters = read_topic(kafka_broker, f"{topic}.dlq", 2)

@@ -14,28 +14,35 @@ from fastapi.testclient import TestClient
 from tests.envelopes import NHS_A, envelope, later
 from tests.fixtures_api import auth
 
-CALLERS = ("anonymous", "publisher", "other-publisher", "auditor", "coordinator",
-           "other-coordinator", "evaluator", "admin")
+CALLERS = (
+    "anonymous",
+    "publisher",
+    "other-publisher",
+    "auditor",
+    "coordinator",
+    "other-coordinator",
+    "evaluator",
+    "admin",
+)
 
 # endpoint -> status per caller, in CALLERS order
 MATRIX: dict[str, tuple[int, ...]] = {
-    "POST /v1/events":                    (401, 201, 403, 403, 403, 403, 403, 201),
-    "GET /v1/events/{event_id}":          (401, 200, 403, 200, 403, 403, 403, 200),
-    "GET /v1/patients/{nhs}/events":      (401, 403, 403, 200, 403, 403, 403, 200),
-    "GET /v1/patients/{nhs}/replay":      (401, 403, 403, 200, 403, 403, 403, 200),
-    "GET /v1/patients/{nhs}/verify":      (401, 403, 403, 200, 403, 403, 403, 200),
-    "GET /v1/access-log":                 (401, 403, 403, 200, 403, 403, 403, 200),
+    "POST /v1/events": (401, 201, 403, 403, 403, 403, 403, 201),
+    "GET /v1/events/{event_id}": (401, 200, 403, 200, 403, 403, 403, 200),
+    "GET /v1/patients/{nhs}/events": (401, 403, 403, 200, 403, 403, 403, 200),
+    "GET /v1/patients/{nhs}/replay": (401, 403, 403, 200, 403, 403, 403, 200),
+    "GET /v1/patients/{nhs}/verify": (401, 403, 403, 200, 403, 403, 403, 200),
+    "GET /v1/access-log": (401, 403, 403, 200, 403, 403, 403, 200),
     "GET /v1/patients/{nhs}/coordinator": (401, 403, 403, 403, 200, 403, 403, 200),
-    "GET /v1/patients/{nhs}/journey":     (401, 403, 403, 403, 200, 403, 403, 200),
-    "GET /v1/patients/{nhs}/care-plans":  (401, 403, 403, 403, 200, 403, 403, 200),
+    "GET /v1/patients/{nhs}/journey": (401, 403, 403, 403, 200, 403, 403, 200),
+    "GET /v1/patients/{nhs}/care-plans": (401, 403, 403, 403, 200, 403, 403, 200),
     "GET /v1/coordinators/{id}/caseload": (401, 403, 403, 403, 200, 403, 403, 200),
-    "GET /v1/unassigned":                 (401, 403, 403, 403, 200, 200, 403, 200),
-    "GET /v1/measures?from=2026-01-01&to=2026-12-31":
-                                          (401, 403, 403, 200, 403, 403, 200, 200),
-    "GET /healthz":                       (200,) * 8,
-    "GET /readyz":                        (200,) * 8,
-    "GET /metrics":                       (200,) * 8,
-    "GET /openapi.json":                  (200,) * 8,
+    "GET /v1/unassigned": (401, 403, 403, 403, 200, 200, 403, 200),
+    "GET /v1/measures?from=2026-01-01&to=2026-12-31": (401, 403, 403, 200, 403, 403, 200, 200),
+    "GET /healthz": (200,) * 8,
+    "GET /readyz": (200,) * 8,
+    "GET /metrics": (200,) * 8,
+    "GET /openapi.json": (200,) * 8,
 }
 
 
@@ -50,7 +57,9 @@ def test_authorisation_matrix(client: TestClient, publish: Callable, catch_up: C
     catch_up()
     event_id = items[0]["event_id"]
     concrete = {
-        "{nhs}": NHS_A, "{event_id}": event_id, "{id}": "N100",
+        "{nhs}": NHS_A,
+        "{event_id}": event_id,
+        "{id}": "N100",
     }
     actual: dict[str, tuple[int, ...]] = {}
     for endpoint in MATRIX:
@@ -70,19 +79,29 @@ def test_authorisation_matrix(client: TestClient, publish: Callable, catch_up: C
     assert actual == MATRIX
 
 
-@pytest.mark.parametrize(("headers", "detail"), [
-    ({}, "send an API key as 'Authorization: Bearer <key>'"),
-    ({"Authorization": "Bearer cjk_nobody"}, "the API key is not known (or was revoked)"),
-    ({"Authorization": "Basic dXNlcjpwYXNz"}, "send an API key as 'Authorization: Bearer <key>'"),
-])
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({}, "send an API key as 'Authorization: Bearer <key>'"),
+        ({"Authorization": "Bearer cjk_nobody"}, "the API key is not known (or was revoked)"),
+        (
+            {"Authorization": "Basic dXNlcjpwYXNz"},
+            "send an API key as 'Authorization: Bearer <key>'",
+        ),
+    ],
+)
 def test_401_problems_say_why_and_challenge(client: TestClient, headers, detail):
     response = client.get(f"/v1/patients/{NHS_A}/events", headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json() == {"type": "urn:carejourney:problem:unauthenticated",
-                               "title": "Authentication required", "status": 401,
-                               "detail": detail, "instance": f"/v1/patients/{NHS_A}/events"}
+    assert response.json() == {
+        "type": "urn:carejourney:problem:unauthenticated",
+        "title": "Authentication required",
+        "status": 401,
+        "detail": detail,
+        "instance": f"/v1/patients/{NHS_A}/events",
+    }
 
 
 def test_403_problems_give_the_reason(client: TestClient, publish: Callable):
@@ -92,8 +111,7 @@ def test_403_problems_give_the_reason(client: TestClient, publish: Callable):
     assert evaluator["detail"] == "evaluators never get person-level data"
     publisher = client.get(f"/v1/patients/{NHS_A}/events", headers=auth("publisher")).json()
     assert "role publisher may not read person-level records" in publisher["detail"]
-    stranger = client.get(f"/v1/patients/{NHS_A}/journey",
-                          headers=auth("other-coordinator")).json()
+    stranger = client.get(f"/v1/patients/{NHS_A}/journey", headers=auth("other-coordinator")).json()
     assert "no care relationship with your organisation (Y99999)" in stranger["detail"]
 
 

@@ -43,8 +43,15 @@ def test_keys_create_prints_the_key_once_and_stores_its_hash(keys_file: Path):
     key = result.stdout.strip()
     assert key.startswith("cjk_") and len(key) > 40
     stored = json.loads(keys_file.read_text())["keys"]
-    assert stored == [{"name": "gp-feed", "role": "publisher", "organisations": ["A81001"],
-                       "sha256": hash_key(key), "created_at": stored[0]["created_at"]}]
+    assert stored == [
+        {
+            "name": "gp-feed",
+            "role": "publisher",
+            "organisations": ["A81001"],
+            "sha256": hash_key(key),
+            "created_at": stored[0]["created_at"],
+        }
+    ]
     assert key not in keys_file.read_text()
     assert keys_file.stat().st_mode & 0o777 == 0o600
     admin = keys("create", "admin")
@@ -54,11 +61,14 @@ def test_keys_create_prints_the_key_once_and_stores_its_hash(keys_file: Path):
     assert key not in listed.stdout
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["create", "publisher"], "needs at least one organisation"),
-    (["create", "auditor", "--org", "A81001"], "is not bound to organisations"),
-    (["create", "coordinator", "--org", "not a code"], "invalid key entry"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["create", "publisher"], "needs at least one organisation"),
+        (["create", "auditor", "--org", "A81001"], "is not bound to organisations"),
+        (["create", "coordinator", "--org", "not a code"], "invalid key entry"),
+    ],
+)
 def test_keys_create_refuses_what_cannot_work(keys_file: Path, args, message):
     result = keys(*args)
     assert result.exit_code == 2
@@ -67,7 +77,8 @@ def test_keys_create_refuses_what_cannot_work(keys_file: Path, args, message):
 
 
 def test_created_key_works_at_once_and_revoked_key_stops(
-        keys_file: Path, ledger: Ledger, settings: Settings):
+    keys_file: Path, ledger: Ledger, settings: Settings
+):
     key = keys("create", "auditor", "--name", "audit").stdout.strip()
     app = create_app(settings.model_copy(update={"api_keys_file": keys_file}), ledger)
     with TestClient(app) as client:
@@ -91,13 +102,23 @@ def test_serve_works_on_the_embedded_default_with_no_configuration(tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREJOURNEY_")}
     env["CAREJOURNEY_DATA_DIR"] = str(tmp_path / "data")
     exe = [sys.executable, "-m", "api.cli"]
-    made = subprocess.run([*exe, "keys", "create", "admin"], env=env, capture_output=True,
-                          text=True, timeout=60, check=True)
+    made = subprocess.run(
+        [*exe, "keys", "create", "admin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     key = made.stdout.strip()
     port = _free_port()
-    server = subprocess.Popen([*exe, "serve", "--port", str(port), "--workers", "2"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+    server = subprocess.Popen(
+        [*exe, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -116,14 +137,21 @@ def test_serve_works_on_the_embedded_default_with_no_configuration(tmp_path: Pat
             assert published.status_code == 201, published.text
             assert http.get("/readyz").status_code == 200
             assert http.get("/v1/access-log").status_code == 200
-            assert http.get("/v1/unassigned", headers={"Authorization": "Bearer nope"}
-                            ).status_code == 401
+            assert (
+                http.get("/v1/unassigned", headers={"Authorization": "Bearer nope"}).status_code
+                == 401
+            )
             # Several requests land on both workers; /metrics sums them all.
             for _ in range(6):
                 http.get("/healthz")
             text = http.get("/metrics").text
-        line = next(x for x in text.splitlines() if x.startswith(
-            'carejourney_http_requests_total{method="GET",route="/healthz",status="200"}'))
+        line = next(
+            x
+            for x in text.splitlines()
+            if x.startswith(
+                'carejourney_http_requests_total{method="GET",route="/healthz",status="200"}'
+            )
+        )
         assert float(line.split()[-1]) >= 7
         assert "carejourney_events_appended_total 1.0" in text
     finally:

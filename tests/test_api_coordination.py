@@ -10,37 +10,54 @@ from domain.ledger import Ledger
 from tests.envelopes import NHS_A, NHS_B, NHS_C, envelope, later
 from tests.fixtures_api import auth
 
-NURSE = {"id": "N100", "role": "community_nurse", "organisation": "RYX01",
-         "setting": "community"}
-OTHER_NURSE = {"id": "N900", "role": "community_nurse", "organisation": "Y99999",
-               "setting": "community"}
+NURSE = {"id": "N100", "role": "community_nurse", "organisation": "RYX01", "setting": "community"}
+OTHER_NURSE = {
+    "id": "N900",
+    "role": "community_nurse",
+    "organisation": "Y99999",
+    "setting": "community",
+}
 
 
 def test_coordinator_now_and_as_of(client: TestClient, publish: Callable, catch_up: Callable):
     publish(
         envelope(),
         envelope("CoordinatorAssigned", at=later(1), data={"coordinator": NURSE}),
-        envelope("CoordinatorHandedOff", at=later(5), data={"from_id": "N100",
-                                                            "to": {**NURSE, "id": "N101"}}),
+        envelope(
+            "CoordinatorHandedOff",
+            at=later(5),
+            data={"from_id": "N100", "to": {**NURSE, "id": "N101"}},
+        ),
     )
     catch_up()
     now = client.get(f"/v1/patients/{NHS_A}/coordinator", headers=auth("coordinator")).json()
     assert now["coordinator"]["id"] == "N101" and now["named"] is True
     assert now["journey"] == "open" and now["handoffs"] == 1 and now["practice"] == "A81001"
-    then = client.get(f"/v1/patients/{NHS_A}/coordinator",
-                      params={"as_of": later(2).isoformat()}, headers=auth("coordinator"))
+    then = client.get(
+        f"/v1/patients/{NHS_A}/coordinator",
+        params={"as_of": later(2).isoformat()},
+        headers=auth("coordinator"),
+    )
     assert then.status_code == 200
     assert then.json()["coordinator"]["id"] == "N100"
     assert then.json()["interval"]["opened_by_type"] == "CoordinatorAssigned"
-    naive = client.get(f"/v1/patients/{NHS_A}/coordinator",
-                       params={"as_of": "2026-03-02T12:00:00"}, headers=auth("coordinator"))
+    naive = client.get(
+        f"/v1/patients/{NHS_A}/coordinator",
+        params={"as_of": "2026-03-02T12:00:00"},
+        headers=auth("coordinator"),
+    )
     assert naive.status_code == 422
 
 
-def test_journey_and_care_plans(client: TestClient, publish: Callable, catch_up: Callable,
-                                ledger: Ledger):
-    plan = {"plan_id": "CP1", "goals": [{"goal_id": "G1", "description": "walk outdoors"}],
-            "agreed_with": "patient", "review_due": "2020-01-01"}
+def test_journey_and_care_plans(
+    client: TestClient, publish: Callable, catch_up: Callable, ledger: Ledger
+):
+    plan = {
+        "plan_id": "CP1",
+        "goals": [{"goal_id": "G1", "description": "walk outdoors"}],
+        "agreed_with": "patient",
+        "review_due": "2020-01-01",
+    }
     publish(
         envelope(),
         envelope("Admitted", at=later(24), organisation="RXH01", setting="acute"),
@@ -50,9 +67,17 @@ def test_journey_and_care_plans(client: TestClient, publish: Callable, catch_up:
     catch_up()
     journey = client.get(f"/v1/patients/{NHS_A}/journey", headers=auth("admin")).json()
     assert [e["type"] for e in journey["timeline"]] == [
-        "PatientRegistered", "ContactRecorded", "CarePlanAgreed", "Admitted"]
+        "PatientRegistered",
+        "ContactRecorded",
+        "CarePlanAgreed",
+        "Admitted",
+    ]
     assert [e["setting"] for e in journey["timeline"]] == [
-        "primary_care", "community", "primary_care", "acute"]
+        "primary_care",
+        "community",
+        "primary_care",
+        "acute",
+    ]
     assert [s["status"] for s in journey["spells"]] == ["open"]
     assert journey["projected_to"] == ledger.head_position()
     plans = client.get(f"/v1/patients/{NHS_A}/care-plans", headers=auth("admin")).json()
@@ -62,14 +87,15 @@ def test_journey_and_care_plans(client: TestClient, publish: Callable, catch_up:
 
 
 def test_caseload_is_limited_to_the_coordinators_organisation(
-        client: TestClient, publish: Callable, catch_up: Callable, ledger: Ledger):
+    client: TestClient, publish: Callable, catch_up: Callable, ledger: Ledger
+):
     publish(
-        envelope(), envelope("CoordinatorAssigned", at=later(1), data={"coordinator": NURSE}),
+        envelope(),
+        envelope("CoordinatorAssigned", at=later(1), data={"coordinator": NURSE}),
         envelope(nhs=NHS_B),
         envelope("CoordinatorAssigned", nhs=NHS_B, at=later(2), data={"coordinator": NURSE}),
         envelope(nhs=NHS_C),
-        envelope("CoordinatorAssigned", nhs=NHS_C, at=later(1),
-                 data={"coordinator": OTHER_NURSE}),
+        envelope("CoordinatorAssigned", nhs=NHS_C, at=later(1), data={"coordinator": OTHER_NURSE}),
     )
     catch_up()
     mine = client.get("/v1/coordinators/N100/caseload", headers=auth("coordinator"))
@@ -79,21 +105,31 @@ def test_caseload_is_limited_to_the_coordinators_organisation(
     assert people[0]["patient_id"] == str(ledger.patient_id(NHS_A))
     theirs = client.get("/v1/coordinators/N900/caseload", headers=auth("coordinator"))
     assert theirs.status_code == 403
-    assert client.get("/v1/coordinators/N900/caseload",
-                      headers=auth("admin")).json()["people"][0]["nhs_number"] == NHS_C
+    assert (
+        client.get("/v1/coordinators/N900/caseload", headers=auth("admin")).json()["people"][0][
+            "nhs_number"
+        ]
+        == NHS_C
+    )
     nobody = client.get("/v1/coordinators/X1/caseload", headers=auth("coordinator"))
     assert nobody.status_code == 200 and nobody.json()["people"] == []
 
 
 def test_unassigned_longest_first_and_filtered_by_relationship(
-        client: TestClient, publish: Callable, catch_up: Callable):
+    client: TestClient, publish: Callable, catch_up: Callable
+):
     publish(
         envelope(nhs=NHS_A, at=later(10)),
         envelope(nhs=NHS_B, at=later(0)),
         envelope(nhs=NHS_C, at=later(5), organisation="Y99999"),
         envelope("CoordinatorAssigned", nhs=NHS_C, at=later(6), data={"coordinator": NURSE}),
-        envelope("CoordinatorReleased", nhs=NHS_C, at=later(7), organisation="Y99999",
-                 data={"coordinator_id": "N100"}),
+        envelope(
+            "CoordinatorReleased",
+            nhs=NHS_C,
+            at=later(7),
+            organisation="Y99999",
+            data={"coordinator_id": "N100"},
+        ),
     )
     catch_up()
     everyone = client.get("/v1/unassigned", headers=auth("admin")).json()

@@ -34,8 +34,9 @@ def test_healthz_and_readyz(client: TestClient, publish: Callable, catch_up: Cal
     assert all(p["lag"] == 0 for p in body["projections"])
 
 
-def test_readyz_fails_when_projections_lag(ledger: Ledger, api_settings: Settings,
-                                           publish: Callable):
+def test_readyz_fails_when_projections_lag(
+    ledger: Ledger, api_settings: Settings, publish: Callable
+):
     strict = api_settings.model_copy(update={"ready_max_lag": 1})
     with TestClient(create_app(strict, ledger)) as client:
         publish(envelope(), envelope("CaseIdentified", at=later(1)))
@@ -62,10 +63,19 @@ def test_metrics_count_requests_events_rejections_and_lag(client: TestClient):
     assert delta("carejourney_events_appended_total") == 1
     assert delta("carejourney_published_items_total", status="rejected") == 1
     assert delta("carejourney_rejections_total", kind="forbidden") == 1
-    assert delta("carejourney_http_requests_total", method="GET",
-                 route="/v1/patients/{nhs}/events", status="200") == 1
-    assert delta("carejourney_http_requests_total", method="POST", route="/v1/events",
-                 status="200") == 1
+    assert (
+        delta(
+            "carejourney_http_requests_total",
+            method="GET",
+            route="/v1/patients/{nhs}/events",
+            status="200",
+        )
+        == 1
+    )
+    assert (
+        delta("carejourney_http_requests_total", method="POST", route="/v1/events", status="200")
+        == 1
+    )
     assert after[("carejourney_projection_lag_events", (("projection", "timeline"),))] == 1
     assert NHS_A not in response.text
 

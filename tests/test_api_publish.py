@@ -27,8 +27,12 @@ def test_one_envelope_is_recorded_then_duplicate_with_the_same_position(client: 
     assert body["status"] == "recorded" and body["event_id"] == env["event_id"]
     again = client.post("/v1/events", json=env, headers=auth("publisher"))
     assert again.status_code == 200
-    assert again.json() == {"index": 0, "event_id": env["event_id"], "status": "duplicate",
-                            "position": body["position"]}
+    assert again.json() == {
+        "index": 0,
+        "event_id": env["event_id"],
+        "status": "duplicate",
+        "position": body["position"],
+    }
 
 
 def test_same_id_other_content_is_a_conflict_problem(client: TestClient):
@@ -40,8 +44,9 @@ def test_same_id_other_content_is_a_conflict_problem(client: TestClient):
     assert response.headers["content-type"] == PROBLEM
     problem = response.json()
     assert problem["type"] == "urn:carejourney:problem:conflict"
-    assert problem["errors"] == [{"loc": "event_id",
-                                  "msg": "event_id already recorded with different content"}]
+    assert problem["errors"] == [
+        {"loc": "event_id", "msg": "event_id already recorded with different content"}
+    ]
 
 
 def test_unknown_field_in_an_envelope_is_422_naming_the_field(client: TestClient):
@@ -59,8 +64,7 @@ def test_unknown_field_in_an_envelope_is_422_naming_the_field(client: TestClient
 
 
 def test_bad_nhs_number_in_an_envelope_is_422_with_the_reason(client: TestClient):
-    response = client.post("/v1/events", json=envelope(nhs="9434765918"),
-                           headers=auth("publisher"))
+    response = client.post("/v1/events", json=envelope(nhs="9434765918"), headers=auth("publisher"))
     assert response.status_code == 422
     [error] = response.json()["errors"]
     assert error["loc"] == "nhs_number" and "check digit" in error["msg"]
@@ -68,8 +72,9 @@ def test_bad_nhs_number_in_an_envelope_is_422_with_the_reason(client: TestClient
 
 
 def test_publisher_may_not_publish_for_another_organisation(client: TestClient):
-    response = client.post("/v1/events", json=envelope(organisation="RXH01"),
-                           headers=auth("publisher"))
+    response = client.post(
+        "/v1/events", json=envelope(organisation="RXH01"), headers=auth("publisher")
+    )
     assert response.status_code == 403
     assert response.json()["type"] == "urn:carejourney:problem:forbidden"
     assert "RXH01" in response.json()["detail"]
@@ -89,7 +94,13 @@ def test_batch_records_the_valid_items_and_reports_each(client: TestClient, ledg
     results = body["results"]
     assert [r["index"] for r in results] == list(range(6))
     assert [r["status"] for r in results] == [
-        "recorded", "rejected", "rejected", "recorded", "duplicate", "rejected"]
+        "recorded",
+        "rejected",
+        "rejected",
+        "recorded",
+        "duplicate",
+        "rejected",
+    ]
     assert results[1]["errors"][0]["loc"] == "source.organisation"
     assert results[2]["errors"] == [{"loc": "occurred_at", "msg": "Field required"}]
     assert results[4]["position"] == results[0]["position"]
@@ -110,19 +121,26 @@ def test_batch_publish_is_idempotent(client: TestClient, ledger: Ledger):
 
 
 def test_admin_publishes_for_any_organisation(client: TestClient):
-    response = client.post("/v1/events", json=[envelope(organisation="ZZZ99")],
-                           headers=auth("admin"))
+    response = client.post(
+        "/v1/events", json=[envelope(organisation="ZZZ99")], headers=auth("admin")
+    )
     assert response.json()["results"][0]["status"] == "recorded"
 
 
-@pytest.mark.parametrize(("body", "loc"), [
-    (b"{not json", "body"),
-    (b"[]", "body"),
-    (b"42", "body"),
-])
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        (b"{not json", "body"),
+        (b"[]", "body"),
+        (b"42", "body"),
+    ],
+)
 def test_malformed_request_bodies_are_422_problems(client: TestClient, body: bytes, loc: str):
-    response = client.post("/v1/events", content=body, headers={
-        **auth("publisher"), "content-type": "application/json"})
+    response = client.post(
+        "/v1/events",
+        content=body,
+        headers={**auth("publisher"), "content-type": "application/json"},
+    )
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["errors"][0]["loc"] == loc
@@ -133,8 +151,11 @@ def test_bodies_over_the_limit_are_413(ledger: Ledger, api_settings: Settings):
     with TestClient(create_app(small, ledger)) as client:
         big = json.dumps([envelope() for _ in range(10)]).encode()
         assert len(big) > 2_000
-        response = client.post("/v1/events", content=big, headers={
-            **auth("publisher"), "content-type": "application/json"})
+        response = client.post(
+            "/v1/events",
+            content=big,
+            headers={**auth("publisher"), "content-type": "application/json"},
+        )
         assert response.status_code == 413
         assert response.headers["content-type"] == PROBLEM
         assert response.json()["detail"] == "request body is larger than 2000 bytes"
@@ -143,13 +164,19 @@ def test_bodies_over_the_limit_are_413(ledger: Ledger, api_settings: Settings):
             yield big[:1500]
             yield big[1500:]
 
-        streamed = client.post("/v1/events", content=chunks(), headers={
-            **auth("publisher"), "content-type": "application/json"})
+        streamed = client.post(
+            "/v1/events",
+            content=chunks(),
+            headers={**auth("publisher"), "content-type": "application/json"},
+        )
         assert streamed.status_code == 413
         four = json.dumps([envelope() for _ in range(4)]).encode()
         assert len(four) < 2_000
-        many = client.post("/v1/events", content=four, headers={
-            **auth("publisher"), "content-type": "application/json"})
+        many = client.post(
+            "/v1/events",
+            content=four,
+            headers={**auth("publisher"), "content-type": "application/json"},
+        )
         assert many.status_code == 413
         assert "at most 3 envelopes" in many.json()["detail"]
     assert ledger.head_position() == 0
@@ -174,7 +201,8 @@ def test_event_status_for_its_publisher(client: TestClient):
 
 
 def test_single_envelopes_posted_together_share_transactions_and_keep_their_own_outcomes(
-        api_app, ledger: Ledger):
+    api_app, ledger: Ledger
+):
     """Envelopes posted one by one while an append runs are appended together in the next
     transaction (api/appends.py); each caller still gets its own outcome: recorded with
     its position, duplicate with the first one's position, or its own 422/403."""
@@ -191,20 +219,21 @@ def test_single_envelopes_posted_together_share_transactions_and_keep_their_own_
     async def post_all() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=api_app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            return await asyncio.gather(*(
-                c.post("/v1/events", json=b, headers=auth("publisher")) for b in bodies))
+            return await asyncio.gather(
+                *(c.post("/v1/events", json=b, headers=auth("publisher")) for b in bodies)
+            )
 
     responses = asyncio.run(post_all())
     statuses = [r.status_code for r in responses]
-    assert statuses[:len(valid)] == [201] * len(valid)
+    assert statuses[: len(valid)] == [201] * len(valid)
     assert statuses[len(valid)] == 422  # the unknown field, and only that envelope
     assert responses[len(valid)].json()["errors"][0]["loc"] == "colour"
-    assert sorted(statuses[len(valid) + 1:len(valid) + 3]) == [200, 201]  # same envelope twice
-    first, second = (r.json() for r in responses[len(valid) + 1:len(valid) + 3])
+    assert sorted(statuses[len(valid) + 1 : len(valid) + 3]) == [200, 201]  # same envelope twice
+    first, second = (r.json() for r in responses[len(valid) + 1 : len(valid) + 3])
     assert first["position"] == second["position"]
     assert statuses[-1] == 403  # another organisation's, refused before the queue
-    positions = [r.json()["position"] for r in responses[:len(valid)]]
-    assert all(r.json()["index"] == 0 for r in responses[:len(valid)])
+    positions = [r.json()["position"] for r in responses[: len(valid)]]
+    assert all(r.json()["index"] == 0 for r in responses[: len(valid)])
     with ledger.connection() as conn:
         rows = conn.execute(
             "SELECT position, event_id, recorded_at FROM ledger_events ORDER BY position"

@@ -13,16 +13,18 @@ from domain.ledger import Ledger
 from tests.envelopes import NHS_A, envelope, later, retraction
 from tests.fixtures_api import auth
 
-NURSE = {"id": "N100", "role": "community_nurse", "organisation": "RYX01",
-         "setting": "community"}
-SOCIAL_WORKER = {"id": "S200", "role": "social_worker", "organisation": "SC001",
-                 "setting": "social_care"}
+NURSE = {"id": "N100", "role": "community_nurse", "organisation": "RYX01", "setting": "community"}
+SOCIAL_WORKER = {
+    "id": "S200",
+    "role": "social_worker",
+    "organisation": "SC001",
+    "setting": "social_care",
+}
 
 
 def replay(client: TestClient, **params: Any) -> dict[str, Any]:
     query = {k: v.isoformat() for k, v in params.items()}
-    response = client.get(f"/v1/patients/{NHS_A}/replay", params=query,
-                          headers=auth("auditor"))
+    response = client.get(f"/v1/patients/{NHS_A}/replay", params=query, headers=auth("auditor"))
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -46,23 +48,39 @@ def test_late_recorded_handoff(client: TestClient, publish: Callable, ledger: Le
         envelope("ContactRecorded", at=later(4)),
     )
     before_handoff = recorded_at(ledger, first[-1]["event_id"])
-    [handoff] = publish(envelope("CoordinatorHandedOff", at=later(3), setting="community",
-                                 data={"from_id": "N100", "to": SOCIAL_WORKER}))
+    [handoff] = publish(
+        envelope(
+            "CoordinatorHandedOff",
+            at=later(3),
+            setting="community",
+            data={"from_id": "N100", "to": SOCIAL_WORKER},
+        )
+    )
     after_handoff = recorded_at(ledger, handoff["event_id"])
     assert before_handoff < after_handoff
 
     old = replay(client, as_of=later(5), known_at=before_handoff)
     assert who(old) == "N100" and old["coordinator"]["handoffs"] == 0
     assert [e["type"] for e in old["timeline"]] == [
-        "PatientRegistered", "CoordinatorAssigned", "ContactRecorded"]
+        "PatientRegistered",
+        "CoordinatorAssigned",
+        "ContactRecorded",
+    ]
     new = replay(client, as_of=later(5), known_at=after_handoff)
     assert who(new) == "S200" and new["coordinator"]["handoffs"] == 1
     assert new["coordinator_as_of"]["named"] is True
     # The handoff lands where it occurred, between the assignment and the contact.
     assert [e["type"] for e in new["timeline"]] == [
-        "PatientRegistered", "CoordinatorAssigned", "CoordinatorHandedOff", "ContactRecorded"]
+        "PatientRegistered",
+        "CoordinatorAssigned",
+        "CoordinatorHandedOff",
+        "ContactRecorded",
+    ]
     assert [(i["coordinator_id"], i["named"]) for i in new["coordinator_intervals"]] == [
-        ("G1234567", False), ("N100", True), ("S200", True)]
+        ("G1234567", False),
+        ("N100", True),
+        ("S200", True),
+    ]
     # Knowing everything, at +2h the nurse still coordinated; before +1h the practice.
     assert who(replay(client, as_of=later(2))) == "N100"
     at_half = replay(client, as_of=later(0.5))
@@ -75,7 +93,8 @@ def test_late_recorded_handoff(client: TestClient, publish: Callable, ledger: Le
 
 
 def test_retracted_assignment_is_undone_from_when_the_retraction_is_known(
-        client: TestClient, publish: Callable, ledger: Ledger):
+    client: TestClient, publish: Callable, ledger: Ledger
+):
     assignment = envelope("CoordinatorAssigned", at=later(1), data={"coordinator": NURSE})
     _, assigned = publish(envelope(), assignment)
     [undo] = publish(retraction(assignment, at=later(2)))
@@ -90,8 +109,12 @@ def test_retracted_assignment_is_undone_from_when_the_retraction_is_known(
 
 
 def test_spells_and_care_plans_as_of(client: TestClient, publish: Callable):
-    plan = {"plan_id": "CP1", "goals": [{"goal_id": "G1", "description": "walk outdoors"}],
-            "agreed_with": "both", "review_due": "2026-04-01"}
+    plan = {
+        "plan_id": "CP1",
+        "goals": [{"goal_id": "G1", "description": "walk outdoors"}],
+        "agreed_with": "both",
+        "review_due": "2026-04-01",
+    }
     publish(
         envelope(),
         envelope("Admitted", at=later(24), organisation="RXH01", setting="acute"),
@@ -113,17 +136,21 @@ def test_spells_and_care_plans_as_of(client: TestClient, publish: Callable):
 
 
 def test_replay_needs_no_projection_and_naive_times_are_refused(
-        client: TestClient, publish: Callable):
+    client: TestClient, publish: Callable
+):
     publish(envelope(), envelope("CoordinatorAssigned", at=later(1)))
     # The projections never ran: the coordinator endpoint has nothing, replay has it all.
-    assert client.get(f"/v1/patients/{NHS_A}/coordinator",
-                      headers=auth("admin")).status_code == 404
+    assert client.get(f"/v1/patients/{NHS_A}/coordinator", headers=auth("admin")).status_code == 404
     assert who(replay(client)) == "N100"
-    naive = client.get(f"/v1/patients/{NHS_A}/replay", params={"as_of": "2026-03-02T12:00:00"},
-                       headers=auth("auditor"))
+    naive = client.get(
+        f"/v1/patients/{NHS_A}/replay",
+        params={"as_of": "2026-03-02T12:00:00"},
+        headers=auth("auditor"),
+    )
     assert naive.status_code == 422
     assert naive.json()["errors"] == [{"loc": "query.as_of", "msg": "give a UTC offset"}]
-    garbage = client.get(f"/v1/patients/{NHS_A}/replay", params={"known_at": "yesterday"},
-                         headers=auth("auditor"))
+    garbage = client.get(
+        f"/v1/patients/{NHS_A}/replay", params={"known_at": "yesterday"}, headers=auth("auditor")
+    )
     assert garbage.status_code == 422
     assert garbage.json()["errors"][0]["loc"] == "query.known_at"

@@ -32,8 +32,7 @@ from domain.settings import Settings
 from tests.envelopes import envelope, later
 from tests.fixtures_api import auth
 
-NURSE = {"id": "N100", "role": "community_nurse", "organisation": "RYX01",
-         "setting": "community"}
+NURSE = {"id": "N100", "role": "community_nurse", "organisation": "RYX01", "setting": "community"}
 
 
 # The document is the app's own (built without a database); each test then calls an app
@@ -42,16 +41,24 @@ NURSE = {"id": "N100", "role": "community_nurse", "organisation": "RYX01",
 # The coverage phase would send every boundary of each of the 26 envelope types to
 # POST /v1/events (over 8,000 cases, most of the run); that operation gets the examples
 # and fuzzing phases, every other operation all three.
-CONFIG = SchemathesisConfig.from_dict({"operations": [{
-    "include-path": "/v1/events", "include-method": "POST",
-    "phases": {"coverage": {"enabled": False}},
-}]})
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "operations": [
+            {
+                "include-path": "/v1/events",
+                "include-method": "POST",
+                "phases": {"coverage": {"enabled": False}},
+            }
+        ]
+    }
+)
 schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi(), config=CONFIG)
 
 
 @pytest.fixture
-def live_app(ledger: Ledger, api_settings: Settings, publish: Callable, catch_up: Callable
-             ) -> Iterator[FastAPI]:
+def live_app(
+    ledger: Ledger, api_settings: Settings, publish: Callable, catch_up: Callable
+) -> Iterator[FastAPI]:
     """The app on this test's database, started, with a small journey recorded."""
     app = create_app(api_settings, ledger)
     publish(
@@ -67,12 +74,15 @@ def live_app(ledger: Ledger, api_settings: Settings, publish: Callable, catch_up
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case, live_app: FastAPI):
     case.call_and_validate(
         app=live_app,
         headers=auth("admin"),
-        checks=[not_a_server_error, status_code_conformance, content_type_conformance,
-                response_schema_conformance],
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
     )

@@ -41,11 +41,25 @@ def test_fast_path_equals_the_reference(value: dict) -> None:
     assert canonical(value) == expected
 
 
-@pytest.mark.parametrize("number", [14.0, -0.0, 1e-4, 0.1, 1e15 + 0.5, 1e16, 1e21, 5e-7,
-                                    123456789.123, 2.0**53, 1.7976931348623157e308])
+@pytest.mark.parametrize(
+    "number",
+    [
+        14.0,
+        -0.0,
+        1e-4,
+        0.1,
+        1e15 + 0.5,
+        1e16,
+        1e21,
+        5e-7,
+        123456789.123,
+        2.0**53,
+        1.7976931348623157e308,
+    ],
+)
 def test_numbers_at_the_edges_of_the_fast_path(number: float) -> None:
     assert math.isfinite(number)
-    value = {"n": number, "ñ": [number], "k": "\u2028\x00\"\\"}
+    value = {"n": number, "ñ": [number], "k": '\u2028\x00"\\'}
     assert canonical(value) == rfc8785.dumps(value)
     assert canonical({"n": number}) == rfc8785.dumps({"n": number})
 
@@ -61,18 +75,36 @@ def test_keys_sort_by_utf16_code_units_like_the_reference() -> None:
     patient=st.uuids(),
     version=st.integers(min_value=0, max_value=2**53 - 1),
     recorded_at=st.datetimes(timezones=st.just(UTC)),
-    prev=st.none() | st.text(max_size=70) | st.text("0123456789abcdef", min_size=64,
-                                                    max_size=64),
+    prev=st.none() | st.text(max_size=70) | st.text("0123456789abcdef", min_size=64, max_size=64),
     content=st.text(max_size=70) | st.text("0123456789abcdef", min_size=64, max_size=64),
 )
 def test_chain_hash_is_the_hash_of_the_canonical_link(
-    position: int, patient: UUID, version: int, recorded_at: datetime, prev: str | None,
+    position: int,
+    patient: UUID,
+    version: int,
+    recorded_at: datetime,
+    prev: str | None,
     content: str,
 ) -> None:
     """``chain_hash`` writes the link's JCS bytes itself for plain values: it must hash
     exactly what the reference canonicaliser writes, for any values."""
-    body = {"position": position, "patient_id": str(patient), "version": version,
-            "recorded_at": utc_text(recorded_at), "prev_hash": prev, "content_hash": content}
+    body = {
+        "position": position,
+        "patient_id": str(patient),
+        "version": version,
+        "recorded_at": utc_text(recorded_at),
+        "prev_hash": prev,
+        "content_hash": content,
+    }
     expected = hashlib.sha256(rfc8785.dumps(body)).hexdigest()
-    assert chain_hash(position=position, patient_id=patient, version=version,
-                      recorded_at=recorded_at, prev_hash=prev, content_digest=content) == expected
+    assert (
+        chain_hash(
+            position=position,
+            patient_id=patient,
+            version=version,
+            recorded_at=recorded_at,
+            prev_hash=prev,
+            content_digest=content,
+        )
+        == expected
+    )

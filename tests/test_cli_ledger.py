@@ -35,8 +35,15 @@ def run(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator:
 def ndjson(tmp_path: Path) -> Path:
     good = [envelope(), envelope("CaseIdentified", at=later(1)), envelope(nhs=NHS_B)]
     bad_nhs = envelope(nhs="9434765918")
-    lines = [json.dumps(good[0]), "{not json", json.dumps(good[1]), json.dumps(bad_nhs), "",
-             json.dumps(good[2]), json.dumps(good[0])]
+    lines = [
+        json.dumps(good[0]),
+        "{not json",
+        json.dumps(good[1]),
+        json.dumps(bad_nhs),
+        "",
+        json.dumps(good[2]),
+        json.dumps(good[0]),
+    ]
     path = tmp_path / "events.ndjson"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -72,8 +79,7 @@ def test_history_of_unknown_or_invalid_number_fails_clearly(run) -> None:
     assert "check digit" in invalid.stderr
 
 
-def test_verify_passes_then_names_the_tampered_event(run, ndjson: Path,
-                                                     database_url: str) -> None:
+def test_verify_passes_then_names_the_tampered_event(run, ndjson: Path, database_url: str) -> None:
     run("ingest", str(ndjson))
     ok = run("verify")
     assert ok.exit_code == 0, ok.stderr
@@ -83,9 +89,12 @@ def test_verify_passes_then_names_the_tampered_event(run, ndjson: Path,
     assert run("verify", NHS_A).exit_code == 0
     with psycopg.connect(database_url, autocommit=True) as conn:
         event_id = conn.execute(
-            "SELECT event_id FROM ledger_events WHERE type = 'CaseIdentified'").fetchone()[0]
-        conn.execute("UPDATE journeys_events SET state = convert_to(replace("
-                     "convert_from(state, 'UTF8'), 'frailty', 'other'), 'UTF8')")
+            "SELECT event_id FROM ledger_events WHERE type = 'CaseIdentified'"
+        ).fetchone()[0]
+        conn.execute(
+            "UPDATE journeys_events SET state = convert_to(replace("
+            "convert_from(state, 'UTF8'), 'frailty', 'other'), 'UTF8')"
+        )
     broken = run("verify")
     assert broken.exit_code == 1
     assert str(event_id) in broken.stderr
@@ -93,8 +102,7 @@ def test_verify_passes_then_names_the_tampered_event(run, ndjson: Path,
     assert one.exit_code == 1 and str(event_id) in one.stderr
 
 
-def test_verify_expect_catches_a_consistent_forgery(run, ndjson: Path,
-                                                   database_url: str) -> None:
+def test_verify_expect_catches_a_consistent_forgery(run, ndjson: Path, database_url: str) -> None:
     """A forger who rewrites an event AND recomputes its hash, index row and head passes
     the chain check; the auditor's saved digest still catches it."""
     run("ingest", str(ndjson))
@@ -104,19 +112,40 @@ def test_verify_expect_catches_a_consistent_forgery(run, ndjson: Path,
             "SELECT l.position, l.patient_id, l.recorded_at, s.state FROM ledger_events l"
             " JOIN journeys_events s ON s.notification_id = l.position"
             " JOIN identity_register i ON i.patient_id = l.patient_id"
-            " WHERE i.nhs_number = %s", (NHS_B,)).fetchone()
+            " WHERE i.nhs_number = %s",
+            (NHS_B,),
+        ).fetchone()
         position, patient, recorded_at, state = row
         stored = json.loads(bytes(state))
         stored["data"]["practice"] = "A81099"
-        content = {k: stored[k] for k in ("event_id", "type", "schema_version", "occurred_at",
-                                          "source", "recorded_by", "data")}
-        forged = chain_hash(position=position, patient_id=patient, version=1,
-                            recorded_at=recorded_at, prev_hash=None,
-                            content_digest=content_hash(content))
-        conn.execute("UPDATE journeys_events SET state = %s WHERE notification_id = %s",
-                     (json.dumps(stored).encode(), position))
-        conn.execute("UPDATE ledger_events SET hash = %s, content_hash = %s WHERE position = %s",
-                     (forged, content_hash(content), position))
+        content = {
+            k: stored[k]
+            for k in (
+                "event_id",
+                "type",
+                "schema_version",
+                "occurred_at",
+                "source",
+                "recorded_by",
+                "data",
+            )
+        }
+        forged = chain_hash(
+            position=position,
+            patient_id=patient,
+            version=1,
+            recorded_at=recorded_at,
+            prev_hash=None,
+            content_digest=content_hash(content),
+        )
+        conn.execute(
+            "UPDATE journeys_events SET state = %s WHERE notification_id = %s",
+            (json.dumps(stored).encode(), position),
+        )
+        conn.execute(
+            "UPDATE ledger_events SET hash = %s, content_hash = %s WHERE position = %s",
+            (forged, content_hash(content), position),
+        )
         conn.execute("UPDATE ledger_heads SET hash = %s WHERE patient_id = %s", (forged, patient))
     plain = run("verify")
     assert plain.exit_code == 0, plain.stderr  # the forgery is internally consistent

@@ -20,8 +20,15 @@ from domain.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 OUR_PREFIXES = ("CAREJOURNEY_", "KAFKA_")
-SERVICES = {"postgres", "kafka", "kafka-topics", "api", "events-consumer", "adt-consumer",
-            "projections"}
+SERVICES = {
+    "postgres",
+    "kafka",
+    "kafka-topics",
+    "api",
+    "events-consumer",
+    "adt-consumer",
+    "projections",
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +38,20 @@ def compose() -> dict[str, Any]:
 
 def _ours(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The services running our image (the rest are PostgreSQL and Kafka's own)."""
-    return {name: s for name, s in compose["services"].items()
-            if s.get("image", "").startswith("carejourney")}
+    return {
+        name: s
+        for name, s in compose["services"].items()
+        if s.get("image", "").startswith("carejourney")
+    }
 
 
 def _interpolate(value: Any) -> str:
     """Compose's ``${VAR}``, ``${VAR:-default}``, ``${VAR:?error}`` with nothing set."""
+
     def one(match: re.Match[str]) -> str:
         kind, rest = match.group(2), match.group(3) or ""
         return rest if kind == "-" else ("set-by-operator" if kind == "?" else "")
+
     return re.sub(r"\$\{([A-Z0-9_]+)(?::?([-?])([^}]*))?\}", one, str(value))
 
 
@@ -103,14 +115,21 @@ def test_every_variable_of_ours_is_a_documented_setting(compose: dict[str, Any])
         assert settings.database_url and settings.kafka_bootstrap_servers
     undocumented = used - documented
     assert not undocumented, f"not in the README's configuration table: {sorted(undocumented)}"
-    assert {"CAREJOURNEY_DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS",
-            "CAREJOURNEY_PSEUDONYM_KEY"} <= used
+    assert {
+        "CAREJOURNEY_DATABASE_URL",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "CAREJOURNEY_PSEUDONYM_KEY",
+    } <= used
 
 
 def test_commands_exist_in_the_cli(compose: dict[str, Any]) -> None:
     runner = CliRunner()
-    expected = {"api": ["serve"], "events-consumer": ["consume"],
-                "adt-consumer": ["consume", "--adt"], "projections": ["projections", "run"]}
+    expected = {
+        "api": ["serve"],
+        "events-consumer": ["consume"],
+        "adt-consumer": ["consume", "--adt"],
+        "projections": ["projections", "run"],
+    }
     for name, service in _ours(compose).items():
         command = service["command"]
         assert command[0] == "carejourney"
@@ -130,8 +149,10 @@ def test_hosts_ports_and_topics_agree(compose: dict[str, Any]) -> None:
         assert db["POSTGRES_HOST"] == "postgres" and db["POSTGRES_PORT"] == "5432"
         assert db["POSTGRES_USER"] == postgres_env["POSTGRES_USER"]
         assert db["POSTGRES_DBNAME"] == postgres_env["POSTGRES_DB"]
-        assert f"PLAINTEXT://{env['KAFKA_BOOTSTRAP_SERVERS']}" in \
-            kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+        assert (
+            f"PLAINTEXT://{env['KAFKA_BOOTSTRAP_SERVERS']}"
+            in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+        )
         for key, topic in env.items():
             if key.endswith("_TOPIC"):
                 assert re.search(rf"\b{re.escape(topic)}\b", topics_command), (name, topic)

@@ -425,10 +425,14 @@ def test_json_scalars_are_not_envelopes() -> None:
 @pytest.mark.parametrize(
     ("data", "loc"),
     [
-        ({"encounter_id": "E1\x00", "hospital": "RXH01", "method": "emergency"},
-         "data.encounter_id"),
-        ({"encounter_id": "E1", "hospital": "RXH01", "method": "emergency", "ward": "W\x007"},
-         "data.ward"),
+        (
+            {"encounter_id": "E1\x00", "hospital": "RXH01", "method": "emergency"},
+            "data.encounter_id",
+        ),
+        (
+            {"encounter_id": "E1", "hospital": "RXH01", "method": "emergency", "ward": "W\x007"},
+            "data.ward",
+        ),
     ],
 )
 def test_control_characters_are_refused(data: dict, loc: str) -> None:

@@ -60,17 +60,24 @@ def test_ten_thousand_events_with_resends_and_poison(
     feed = replace(envelope_feed(settings, [topic]), dead_letter_topic=f"{topic}.dlq")
     try:
         with running_loop(ledger, feed, kafka_broker, LoopOptions(group_id=None)):
-            wait_for(lambda: consumed(ledger, topic) == feed_input.total, 300,
-                     "all 10,000 messages to be committed")
+            wait_for(
+                lambda: consumed(ledger, topic) == feed_input.total,
+                300,
+                "all 10,000 messages to be committed",
+            )
         ids = recorded_ids(ledger)
         assert len(ids) == len(set(ids)) == len(feed_input.valid_ids)
         assert set(ids) == feed_input.valid_ids
         with ledger.connection() as conn:
             counts = totals(conn, topic)
         assert counts == {
-            "consumed": 10_000, "recorded": len(feed_input.valid_ids),
-            "duplicates": feed_input.duplicates, "conflicts": 0,
-            "rejected": len(feed_input.poison), "noted": 0, "dead_letters_pending": 0,
+            "consumed": 10_000,
+            "recorded": len(feed_input.valid_ids),
+            "duplicates": feed_input.duplicates,
+            "conflicts": 0,
+            "rejected": len(feed_input.poison),
+            "noted": 0,
+            "dead_letters_pending": 0,
         }
     finally:
         ledger.close()
@@ -92,11 +99,25 @@ def test_ten_thousand_events_with_resends_and_poison(
     assert Counter(h["dlq.status"] for _, h in by_source.values()) == {"rejected": 100}
 
 
-def _record(topic: str, partition: int, offset: int, value: bytes,
-            key: bytes | None = NHS_A.encode()) -> ConsumerRecord:
+def _record(
+    topic: str, partition: int, offset: int, value: bytes, key: bytes | None = NHS_A.encode()
+) -> ConsumerRecord:
     """A record as kafka-python hands it over (the loop's input type)."""
-    return ConsumerRecord(topic, partition, -1, offset, 0, 0, key, value,
-                          [("trace", b"t1")], None, len(key or b""), len(value), -1)
+    return ConsumerRecord(
+        topic,
+        partition,
+        -1,
+        offset,
+        0,
+        0,
+        key,
+        value,
+        [("trace", b"t1")],
+        None,
+        len(key or b""),
+        len(value),
+        -1,
+    )
 
 
 def test_a_stale_consumer_is_fenced_and_commits_nothing(ledger: Ledger) -> None:
@@ -104,18 +125,29 @@ def test_a_stale_consumer_is_fenced_and_commits_nothing(ledger: Ledger) -> None:
     commits second finds the stored offset moved and its whole transaction is dropped."""
     feed = envelope_feed(ledger.settings, ["t.fence"])
     first = envelope()
-    outcomes = record_batch(ledger, feed, [_record("t.fence", 0, 0, json.dumps(first).encode())],
-                            {("t.fence", 0): None})
+    outcomes = record_batch(
+        ledger, feed, [_record("t.fence", 0, 0, json.dumps(first).encode())], {("t.fence", 0): None}
+    )
     assert [o.status for o in outcomes] == ["recorded"]
     # The new owner moved on to offset 3; the zombie still believes offset 0 is stored.
     new_owner = envelope("CaseIdentified", at=later(1))
-    record_batch(ledger, feed, [_record("t.fence", 0, 3, json.dumps(new_owner).encode())],
-                 {("t.fence", 0): 0})
+    record_batch(
+        ledger,
+        feed,
+        [_record("t.fence", 0, 3, json.dumps(new_owner).encode())],
+        {("t.fence", 0): 0},
+    )
     zombie = envelope("Admitted", at=later(2))
     with pytest.raises(offsets.Fenced):
-        record_batch(ledger, feed, [_record("t.fence", 0, 5, json.dumps(zombie).encode()),
-                                    _record("t.fence", 0, 6, b"not json")],
-                     {("t.fence", 0): 0})
+        record_batch(
+            ledger,
+            feed,
+            [
+                _record("t.fence", 0, 5, json.dumps(zombie).encode()),
+                _record("t.fence", 0, 6, b"not json"),
+            ],
+            {("t.fence", 0): 0},
+        )
     assert ledger.event_status(UUID(zombie["event_id"])) is None
     with ledger.connection() as conn:
         assert offsets.stored_offsets(conn, [("t.fence", 0)]) == {("t.fence", 0): 3}
@@ -124,8 +156,12 @@ def test_a_stale_consumer_is_fenced_and_commits_nothing(ledger: Ledger) -> None:
         assert rows["n"] == 0
     # Replaying an offset already applied is refused by the tracking row itself.
     with pytest.raises(Exception, match="tracking"):
-        record_batch(ledger, feed, [_record("t.fence", 0, 3, json.dumps(new_owner).encode())],
-                     {("t.fence", 0): 3})
+        record_batch(
+            ledger,
+            feed,
+            [_record("t.fence", 0, 3, json.dumps(new_owner).encode())],
+            {("t.fence", 0): 3},
+        )
 
 
 def test_dead_letters_left_unsent_by_a_crash_are_sent_on_restart(
@@ -137,8 +173,9 @@ def test_dead_letters_left_unsent_by_a_crash_are_sent_on_restart(
     feed = replace(envelope_feed(ledger.settings, [topic]), dead_letter_topic=f"{topic}.dlq")
     where = produce(kafka_broker, topic, [(b"k", b"{oops")])
     ((partition, offset),) = where
-    outcomes = record_batch(ledger, feed, [_record(topic, partition, offset, b"{oops")],
-                            {(topic, partition): None})
+    outcomes = record_batch(
+        ledger, feed, [_record(topic, partition, offset, b"{oops")], {(topic, partition): None}
+    )
     assert outcomes[0].status == "rejected"
     with ledger.connection() as conn:
         assert totals(conn, topic)["dead_letters_pending"] == 1
@@ -164,16 +201,20 @@ def test_a_broker_that_is_not_there_yet_is_waited_for(ledger: Ledger, tmp_path: 
     """Started before its broker, the consumer retries with backoff, then consumes."""
     port = free_port()
     broker = Broker(f"127.0.0.1:{port}", (2, 8), timeout_ms=1_000)
-    feed = replace(envelope_feed(ledger.settings, ["late.events"]),
-                   dead_letter_topic="late.events.dlq")
+    feed = replace(
+        envelope_feed(ledger.settings, ["late.events"]), dead_letter_topic="late.events.dlq"
+    )
     events = [envelope(), envelope("CaseIdentified", at=later(1))]
     with running_loop(ledger, feed, broker, LoopOptions(group_id=None, max_backoff=1.0)):
         proc = start_tansu(port, tmp_path / "tansu.log")
         try:
             wait_for_broker(broker)
             broker.create_topics({"late.events": 2})
-            produce(broker, "late.events",
-                    [(e["nhs_number"].encode(), json.dumps(e).encode()) for e in events])
+            produce(
+                broker,
+                "late.events",
+                [(e["nhs_number"].encode(), json.dumps(e).encode()) for e in events],
+            )
             wait_for(lambda: consumed(ledger, "late.events") == 2, 90, "both events")
         finally:
             stop_process(proc)
@@ -185,21 +226,35 @@ def test_scrub_removes_an_erased_number_from_kept_dead_letters(ledger: Ledger) -
     mentions the number (in the value, in any usual spelling, or as the key)."""
     feed = envelope_feed(ledger.settings, ["t.erase"])
     other, bad = "4010232137", "9434765918"  # bad: NHS_A with a wrong check digit
-    record_batch(ledger, feed, [
-        _record("t.erase", 0, 0, json.dumps(envelope()).encode()),
-        _record("t.erase", 0, 1, b'{"nhs_number": "943 476 5919", "type": ', key=None),
-        _record("t.erase", 0, 2, json.dumps(envelope("Nope", nhs=other, data={})).encode(),
-                key=other.encode()),
-        _record("t.erase", 0, 3, json.dumps(envelope(nhs=bad)).encode(), key=bad.encode()),
-        _record("t.erase", 0, 4, json.dumps(envelope("Nope", data={})).encode()),
-    ], {("t.erase", 0): None})
+    record_batch(
+        ledger,
+        feed,
+        [
+            _record("t.erase", 0, 0, json.dumps(envelope()).encode()),
+            _record("t.erase", 0, 1, b'{"nhs_number": "943 476 5919", "type": ', key=None),
+            _record(
+                "t.erase",
+                0,
+                2,
+                json.dumps(envelope("Nope", nhs=other, data={})).encode(),
+                key=other.encode(),
+            ),
+            _record("t.erase", 0, 3, json.dumps(envelope(nhs=bad)).encode(), key=bad.encode()),
+            _record("t.erase", 0, 4, json.dumps(envelope("Nope", data={})).encode()),
+        ],
+        {("t.erase", 0): None},
+    )
     patient, scrubbed = deadletter.erase_person(ledger, NHS_A)
     assert patient is not None
     assert scrubbed == 2
     with ledger.connection() as conn:
-        rows = {r["offset"]: r for r in conn.execute(
-            'SELECT "offset", key, value, header_values, reason, scrubbed_at'
-            " FROM consumer_rejections").fetchall()}
+        rows = {
+            r["offset"]: r
+            for r in conn.execute(
+                'SELECT "offset", key, value, header_values, reason, scrubbed_at'
+                " FROM consumer_rejections"
+            ).fetchall()
+        }
     assert sorted(rows) == [1, 2, 3, 4]
     for offset in (1, 4):
         r = rows[offset]
@@ -224,10 +279,15 @@ def test_cli_erase_scrubs_kept_dead_letters(
     from domain.settings import get_settings
 
     feed = envelope_feed(ledger.settings, ["t.cli-erase"])
-    record_batch(ledger, feed, [
-        _record("t.cli-erase", 0, 0, json.dumps(envelope()).encode()),
-        _record("t.cli-erase", 0, 1, json.dumps(envelope("Nope", data={})).encode()),
-    ], {("t.cli-erase", 0): None})
+    record_batch(
+        ledger,
+        feed,
+        [
+            _record("t.cli-erase", 0, 0, json.dumps(envelope()).encode()),
+            _record("t.cli-erase", 0, 1, json.dumps(envelope("Nope", data={})).encode()),
+        ],
+        {("t.cli-erase", 0): None},
+    )
     monkeypatch.setenv("CAREJOURNEY_DATABASE_URL", database_url)
     get_settings.cache_clear()
     try:

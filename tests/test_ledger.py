@@ -74,8 +74,11 @@ def test_same_id_for_another_person_is_a_conflict(ledger: Ledger) -> None:
 def test_batch_keeps_good_items_and_reports_bad_ones_by_index(ledger: Ledger) -> None:
     good = envelope()
     repeated = dict(good)
-    bad = envelope("Admitted", at=later(1), data={"encounter_id": "E1", "hospital": "RXH01",
-                                                  "method": "teleport"})
+    bad = envelope(
+        "Admitted",
+        at=later(1),
+        data={"encounter_id": "E1", "hospital": "RXH01", "method": "teleport"},
+    )
     naive = envelope("CaseIdentified", at="2026-03-02T10:15:00")
     result = ledger.append_batch([good, bad, repeated, naive, "{not json"])
     statuses = [i.status for i in result.items]
@@ -142,8 +145,9 @@ def test_concurrent_writers_on_one_person_lose_nothing(ledger: Ledger) -> None:
     def write(worker: int) -> None:
         try:
             for i in range(15):
-                batch = [envelope("ContactRecorded", at=later(worker * 100 + i + j))
-                         for j in range(3)]
+                batch = [
+                    envelope("ContactRecorded", at=later(worker * 100 + i + j)) for j in range(3)
+                ]
                 assert all(r.status == "recorded" for r in ledger.append_batch(batch).items)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
@@ -202,9 +206,17 @@ def test_stored_state_round_trips_through_the_library_mapper(ledger: Ledger) -> 
     assert all(isinstance(e.timestamp, datetime) and e.timestamp.tzinfo for e in decoded)
     recorded = ledger.history(patient)
     assert [e.content() for e in decoded] == [
-        {"event_id": str(r.event_id), "type": r.type, "schema_version": r.schema_version,
-         "occurred_at": ledger_text(r.occurred_at), "source": r.source,
-         "recorded_by": r.recorded_by, "data": r.data} for r in recorded]
+        {
+            "event_id": str(r.event_id),
+            "type": r.type,
+            "schema_version": r.schema_version,
+            "occurred_at": ledger_text(r.occurred_at),
+            "source": r.source,
+            "recorded_by": r.recorded_by,
+            "data": r.data,
+        }
+        for r in recorded
+    ]
     assert ledger.verify(patient) is None
 
 
@@ -212,8 +224,10 @@ def _tables_containing(database_url: str, text: str) -> list[str]:
     """Every public table with a row whose text form holds ``text`` (plain, or as bytea hex)."""
     found = []
     with psycopg.connect(database_url) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
         assert "journeys_events" in tables and "ledger_events" in tables
         for table in tables:
             hits = conn.execute(
@@ -255,8 +269,9 @@ def test_a_large_batch_is_recorded_in_one_transaction(ledger: Ledger) -> None:
     assert ledger.verify_all().ok
 
 
-def test_processes_starting_together_all_open_the_ledger(database_url: str,
-                                                         settings: Settings) -> None:
+def test_processes_starting_together_all_open_the_ledger(
+    database_url: str, settings: Settings
+) -> None:
     """The API's workers open the ledger at the same moment; the library's table creation
     (CREATE OR REPLACE FUNCTION ...) raced ("tuple concurrently updated") before the
     recorder serialised it."""

@@ -39,9 +39,18 @@ def test_referral_waits(measured: Measured) -> None:
     # Completed waits [10, 1, 41, 0]: median (1 + 10) / 2 = 5.5; p90 = the ceil(3.6) =
     # 4th smallest = 41; within 28 days: 10, 1, 0 = 3 of 4 = 75%.
     assert group(report, "referral_waits") == {
-        "group": "all", "referrals": 8, "completed": 4, "median_days": 5.5, "p90_days": 41.0,
-        "within_threshold": 3, "within_threshold_pct": 75.0, "threshold_days": 28,
-        "incomplete": 3, "incomplete_over_threshold": 2, "declined": 1}
+        "group": "all",
+        "referrals": 8,
+        "completed": 4,
+        "median_days": 5.5,
+        "p90_days": 41.0,
+        "within_threshold": 3,
+        "within_threshold_pct": 75.0,
+        "threshold_days": 28,
+        "incomplete": 3,
+        "incomplete_over_threshold": 2,
+        "declined": 1,
+    }
     # By receiving organisation: RV505 received only R3.
     assert group(report, "referral_waits", "RV505")["median_days"] == 41.0
     assert group(report, "referral_waits", "RYX01")["completed"] == 3
@@ -83,12 +92,21 @@ def test_care_plans_in_place_and_reviewed(measured: Measured) -> None:
     report = measured.report(FIRST, LAST)
     # Open journeys at 23:59 on 30 April: K1-K5 = 5; with an active plan K1, K2, K5 = 3.
     assert group(report, "care_plan_in_place") == {
-        "group": "all", "people": 5, "with_plan": 3, "with_plan_pct": 60.0}
+        "group": "all",
+        "people": 5,
+        "with_plan": 3,
+        "with_plan_pct": 60.0,
+    }
     # Due in the period: K1 10 Mar (on time), K1 8 Apr (late), K2 20 Mar (not reviewed),
     # K5 20 Apr (late) = 4; on time 1 = 25%.
     assert group(report, "care_plan_reviews") == {
-        "group": "all", "reviews_due": 4, "on_time": 1, "on_time_pct": 25.0, "late": 2,
-        "not_reviewed": 1}
+        "group": "all",
+        "reviews_due": 4,
+        "on_time": 1,
+        "on_time_pct": 25.0,
+        "late": 2,
+        "not_reviewed": 1,
+    }
     # At the end of March: K1's 10 March review on time, K2's 20 March not done; K1's
     # 8 April review is not due yet. In place on 31 March: K1, K2, K5, K6 (K3 closed).
     march = measured.report(FIRST, "2025-03-31")
@@ -121,8 +139,7 @@ def test_continuity_over_contacts(measured: Measured) -> None:
     n5 = Journey(45)  # A, A and an ADT A04 attendance (not counted): COC 1, UPC 1
     n5.contact("2025-03-02 10:00", "A")
     n5.contact("2025-03-03 10:00", "A")
-    n5.contact("2025-03-04 10:00", "X", setting="acute", system="hl7v2:PAS",
-               organisation="RXH01")
+    n5.contact("2025-03-04 10:00", "X", setting="acute", system="hl7v2:PAS", organisation="RXH01")
     n6 = Journey(46)  # one contact in the period, one before it: excluded
     n6.contact("2025-02-20 10:00", "A")
     n6.contact("2025-03-20 10:00", "B")
@@ -131,8 +148,12 @@ def test_continuity_over_contacts(measured: Measured) -> None:
     continuity = group(measured.report(FIRST, LAST), "continuity")
     # COC [0.5, 0, 1, 1]: median (0.5 + 1) / 2 = 0.75; UPC [0.75, 1/3, 1, 1]: 0.875.
     assert without_series(continuity) == {
-        "group": "all", "people": 4, "one_contact": 2, "median_coc": 0.75,
-        "median_upc": 0.875}
+        "group": "all",
+        "people": 4,
+        "one_contact": 2,
+        "median_coc": 0.75,
+        "median_upc": 0.875,
+    }
     bins = {d["label"]: (d["coc_people"], d["upc_people"]) for d in continuity["distribution"]}
     assert bins["0.0-0.1"] == (1, 0)
     assert bins["0.3-0.4"] == (0, 1)
@@ -159,8 +180,15 @@ def test_outcome_change_per_instrument(measured: Measured) -> None:
     report = measured.report(FIRST, LAST)
     # P3CEQ: first (12 + 20) / 2 = 16, last (18 + 17) / 2 = 17.5, change (6 - 3) / 2 = 1.5.
     assert group(report, "outcome_change", "P3CEQ") == {
-        "group": "P3CEQ", "instrument": "P3CEQ", "people": 2, "single_recording": 1,
-        "mean_first": 16.0, "mean_last": 17.5, "mean_change": 1.5, "median_change": 1.5}
+        "group": "P3CEQ",
+        "instrument": "P3CEQ",
+        "people": 2,
+        "single_recording": 1,
+        "mean_first": 16.0,
+        "mean_last": 17.5,
+        "mean_change": 1.5,
+        "median_change": 1.5,
+    }
     eq5d = group(report, "outcome_change", "EQ-5D-5L")
     assert eq5d["people"] == 1
     assert eq5d["mean_change"] == pytest.approx(0.1)

@@ -66,12 +66,24 @@ def test_readmission_within_30_days(measured: Measured) -> None:
     report = measured.report(FIRST, LAST, by="organisation")
     # Complete index discharges: P1, P2, P3, P5, P6, P8 = 6; readmitted P1, P3, P8 = 3.
     assert without_series(group(report, "readmission_30d")) == {
-        "group": "all", "discharges": 6, "readmitted": 3, "readmission_pct": 50.0,
-        "incomplete": 1, "deaths": 1, "transferred_out": 1}
+        "group": "all",
+        "discharges": 6,
+        "readmitted": 3,
+        "readmission_pct": 50.0,
+        "incomplete": 1,
+        "deaths": 1,
+        "transferred_out": 1,
+    }
     # By discharging hospital: RXH01 has P1, P2, P3, P6, P8 (3 readmitted) and P4, P7, P9.
     assert without_series(group(report, "readmission_30d", "RXH01")) == {
-        "group": "RXH01", "discharges": 5, "readmitted": 3, "readmission_pct": 60.0,
-        "incomplete": 1, "deaths": 1, "transferred_out": 1}
+        "group": "RXH01",
+        "discharges": 5,
+        "readmitted": 3,
+        "readmission_pct": 60.0,
+        "incomplete": 1,
+        "deaths": 1,
+        "transferred_out": 1,
+    }
     assert group(report, "readmission_30d", "RYR16")["discharges"] == 1
     assert group(report, "readmission_30d", "RYR16")["readmitted"] == 0
 
@@ -86,8 +98,9 @@ def test_readmission_within_30_days(measured: Measured) -> None:
 def test_follow_up_after_discharge_home(measured: Measured) -> None:
     journeys = []
 
-    def discharged(index: int, at: str = "2025-04-07 14:00", destination: str =
-                   "usual_residence") -> Journey:
+    def discharged(
+        index: int, at: str = "2025-04-07 14:00", destination: str = "usual_residence"
+    ) -> Journey:
         person = Journey(index)
         person.admit("2025-03-25 10:00", f"F{index}")
         person.discharge(at, f"F{index}", destination=destination)
@@ -107,8 +120,9 @@ def test_follow_up_after_discharge_home(measured: Measured) -> None:
     # F6: day 8: neither.
     discharged(6).contact("2025-04-15 08:00")
     # F7: an HL7 A04 attendance (ADT system) never counts: none.
-    discharged(7).contact("2025-04-08 10:00", "ADT-A04", setting="acute",
-                          system="hl7v2:PAS", organisation="RXH01")
+    discharged(7).contact(
+        "2025-04-08 10:00", "ADT-A04", setting="acute", system="hl7v2:PAS", organisation="RXH01"
+    )
     # F8: readmitted (day 2) before the first contact (day 5): readmitted first, both.
     f8 = discharged(8)
     f8.admit("2025-04-09 10:00", "F8b")
@@ -127,15 +141,36 @@ def test_follow_up_after_discharge_home(measured: Measured) -> None:
     # 7 days: complete F1-F8, F11 = 9; followed up F2, F3, F4, F5, F11 = 5 (55.6%);
     # readmitted first F8; incomplete F10.
     assert without_series(group(report, "follow_up_7d")) == {
-        "group": "all", "discharges": 9, "followed_up": 5, "follow_up_pct": 55.6,
-        "readmitted_first": 1, "incomplete": 1}
+        "group": "all",
+        "discharges": 9,
+        "followed_up": 5,
+        "follow_up_pct": 55.6,
+        "readmitted_first": 1,
+        "incomplete": 1,
+    }
     # 72 hours: complete F1-F8, F10, F11 = 10; followed up F2, F3, F11 = 3 (30%).
     assert without_series(group(report, "follow_up_72h")) == {
-        "group": "all", "discharges": 10, "followed_up": 3, "follow_up_pct": 30.0,
-        "readmitted_first": 1, "incomplete": 0}
+        "group": "all",
+        "discharges": 10,
+        "followed_up": 3,
+        "follow_up_pct": 30.0,
+        "readmitted_first": 1,
+        "incomplete": 0,
+    }
 
     per_person = measured.report(FIRST, LAST, per_person=True)
     statuses = sorted(r["status"] for r in per_person["measures"]["follow_up_7d"]["per_person"])
-    assert statuses == sorted(["none", "followed_up", "followed_up", "followed_up",
-                               "followed_up", "none", "none", "readmitted_first",
-                               "incomplete", "followed_up"])
+    assert statuses == sorted(
+        [
+            "none",
+            "followed_up",
+            "followed_up",
+            "followed_up",
+            "followed_up",
+            "none",
+            "none",
+            "readmitted_first",
+            "incomplete",
+            "followed_up",
+        ]
+    )

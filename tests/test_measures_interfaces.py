@@ -45,13 +45,15 @@ def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     get_settings.cache_clear()
 
 
-def test_cli_api_and_folds_give_the_same_numbers(demo: Measured, cli, client: TestClient,
-                                                 ledger: Ledger, settings: Settings) -> None:
+def test_cli_api_and_folds_give_the_same_numbers(
+    demo: Measured, cli, client: TestClient, ledger: Ledger, settings: Settings
+) -> None:
     args = ["--from", PERIOD["from"], "--to", PERIOD["to"], "--by", "organisation"]
     from_cli = cli(*args, "--format", "json")
     assert from_cli.exit_code == 0, from_cli.output
-    from_api = client.get("/v1/measures", params={**PERIOD, "by": "organisation"},
-                          headers=auth("evaluator"))
+    from_api = client.get(
+        "/v1/measures", params={**PERIOD, "by": "organisation"}, headers=auth("evaluator")
+    )
     assert from_api.status_code == 200
     assert json.loads(from_cli.stdout) == from_api.json()
     report = from_api.json()
@@ -60,8 +62,11 @@ def test_cli_api_and_folds_give_the_same_numbers(demo: Measured, cli, client: Te
     assert group(report, "readmission_30d")["discharges"] > 0  # the cohort has data
 
     csv_cli = cli(*args, "--format", "csv")
-    csv_api = client.get("/v1/measures", params={**PERIOD, "by": "organisation",
-                                                 "format": "csv"}, headers=auth("evaluator"))
+    csv_api = client.get(
+        "/v1/measures",
+        params={**PERIOD, "by": "organisation", "format": "csv"},
+        headers=auth("evaluator"),
+    )
     assert csv_api.headers["content-type"].startswith("text/csv")
     assert csv_cli.stdout == csv_api.text
     rows = list(csv.reader(io.StringIO(csv_api.text)))
@@ -76,15 +81,19 @@ def test_cli_api_and_folds_give_the_same_numbers(demo: Measured, cli, client: Te
     # The same measures straight from the folds over the recorded events (no tables).
     people = fold.people(ledger.read_log(0, 1_000_000))
     config = FoldConfig.from_settings(settings)
-    population = measures.from_folds(fold.prepare(events, root, config)
-                                     for root, events in people.items())
-    period = measures.Period.checked(date.fromisoformat(PERIOD["from"]),
-                                     date.fromisoformat(PERIOD["to"]), settings.zone)
-    direct = measures.compute(population, period, settings, by="organisation",
-                              per_person=True, unsuppressed=True)
+    population = measures.from_folds(
+        fold.prepare(events, root, config) for root, events in people.items()
+    )
+    period = measures.Period.checked(
+        date.fromisoformat(PERIOD["from"]), date.fromisoformat(PERIOD["to"]), settings.zone
+    )
+    direct = measures.compute(
+        population, period, settings, by="organisation", per_person=True, unsuppressed=True
+    )
     with ledger.connection() as conn:
-        projected = measures.report(conn, period, settings, by="organisation",
-                                    per_person=True, unsuppressed=True)
+        projected = measures.report(
+            conn, period, settings, by="organisation", per_person=True, unsuppressed=True
+        )
     assert direct["measures"] == projected["measures"]
 
 
@@ -101,12 +110,14 @@ def test_who_may_read_the_measures(demo: Measured, client: TestClient) -> None:
     for role in ("auditor", "admin"):
         answer = client.get(url, params=exact, headers=auth(role))
         assert answer.status_code == 200 and answer.json()["suppression"] == {"applied": False}
-    backwards = client.get(url, params={"from": "2025-01-02", "to": "2025-01-01"},
-                           headers=auth("evaluator"))
+    backwards = client.get(
+        url, params={"from": "2025-01-02", "to": "2025-01-01"}, headers=auth("evaluator")
+    )
     assert backwards.status_code == 422
     assert backwards.headers["content-type"] == "application/problem+json"
-    per_person = client.get(url, params={**PERIOD, "per_person": "true"},
-                            headers=auth("evaluator")).json()
+    per_person = client.get(
+        url, params={**PERIOD, "per_person": "true"}, headers=auth("evaluator")
+    ).json()
     rows = per_person["measures"]["continuity"]["per_person"]
     assert rows and all(len(r["pseudonym"]) == 64 for r in rows)
 

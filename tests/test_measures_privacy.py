@@ -18,19 +18,30 @@ from tests.journeys import Journey
 
 def test_counts_one_to_seven_are_suppressed_others_rounded_to_five() -> None:
     rule = Suppression(7, 5)
-    assert [rule.count(n) for n in range(0, 9)] == [0, None, None, None, None, None, None,
-                                                    None, 10]
+    assert [rule.count(n) for n in range(0, 9)] == [0, None, None, None, None, None, None, None, 10]
     # Nearest multiple of 5: 12 -> 10, 13 -> 15, 17 -> 15, 18 -> 20, 22 -> 20, 23 -> 25.
     assert [rule.count(n) for n in (9, 10, 12, 13, 17, 18, 22, 23, 1234)] == [
-        10, 10, 10, 15, 15, 20, 20, 25, 1235]
+        10,
+        10,
+        10,
+        15,
+        15,
+        20,
+        20,
+        25,
+        1235,
+    ]
     assert Suppression(3, 1).count(4) == 4  # configurable: suppress 1-3, no rounding
     assert Suppression(0, 10).count(1) == 0  # no suppression, rounding to 10
     assert Suppression(2, 2).count(3) == 4  # halves round up
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=0, max_value=20),
-       st.integers(min_value=1, max_value=50))
+@given(
+    st.integers(min_value=0, max_value=10**6),
+    st.integers(min_value=0, max_value=20),
+    st.integers(min_value=1, max_value=50),
+)
 def test_suppression_rule_holds_for_any_count(n: int, hidden: int, base: int) -> None:
     shown = Suppression(hidden, base).count(n)
     if 1 <= n <= hidden:
@@ -41,17 +52,29 @@ def test_suppression_rule_holds_for_any_count(n: int, hidden: int, base: int) ->
 
 def test_rates_and_statistics_follow_their_counts() -> None:
     rule = Suppression(7, 5)
-    shape = Shape(counts=("num", "den", "units"), rates={"pct": ("num", "den")},
-                  stats={"median": "units"})
+    shape = Shape(
+        counts=("num", "den", "units"), rates={"pct": ("num", "den")}, stats={"median": "units"}
+    )
     # 3 of 40: the rate uses the exact counts but is hidden because 3 is.
     assert rule.row({"num": 3, "den": 40, "pct": 7.5, "units": 40, "median": 2.0}, shape) == {
-        "num": None, "den": 40, "pct": None, "units": 40, "median": 2.0}
+        "num": None,
+        "den": 40,
+        "pct": None,
+        "units": 40,
+        "median": 2.0,
+    }
     # 12 of 41: shown as 10 of 40, the rate stays 29.3 (from 12 / 41, not 10 / 40).
     assert rule.row({"num": 12, "den": 41, "pct": 29.3, "units": 5, "median": 2.0}, shape) == {
-        "num": 10, "den": 40, "pct": 29.3, "units": None, "median": None}
+        "num": 10,
+        "den": 40,
+        "pct": 29.3,
+        "units": None,
+        "median": None,
+    }
     # Zero is not a small number: 0 of 9 shows.
-    assert rule.row({"num": 0, "den": 9, "pct": 0.0, "units": 9, "median": 1.0}, shape)[
-        "pct"] == 0.0
+    assert (
+        rule.row({"num": 0, "den": 9, "pct": 0.0, "units": 9, "median": 1.0}, shape)["pct"] == 0.0
+    )
 
 
 def test_pseudonyms_are_keyed_hmacs_of_the_internal_id() -> None:
@@ -83,8 +106,7 @@ def test_evaluator_output_is_suppressed_and_pseudonymised(measured: Measured) ->
     readmission = group(shown, "readmission_30d")
     assert readmission["discharges"] == 10 and readmission["readmitted"] is None
     assert readmission["readmission_pct"] is None  # 3 is suppressed, so is the rate
-    assert shown["suppression"] == {"applied": True, "suppressed_counts": "1-7",
-                                    "rounded_to": 5}
+    assert shown["suppression"] == {"applied": True, "suppressed_counts": "1-7", "rounded_to": 5}
 
     text = json.dumps(shown)
     key = measured.settings.pseudonym_key

@@ -38,20 +38,40 @@ def people() -> dict[uuid.UUID, list[RecordedEvent]]:
         env = parse_envelope(item)
         content = envelope_content(env)
         patient = uuid.uuid5(uuid.NAMESPACE_OID, env.nhs_number)
-        found[patient].append(RecordedEvent(
-            position, uuid.UUID(str(env.event_id)), patient, len(found[patient]) + 1,
-            content["type"], content["schema_version"], env.occurred_at,
-            RECORDED + timedelta(seconds=position), content["source"],
-            content["recorded_by"], content["data"], "", None))
+        found[patient].append(
+            RecordedEvent(
+                position,
+                uuid.UUID(str(env.event_id)),
+                patient,
+                len(found[patient]) + 1,
+                content["type"],
+                content["schema_version"],
+                env.occurred_at,
+                RECORDED + timedelta(seconds=position),
+                content["source"],
+                content["recorded_by"],
+                content["data"],
+                "",
+                None,
+            )
+        )
     return dict(found)
 
 
 def population(before: datetime | None = None) -> Population:
     """Everyone, or only what occurred before ``before`` (plus every correction)."""
     return from_folds(
-        prepare([e for e in events if before is None or e.occurred_at < before
-                 or e.type in CORRECTIONS], patient, CONFIG)
-        for patient, events in people().items())
+        prepare(
+            [
+                e
+                for e in events
+                if before is None or e.occurred_at < before or e.type in CORRECTIONS
+            ],
+            patient,
+            CONFIG,
+        )
+        for patient, events in people().items()
+    )
 
 
 @cache
@@ -60,14 +80,16 @@ def everything() -> Population:
 
 
 @settings(max_examples=12, deadline=None)
-@given(first=st.dates(min_value=date(2024, 2, 1), max_value=date(2025, 9, 1)),
-       days=st.integers(min_value=30, max_value=300))
-def test_a_period_depends_only_on_what_occurred_before_its_end(first: date, days: int
-                                                              ) -> None:
+@given(
+    first=st.dates(min_value=date(2024, 2, 1), max_value=date(2025, 9, 1)),
+    days=st.integers(min_value=30, max_value=300),
+)
+def test_a_period_depends_only_on_what_occurred_before_its_end(first: date, days: int) -> None:
     period = Period.checked(first, first + timedelta(days=days - 1), SETTINGS.zone)
     full = compute(everything(), period, SETTINGS, per_person=True, unsuppressed=True)
-    cut = compute(population(before=period.end), period, SETTINGS, per_person=True,
-                  unsuppressed=True)
+    cut = compute(
+        population(before=period.end), period, SETTINGS, per_person=True, unsuppressed=True
+    )
     assert full["measures"] == cut["measures"]
 
     coverage = group(full, "coverage")
@@ -82,5 +104,4 @@ def test_a_period_depends_only_on_what_occurred_before_its_end(first: date, days
         follow = group(full, name)
         assert follow["followed_up"] + follow["readmitted_first"] <= follow["discharges"]
     reviews = group(full, "care_plan_reviews")
-    assert reviews["on_time"] + reviews["late"] + reviews["not_reviewed"] == \
-        reviews["reviews_due"]
+    assert reviews["on_time"] + reviews["late"] + reviews["not_reviewed"] == reviews["reviews_due"]

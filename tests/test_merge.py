@@ -21,8 +21,7 @@ NHS_D = "9990000018"
 def merge(survivor: str, merged: str, **kwargs: Any) -> dict[str, Any]:
     kwargs.setdefault("organisation", "RXH01")
     kwargs.setdefault("setting", "acute")
-    return envelope("PatientsMerged", nhs=survivor, data={"merged_nhs_number": merged},
-                    **kwargs)
+    return envelope("PatientsMerged", nhs=survivor, data={"merged_nhs_number": merged}, **kwargs)
 
 
 def pid(ledger: Ledger, nhs: str) -> UUID:
@@ -37,8 +36,10 @@ def types(ledger: Ledger, patient: UUID, **kwargs: Any) -> list[str]:
 
 def standing(database_url: str) -> list[tuple[UUID, UUID]]:
     with psycopg.connect(database_url) as conn:
-        return conn.execute("SELECT merged_patient_id, survivor_patient_id FROM person_merges"
-                            " WHERE standing ORDER BY 1").fetchall()
+        return conn.execute(
+            "SELECT merged_patient_id, survivor_patient_id FROM person_merges"
+            " WHERE standing ORDER BY 1"
+        ).fetchall()
 
 
 def test_merge_is_stored_by_patient_id_and_redirects_both_numbers(
@@ -54,12 +55,21 @@ def test_merge_is_stored_by_patient_id_and_redirects_both_numbers(
     assert pid(ledger, NHS_A) == pid(ledger, NHS_B) == b
     assert standing(database_url) == [(a, b)]
     # new events by either number land on the survivor
-    ledger.append_batch([envelope("ContactRecorded", nhs=NHS_A, at=later(2)),
-                         envelope("ContactRecorded", nhs=NHS_B, at=later(3))])
+    ledger.append_batch(
+        [
+            envelope("ContactRecorded", nhs=NHS_A, at=later(2)),
+            envelope("ContactRecorded", nhs=NHS_B, at=later(3)),
+        ]
+    )
     assert {e.patient_id for e in ledger.history(b) if e.type == "ContactRecorded"} == {b}
     # the survivor's history includes the merged person's events, in ledger order
-    assert types(ledger, b) == ["PatientRegistered", "CaseIdentified", "PatientsMerged",
-                                "ContactRecorded", "ContactRecorded"]
+    assert types(ledger, b) == [
+        "PatientRegistered",
+        "CaseIdentified",
+        "PatientsMerged",
+        "ContactRecorded",
+        "ContactRecorded",
+    ]
     assert ledger.verify(a) is None and ledger.verify(b) is None  # hashes the stored form
 
 
@@ -112,11 +122,13 @@ def test_chains_are_transitive_and_the_named_survivor_is_resolved(
 
 
 def test_merge_early_in_a_batch_redirects_later_items(ledger: Ledger) -> None:
-    result = ledger.append_batch([
-        envelope(nhs=NHS_B),
-        merge(NHS_B, NHS_A, at=later(1)),
-        envelope("CaseIdentified", nhs=NHS_A, at=later(2)),
-    ])
+    result = ledger.append_batch(
+        [
+            envelope(nhs=NHS_B),
+            merge(NHS_B, NHS_A, at=later(1)),
+            envelope("CaseIdentified", nhs=NHS_A, at=later(2)),
+        ]
+    )
     assert [i.status for i in result.items] == ["recorded"] * 3
     b = pid(ledger, NHS_B)
     assert types(ledger, b) == ["PatientRegistered", "PatientsMerged", "CaseIdentified"]
@@ -171,8 +183,11 @@ def test_history_known_at_follows_the_merges_the_ledger_knew(ledger: Ledger) -> 
     ledger.append(retraction(merged, nhs=NHS_B, at=later(2)))
     b = pid(ledger, NHS_B)
     assert types(ledger, b, known_at=before_merge) == ["PatientRegistered"]
-    assert types(ledger, b, known_at=while_merged) == ["PatientRegistered",
-                                                       "PatientRegistered", "PatientsMerged"]
+    assert types(ledger, b, known_at=while_merged) == [
+        "PatientRegistered",
+        "PatientRegistered",
+        "PatientsMerged",
+    ]
     assert types(ledger, b) == ["PatientRegistered", "PatientsMerged", "EventRetracted"]
 
 
@@ -187,8 +202,12 @@ def test_erasing_a_merged_person_erases_every_number_of_that_person(
     assert ledger.patient_id(NHS_C) is not None
     # history stays, unlinkable; a new event for either number opens a new person
     assert len(ledger.history(b)) == 3 and ledger.verify(b) is None
-    ledger.append_batch([envelope("CaseIdentified", nhs=NHS_A, at=later(2)),
-                         envelope("CaseIdentified", nhs=NHS_B, at=later(2))])
+    ledger.append_batch(
+        [
+            envelope("CaseIdentified", nhs=NHS_A, at=later(2)),
+            envelope("CaseIdentified", nhs=NHS_B, at=later(2)),
+        ]
+    )
     new_a, new_b = pid(ledger, NHS_A), pid(ledger, NHS_B)
     assert len({new_a, new_b, a, b}) == 4
     assert types(ledger, new_a) == ["CaseIdentified"]
@@ -217,12 +236,16 @@ def test_racing_conflicting_merges_record_one(ledger: Ledger) -> None:
 
 def test_a40_through_the_adt_adapter(ledger: Ledger) -> None:
     settings = Settings(adt_facilities=FACILITIES)
-    results = append_messages(ledger, [
-        adt("A01", control="1", nhs=NHS_A, encounter="V1"),
-        adt("A01", control="2", nhs=NHS_B, encounter="V2", at="202603031015"),
-        adt("A40", control="3", nhs=NHS_B, merged_nhs=NHS_A, at="202603041015"),
-        adt("A03", control="4", nhs=NHS_A, encounter="V1", at="202603051015"),
-    ], settings)
+    results = append_messages(
+        ledger,
+        [
+            adt("A01", control="1", nhs=NHS_A, encounter="V1"),
+            adt("A01", control="2", nhs=NHS_B, encounter="V2", at="202603031015"),
+            adt("A40", control="3", nhs=NHS_B, merged_nhs=NHS_A, at="202603041015"),
+            adt("A03", control="4", nhs=NHS_A, encounter="V1", at="202603051015"),
+        ],
+        settings,
+    )
     assert [r.status for r in results] == ["recorded"] * 4
     b = pid(ledger, NHS_B)
     assert pid(ledger, NHS_A) == b

@@ -22,8 +22,9 @@ PERIOD = {"from": "2025-03-01", "to": "2025-08-31"}
 
 
 def sign_in(client: TestClient, name: str, next_page: str = "/pages/") -> None:
-    answer = client.post("/pages/sign-in", data={"api_key": KEYS[name], "next": next_page},
-                         follow_redirects=False)
+    answer = client.post(
+        "/pages/sign-in", data={"api_key": KEYS[name], "next": next_page}, follow_redirects=False
+    )
     assert answer.status_code == 303, answer.text
     cookie = answer.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/pages" in cookie
@@ -38,8 +39,7 @@ def cohort() -> list[Journey]:
         person.admit("2025-04-01 10:00", f"E{i}")
         person.discharge("2025-04-05 10:00", f"E{i}")
         if i < 12:
-            person.contact("2025-04-06 10:00", "N100", setting="community",
-                           organisation="RYX01")
+            person.contact("2025-04-06 10:00", "N100", setting="community", organisation="RYX01")
         if i >= 10:
             person.admit("2025-04-20 10:00", f"R{i}")
         people.append(person)
@@ -66,15 +66,22 @@ def test_sign_in_and_roles(measured: Measured, client: TestClient) -> None:
     assert "script-src" not in page.headers["content-security-policy"]  # no script at all
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
     assert client.get(f"/pages/journey/{nhs}").status_code == 403  # person-level: no
-    api = client.get("/v1/measures", params=PERIOD, headers={
-        "Authorization": f"Bearer {KEYS['evaluator']}"}).json()
+    api = client.get(
+        "/v1/measures", params=PERIOD, headers={"Authorization": f"Bearer {KEYS['evaluator']}"}
+    ).json()
     readmission = group(api, "readmission_30d")
     assert readmission["discharges"] == 20 and readmission["readmitted"] == 10
-    cell = re.search(r'data-measure="readmission_30d" data-group="all" '
-                     r'data-metric="readmission_pct" data-value="([^"]*)"', page.text)
+    cell = re.search(
+        r'data-measure="readmission_30d" data-group="all" '
+        r'data-metric="readmission_pct" data-value="([^"]*)"',
+        page.text,
+    )
     assert cell and float(cell.group(1)) == readmission["readmission_pct"] == 50.0
-    follow = re.search(r'data-measure="follow_up_7d" data-group="all" '
-                       r'data-metric="followed_up" data-value="([^"]*)"', page.text)
+    follow = re.search(
+        r'data-measure="follow_up_7d" data-group="all" '
+        r'data-metric="followed_up" data-value="([^"]*)"',
+        page.text,
+    )
     assert follow and int(follow.group(1)) == group(api, "follow_up_7d")["followed_up"] == 10
 
     client.post("/pages/sign-out")
@@ -92,14 +99,16 @@ def test_sign_in_and_roles(measured: Measured, client: TestClient) -> None:
     assert looked_up.headers["location"] == f"/pages/journey/{nhs}"
 
 
-def test_other_sites_and_revoked_keys(ledger: Ledger, api_settings: Settings,
-                                      tmp_path: Path) -> None:
+def test_other_sites_and_revoked_keys(
+    ledger: Ledger, api_settings: Settings, tmp_path: Path
+) -> None:
     keys_file = tmp_path / "keys.json"
     key = add_key(keys_file, Role.AUDITOR, (), "temporary")
     app = create_app(api_settings.model_copy(update={"api_keys_file": keys_file}), ledger)
     with TestClient(app) as client:
-        forged = client.post("/pages/sign-in", data={"api_key": key},
-                             headers={"Sec-Fetch-Site": "cross-site"})
+        forged = client.post(
+            "/pages/sign-in", data={"api_key": key}, headers={"Sec-Fetch-Site": "cross-site"}
+        )
         assert forged.status_code == 403
         signed = client.post("/pages/sign-in", data={"api_key": key}, follow_redirects=False)
         assert signed.status_code == 303

@@ -32,8 +32,15 @@ from tests.fixtures_measures import Measured
 from tests.journeys import Journey
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 COHORT = 300  # big enough that suppression (1-7, nearest 5) leaves every chart data
 
@@ -42,19 +49,39 @@ def busy_journey() -> Journey:
     """One person with exactly 300 events over two years, in every lane."""
     p = Journey(900, registered="2024-01-05 09:00")
     p.identify("2024-01-10 10:00")
-    p.assign("2024-01-20 10:00", "N1", role="practice_nurse", organisation="A81001",
-             setting="primary_care")
+    p.assign(
+        "2024-01-20 10:00",
+        "N1",
+        role="practice_nurse",
+        organisation="A81001",
+        setting="primary_care",
+    )
     p.hand_off("2024-05-01 10:00", "N1", "N2")
-    p.hand_off("2024-09-01 10:00", "N2", "S1", role="social_worker", organisation="LA301",
-               setting="social_care")
+    p.hand_off(
+        "2024-09-01 10:00",
+        "N2",
+        "S1",
+        role="social_worker",
+        organisation="LA301",
+        setting="social_care",
+    )
     p.release("2025-02-01 10:00", "S1")  # a gap with no named coordinator
-    p.assign("2025-03-15 10:00", "M1", role="mental_health_professional",
-             organisation="RV505", setting="mental_health")
+    p.assign(
+        "2025-03-15 10:00",
+        "M1",
+        role="mental_health_professional",
+        organisation="RV505",
+        setting="mental_health",
+    )
     p.hand_off("2025-08-01 10:00", "M1", "N3")
     p.plan("2024-02-01 10:00", "CP1", "2024-05-01")
-    for at, due in (("2024-04-28", "2024-08-01"), ("2024-08-10", "2024-11-01"),
-                    ("2025-01-15", "2025-04-15"), ("2025-04-10", "2025-07-10"),
-                    ("2025-07-01", "2026-01-01")):
+    for at, due in (
+        ("2024-04-28", "2024-08-01"),
+        ("2024-08-10", "2024-11-01"),
+        ("2025-01-15", "2025-04-15"),
+        ("2025-04-10", "2025-07-10"),
+        ("2025-07-01", "2026-01-01"),
+    ):
         p.review(f"{at} 11:00", "CP1", due)
     p.admit("2024-03-10 08:00", "H1")
     p.discharge("2024-03-14 12:00", "H1")
@@ -70,22 +97,35 @@ def busy_journey() -> Journey:
     p.discharge("2025-10-15 12:00", "H6")
     for i in range(8):
         p.outcome(f"2024-{i + 2:02d}-15 10:00", "P3CEQ", 10 + i)
-    for i, (made, seen) in enumerate((("2024-02-10", "2024-03-01"), ("2024-06-01",
-                                      "2024-06-20"), ("2025-03-01", "2025-04-02"))):
+    for i, (made, seen) in enumerate(
+        (("2024-02-10", "2024-03-01"), ("2024-06-01", "2024-06-20"), ("2025-03-01", "2025-04-02"))
+    ):
         p.refer(f"{made} 10:00", f"REF{i}")
         p.first_contact(f"{seen} 10:00", f"REF{i}")
     wrong = p.contact("2024-01-25 10:00", "G100")
-    p.add("EventRetracted", "2024-01-26 10:00",
-          {"retracted_event_id": wrong["event_id"], "reason": "entered in error"})
-    settings = ("primary_care", "community", "mental_health", "social_care", "voluntary",
-                "home")
-    orgs = {"primary_care": "A81001", "community": "RYX01", "mental_health": "RV505",
-            "social_care": "LA301", "voluntary": "VOL01", "home": "RYX01"}
+    p.add(
+        "EventRetracted",
+        "2024-01-26 10:00",
+        {"retracted_event_id": wrong["event_id"], "reason": "entered in error"},
+    )
+    settings = ("primary_care", "community", "mental_health", "social_care", "voluntary", "home")
+    orgs = {
+        "primary_care": "A81001",
+        "community": "RYX01",
+        "mental_health": "RV505",
+        "social_care": "LA301",
+        "voluntary": "VOL01",
+        "home": "RYX01",
+    }
     for i in range(300 - len(p.events)):  # contacts every few days, across the lanes
         day = 20 + i * 2.6
         setting = settings[i % len(settings)]
-        p.contact(f"{_date(day)} {9 + i % 8:02d}:15", f"P{i % 5}", setting=setting,
-                  organisation=orgs[setting])
+        p.contact(
+            f"{_date(day)} {9 + i % 8:02d}:15",
+            f"P{i % 5}",
+            setting=setting,
+            organisation=orgs[setting],
+        )
     assert len(p.events) == 300
     return p
 
@@ -113,8 +153,15 @@ def served(measured: Measured, ledger: Ledger, api_settings: Settings) -> Iterat
     busy = busy_journey()
     measured.record(delivery_order(list(generate_people(people=COHORT, seed=5)), 5), busy)
     port = _free_port()
-    server = _Server(uvicorn.Config(create_app(api_settings, ledger), host="127.0.0.1",
-                                    port=port, log_level="warning", access_log=False))
+    server = _Server(
+        uvicorn.Config(
+            create_app(api_settings, ledger),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -136,8 +183,9 @@ def _sign_in(page: Page, base: str, path: str, who: str) -> None:
 
 
 def test_pages_in_chromium(served: str) -> None:
-    assert Path(CHROMIUM).exists(), ("Debian's Chromium is missing: `make test` installs it "
-                                     "(apt-get install -y chromium)")
+    assert Path(CHROMIUM).exists(), (
+        "Debian's Chromium is missing: `make test` installs it (apt-get install -y chromium)"
+    )
     base, nhs = served.split("|")
     OUTPUT.mkdir(exist_ok=True)
     problems: list[str] = []
@@ -148,8 +196,12 @@ def test_pages_in_chromium(served: str) -> None:
 
     with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
         browser = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=FLAGS, headless=True,
-            viewport={"width": 1300, "height": 900})
+            profile,
+            executable_path=CHROMIUM,
+            args=FLAGS,
+            headless=True,
+            viewport={"width": 1300, "height": 900},
+        )
         page = browser.new_page()
         page.on("console", on_console)
         page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
@@ -163,8 +215,13 @@ def test_pages_in_chromium(served: str) -> None:
         lanes = page.locator("svg#journey-chart rect.lane")
         assert lanes.count() >= 7
         assert {lanes.nth(i).get_attribute("data-lane") for i in range(lanes.count())} >= {
-            "primary_care", "acute", "community", "mental_health", "social_care",
-            "voluntary"}
+            "primary_care",
+            "acute",
+            "community",
+            "mental_health",
+            "social_care",
+            "voluntary",
+        }
         assert page.locator("#coordinator-band rect.band.named").count() >= 4
         assert page.locator("#coordinator-band rect.band.gap").count() >= 2
         assert page.locator("#coordinator-band g.handoff").count() == 3
@@ -200,20 +257,25 @@ def test_pages_in_chromium(served: str) -> None:
         last = page.locator("input[name=to]").input_value()
         request = urllib.request.Request(
             f"{base}/v1/measures?from={first}&to={last}",
-            headers={"Authorization": f"Bearer {KEYS['evaluator']}"})
+            headers={"Authorization": f"Bearer {KEYS['evaluator']}"},
+        )
         with urllib.request.urlopen(request, timeout=60) as answer:
             api = json.load(answer)
-        for measure, metric in (("readmission_30d", "readmission_pct"),
-                                ("time_to_coordinator", "median_days"),
-                                ("coverage", "uncovered_days"),
-                                ("continuity", "median_coc")):
-            cell = page.locator(f'td[data-measure="{measure}"][data-group="all"]'
-                                f'[data-metric="{metric}"]')
+        for measure, metric in (
+            ("readmission_30d", "readmission_pct"),
+            ("time_to_coordinator", "median_days"),
+            ("coverage", "uncovered_days"),
+            ("continuity", "median_coc"),
+        ):
+            cell = page.locator(
+                f'td[data-measure="{measure}"][data-group="all"][data-metric="{metric}"]'
+            )
             expected = api["measures"][measure]["groups"][0][metric]
             assert expected is not None, (measure, metric)
             assert float(cell.get_attribute("data-value") or "nan") == expected
         assert page.locator("#report-meta").get_attribute("data-position") == str(
-            api["computed_at"]["position"])
+            api["computed_at"]["position"]
+        )
         page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
         browser.close()
     assert not problems, problems

@@ -27,22 +27,32 @@ REG = "PatientRegistered"
 
 
 def handoff(frm: str, to: str, at: float) -> dict:
-    return fact("CoordinatorHandedOff", at, {
-        "from_id": frm, "to": {"id": to, "role": "specialist_nurse", "organisation": "RYX01",
-                               "setting": "community"}})
+    return fact(
+        "CoordinatorHandedOff",
+        at,
+        {
+            "from_id": frm,
+            "to": {
+                "id": to,
+                "role": "specialist_nurse",
+                "organisation": "RYX01",
+                "setting": "community",
+            },
+        },
+    )
 
 
 # -- coordinators -------------------------------------------------------------------------
 
 
 def test_handoff_delivered_before_its_assignment_lands_where_it_occurred() -> None:
-    reg, assigned, handed = fact(REG, 0), fact("CoordinatorAssigned", 1), handoff("N100",
-                                                                                 "S200", 2)
+    reg, assigned, handed = fact(REG, 0), fact("CoordinatorAssigned", 1), handoff("N100", "S200", 2)
     ledger = Ledger()
     ledger.deliver(reg, handed)
     early = prepare(ledger.events)
     assert [f.kind for f in coordinators.fold(early).findings] == [
-        "handoff_from_non_coordinator"]  # the assignment is not known yet
+        "handoff_from_non_coordinator"
+    ]  # the assignment is not known yet
     ledger.deliver(assigned)
     person = prepare(ledger.events)
     fold = coordinators.fold(person)
@@ -57,8 +67,7 @@ def test_handoff_delivered_before_its_assignment_lands_where_it_occurred() -> No
 
 
 def test_retraction_of_a_handoff_removes_it_and_retracting_that_restores_it() -> None:
-    reg, assigned, handed = fact(REG, 0), fact("CoordinatorAssigned", 1), handoff("N100",
-                                                                                 "S200", 2)
+    reg, assigned, handed = fact(REG, 0), fact("CoordinatorAssigned", 1), handoff("N100", "S200", 2)
     undo = retract(handed, 3)
     person = prepare(recorded(reg, assigned, handed, undo))
     fold = coordinators.fold(person)
@@ -153,8 +162,9 @@ def test_cancel_of_a_discharge_voids_it_even_before_it_arrives() -> None:
     person = prepare(ledger.events)
     [spell] = timeline.fold(person).spells
     assert spell.discharged_at == hours(40)
-    status = {e.event.event_id: (e.status, e.voided_by and e.voided_by.event_id)
-              for e in person.entries}
+    status = {
+        e.event.event_id: (e.status, e.voided_by and e.voided_by.event_id) for e in person.entries
+    }
     assert status[premature["event_id"]] == (CANCELLED, cancel["event_id"])
     assert status[real["event_id"]] == (STANDING, None)
     assert "cancel_without_target" not in [f.kind for f in person.findings]
@@ -162,8 +172,9 @@ def test_cancel_of_a_discharge_voids_it_even_before_it_arrives() -> None:
 
 def test_cancel_never_voids_what_occurred_after_it_and_takes_the_latest_before() -> None:
     admitted, transfer1 = fact("Admitted", 0), fact("Transferred", 2)
-    transfer2 = fact("Transferred", 3, {"encounter_id": "E1", "from_location": "Ward 7",
-                                        "to_location": "ICU"})
+    transfer2 = fact(
+        "Transferred", 3, {"encounter_id": "E1", "from_location": "Ward 7", "to_location": "ICU"}
+    )
     cancel, later = fact("TransferCancelled", 4), fact("Transferred", 5)
     person = prepare(recorded(admitted, transfer1, transfer2, cancel, later))
     status = {e.event.event_id: e.status for e in person.entries}
@@ -174,8 +185,9 @@ def test_cancel_never_voids_what_occurred_after_it_and_takes_the_latest_before()
 
 
 def test_cancelled_admission_leaves_no_spell() -> None:
-    person = prepare(recorded(fact("Admitted", 0), fact("AdmissionCancelled", 1),
-                              fact("Discharged", 8)))
+    person = prepare(
+        recorded(fact("Admitted", 0), fact("AdmissionCancelled", 1), fact("Discharged", 8))
+    )
     line = timeline.fold(person)
     assert line.spells == ()
     assert [f.kind for f in line.findings] == ["discharge_without_admission"]
@@ -185,18 +197,21 @@ def test_cancelled_admission_leaves_no_spell() -> None:
 
 
 def test_care_plan_goals_reviews_and_plan_findings() -> None:
-    person = prepare(recorded(
-        fact("CarePlanAgreed", 0), fact("CarePlanRevised", 1),
-        fact("CarePlanRevised", 2, {"plan_id": "P1", "dropped": ["g7"]}),
-        fact("CarePlanReviewed", 3), fact("CarePlanClosed", 4),
-        fact("CarePlanReviewed", 5),
-    ))
+    person = prepare(
+        recorded(
+            fact("CarePlanAgreed", 0),
+            fact("CarePlanRevised", 1),
+            fact("CarePlanRevised", 2, {"plan_id": "P1", "dropped": ["g7"]}),
+            fact("CarePlanReviewed", 3),
+            fact("CarePlanClosed", 4),
+            fact("CarePlanReviewed", 5),
+        )
+    )
     fold = care_plans.fold(person)
     [plan] = fold.plans
     assert plan.status == "closed" and plan.reviews == 1 and plan.revisions == 2
     assert plan.review_due == date(2026, 9, 1)
-    assert [(g["goal_id"], g["status"]) for g in plan.goals] == [("g1", "achieved"),
-                                                                ("g2", "open")]
+    assert [(g["goal_id"], g["status"]) for g in plan.goals] == [("g1", "achieved"), ("g2", "open")]
     assert [f.kind for f in fold.findings] == ["unknown_goal", "unknown_plan"]
     active = care_plans.fold(prepare(recorded(fact("CarePlanAgreed", 0)))).plans[0]
     assert care_plans.review_overdue(active, date(2026, 6, 2))
@@ -228,8 +243,9 @@ def test_late_arrivals_are_judged_against_the_journey_not_the_wall_clock() -> No
 
 
 def merge(survivor_fact_at: float, merged=OTHER, survivor=PATIENT) -> dict:
-    return fact("PatientsMerged", survivor_fact_at, {"merged_patient_id": str(merged)},
-                patient=survivor)
+    return fact(
+        "PatientsMerged", survivor_fact_at, {"merged_patient_id": str(merged)}, patient=survivor
+    )
 
 
 def test_a_standing_merge_folds_both_streams_and_a_retracted_one_neither() -> None:
@@ -260,8 +276,7 @@ def test_a_standing_merge_folds_both_streams_and_a_retracted_one_neither() -> No
 
 
 def test_replay_answers_as_of_an_occurred_time_and_as_known_at_a_recorded_time() -> None:
-    reg, assigned, handed = fact(REG, 0), fact("CoordinatorAssigned", 1), handoff("N100",
-                                                                                 "S200", 5)
+    reg, assigned, handed = fact(REG, 0), fact("CoordinatorAssigned", 1), handoff("N100", "S200", 5)
     contact = fact("ContactRecorded", 6)
     events = recorded(reg, assigned, handed, contact, retract(contact, 7))
     handoff_known = events[2].recorded_at
@@ -277,4 +292,7 @@ def test_replay_answers_as_of_an_occurred_time_and_as_known_at_a_recorded_time()
     assert [e["status"] for e in now["timeline"]][-2:] == ["retracted", "recorded"]
     assert now["coordinator_as_of"]["coordinator"]["id"] == "S200"
     assert [i["coordinator_id"] for i in now["coordinator_intervals"]] == [
-        "G1234567", "N100", "S200"]
+        "G1234567",
+        "N100",
+        "S200",
+    ]

@@ -28,16 +28,18 @@ from tests.projection_events import Ledger, fact, retract
 LONDON = ZoneInfo("Europe/London")
 LATE = timedelta(days=7)
 STAFF = ["N1", "N2", "N3"]
-CANCEL_OF = {"AdmissionCancelled": "Admitted", "TransferCancelled": "Transferred",
-             "DischargeCancelled": "Discharged"}
+CANCEL_OF = {
+    "AdmissionCancelled": "Admitted",
+    "TransferCancelled": "Transferred",
+    "DischargeCancelled": "Discharged",
+}
 CORRECTIONS = {"EventRetracted", "PatientsMerged", *CANCEL_OF}
 
 # -- random journeys ---------------------------------------------------------------------
 
 
 def pro(ident: str) -> dict[str, str]:
-    return {"id": ident, "role": "community_nurse", "organisation": "RYX01",
-            "setting": "community"}
+    return {"id": ident, "role": "community_nurse", "organisation": "RYX01", "setting": "community"}
 
 
 def goal(g: str) -> dict[str, str]:
@@ -52,36 +54,70 @@ GOAL = st.sampled_from(["g1", "g2", "g3"])
 DATA: dict[str, Any] = {
     "PatientRegistered": st.builds(
         lambda p, g: {"practice": p, **({"gp_id": g} if g else {})},
-        st.sampled_from(["A81001", "A81002"]), st.sampled_from([None, "G1", "G2"])),
+        st.sampled_from(["A81001", "A81002"]),
+        st.sampled_from([None, "G1", "G2"]),
+    ),
     "CoordinatorAssigned": st.builds(lambda s: {"coordinator": pro(s)}, st.sampled_from(STAFF)),
-    "CoordinatorHandedOff": st.builds(lambda f, t: {"from_id": f, "to": pro(t)},
-                                      st.sampled_from([*STAFF, "G1", "A81001"]),
-                                      st.sampled_from(STAFF)),
+    "CoordinatorHandedOff": st.builds(
+        lambda f, t: {"from_id": f, "to": pro(t)},
+        st.sampled_from([*STAFF, "G1", "A81001"]),
+        st.sampled_from(STAFF),
+    ),
     "CoordinatorReleased": st.builds(lambda s: {"coordinator_id": s}, st.sampled_from(STAFF)),
     "JourneyClosed": st.just({"reason": "moved_away"}),
-    "Admitted": st.builds(lambda e, m: {"encounter_id": e, "hospital": "RXH01", "method": m},
-                          ENC, st.sampled_from(["emergency", "elective"])),
-    "Transferred": st.builds(lambda e, w: {"encounter_id": e, "from_location": "A",
-                                           "to_location": w}, ENC, st.sampled_from("BC")),
-    "Discharged": st.builds(lambda e, d: {"encounter_id": e, "destination": d},
-                            ENC, st.sampled_from(["usual_residence", "died"])),
+    "Admitted": st.builds(
+        lambda e, m: {"encounter_id": e, "hospital": "RXH01", "method": m},
+        ENC,
+        st.sampled_from(["emergency", "elective"]),
+    ),
+    "Transferred": st.builds(
+        lambda e, w: {"encounter_id": e, "from_location": "A", "to_location": w},
+        ENC,
+        st.sampled_from("BC"),
+    ),
+    "Discharged": st.builds(
+        lambda e, d: {"encounter_id": e, "destination": d},
+        ENC,
+        st.sampled_from(["usual_residence", "died"]),
+    ),
     **{c: st.builds(lambda e: {"encounter_id": e}, ENC) for c in CANCEL_OF},
-    "ReferralMade": st.builds(lambda r: {"referral_id": r, "priority": "routine", "to": {
-        "organisation": "RYX01", "service": "falls", "setting": "community"}}, REF),
+    "ReferralMade": st.builds(
+        lambda r: {
+            "referral_id": r,
+            "priority": "routine",
+            "to": {"organisation": "RYX01", "service": "falls", "setting": "community"},
+        },
+        REF,
+    ),
     "ReferralAccepted": st.builds(lambda r: {"referral_id": r}, REF),
     "ReferralDeclined": st.builds(lambda r: {"referral_id": r, "reason": "no"}, REF),
     "FirstContactMade": st.builds(lambda r: {"referral_id": r}, REF),
     "CarePlanAgreed": st.builds(
-        lambda p, gs, d: {"plan_id": p, "goals": [goal(g) for g in sorted(set(gs))],
-                          "agreed_with": "patient", "review_due": d},
-        PLAN, st.lists(GOAL, min_size=1, max_size=2), DUE),
+        lambda p, gs, d: {
+            "plan_id": p,
+            "goals": [goal(g) for g in sorted(set(gs))],
+            "agreed_with": "patient",
+            "review_due": d,
+        },
+        PLAN,
+        st.lists(GOAL, min_size=1, max_size=2),
+        DUE,
+    ),
     "CarePlanRevised": st.builds(
         lambda p, how, g: {"plan_id": p, how: [goal(g) if how in ("added", "changed") else g]},
-        PLAN, st.sampled_from(["added", "changed", "achieved", "dropped"]), GOAL),
+        PLAN,
+        st.sampled_from(["added", "changed", "achieved", "dropped"]),
+        GOAL,
+    ),
     "CarePlanReviewed": st.builds(lambda p, d: {"plan_id": p, "next_review_due": d}, PLAN, DUE),
     "CarePlanClosed": st.builds(lambda p: {"plan_id": p}, PLAN),
-    "ContactRecorded": st.just({"setting": "home", "mode": "phone",
-                                "with": {"id": "N1", "role": "gp", "organisation": "A81001"}}),
+    "ContactRecorded": st.just(
+        {
+            "setting": "home",
+            "mode": "phone",
+            "with": {"id": "N1", "role": "gp", "organisation": "A81001"},
+        }
+    ),
 }
 WHEN = st.integers(0, 24 * 12).map(lambda h: h - h % 6)  # six-hourly: ties are common
 GAP = st.integers(0, 60).map(lambda h: h - h % 6)
@@ -103,23 +139,37 @@ def episode(draw: st.DrawFn) -> list[tuple[int, str, dict[str, Any]]]:
     if what == "stay":
         enc = {"encounter_id": draw(ENC)}
         add("Admitted", {**enc, "hospital": "RXH01", "method": "emergency"})
-        for kind in draw(st.lists(st.sampled_from(
-                ["Transferred", "TransferCancelled", "Discharged", "DischargeCancelled"]),
-                max_size=3)):
+        for kind in draw(
+            st.lists(
+                st.sampled_from(
+                    ["Transferred", "TransferCancelled", "Discharged", "DischargeCancelled"]
+                ),
+                max_size=3,
+            )
+        ):
             add(kind, draw(DATA[kind]) | enc)
         add("Discharged", draw(DATA["Discharged"]) | enc)
     elif what == "referral":
         ref = {"referral_id": draw(REF)}
         add("ReferralMade", draw(DATA["ReferralMade"]) | ref)
-        for kind in draw(st.lists(st.sampled_from(
-                ["ReferralAccepted", "ReferralDeclined", "FirstContactMade"]), max_size=2)):
+        for kind in draw(
+            st.lists(
+                st.sampled_from(["ReferralAccepted", "ReferralDeclined", "FirstContactMade"]),
+                max_size=2,
+            )
+        ):
             add(kind, draw(DATA[kind]) | ref)
     elif what == "plan":
         plan = {"plan_id": draw(PLAN)}
         add("CarePlanAgreed", draw(DATA["CarePlanAgreed"]) | plan)
-        for kind in draw(st.lists(st.sampled_from(
-                ["CarePlanRevised", "CarePlanRevised", "CarePlanReviewed", "CarePlanClosed"]),
-                max_size=3)):
+        for kind in draw(
+            st.lists(
+                st.sampled_from(
+                    ["CarePlanRevised", "CarePlanRevised", "CarePlanReviewed", "CarePlanClosed"]
+                ),
+                max_size=3,
+            )
+        ):
             add(kind, draw(DATA[kind]) | plan)
     elif what == "coordination":
         who = draw(st.sampled_from(STAFF))
@@ -140,13 +190,14 @@ def episode(draw: st.DrawFn) -> list[tuple[int, str, dict[str, Any]]]:
 def deliveries(draw: st.DrawFn, tie_free: bool = False) -> list[RecordedEvent]:
     """A journey's facts, shuffled, with duplicates and retractions after their targets,
     through the in-memory ledger (positions and recorded times in delivery order)."""
-    planned = [(draw(st.integers(0, 24)), "PatientRegistered",
-                draw(DATA["PatientRegistered"]))]
+    planned = [(draw(st.integers(0, 24)), "PatientRegistered", draw(DATA["PatientRegistered"]))]
     for _ in range(draw(st.integers(0, 5))):
         planned.extend(draw(episode()))
     # Seconds apart when asked: no two facts at the same instant.
-    facts = [fact(kind, at + (i / 3600 if tie_free else 0), data)
-             for i, (at, kind, data) in enumerate(planned)]
+    facts = [
+        fact(kind, at + (i / 3600 if tie_free else 0), data)
+        for i, (at, kind, data) in enumerate(planned)
+    ]
     seq = draw(st.permutations(facts))
     for k in range(draw(st.integers(0, 4))):
         idx = draw(st.integers(0, len(seq) - 1))
@@ -177,12 +228,18 @@ def reference(events: list[RecordedEvent]) -> dict[str, Any]:
     ordered = sorted(events, key=key)
     standing = [e for e in ordered if not retracted(e.event_id)]
     cancelled: set[UUID] = set()
-    findings: list[tuple[str, UUID]] = [("retracted", e.event_id) for e in ordered
-                                        if retracted(e.event_id)]
+    findings: list[tuple[str, UUID]] = [
+        ("retracted", e.event_id) for e in ordered if retracted(e.event_id)
+    ]
     for c in [e for e in standing if e.type in CANCEL_OF]:
-        targets = [e for e in standing if e.type == CANCEL_OF[c.type]
-                   and e.data["encounter_id"] == c.data["encounter_id"]
-                   and e.occurred_at <= c.occurred_at and e.event_id not in cancelled]
+        targets = [
+            e
+            for e in standing
+            if e.type == CANCEL_OF[c.type]
+            and e.data["encounter_id"] == c.data["encounter_id"]
+            and e.occurred_at <= c.occurred_at
+            and e.event_id not in cancelled
+        ]
         if targets:
             cancelled.add(max(targets, key=key).event_id)
         else:
@@ -191,14 +248,27 @@ def reference(events: list[RecordedEvent]) -> dict[str, Any]:
     for i, e in enumerate(by_position):
         if retracted(e.event_id) or e.type == "EventRetracted":
             continue
-        earlier = [x.occurred_at for x in by_position[:i]
-                   if not retracted(x.event_id) and x.type != "EventRetracted"]
+        earlier = [
+            x.occurred_at
+            for x in by_position[:i]
+            if not retracted(x.event_id) and x.type != "EventRetracted"
+        ]
         if earlier and max(earlier) > e.occurred_at:
-            findings.append(("late_arrival" if max(earlier) - e.occurred_at > LATE
-                             else "out_of_order", e.event_id))
+            findings.append(
+                (
+                    "late_arrival" if max(earlier) - e.occurred_at > LATE else "out_of_order",
+                    e.event_id,
+                )
+            )
     facts = [e for e in standing if e.event_id not in cancelled and e.type not in CORRECTIONS]
-    status = {e.event_id: "retracted" if retracted(e.event_id)
-              else "cancelled" if e.event_id in cancelled else "recorded" for e in ordered}
+    status = {
+        e.event_id: "retracted"
+        if retracted(e.event_id)
+        else "cancelled"
+        if e.event_id in cancelled
+        else "recorded"
+        for e in ordered
+    }
     out = {"timeline": [(e.event_id, status[e.event_id]) for e in ordered]}
     out.update(reference_facts(facts, findings))
     out["findings"] = Counter(findings)
@@ -207,21 +277,36 @@ def reference(events: list[RecordedEvent]) -> dict[str, Any]:
 
 def coordination(facts: list[RecordedEvent]) -> dict[str, Any]:
     """The coordinator answer after these facts (recomputed from scratch each time)."""
-    s: dict[str, Any] = {"open": False, "ever": False, "named": None, "practice": None,
-                         "opener": None, "handoffs": 0, "unnamed_since": None,
-                         "findings": []}
+    s: dict[str, Any] = {
+        "open": False,
+        "ever": False,
+        "named": None,
+        "practice": None,
+        "opener": None,
+        "handoffs": 0,
+        "unnamed_since": None,
+        "findings": [],
+    }
     for e in facts:
         d, t, kind = e.data, e.occurred_at, e.type
-        current = s["named"]["id"] if s["named"] else (
-            (s["gp"] or s["practice"]) if s["practice"] else None)
+        current = (
+            s["named"]["id"]
+            if s["named"]
+            else ((s["gp"] or s["practice"]) if s["practice"] else None)
+        )
         if kind not in ("PatientRegistered", "JourneyClosed") and not s["open"]:
             s["findings"].append(("outside_journey", e.event_id))
         if kind == "PatientRegistered":
             changed = (s["practice"], s.get("gp")) != (d["practice"], d.get("gp_id"))
             s["practice"], s["gp"] = d["practice"], d.get("gp_id")
             if not s["open"]:
-                s.update(open=True, ever=True, opener=e, opened_at=t,
-                         unnamed_since=None if s["named"] else t)
+                s.update(
+                    open=True,
+                    ever=True,
+                    opener=e,
+                    opened_at=t,
+                    unnamed_since=None if s["named"] else t,
+                )
             elif changed and s["named"] is None:
                 s["opener"] = e
         elif kind == "JourneyClosed":
@@ -256,7 +341,7 @@ def reference_facts(facts: list[RecordedEvent], findings: list) -> dict[str, Any
     intervals: list[list[Any]] = []
     before = None
     for i, e in enumerate(facts):
-        after = coordination(facts[:i + 1])["answer"]
+        after = coordination(facts[: i + 1])["answer"]
         if after != before:
             if before is not None:
                 intervals[-1][3] = e.occurred_at
@@ -275,14 +360,23 @@ def reference_facts(facts: list[RecordedEvent], findings: list) -> dict[str, Any
             if d["encounter_id"] in inside:
                 findings.append(("admission_while_admitted", e.event_id))
             else:
-                inside[d["encounter_id"]] = {"enc": d["encounter_id"], "in": t, "out": None,
-                                             "moves": 0, "dest": None}
+                inside[d["encounter_id"]] = {
+                    "enc": d["encounter_id"],
+                    "in": t,
+                    "out": None,
+                    "moves": 0,
+                    "dest": None,
+                }
                 spells.append(inside[d["encounter_id"]])
         elif kind in ("Transferred", "Discharged"):
             spell = inside.get(d["encounter_id"])
             if spell is None:
-                findings.append((f"{'discharge' if kind == 'Discharged' else 'transfer'}"
-                                 "_without_admission", e.event_id))
+                findings.append(
+                    (
+                        f"{'discharge' if kind == 'Discharged' else 'transfer'}_without_admission",
+                        e.event_id,
+                    )
+                )
             elif kind == "Transferred":
                 spell["moves"] += 1
             else:
@@ -302,8 +396,11 @@ def reference_facts(facts: list[RecordedEvent], findings: list) -> dict[str, Any
             if d["plan_id"] in plans:
                 findings.append(("plan_agreed_again", e.event_id))
                 del plans[d["plan_id"]]
-            plans[d["plan_id"]] = {"status": "active", "due": d["review_due"],
-                                   "goals": {g["goal_id"]: "open" for g in d["goals"]}}
+            plans[d["plan_id"]] = {
+                "status": "active",
+                "due": d["review_due"],
+                "goals": {g["goal_id"]: "open" for g in d["goals"]},
+            }
         elif kind.startswith("CarePlan"):
             plan = plans.get(d["plan_id"])
             if plan is None or plan["status"] != "active":
@@ -325,16 +422,30 @@ def reference_facts(facts: list[RecordedEvent], findings: list) -> dict[str, Any
     day = lambda t: t.astimezone(LONDON).date()  # noqa: E731
     return {
         "intervals": [tuple(i) for i in intervals],
-        "status": (final["answer"][0] if final["answer"] else None, final["handoffs"],
-                   final["unnamed_since"] if final["open"] else None),
+        "status": (
+            final["answer"][0] if final["answer"] else None,
+            final["handoffs"],
+            final["unnamed_since"] if final["open"] else None,
+        ),
         "spells": [(s["enc"], s["in"], s["out"], s["moves"], s["dest"]) for s in spells],
-        "referrals": {r: ("first_contact" if "FirstContactMade" in v else "declined"
-                          if "ReferralDeclined" in v else "accepted"
-                          if "ReferralAccepted" in v else "open",
-                          (day(v["FirstContactMade"]) - day(v["made"])).days
-                          if "FirstContactMade" in v else None) for r, v in refs.items()},
-        "plans": {p: (v["status"], date.fromisoformat(v["due"]), v["goals"])
-                  for p, v in plans.items()},
+        "referrals": {
+            r: (
+                "first_contact"
+                if "FirstContactMade" in v
+                else "declined"
+                if "ReferralDeclined" in v
+                else "accepted"
+                if "ReferralAccepted" in v
+                else "open",
+                (day(v["FirstContactMade"]) - day(v["made"])).days
+                if "FirstContactMade" in v
+                else None,
+            )
+            for r, v in refs.items()
+        },
+        "plans": {
+            p: (v["status"], date.fromisoformat(v["due"]), v["goals"]) for p, v in plans.items()
+        },
     }
 
 
@@ -344,17 +455,21 @@ def projected(events: list[RecordedEvent]) -> dict[str, Any]:
     line = timeline.fold(person)
     return {
         "timeline": [(e.event_id, e.status) for e in line.entries],
-        "intervals": [(i.coordinator_id, i.named, i.valid_from, i.valid_to)
-                      for i in coord.intervals],
-        "status": (coord.status.coordinator_id, coord.status.handoffs,
-                   coord.status.unnamed_since),
-        "spells": [(s.encounter_id, s.admitted_at, s.discharged_at, len(s.transfers),
-                    s.destination) for s in line.spells],
-        "referrals": {r.referral_id: (r.status, r.wait_days)
-                      for r in referrals.fold(person).referrals},
-        "plans": {p.plan_id: (p.status, p.review_due, {g["goal_id"]: g["status"]
-                                                       for g in p.goals})
-                  for p in care_plans.fold(person).plans},
+        "intervals": [
+            (i.coordinator_id, i.named, i.valid_from, i.valid_to) for i in coord.intervals
+        ],
+        "status": (coord.status.coordinator_id, coord.status.handoffs, coord.status.unnamed_since),
+        "spells": [
+            (s.encounter_id, s.admitted_at, s.discharged_at, len(s.transfers), s.destination)
+            for s in line.spells
+        ],
+        "referrals": {
+            r.referral_id: (r.status, r.wait_days) for r in referrals.fold(person).referrals
+        },
+        "plans": {
+            p.plan_id: (p.status, p.review_due, {g["goal_id"]: g["status"] for g in p.goals})
+            for p in care_plans.fold(person).plans
+        },
         "findings": Counter((f.kind, f.event_id) for f in quality.fold(person)),
     }
 
@@ -377,9 +492,19 @@ def test_delivery_order_changes_nothing_but_arrival_findings(
     rng.shuffle(shuffled)
     shuffled.sort(key=lambda e: _depth(e, events))  # targets before their retractions
     relaid = Ledger()
-    relaid.deliver(*[{"event_id": e.event_id, "type": e.type, "occurred_at": e.occurred_at,
-                      "patient_id": e.patient_id, "data": e.data,
-                      "setting": e.source["setting"]} for e in shuffled])
+    relaid.deliver(
+        *[
+            {
+                "event_id": e.event_id,
+                "type": e.type,
+                "occurred_at": e.occurred_at,
+                "patient_id": e.patient_id,
+                "data": e.data,
+                "setting": e.source["setting"],
+            }
+            for e in shuffled
+        ]
+    )
     a, b = projected(events), projected(relaid.events)
     for name in ("timeline", "intervals", "status", "spells", "referrals", "plans"):
         assert a[name] == b[name]

@@ -36,7 +36,7 @@ CHUNK = 400  # events per append: several batches, as a feed delivers them
 
 def append(ledger: Ledger, envelopes: list[dict[str, Any]]) -> None:
     for start in range(0, len(envelopes), CHUNK):
-        result = ledger.append_batch(envelopes[start:start + CHUNK])
+        result = ledger.append_batch(envelopes[start : start + CHUNK])
         assert result.counts()["rejected"] == 0 and result.counts()["conflict"] == 0
 
 
@@ -50,7 +50,8 @@ def dump(url: str, names: tuple[str, ...] = catalog.NAMES) -> dict[str, list[tup
     with log.connect(url) as conn:
         for table in catalog.tables(names):
             query = sql.SQL("SELECT * FROM {t} ORDER BY ({t}.*)::text").format(
-                t=sql.Identifier(table.name))
+                t=sql.Identifier(table.name)
+            )
             out[table.name] = conn.execute(query).fetchall()
     return out
 
@@ -67,7 +68,7 @@ def test_batched_catch_up_of_a_late_delivered_cohort_equals_a_rebuild(
 ) -> None:
     envelopes = cohort(150)
     for part in range(4):  # the runner catches up between deliveries: late events refold
-        append(ledger, envelopes[part * len(envelopes) // 4:(part + 1) * len(envelopes) // 4])
+        append(ledger, envelopes[part * len(envelopes) // 4 : (part + 1) * len(envelopes) // 4])
         steps = runner.run_once()
         assert len(steps) >= 1
     assert all(s["lag"] == 0 for s in runner.status())
@@ -106,14 +107,16 @@ def test_fast_log_reader_decodes_exactly_what_the_ledger_reads(
     assert fast == slow and len(fast) == head
 
 
-def test_queries_answer_for_the_demo_cohort_as_the_folds_do(
-    ledger: Ledger, runner: Runner
-) -> None:
+def test_queries_answer_for_the_demo_cohort_as_the_folds_do(ledger: Ledger, runner: Runner) -> None:
     append(ledger, cohort(60))
     runner.run_once()
     with ledger.connection() as conn:
-        people = [r["patient_id"] for r in conn.execute(
-            "SELECT patient_id FROM coordination_status ORDER BY handoffs DESC LIMIT 5")]
+        people = [
+            r["patient_id"]
+            for r in conn.execute(
+                "SELECT patient_id FROM coordination_status ORDER BY handoffs DESC LIMIT 5"
+            )
+        ]
         for patient in people:
             events = ledger.history(patient)
             person = fold.prepare(events, patient, runner.config)
@@ -121,7 +124,8 @@ def test_queries_answer_for_the_demo_cohort_as_the_folds_do(
             now = queries.current_coordinator(conn, patient)
             assert now is not None and now["handoffs"] == rows["coordination_status"][0].handoffs
             assert [e["event_id"] for e in queries.timeline(conn, patient)] == [
-                str(e.event_id) for e in rows["journey_timeline"]]
+                str(e.event_id) for e in rows["journey_timeline"]
+            ]
             intervals = queries.coordinator_intervals(conn, patient)
             assert len(intervals) == len(rows["coordinator_intervals"])
             for interval in intervals:
@@ -130,8 +134,10 @@ def test_queries_answer_for_the_demo_cohort_as_the_folds_do(
                 if interval["valid_to"] != at:  # zero-length intervals are never "as of"
                     assert answer["coordinator"]["id"] == interval["coordinator_id"]
         caseload_of = now["coordinator"]["id"]
-        assert any(r["patient_id"] == now["patient_id"]
-                   for r in queries.caseload(conn, caseload_of)) == now["named"]
+        assert (
+            any(r["patient_id"] == now["patient_id"] for r in queries.caseload(conn, caseload_of))
+            == now["named"]
+        )
         waiting = queries.unassigned(conn)
         assert waiting == sorted(waiting, key=lambda r: r["since"])
         assert all(r["days"] >= 0 for r in waiting)
@@ -184,14 +190,25 @@ def test_rebuild_swaps_in_under_a_live_runner_while_reads_keep_working(
 def test_merge_folds_both_people_into_the_survivor_until_it_is_retracted(
     ledger: Ledger, runner: Runner
 ) -> None:
-    append(ledger, [envelope(nhs=NHS_A), envelope("CoordinatorAssigned", at=later(2)),
-                    envelope(nhs=NHS_B, data={"practice": "A81002"}, at=later(1)),
-                    envelope("Admitted", nhs=NHS_B, at=later(3), organisation="RXH01",
-                             setting="acute")])
+    append(
+        ledger,
+        [
+            envelope(nhs=NHS_A),
+            envelope("CoordinatorAssigned", at=later(2)),
+            envelope(nhs=NHS_B, data={"practice": "A81002"}, at=later(1)),
+            envelope("Admitted", nhs=NHS_B, at=later(3), organisation="RXH01", setting="acute"),
+        ],
+    )
     runner.run_once()
     a, b = ledger.patient_id(NHS_A), ledger.patient_id(NHS_B)
-    joined = envelope("PatientsMerged", nhs=NHS_A, at=later(5), organisation="RXH01",
-                      setting="acute", data={"merged_nhs_number": NHS_B})
+    joined = envelope(
+        "PatientsMerged",
+        nhs=NHS_A,
+        at=later(5),
+        organisation="RXH01",
+        setting="acute",
+        data={"merged_nhs_number": NHS_B},
+    )
     append(ledger, [joined])
     runner.run_once()
     with ledger.connection() as conn:
@@ -199,8 +216,12 @@ def test_merge_folds_both_people_into_the_survivor_until_it_is_retracted(
         assert [s["encounter_id"] for s in queries.spells(conn, a)] == ["E1"]
         streams = {e["stream_patient_id"] for e in queries.timeline(conn, a)}
         assert streams == {str(a), str(b)}
-        assert conn.execute("SELECT count(*) AS n FROM journey_timeline WHERE patient_id = %s",
-                            (b,)).fetchone()["n"] == 0
+        assert (
+            conn.execute(
+                "SELECT count(*) AS n FROM journey_timeline WHERE patient_id = %s", (b,)
+            ).fetchone()["n"]
+            == 0
+        )
     append(ledger, [retraction(joined, at=later(6))])
     runner.run_once()
     with ledger.connection() as conn:
@@ -238,11 +259,24 @@ def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator:
 
 
 def test_cli_runs_reports_rebuilds_and_reads_a_person(cli, ledger: Ledger) -> None:
-    handoff = {"from_id": "N100", "to": {"id": "S200", "role": "specialist_nurse",
-                                         "organisation": "RYX01", "setting": "community"}}
-    append(ledger, [envelope(), envelope("CoordinatorAssigned", at=later(1)),
-                    envelope("CoordinatorHandedOff", at=later(48), data=handoff),
-                    envelope("Admitted", at=later(50), organisation="RXH01", setting="acute")])
+    handoff = {
+        "from_id": "N100",
+        "to": {
+            "id": "S200",
+            "role": "specialist_nurse",
+            "organisation": "RYX01",
+            "setting": "community",
+        },
+    }
+    append(
+        ledger,
+        [
+            envelope(),
+            envelope("CoordinatorAssigned", at=later(1)),
+            envelope("CoordinatorHandedOff", at=later(48), data=handoff),
+            envelope("Admitted", at=later(50), organisation="RXH01", setting="acute"),
+        ],
+    )
     before = json.loads(cli("projections", "status", "--json").stdout)
     assert {s["lag"] for s in before} == {4}
     result = cli("projections", "run", "--once")
@@ -251,8 +285,7 @@ def test_cli_runs_reports_rebuilds_and_reads_a_person(cli, ledger: Ledger) -> No
     assert {(s["position"], s["lag"]) for s in status} == {(4, 0)}
     now = json.loads(cli("coordinator", NHS_A, "--json").stdout)
     assert now["current"]["coordinator"]["id"] == "S200" and now["current"]["named"]
-    then = json.loads(cli("coordinator", NHS_A, "--as-of", later(24).isoformat(),
-                          "--json").stdout)
+    then = json.loads(cli("coordinator", NHS_A, "--as-of", later(24).isoformat(), "--json").stdout)
     assert then["as_of"]["coordinator"]["id"] == "N100"
     table = cli("journey", NHS_A)
     assert table.exit_code == 0
@@ -272,23 +305,31 @@ def clone(url: str, suffix: str) -> str:
     name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
     copy = f"{name}_{suffix}"
     with psycopg.connect(with_dbname(url, "postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(copy), sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(copy), sql.Identifier(name)
+            )
+        )
     return with_dbname(url, copy)
 
 
 def drop(url: str) -> None:
     name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
     with psycopg.connect(with_dbname(url, "postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def start_runner(url: str, *args: str, batch: int = 300) -> subprocess.Popen:
     env = dict(os.environ, CAREJOURNEY_DATABASE_URL=url)
     return subprocess.Popen(
         [sys.executable, "-m", "api.cli", "projections", "run", "--batch", str(batch), *args],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def positions(url: str) -> dict[str, int]:
@@ -310,7 +351,8 @@ def runner_waits_on_a_lock(conn: psycopg.Connection, query_part: str) -> bool:
     conn.execute("SELECT pg_stat_clear_snapshot()")  # else one snapshot per transaction
     rows = conn.execute(
         "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
-        " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()").fetchall()
+        " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    ).fetchall()
     return any(query_part in r[0] for r in rows)
 
 
@@ -334,12 +376,13 @@ def test_runner_killed_between_batches_and_inside_one_resumes_to_identical_rows(
         #    runner cannot reach the head between the check and the lock on a fast machine
         #    (with 300 it once did: four batches of this cohort take well under a second).
         victim = start_runner(database_url, batch=20)
-        wait_for(lambda: 0 < positions(database_url).get("coordinators", 0) < head,
-                 "a first batch")
+        wait_for(lambda: 0 < positions(database_url).get("coordinators", 0) < head, "a first batch")
         with watcher.transaction():
             watcher.execute("LOCK TABLE projection_positions IN ACCESS EXCLUSIVE MODE")
-            wait_for(lambda: runner_waits_on_a_lock(watcher, "projection_positions"),
-                     "the runner to block before its next batch")
+            wait_for(
+                lambda: runner_waits_on_a_lock(watcher, "projection_positions"),
+                "the runner to block before its next batch",
+            )
             victim.send_signal(signal.SIGKILL)
             victim.wait()
         between = positions(database_url)
@@ -351,8 +394,10 @@ def test_runner_killed_between_batches_and_inside_one_resumes_to_identical_rows(
         with watcher.transaction():
             watcher.execute("LOCK TABLE quality_findings IN SHARE MODE")
             victim = start_runner(database_url, batch=20)
-            wait_for(lambda: runner_waits_on_a_lock(watcher, "quality_findings"),
-                     "the runner to block inside a batch")
+            wait_for(
+                lambda: runner_waits_on_a_lock(watcher, "quality_findings"),
+                "the runner to block inside a batch",
+            )
             victim.send_signal(signal.SIGKILL)
             victim.wait()
         assert positions(database_url) == between  # nothing of that batch committed

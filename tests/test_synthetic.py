@@ -20,12 +20,31 @@ from domain.synthetic import delivery_order, generate_cohort, generate_people
 
 LONDON = ZoneInfo("Europe/London")
 ALL_TYPES = {
-    "PatientRegistered", "CaseIdentified", "ReferralMade", "ReferralAccepted",
-    "ReferralDeclined", "FirstContactMade", "CoordinatorAssigned", "CoordinatorHandedOff",
-    "CoordinatorReleased", "Admitted", "Transferred", "Discharged", "AdmissionCancelled",
-    "TransferCancelled", "DischargeCancelled", "ContactRecorded", "CarePlanAgreed",
-    "CarePlanRevised", "CarePlanReviewed", "CarePlanClosed", "CareTeamMemberJoined",
-    "CareTeamMemberLeft", "CarerRecorded", "OutcomeRecorded", "JourneyClosed",
+    "PatientRegistered",
+    "CaseIdentified",
+    "ReferralMade",
+    "ReferralAccepted",
+    "ReferralDeclined",
+    "FirstContactMade",
+    "CoordinatorAssigned",
+    "CoordinatorHandedOff",
+    "CoordinatorReleased",
+    "Admitted",
+    "Transferred",
+    "Discharged",
+    "AdmissionCancelled",
+    "TransferCancelled",
+    "DischargeCancelled",
+    "ContactRecorded",
+    "CarePlanAgreed",
+    "CarePlanRevised",
+    "CarePlanReviewed",
+    "CarePlanClosed",
+    "CareTeamMemberJoined",
+    "CareTeamMemberLeft",
+    "CarerRecorded",
+    "OutcomeRecorded",
+    "JourneyClosed",
     "EventRetracted",
 }
 Person = list[dict[str, Any]]
@@ -228,8 +247,11 @@ def test_referrals_follow_their_lifecycle(cohort: list[Person]) -> None:
 
 
 def test_discharges_and_cancels_follow_their_admission(cohort: list[Person]) -> None:
-    kinds = {"TransferCancelled": "Transferred", "DischargeCancelled": "Discharged",
-             "AdmissionCancelled": "Admitted"}
+    kinds = {
+        "TransferCancelled": "Transferred",
+        "DischargeCancelled": "Discharged",
+        "AdmissionCancelled": "Admitted",
+    }
     for person in cohort:
         seen: dict[str, list[str]] = defaultdict(list)
         for envelope in person:
@@ -248,8 +270,9 @@ def test_transfers_between_hospitals_continue_the_spell(cohort: list[Person]) ->
     for person in cohort:
         for i, envelope in enumerate(person):
             if envelope["type"] == "Discharged" and envelope["data"]["destination"] == (
-                    "other_hospital"):
-                following = [e for e in person[i + 1:] if e["type"] == "Admitted"]
+                "other_hospital"
+            ):
+                following = [e for e in person[i + 1 :] if e["type"] == "Admitted"]
                 if following:
                     transfers += 1
                     assert following[0]["data"]["method"] == "transfer"
@@ -318,9 +341,10 @@ def test_follow_up_contacts_around_the_measure_edges(cohort: list[Person]) -> No
     for person in cohort:
         for i, envelope in enumerate(person):
             if envelope["type"] != "Discharged" or (
-                    envelope["data"]["destination"] != "usual_residence"):
+                envelope["data"]["destination"] != "usual_residence"
+            ):
                 continue
-            contacts = [e for e in person[i + 1:] if e["type"] == "ContactRecorded"]
+            contacts = [e for e in person[i + 1 :] if e["type"] == "ContactRecorded"]
             if not contacts:
                 continue
             days = (london_day(contacts[0]) - london_day(envelope)).days
@@ -367,7 +391,8 @@ def test_delivery_is_a_permutation_with_some_late_events(
     cohort: list[Person], delivered: list[dict[str, Any]]
 ) -> None:
     assert sorted(e["event_id"] for e in delivered) == sorted(
-        e["event_id"] for p in cohort for e in p)
+        e["event_id"] for p in cohort for e in p
+    )
     order = {e["event_id"]: i for i, e in enumerate(delivered)}
     late = 0
     discharge_first = 0
@@ -375,13 +400,15 @@ def test_delivery_is_a_permutation_with_some_late_events(
     for person in cohort:
         for i, envelope in enumerate(person):
             total += 1
-            later = person[i + 1:]
+            later = person[i + 1 :]
             if any(order[e["event_id"]] < order[envelope["event_id"]] for e in later):
                 late += 1
                 if envelope["type"] == "Admitted" and any(
-                        e["type"] == "Discharged"
-                        and e["data"]["encounter_id"] == envelope["data"]["encounter_id"]
-                        and order[e["event_id"]] < order[envelope["event_id"]] for e in later):
+                    e["type"] == "Discharged"
+                    and e["data"]["encounter_id"] == envelope["data"]["encounter_id"]
+                    and order[e["event_id"]] < order[envelope["event_id"]]
+                    for e in later
+                ):
                     discharge_first += 1
     assert 0.01 < late / total < 0.04
     assert discharge_first > 0

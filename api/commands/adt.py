@@ -20,16 +20,23 @@ CHUNK = 500
 
 
 def register(app: typer.Typer) -> None:
-    adt = typer.Typer(help="HL7 v2 ADT feeds from hospitals (mapping: docs/adt.md).",
-                      no_args_is_help=True)
+    adt = typer.Typer(
+        help="HL7 v2 ADT feeds from hospitals (mapping: docs/adt.md).", no_args_is_help=True
+    )
     adt.command("import")(import_files)
     app.add_typer(adt, name="adt")
 
 
 def import_files(
-    files: Annotated[list[Path], typer.Argument(
-        exists=True, dir_okay=False, readable=True,
-        help="Files of one or more ER7 messages (segments ended by \\r, \\n or \\r\\n).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="Files of one or more ER7 messages (segments ended by \\r, \\n or \\r\\n).",
+        ),
+    ],
 ) -> None:
     """Import HL7 v2 ADT messages into the ledger and report each message's result.
 
@@ -48,11 +55,15 @@ def import_files(
     with ledger_session() as ledger, progress() as bar:
         task = bar.add_task("importing ADT messages", total=len(messages))
         for start in range(0, len(messages), CHUNK):
-            chunk = messages[start:start + CHUNK]
+            chunk = messages[start : start + CHUNK]
             results = append_messages(ledger, [text for _, _, text in chunk], settings)
             for (name, number, _), result in zip(chunk, results, strict=True):
-                out.print(f"{name} message {number}: {_describe(result)}",
-                          markup=False, highlight=False, soft_wrap=True)
+                out.print(
+                    f"{name} message {number}: {_describe(result)}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
                 totals[result.status] = totals.get(result.status, 0) + 1
                 refused += result.refused
             bar.advance(task, len(chunk))

@@ -35,32 +35,67 @@ def register(app: typer.Typer) -> None:
 
 
 def consume(
-    adt: Annotated[bool, typer.Option(
-        "--adt", help="Consume raw HL7 v2 ADT messages (CAREJOURNEY_ADT_TOPIC) instead of "
-        "JSON envelopes (docs/adt.md).")] = False,
-    topic: Annotated[list[str] | None, typer.Option(
-        help="Source topic; repeat for several (default CAREJOURNEY_EVENTS_TOPIC, or "
-        "CAREJOURNEY_ADT_TOPIC with --adt).")] = None,
-    group: Annotated[str | None, typer.Option(
-        help="Consumer group id (default CAREJOURNEY_CONSUMER_GROUP).")] = None,
-    assign: Annotated[bool, typer.Option(
-        "--assign", help="No consumer group: this one process reads every partition "
-        "(starts at once; do not run two).")] = False,
-    bootstrap_servers: Annotated[str | None, typer.Option(
-        help="Kafka brokers host:port[,host:port] (default KAFKA_BOOTSTRAP_SERVERS).")] = None,
-    api_version: Annotated[str | None, typer.Option(
-        help="Pin kafka-python's api_version, e.g. 2.8 for tansu "
-        "(default CAREJOURNEY_KAFKA_API_VERSION).")] = None,
-    batch_size: Annotated[int | None, typer.Option(
-        min=1, help="Most messages per transaction (default "
-        "CAREJOURNEY_CONSUMER_BATCH_SIZE, 500).")] = None,
-    batch_bytes: Annotated[int | None, typer.Option(
-        min=1, help="About the most message bytes per transaction (default "
-        "CAREJOURNEY_CONSUMER_BATCH_BYTES, 262144).")] = None,
-    stats: Annotated[bool, typer.Option(
-        "--stats", help="Print the exact per-partition counts kept in PostgreSQL "
-        "(offsets, recorded, duplicates, conflicts, rejected, dead letters unsent) "
-        "and exit.")] = False,
+    adt: Annotated[
+        bool,
+        typer.Option(
+            "--adt",
+            help="Consume raw HL7 v2 ADT messages (CAREJOURNEY_ADT_TOPIC) instead of "
+            "JSON envelopes (docs/adt.md).",
+        ),
+    ] = False,
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Source topic; repeat for several (default CAREJOURNEY_EVENTS_TOPIC, or "
+            "CAREJOURNEY_ADT_TOPIC with --adt)."
+        ),
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Consumer group id (default CAREJOURNEY_CONSUMER_GROUP).")
+    ] = None,
+    assign: Annotated[
+        bool,
+        typer.Option(
+            "--assign",
+            help="No consumer group: this one process reads every partition "
+            "(starts at once; do not run two).",
+        ),
+    ] = False,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(help="Kafka brokers host:port[,host:port] (default KAFKA_BOOTSTRAP_SERVERS)."),
+    ] = None,
+    api_version: Annotated[
+        str | None,
+        typer.Option(
+            help="Pin kafka-python's api_version, e.g. 2.8 for tansu "
+            "(default CAREJOURNEY_KAFKA_API_VERSION)."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Most messages per transaction (default CAREJOURNEY_CONSUMER_BATCH_SIZE, 500).",
+        ),
+    ] = None,
+    batch_bytes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="About the most message bytes per transaction (default "
+            "CAREJOURNEY_CONSUMER_BATCH_BYTES, 262144).",
+        ),
+    ] = None,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats",
+            help="Print the exact per-partition counts kept in PostgreSQL "
+            "(offsets, recorded, duplicates, conflicts, rejected, dead letters unsent) "
+            "and exit.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --stats: print JSON.")] = False,
 ) -> None:
     """Consume a Kafka topic into the ledger with exactly-once effect.
@@ -87,8 +122,10 @@ def consume(
     logging.getLogger("consumers").setLevel(logging.INFO)
     stop = threading.Event()
     mode = "every partition (--assign)" if assign else f"group {options.group_id}"
-    err.print(f"consuming {', '.join(feed.topics)} from {broker.bootstrap_servers}, {mode}; "
-              f"dead letters to {feed.dead_letter_topic}")
+    err.print(
+        f"consuming {', '.join(feed.topics)} from {broker.bootstrap_servers}, {mode}; "
+        f"dead letters to {feed.dead_letter_topic}"
+    )
     with ledger_session() as ledger, _stop_on_signals(stop):
         totals = ConsumerLoop(ledger, feed, broker, options, stop, report=_report).run()
     err.print(f"stopped: {_describe(totals)}")
@@ -122,8 +159,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def _describe(totals: Totals) -> str:
     parts = ", ".join(f"{n} {status}" for status, n in sorted(totals.statuses.items()))
-    return (f"{totals.messages} messages ({parts or 'none'}) in {totals.batches} batches, "
-            f"{totals.rate():,.0f}/s; {totals.dead_letters_sent} dead letters sent")
+    return (
+        f"{totals.messages} messages ({parts or 'none'}) in {totals.batches} batches, "
+        f"{totals.rate():,.0f}/s; {totals.dead_letters_sent} dead letters sent"
+    )
 
 
 def _report(totals: Totals) -> None:
@@ -138,16 +177,44 @@ def _print_stats(feed: Feed, as_json: bool) -> None:
         out.print_json(json.dumps([r.as_dict() for r in rows]))
         return
     table = Table(title=f"consumer {feed.name}: {', '.join(feed.topics)}")
-    columns = ("topic", "partition", "last offset", "consumed", "recorded", "duplicates",
-               "conflicts", "rejected", "noted", "DLQ unsent")
+    columns = (
+        "topic",
+        "partition",
+        "last offset",
+        "consumed",
+        "recorded",
+        "duplicates",
+        "conflicts",
+        "rejected",
+        "noted",
+        "DLQ unsent",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column == "topic" else "right")
     for r in rows:
-        table.add_row(r.topic, str(r.partition), str(r.last_offset), str(r.consumed),
-                      str(r.recorded), str(r.duplicates), str(r.conflicts), str(r.rejected),
-                      str(r.noted), str(r.dead_letters_pending))
-    sums = [sum(getattr(r, a) for r in rows) for a in (
-        "consumed", "recorded", "duplicates", "conflicts", "rejected", "noted",
-        "dead_letters_pending")]
+        table.add_row(
+            r.topic,
+            str(r.partition),
+            str(r.last_offset),
+            str(r.consumed),
+            str(r.recorded),
+            str(r.duplicates),
+            str(r.conflicts),
+            str(r.rejected),
+            str(r.noted),
+            str(r.dead_letters_pending),
+        )
+    sums = [
+        sum(getattr(r, a) for r in rows)
+        for a in (
+            "consumed",
+            "recorded",
+            "duplicates",
+            "conflicts",
+            "rejected",
+            "noted",
+            "dead_letters_pending",
+        )
+    ]
     table.add_row("[bold]total[/]", "", "", *(f"[bold]{n}[/]" for n in sums))
     out.print(table)

@@ -25,8 +25,9 @@ from api.security import (
 )
 from domain.settings import get_settings
 
-keys_app = typer.Typer(help="Create, list and revoke API keys (stored hashed).",
-                       no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys (stored hashed).", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,14 +36,25 @@ def register(app: typer.Typer) -> None:
 
 @keys_app.command()
 def create(
-    role: Annotated[Role, typer.Argument(help="publisher, auditor, coordinator, evaluator "
-                                              "or admin.", case_sensitive=False)],
-    org: Annotated[list[str] | None, typer.Option(
-        "--org", help="ODS code the key acts for (publishers and coordinators; repeat for "
-                      "several).")] = None,
-    name: Annotated[str | None, typer.Option(
-        help="A name for the key, shown in the access log (default: role and a number).",
-    )] = None,
+    role: Annotated[
+        Role,
+        typer.Argument(
+            help="publisher, auditor, coordinator, evaluator or admin.", case_sensitive=False
+        ),
+    ],
+    org: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--org",
+            help="ODS code the key acts for (publishers and coordinators; repeat for several).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="A name for the key, shown in the access log (default: role and a number).",
+        ),
+    ] = None,
 ) -> None:
     """Create a key for a principal and print it once; only its hash is kept."""
     organisations = [code.strip().upper() for code in org or []]
@@ -63,8 +75,11 @@ def create(
     except (OSError, ValueError) as exc:
         fail(str(exc))
     orgs = f" for {', '.join(organisations)}" if organisations else ""
-    err.print(f"created {role.value} key [bold]{name}[/]{orgs}; stored hashed in {path}. "
-              "It is shown only now:", highlight=False)
+    err.print(
+        f"created {role.value} key [bold]{name}[/]{orgs}; stored hashed in {path}. "
+        "It is shown only now:",
+        highlight=False,
+    )
     out.print(key, markup=False, highlight=False, soft_wrap=True)
 
 
@@ -80,15 +95,18 @@ def list_keys() -> None:
     for column in ("name", "role", "organisations", "created", "sha256"):
         table.add_column(column)
     for e in entries:
-        table.add_row(e.name, e.role.value, " ".join(e.organisations),
-                      e.created_at.isoformat(timespec="seconds") if e.created_at else "",
-                      e.sha256[:12] + "…")
+        table.add_row(
+            e.name,
+            e.role.value,
+            " ".join(e.organisations),
+            e.created_at.isoformat(timespec="seconds") if e.created_at else "",
+            e.sha256[:12] + "…",
+        )
     out.print(table)
 
 
 @keys_app.command()
-def revoke(name: Annotated[str, typer.Argument(help="The key's name (see `keys list`).")]
-           ) -> None:
+def revoke(name: Annotated[str, typer.Argument(help="The key's name (see `keys list`).")]) -> None:
     """Remove a key; a running server refuses it within a second."""
     path = keys_path(get_settings())
     entries = read_keys_file(path)

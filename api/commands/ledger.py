@@ -48,28 +48,39 @@ def demo(
 
 
 def ingest(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
-                                         help="NDJSON file: one JSON envelope per line.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="NDJSON file: one JSON envelope per line.",
+        ),
+    ],
 ) -> None:
     """Append an NDJSON file of envelopes; report each bad line by number, keep the good.
 
     Exits 1 if any line was rejected or conflicted (the good lines are still recorded).
     """
-    lines = [(n, line) for n, line in enumerate(file.read_text().splitlines(), start=1)
-             if line.strip()]
+    lines = [
+        (n, line) for n, line in enumerate(file.read_text().splitlines(), start=1) if line.strip()
+    ]
     with ledger_session() as ledger:
         totals: dict[str, int] = {}
         bad = 0
         with progress() as bar:
             task = bar.add_task(f"ingesting {file.name}", total=len(lines))
             for start in range(0, len(lines), CHUNK):
-                chunk = lines[start:start + CHUNK]
+                chunk = lines[start : start + CHUNK]
                 result = ledger.append_batch([line for _, line in chunk])
                 for item in result.items:
                     if item.status in ("rejected", "conflict"):
                         bad += 1
-                        err.print(f"line {chunk[item.index][0]}: {item.status}: "
-                                  f"{item.reason()}", markup=False, highlight=False)
+                        err.print(
+                            f"line {chunk[item.index][0]}: {item.status}: {item.reason()}",
+                            markup=False,
+                            highlight=False,
+                        )
                 _add(totals, result)
                 bar.advance(task, len(chunk))
         out.print(_counts_line(totals))
@@ -79,8 +90,10 @@ def ingest(
 
 def history(
     nhs_number: Annotated[str, typer.Argument(help="The person's NHS number.")],
-    known_at: Annotated[datetime | None, typer.Option(
-        help="Only what the ledger had recorded by this time (ISO-8601).")] = None,
+    known_at: Annotated[
+        datetime | None,
+        typer.Option(help="Only what the ledger had recorded by this time (ISO-8601)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """The person's recorded events: position, both clocks, type, source and hash."""
@@ -98,17 +111,28 @@ def history(
     for column in ("pos", "occurred", "recorded", "type", "source", "hash"):
         table.add_column(column)
     for e in events:
-        table.add_row(str(e.position), e.occurred_at.isoformat(timespec="minutes"),
-                      e.recorded_at.isoformat(timespec="seconds"), e.type,
-                      f"{e.source['organisation']} ({e.source['setting']})", e.hash[:16])
+        table.add_row(
+            str(e.position),
+            e.occurred_at.isoformat(timespec="minutes"),
+            e.recorded_at.isoformat(timespec="seconds"),
+            e.type,
+            f"{e.source['organisation']} ({e.source['setting']})",
+            e.hash[:16],
+        )
     out.print(table)
 
 
 def verify(
-    nhs_number: Annotated[str | None, typer.Argument(
-        help="Verify this person's chain only; omit to verify the whole ledger.")] = None,
-    expect: Annotated[str | None, typer.Option(
-        help="A saved 'POSITION:DIGEST': check the ledger up to POSITION is unchanged.")] = None,
+    nhs_number: Annotated[
+        str | None,
+        typer.Argument(help="Verify this person's chain only; omit to verify the whole ledger."),
+    ] = None,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            help="A saved 'POSITION:DIGEST': check the ledger up to POSITION is unchanged."
+        ),
+    ] = None,
 ) -> None:
     """Recompute hash chains; exit 1 naming the first broken event if anything was altered."""
     with ledger_session() as ledger:
@@ -160,13 +184,17 @@ def _check_expected(ledger: Ledger, expect: str) -> None:
         fail("--expect takes POSITION:DIGEST as printed by verify")
     _, found = ledger.digest(int(position_text))
     if found != digest:
-        fail(f"ledger up to position {position_text} has changed: saved digest {digest}, "
-             f"now {found}", code=1)
+        fail(
+            f"ledger up to position {position_text} has changed: saved digest {digest}, "
+            f"now {found}",
+            code=1,
+        )
     out.print(f"ok: ledger up to position {position_text} matches the saved digest")
 
 
-def _append_all(ledger: Ledger, envelopes: Iterator[dict], total: int, label: str
-                ) -> dict[str, int]:
+def _append_all(
+    ledger: Ledger, envelopes: Iterator[dict], total: int, label: str
+) -> dict[str, int]:
     totals: dict[str, int] = {}
     with progress() as bar:
         task = bar.add_task(label, total=total)
@@ -174,8 +202,7 @@ def _append_all(ledger: Ledger, envelopes: Iterator[dict], total: int, label: st
             result = ledger.append_batch(chunk)
             for item in result.items:
                 if item.status in ("rejected", "conflict"):
-                    err.print(f"item {item.event_id}: {item.status}: {item.reason()}",
-                              markup=False)
+                    err.print(f"item {item.event_id}: {item.status}: {item.reason()}", markup=False)
             _add(totals, result)
             bar.advance(task, len(chunk))
     return totals

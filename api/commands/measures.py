@@ -47,30 +47,59 @@ DATE = ["%Y-%m-%d"]
 
 
 def measures(
-    from_: Annotated[datetime, typer.Option(
-        "--from", formats=DATE, help="First day of the period (YYYY-MM-DD, local).")],
-    to: Annotated[datetime, typer.Option(
-        "--to", formats=DATE, help="Last day of the period, included (YYYY-MM-DD).")],
-    by: Annotated[By | None, typer.Option(
-        help="Split every measure by the coordinator's setting or role, the organisation "
-             "(per measure: docs/measures.md), or the cohort (case-identified or not).")
+    from_: Annotated[
+        datetime,
+        typer.Option("--from", formats=DATE, help="First day of the period (YYYY-MM-DD, local)."),
+    ],
+    to: Annotated[
+        datetime,
+        typer.Option("--to", formats=DATE, help="Last day of the period, included (YYYY-MM-DD)."),
+    ],
+    by: Annotated[
+        By | None,
+        typer.Option(
+            help="Split every measure by the coordinator's setting or role, the organisation "
+            "(per measure: docs/measures.md), or the cohort (case-identified or not)."
+        ),
     ] = None,
-    output_format: Annotated[Format, typer.Option(
-        "--format", help="table (for people), csv (measure,group,metric,value) or json "
-                         "(the API's document).")] = Format.table,
-    per_person: Annotated[bool, typer.Option(
-        "--per-person", help="Add one pseudonymised row per person (or discharge, "
-                             "referral) to each measure.")] = False,
-    unsuppressed: Annotated[bool, typer.Option(
-        "--unsuppressed", help="Exact counts, no small-number suppression or rounding "
-                               "(auditors and administrators only; never publish).")
+    output_format: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            help="table (for people), csv (measure,group,metric,value) or json "
+            "(the API's document).",
+        ),
+    ] = Format.table,
+    per_person: Annotated[
+        bool,
+        typer.Option(
+            "--per-person",
+            help="Add one pseudonymised row per person (or discharge, referral) to each measure.",
+        ),
     ] = False,
-    wait_threshold: Annotated[int | None, typer.Option(
-        min=0, max=3650, help="Referral waits: days for '% within threshold' "
-                              "(default CAREJOURNEY_REFERRAL_WAIT_THRESHOLD_DAYS).")] = None,
-    catch_up: Annotated[bool, typer.Option(
-        "--catch-up/--no-catch-up", help="Bring the projections up to the ledger head "
-                                         "first.")] = True,
+    unsuppressed: Annotated[
+        bool,
+        typer.Option(
+            "--unsuppressed",
+            help="Exact counts, no small-number suppression or rounding "
+            "(auditors and administrators only; never publish).",
+        ),
+    ] = False,
+    wait_threshold: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=3650,
+            help="Referral waits: days for '% within threshold' "
+            "(default CAREJOURNEY_REFERRAL_WAIT_THRESHOLD_DAYS).",
+        ),
+    ] = None,
+    catch_up: Annotated[
+        bool,
+        typer.Option(
+            "--catch-up/--no-catch-up", help="Bring the projections up to the ledger head first."
+        ),
+    ] = True,
 ) -> None:
     """Evaluation measures for a period: every definition in docs/measures.md.
 
@@ -88,9 +117,14 @@ def measures(
         try:
             with ledger.connection() as conn:
                 found = measure_lib.report(
-                    conn, period, settings, by=by.value if by else None,
-                    per_person=per_person, unsuppressed=unsuppressed,
-                    wait_threshold_days=wait_threshold)
+                    conn,
+                    period,
+                    settings,
+                    by=by.value if by else None,
+                    per_person=per_person,
+                    unsuppressed=unsuppressed,
+                    wait_threshold_days=wait_threshold,
+                )
         except measure_lib.NotProjected as exc:
             fail(str(exc), code=1)
     if output_format is Format.json:
@@ -121,12 +155,18 @@ def render(found: dict[str, Any]) -> None:
     at = found["computed_at"]
     period = found["period"]
     shield = found["suppression"]
-    note = (f"counts {shield['suppressed_counts']} suppressed (*), others rounded to "
-            f"{shield['rounded_to']}" if shield["applied"] else "UNSUPPRESSED: do not publish")
-    out.print(f"[bold]Measures {period['from']} to {period['to']}[/] ({period['timezone']}), "
-              f"by {found['by'] or '-'}; definitions v{found['definitions_version']}; "
-              f"ledger position {at['position']} (head {at['ledger_head']}, lag {at['lag']}); "
-              f"{note}")
+    note = (
+        f"counts {shield['suppressed_counts']} suppressed (*), others rounded to "
+        f"{shield['rounded_to']}"
+        if shield["applied"]
+        else "UNSUPPRESSED: do not publish"
+    )
+    out.print(
+        f"[bold]Measures {period['from']} to {period['to']}[/] ({period['timezone']}), "
+        f"by {found['by'] or '-'}; definitions v{found['definitions_version']}; "
+        f"ledger position {at['position']} (head {at['ledger_head']}, lag {at['lag']}); "
+        f"{note}"
+    )
     if shield["applied"]:
         err.print("* = suppressed count; - = suppressed or not computable (rates, statistics)")
     for name, measure in found["measures"].items():

@@ -70,12 +70,15 @@ def _bars(runner: Runner) -> Iterator[tuple[Any, Any]]:
 
 @projections_app.command("run")
 def run(
-    once: Annotated[bool, typer.Option(
-        "--once", help="Exit when caught up instead of following the ledger.")] = False,
-    batch: Annotated[int, typer.Option(
-        min=1, help="Ledger events per batch (one transaction each).")] = 20_000,
-    poll: Annotated[float, typer.Option(
-        min=0.05, help="Seconds between checks when no notification arrives.")] = 1.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="Exit when caught up instead of following the ledger.")
+    ] = False,
+    batch: Annotated[
+        int, typer.Option(min=1, help="Ledger events per batch (one transaction each).")
+    ] = 20_000,
+    poll: Annotated[
+        float, typer.Option(min=0.05, help="Seconds between checks when no notification arrives.")
+    ] = 1.0,
 ) -> None:
     """Catch every projection up with the ledger, then follow it (LISTEN/NOTIFY with
     polling as fallback). SIGINT/SIGTERM stop cleanly after the batch in progress."""
@@ -88,13 +91,16 @@ def run(
         with _bars(runner) as (on_step, on_build):
             runner.run_once(stop, on_step=on_step, on_build=on_build)
         if not once and not stop.is_set():
-            err.print(f"caught up at position {_head(runner)}; following the ledger "
-                      "(Ctrl-C to stop)")
+            err.print(
+                f"caught up at position {_head(runner)}; following the ledger (Ctrl-C to stop)"
+            )
 
             def report(step: Step, head: int) -> None:
-                err.print(f"applied positions {step.after + 1}..{step.upto} "
-                          f"({step.people} people), lag {max(0, head - step.upto)}",
-                          highlight=False)
+                err.print(
+                    f"applied positions {step.after + 1}..{step.upto} "
+                    f"({step.people} people), lag {max(0, head - step.upto)}",
+                    highlight=False,
+                )
 
             runner.follow(stop, poll_seconds=poll, on_step=report)
         _print_status(runner.status())
@@ -120,11 +126,18 @@ def status(
 def _print_status(rows: list[dict[str, Any]]) -> None:
     table = Table(title="projections")
     for column in ("name", "position", "head", "lag", "updated", "rebuilt"):
-        table.add_column(column, justify="right" if column in ("position", "head", "lag")
-                         else "left")
+        table.add_column(
+            column, justify="right" if column in ("position", "head", "lag") else "left"
+        )
     for r in rows:
-        table.add_row(r["name"], str(r["position"]), str(r["head"]), str(r["lag"]),
-                      _short(r["updated_at"]), _short(r["rebuilt_at"]))
+        table.add_row(
+            r["name"],
+            str(r["position"]),
+            str(r["head"]),
+            str(r["lag"]),
+            _short(r["updated_at"]),
+            _short(r["rebuilt_at"]),
+        )
     out.print(table)
 
 
@@ -134,8 +147,10 @@ def _short(value: str | None) -> str:
 
 @projections_app.command("rebuild")
 def rebuild_command(
-    name: Annotated[str | None, typer.Argument(
-        help=f"One projection ({', '.join(catalog.NAMES)}); omit to rebuild all.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(help=f"One projection ({', '.join(catalog.NAMES)}); omit to rebuild all."),
+    ] = None,
 ) -> None:
     """Build projections from position 0 into new tables, then swap them in atomically
     (reads keep working meanwhile)."""
@@ -146,15 +161,19 @@ def rebuild_command(
         with progress() as bar:
             task = bar.add_task(f"rebuilding {name or 'all projections'}", total=None)
             try:
-                report = rebuild(runner, [name] if name else None,
-                                 progress=lambda done, total: bar.update(
-                                     task, completed=done, total=total))
+                report = rebuild(
+                    runner,
+                    [name] if name else None,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
             except RebuildBusy as exc:
                 fail(str(exc), code=1)
         assert report is not None
-        out.print(f"rebuilt {', '.join(report.names)}: {report.events} events of "
-                  f"{report.people} people in {report.seconds:.1f}s "
-                  f"({report.rate:,.0f} events/s); swapped in at position {report.position}")
+        out.print(
+            f"rebuilt {', '.join(report.names)}: {report.events} events of "
+            f"{report.people} people in {report.seconds:.1f}s "
+            f"({report.rate:,.0f} events/s); swapped in at position {report.position}"
+        )
 
 
 # -- person-level reads -----------------------------------------------------------------
@@ -170,8 +189,10 @@ def _person(ledger: Ledger, nhs_number: str) -> UUID:
 
 def coordinator(
     nhs_number: Annotated[str, typer.Argument(help="The person's NHS number.")],
-    as_of: Annotated[datetime | None, typer.Option(
-        help="Who coordinated at this occurred time (ISO-8601; default: now).")] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(help="Who coordinated at this occurred time (ISO-8601; default: now)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Who coordinates the person's care now (or at --as-of), and the intervals so far."""
@@ -182,8 +203,11 @@ def coordinator(
         with ledger.connection() as conn:
             now = queries.current_coordinator(conn, patient)
             if now is None:
-                fail("the projections do not know this person yet: run "
-                     "'carejourney projections run --once'", code=1)
+                fail(
+                    "the projections do not know this person yet: run "
+                    "'carejourney projections run --once'",
+                    code=1,
+                )
             at = queries.coordinator_as_of(conn, patient, as_of) if as_of else None
             intervals = queries.coordinator_intervals(conn, patient)
     if as_json:
@@ -192,8 +216,10 @@ def coordinator(
     if at is not None:
         out.print(f"as of {as_of.isoformat()}: {_who(at['coordinator'], at['named'])}")
     else:
-        out.print(f"now: {_who(now['coordinator'], now['named'])}"
-                  + (f" since {now['since'][:16]}" if now["since"] else ""))
+        out.print(
+            f"now: {_who(now['coordinator'], now['named'])}"
+            + (f" since {now['since'][:16]}" if now["since"] else "")
+        )
         if now["journey"] == "open" and not now["named"]:
             out.print(f"no named coordinator since {(now['unnamed_since'] or '')[:16]}")
     out.print(f"journey {now['journey']}; {now['handoffs']} handoffs")
@@ -201,9 +227,15 @@ def coordinator(
     for column in ("from", "to", "coordinator", "role", "organisation", "named", "via"):
         table.add_column(column)
     for i in intervals:
-        table.add_row(i["valid_from"][:16], (i["valid_to"] or "now")[:16], i["coordinator_id"],
-                      i["role"], i["organisation"], "yes" if i["named"] else "default",
-                      i["opened_by_type"])
+        table.add_row(
+            i["valid_from"][:16],
+            (i["valid_to"] or "now")[:16],
+            i["coordinator_id"],
+            i["role"],
+            i["organisation"],
+            "yes" if i["named"] else "default",
+            i["opened_by_type"],
+        )
     out.print(table)
 
 
@@ -215,11 +247,24 @@ def _who(who: dict[str, Any] | None, named: bool) -> str:
 
 
 LANES: tuple[str, ...] = tuple(s.value for s in Setting)
-LANE_MARKS = {"primary_care": "PC", "acute": "AC", "community": "CO", "mental_health": "MH",
-              "social_care": "SC", "voluntary": "VO", "home": "HO"}
-LANE_STYLE = {"primary_care": "green", "acute": "red", "community": "cyan",
-              "mental_health": "magenta", "social_care": "yellow", "voluntary": "blue",
-              "home": "white"}
+LANE_MARKS = {
+    "primary_care": "PC",
+    "acute": "AC",
+    "community": "CO",
+    "mental_health": "MH",
+    "social_care": "SC",
+    "voluntary": "VO",
+    "home": "HO",
+}
+LANE_STYLE = {
+    "primary_care": "green",
+    "acute": "red",
+    "community": "cyan",
+    "mental_health": "magenta",
+    "social_care": "yellow",
+    "voluntary": "blue",
+    "home": "white",
+}
 
 
 def journey(
@@ -235,8 +280,11 @@ def journey(
             spells = queries.spells(conn, patient)
             now = queries.current_coordinator(conn, patient)
     if not entries:
-        fail("the projections hold no timeline for this person yet: run "
-             "'carejourney projections run --once'", code=1)
+        fail(
+            "the projections hold no timeline for this person yet: run "
+            "'carejourney projections run --once'",
+            code=1,
+        )
     if as_json:
         for entry in entries:
             out.print_json(json.dumps(entry), indent=None)
@@ -253,8 +301,13 @@ def journey(
         summary = Text(e["summary"])
         if e["status"] != "recorded":
             summary = Text(f"{e['summary']} [{e['status']}]", style="strike dim")
-        table.add_row(e["occurred_at"][:16].replace("T", " "), *marks, summary,
-                      e["source_organisation"], str(e["position"]))
+        table.add_row(
+            e["occurred_at"][:16].replace("T", " "),
+            *marks,
+            summary,
+            e["source_organisation"],
+            str(e["position"]),
+        )
     out.print(table)
     out.print("lanes: " + ", ".join(f"{LANE_MARKS[x]} {x.replace('_', ' ')}" for x in LANES))
     if spells:
@@ -262,10 +315,14 @@ def journey(
         for column in ("admitted", "discharged", "hospital", "method", "destination", "stay"):
             spell_table.add_column(column)
         for s in spells:
-            spell_table.add_row(s["admitted_at"][:16], (s["discharged_at"] or "in hospital")[:16],
-                                s["hospital"], s["method"], s["destination"] or "-",
-                                "-" if s["length_of_stay_days"] is None
-                                else f"{s['length_of_stay_days']} days")
+            spell_table.add_row(
+                s["admitted_at"][:16],
+                (s["discharged_at"] or "in hospital")[:16],
+                s["hospital"],
+                s["method"],
+                s["destination"] or "-",
+                "-" if s["length_of_stay_days"] is None else f"{s['length_of_stay_days']} days",
+            )
         out.print(spell_table)
     if now is not None:
         out.print(f"coordinator now: {_who(now['coordinator'], now['named'])}")

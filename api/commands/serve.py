@@ -27,12 +27,16 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(
-        help="Address to bind (default CAREJOURNEY_API_HOST, 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(
-        help="Port (default CAREJOURNEY_API_PORT, 8000).")] = None,
-    workers: Annotated[int | None, typer.Option(
-        min=1, help="uvicorn worker processes (default CAREJOURNEY_API_WORKERS, 1).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default CAREJOURNEY_API_HOST, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default CAREJOURNEY_API_PORT, 8000).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="uvicorn worker processes (default CAREJOURNEY_API_WORKERS, 1)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the HTTP API (OpenAPI at /docs and /openapi.json)."""
@@ -48,16 +52,25 @@ def serve(
         os.environ["CAREJOURNEY_DATABASE_URL"] = url
         get_settings.cache_clear()
     if len(KeyRing(settings)) == 0:
-        err.print("[yellow]no API keys yet:[/] every request will get 401. Create the first "
-                  "with `carejourney keys create admin`.")
+        err.print(
+            "[yellow]no API keys yet:[/] every request will get 401. Create the first "
+            "with `carejourney keys create admin`."
+        )
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = tempfile.mkdtemp(prefix="carejourney-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     err.print(f"serving on http://{host}:{port} with {workers} worker(s); docs at /docs")
     try:
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, access_log=False, log_level=log_level)
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_level=log_level,
+        )
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 P = "5b1e2f0a-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 E1 = "0b6f1c2e-9a43-4d8e-8f3a-3c1d2b4a5e60"
 E2 = "7b0f6a8e-5d0c-4e59-a7de-0f4f3c1f9a10"
-NURSE = {"id": "N100", "role": "specialist_nurse", "organisation": "Y02345",
-         "setting": "community"}
+NURSE = {"id": "N100", "role": "specialist_nurse", "organisation": "Y02345", "setting": "community"}
 
 
 class Coordinator(BaseModel):
@@ -46,22 +45,45 @@ class Interval(BaseModel):
 
 
 EXAMPLE_INTERVAL: dict[str, Any] = {
-    "seq": 1, "valid_from": "2026-03-02T10:15:00Z", "valid_to": None,
-    "coordinator_id": "N100", "role": "specialist_nurse", "organisation": "Y02345",
-    "setting": "community", "named": True, "opened_by": E2,
-    "opened_by_type": "CoordinatorHandedOff", "closed_by": None, "closed_by_type": None,
+    "seq": 1,
+    "valid_from": "2026-03-02T10:15:00Z",
+    "valid_to": None,
+    "coordinator_id": "N100",
+    "role": "specialist_nurse",
+    "organisation": "Y02345",
+    "setting": "community",
+    "named": True,
+    "opened_by": E2,
+    "opened_by_type": "CoordinatorHandedOff",
+    "closed_by": None,
+    "closed_by_type": None,
 }
 
 
 class CoordinatorNow(BaseModel):
     """Who coordinates the person now: the named coordinator, or the practice default."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "patient_id": P, "journey": "open", "coordinator": NURSE, "named": True,
-        "since": "2026-03-02T10:15:00Z", "unnamed_since": None, "practice": "A81001",
-        "gp_id": "G1234567", "opened_at": "2026-03-01T09:00:00Z", "closed_at": None,
-        "first_named_at": "2026-03-02T10:15:00Z", "handoffs": 1, "position": 1042,
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": P,
+                    "journey": "open",
+                    "coordinator": NURSE,
+                    "named": True,
+                    "since": "2026-03-02T10:15:00Z",
+                    "unnamed_since": None,
+                    "practice": "A81001",
+                    "gp_id": "G1234567",
+                    "opened_at": "2026-03-01T09:00:00Z",
+                    "closed_at": None,
+                    "first_named_at": "2026-03-02T10:15:00Z",
+                    "handoffs": 1,
+                    "position": 1042,
+                }
+            ]
+        }
+    )
 
     patient_id: UUID
     journey: Literal["open", "closed", "none"]
@@ -81,10 +103,19 @@ class CoordinatorNow(BaseModel):
 class CoordinatorAsOf(BaseModel):
     """Who coordinated the person at occurred time ``at``, as the ledger knows it now."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "patient_id": P, "at": "2026-03-02T12:00:00Z", "coordinator": NURSE, "named": True,
-        "interval": EXAMPLE_INTERVAL,
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": P,
+                    "at": "2026-03-02T12:00:00Z",
+                    "coordinator": NURSE,
+                    "named": True,
+                    "interval": EXAMPLE_INTERVAL,
+                }
+            ]
+        }
+    )
 
     patient_id: UUID
     at: datetime
@@ -128,21 +159,43 @@ class Spell(BaseModel):
 
 
 EXAMPLE_TIMELINE: dict[str, Any] = {
-    "seq": 0, "position": 1041, "event_id": E1, "stream_patient_id": P,
-    "type": "PatientRegistered", "kind": "journey", "setting": "primary_care",
-    "summary": "registered at A81001 (GP G1234567)", "source_organisation": "A81001",
-    "source_system": "gp-emis", "occurred_at": "2026-03-01T09:00:00Z",
-    "recorded_at": "2026-03-01T09:00:01.52Z", "status": "recorded", "voided_by": None,
+    "seq": 0,
+    "position": 1041,
+    "event_id": E1,
+    "stream_patient_id": P,
+    "type": "PatientRegistered",
+    "kind": "journey",
+    "setting": "primary_care",
+    "summary": "registered at A81001 (GP G1234567)",
+    "source_organisation": "A81001",
+    "source_system": "gp-emis",
+    "occurred_at": "2026-03-01T09:00:00Z",
+    "recorded_at": "2026-03-01T09:00:01.52Z",
+    "status": "recorded",
+    "voided_by": None,
 }
 EXAMPLE_SPELL: dict[str, Any] = {
-    "seq": 0, "encounter_id": "E1", "hospital": "RXH01", "ward": "W7", "location": "W9",
-    "method": "emergency", "admitted_at": "2026-03-05T22:10:00Z",
-    "discharged_at": "2026-03-09T11:00:00Z", "destination": "usual_residence",
+    "seq": 0,
+    "encounter_id": "E1",
+    "hospital": "RXH01",
+    "ward": "W7",
+    "location": "W9",
+    "method": "emergency",
+    "admitted_at": "2026-03-05T22:10:00Z",
+    "discharged_at": "2026-03-09T11:00:00Z",
+    "destination": "usual_residence",
     "length_of_stay_days": 4,
-    "transfers": [{"at": "2026-03-06T08:00:00+00:00", "from": "W7", "to": "W9",
-                   "event_id": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"}],
+    "transfers": [
+        {
+            "at": "2026-03-06T08:00:00+00:00",
+            "from": "W7",
+            "to": "W9",
+            "event_id": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+        }
+    ],
     "admitted_event_id": "2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d",
-    "discharged_event_id": "3b4c5d6e-7f8a-4b9c-8d1e-2f3a4b5c6d7e", "status": "closed",
+    "discharged_event_id": "3b4c5d6e-7f8a-4b9c-8d1e-2f3a4b5c6d7e",
+    "status": "closed",
 }
 
 
@@ -150,10 +203,19 @@ class Journey(BaseModel):
     """The person's cross-setting timeline (occurred order, every event with its status)
     and admission spells, from the projections."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "patient_id": P, "timeline": [EXAMPLE_TIMELINE], "spells": [EXAMPLE_SPELL],
-        "handoffs": 1, "projected_to": 1042,
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": P,
+                    "timeline": [EXAMPLE_TIMELINE],
+                    "spells": [EXAMPLE_SPELL],
+                    "handoffs": 1,
+                    "projected_to": 1042,
+                }
+            ]
+        }
+    )
 
     patient_id: UUID
     timeline: list[TimelineEntry]
@@ -186,18 +248,35 @@ class CarePlan(BaseModel):
 
 
 EXAMPLE_PLAN: dict[str, Any] = {
-    "plan_id": "CP1", "status": "active", "agreed_at": "2026-03-03T10:00:00Z",
-    "agreed_with": "both", "review_due": "2026-06-03", "last_reviewed_at": None,
-    "reviews": 0, "revisions": 0,
-    "goals": [{"goal_id": "G1", "description": "walk to the shops",
-               "target_date": "2026-05-01", "status": "open"}],
-    "closed_at": None, "close_reason": None, "agreed_event_id": E1, "review_overdue": False,
+    "plan_id": "CP1",
+    "status": "active",
+    "agreed_at": "2026-03-03T10:00:00Z",
+    "agreed_with": "both",
+    "review_due": "2026-06-03",
+    "last_reviewed_at": None,
+    "reviews": 0,
+    "revisions": 0,
+    "goals": [
+        {
+            "goal_id": "G1",
+            "description": "walk to the shops",
+            "target_date": "2026-05-01",
+            "status": "open",
+        }
+    ],
+    "closed_at": None,
+    "close_reason": None,
+    "agreed_event_id": E1,
+    "review_overdue": False,
 }
 
 
 class CarePlans(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "patient_id": P, "plans": [EXAMPLE_PLAN], "projected_to": 1042}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"patient_id": P, "plans": [EXAMPLE_PLAN], "projected_to": 1042}]
+        }
+    )
 
     patient_id: UUID
     plans: list[CarePlan]
@@ -217,14 +296,27 @@ class CaseloadEntry(BaseModel):
 class Caseload(BaseModel):
     """The people this professional is the named coordinator of now, longest-held first."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "coordinator_id": "N100",
-        "people": [{"patient_id": P, "nhs_number": "9434765919",
-                    "since": "2026-03-02T10:15:00Z", "role": "specialist_nurse",
-                    "organisation": "Y02345", "setting": "community",
-                    "opened_at": "2026-03-01T09:00:00Z"}],
-        "projected_to": 1042,
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "coordinator_id": "N100",
+                    "people": [
+                        {
+                            "patient_id": P,
+                            "nhs_number": "9434765919",
+                            "since": "2026-03-02T10:15:00Z",
+                            "role": "specialist_nurse",
+                            "organisation": "Y02345",
+                            "setting": "community",
+                            "opened_at": "2026-03-01T09:00:00Z",
+                        }
+                    ],
+                    "projected_to": 1042,
+                }
+            ]
+        }
+    )
 
     coordinator_id: str
     people: list[CaseloadEntry]
@@ -244,12 +336,27 @@ class UnassignedEntry(BaseModel):
 class Unassigned(BaseModel):
     """Open journeys with no named coordinator now, longest first."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "people": [{"patient_id": P, "nhs_number": "9434765919",
-                    "since": "2026-01-10T09:00:00Z", "days": 51, "practice": "A81001",
-                    "gp_id": "G1234567", "opened_at": "2026-01-10T09:00:00Z"}],
-        "next_offset": None, "projected_to": 1042,
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "people": [
+                        {
+                            "patient_id": P,
+                            "nhs_number": "9434765919",
+                            "since": "2026-01-10T09:00:00Z",
+                            "days": 51,
+                            "practice": "A81001",
+                            "gp_id": "G1234567",
+                            "opened_at": "2026-01-10T09:00:00Z",
+                        }
+                    ],
+                    "next_offset": None,
+                    "projected_to": 1042,
+                }
+            ]
+        }
+    )
 
     people: list[UnassignedEntry]
     next_offset: int | None = Field(description="Pass as `offset` for the next page.")

@@ -23,10 +23,16 @@ EXAMPLE_ENVELOPE: dict[str, Any] = {
     "occurred_at": "2026-03-02T10:15:00+00:00",
     "source": {"organisation": "Y02345", "system": "community-emis", "setting": "community"},
     "recorded_by": {"id": "C1234567", "role": "specialist_nurse"},
-    "data": {"from_id": "G1234567",
-             "to": {"id": "N100", "role": "specialist_nurse", "organisation": "Y02345",
-                    "setting": "community"},
-             "reason": "heart failure nurse to lead"},
+    "data": {
+        "from_id": "G1234567",
+        "to": {
+            "id": "N100",
+            "role": "specialist_nurse",
+            "organisation": "Y02345",
+            "setting": "community",
+        },
+        "reason": "heart failure nurse to lead",
+    },
 }
 EXAMPLE_REGISTERED: dict[str, Any] = {
     "event_id": "0b6f1c2e-9a43-4d8e-8f3a-3c1d2b4a5e60",
@@ -48,10 +54,16 @@ def _envelope_model(type_name: str, data_model: type[BaseModel]) -> type[BaseMod
         event_id=(UUID, Field(description="Publisher-assigned id; the idempotency key.")),
         type=(Literal[type_name], ...),
         schema_version=(Literal[SCHEMA_VERSION], ...),
-        nhs_number=(Annotated[str, Field(
-            pattern=r"^[0-9]{10}$",
-            description="10 digits with a modulus-11 check digit; never stored in the log.",
-        )], ...),
+        nhs_number=(
+            Annotated[
+                str,
+                Field(
+                    pattern=r"^[0-9]{10}$",
+                    description="10 digits with a modulus-11 check digit; never stored in the log.",
+                ),
+            ],
+            ...,
+        ),
         occurred_at=(AwareDatetime, Field(description="When it happened, with a UTC offset.")),
         source=(Source, ...),
         recorded_by=(RecordedBy | None, None),
@@ -80,20 +92,36 @@ class FieldProblem(BaseModel):
 class ItemResult(BaseModel):
     """The outcome of one envelope (the same shape as ``Ledger.append_batch`` results)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"index": 0, "event_id": "7b0f6a8e-5d0c-4e59-a7de-0f4f3c1f9a10", "status": "recorded",
-         "position": 1042},
-        {"index": 1, "event_id": "0b6f1c2e-9a43-4d8e-8f3a-3c1d2b4a5e60", "status": "rejected",
-         "errors": [{"loc": "data.to.setting", "msg": "Input should be 'primary_care', ..."}]},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "index": 0,
+                    "event_id": "7b0f6a8e-5d0c-4e59-a7de-0f4f3c1f9a10",
+                    "status": "recorded",
+                    "position": 1042,
+                },
+                {
+                    "index": 1,
+                    "event_id": "0b6f1c2e-9a43-4d8e-8f3a-3c1d2b4a5e60",
+                    "status": "rejected",
+                    "errors": [
+                        {"loc": "data.to.setting", "msg": "Input should be 'primary_care', ..."}
+                    ],
+                },
+            ]
+        }
+    )
 
     index: int = Field(description="Position of the envelope in the request (0 for one).")
     event_id: str | None = Field(description="The envelope's event_id, when it had one.")
     status: Literal["recorded", "duplicate", "conflict", "rejected"]
     position: int | None = Field(
-        default=None, description="Ledger position: new (recorded) or original (duplicate).")
+        default=None, description="Ledger position: new (recorded) or original (duplicate)."
+    )
     errors: list[FieldProblem] | None = Field(
-        default=None, description="Why a rejected or conflicting envelope was refused.")
+        default=None, description="Why a rejected or conflicting envelope was refused."
+    )
 
 
 class Counts(BaseModel):
@@ -106,17 +134,35 @@ class Counts(BaseModel):
 class BatchResult(BaseModel):
     """Per-envelope outcomes of a batch, in request order, and their totals."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "results": [
-            {"index": 0, "event_id": "0b6f1c2e-9a43-4d8e-8f3a-3c1d2b4a5e60",
-             "status": "recorded", "position": 1041},
-            {"index": 1, "event_id": "7b0f6a8e-5d0c-4e59-a7de-0f4f3c1f9a10",
-             "status": "duplicate", "position": 17},
-            {"index": 2, "event_id": None, "status": "rejected",
-             "errors": [{"loc": "event_id", "msg": "Field required"}]},
-        ],
-        "counts": {"recorded": 1, "duplicate": 1, "conflict": 0, "rejected": 1},
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {
+                            "index": 0,
+                            "event_id": "0b6f1c2e-9a43-4d8e-8f3a-3c1d2b4a5e60",
+                            "status": "recorded",
+                            "position": 1041,
+                        },
+                        {
+                            "index": 1,
+                            "event_id": "7b0f6a8e-5d0c-4e59-a7de-0f4f3c1f9a10",
+                            "status": "duplicate",
+                            "position": 17,
+                        },
+                        {
+                            "index": 2,
+                            "event_id": None,
+                            "status": "rejected",
+                            "errors": [{"loc": "event_id", "msg": "Field required"}],
+                        },
+                    ],
+                    "counts": {"recorded": 1, "duplicate": 1, "conflict": 0, "rejected": 1},
+                }
+            ]
+        }
+    )
 
     results: list[ItemResult]
     counts: Counts
@@ -125,13 +171,22 @@ class BatchResult(BaseModel):
 class EventStatus(BaseModel):
     """Where a published event sits in the ledger (no person identifiers)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "event_id": "7b0f6a8e-5d0c-4e59-a7de-0f4f3c1f9a10", "status": "recorded",
-        "position": 1042, "type": "CoordinatorHandedOff",
-        "occurred_at": "2026-03-02T10:15:00Z", "recorded_at": "2026-03-02T10:15:02.113Z",
-        "source_organisation": "Y02345",
-        "hash": "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c1b3d5f7e9a1c3b5d7f9e1a3c5b7d9f1e",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "7b0f6a8e-5d0c-4e59-a7de-0f4f3c1f9a10",
+                    "status": "recorded",
+                    "position": 1042,
+                    "type": "CoordinatorHandedOff",
+                    "occurred_at": "2026-03-02T10:15:00Z",
+                    "recorded_at": "2026-03-02T10:15:02.113Z",
+                    "source_organisation": "Y02345",
+                    "hash": "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c1b3d5f7e9a1c3b5d7f9e1a3c5b7d9f1e",
+                }
+            ]
+        }
+    )
 
     event_id: UUID
     status: Literal["recorded"]

@@ -30,35 +30,66 @@ class MeasureOut(BaseModel):
     title: str
     unit: str = Field(description="What the measure's headline count counts.")
     definition: str = Field(description="The published definition (docs/measures.md).")
-    count_fields: list[str] = Field(description="Fields that are counts (null when "
-                                                "suppressed).")
-    groups: list[dict[str, Any]] = Field(description="`all` first, then one per group of "
-                                                     "the split, in order.")
+    count_fields: list[str] = Field(description="Fields that are counts (null when suppressed).")
+    groups: list[dict[str, Any]] = Field(
+        description="`all` first, then one per group of the split, in order."
+    )
     per_person: list[dict[str, Any]] | None = Field(
-        default=None, description="Pseudonymised rows, only with `per_person=true`.")
+        default=None, description="Pseudonymised rows, only with `per_person=true`."
+    )
 
 
 class MeasuresReport(BaseModel):
     """Every measure over one period, with where and how it was computed."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "definitions_version": "1.0.0",
-        "period": {"from": "2025-01-01", "to": "2025-12-31", "timezone": "Europe/London"},
-        "by": None,
-        "computed_at": {"position": 8053, "ledger_head": 8053, "lag": 0,
-                        "projections": {"coordinators": 8053, "evaluation": 8053}},
-        "suppression": {"applied": True, "suppressed_counts": "1-7", "rounded_to": 5},
-        "options": {"referral_wait_threshold_days": 28, "per_person": False},
-        "measures": {"readmission_30d": {
-            "title": "30-day emergency readmission", "unit": "index discharges",
-            "definition": "30-day emergency readmission (NHS definition). ...",
-            "count_fields": ["discharges", "readmitted", "incomplete", "deaths",
-                             "transferred_out"],
-            "groups": [{"group": "all", "discharges": 200, "readmitted": 35,
-                        "readmission_pct": 17.5, "incomplete": 25, "deaths": None,
-                        "transferred_out": 0}],
-        }},
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "definitions_version": "1.0.0",
+                    "period": {
+                        "from": "2025-01-01",
+                        "to": "2025-12-31",
+                        "timezone": "Europe/London",
+                    },
+                    "by": None,
+                    "computed_at": {
+                        "position": 8053,
+                        "ledger_head": 8053,
+                        "lag": 0,
+                        "projections": {"coordinators": 8053, "evaluation": 8053},
+                    },
+                    "suppression": {"applied": True, "suppressed_counts": "1-7", "rounded_to": 5},
+                    "options": {"referral_wait_threshold_days": 28, "per_person": False},
+                    "measures": {
+                        "readmission_30d": {
+                            "title": "30-day emergency readmission",
+                            "unit": "index discharges",
+                            "definition": "30-day emergency readmission (NHS definition). ...",
+                            "count_fields": [
+                                "discharges",
+                                "readmitted",
+                                "incomplete",
+                                "deaths",
+                                "transferred_out",
+                            ],
+                            "groups": [
+                                {
+                                    "group": "all",
+                                    "discharges": 200,
+                                    "readmitted": 35,
+                                    "readmission_pct": 17.5,
+                                    "incomplete": 25,
+                                    "deaths": None,
+                                    "transferred_out": 0,
+                                }
+                            ],
+                        }
+                    },
+                }
+            ]
+        }
+    )
 
     definitions_version: str
     period: ReportPeriod

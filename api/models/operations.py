@@ -23,10 +23,19 @@ class ProjectionState(BaseModel):
 class Readiness(BaseModel):
     """The database answered and every projection is within ``max_lag`` of the head."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "status": "ready", "max_lag": 10000,
-        "projections": [{"name": "coordinators", "position": 1040, "head": 1042, "lag": 2}],
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "max_lag": 10000,
+                    "projections": [
+                        {"name": "coordinators", "position": 1040, "head": 1042, "lag": 2}
+                    ],
+                }
+            ]
+        }
+    )
 
     status: Literal["ready"]
     max_lag: int

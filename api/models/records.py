@@ -20,9 +20,15 @@ EXAMPLE_RECORD: dict[str, Any] = {
     "recorded_at": "2026-03-02T10:15:02.113000+00:00",
     "source": {"organisation": "Y02345", "system": "community-emis", "setting": "community"},
     "recorded_by": {"id": "C1234567", "role": "specialist_nurse"},
-    "data": {"from_id": "G1234567",
-             "to": {"id": "N100", "role": "specialist_nurse", "organisation": "Y02345",
-                    "setting": "community"}},
+    "data": {
+        "from_id": "G1234567",
+        "to": {
+            "id": "N100",
+            "role": "specialist_nurse",
+            "organisation": "Y02345",
+            "setting": "community",
+        },
+    },
     "hash": "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c1b3d5f7e9a1c3b5d7f9e1a3c5b7d9f1e",
     "prev_hash": "1e3c5a7b9d1f3e5c7a9b1d3f5e7c9a1b3d5f7e9c1a3b5d7f9e1c3a5b7d9f1e3c",
 }
@@ -35,8 +41,9 @@ class Record(BaseModel):
 
     position: int = Field(description="Global ledger position (gaps are normal).")
     event_id: UUID
-    patient_id: UUID = Field(description="The stream it was recorded on (a merged person's "
-                                         "events keep their own).")
+    patient_id: UUID = Field(
+        description="The stream it was recorded on (a merged person's events keep their own)."
+    )
     version: int
     type: str
     schema_version: int
@@ -53,9 +60,17 @@ class PatientRecords(BaseModel):
     """One page of a person's events in position order; ``next_after`` is the position to
     pass as ``after`` for the next page (null on the last page)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "patient_id": EXAMPLE_PATIENT, "events": [EXAMPLE_RECORD], "next_after": None,
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": EXAMPLE_PATIENT,
+                    "events": [EXAMPLE_RECORD],
+                    "next_after": None,
+                }
+            ]
+        }
+    )
 
     patient_id: UUID
     events: list[Record]
@@ -82,15 +97,28 @@ class Verification(BaseModel):
     """The person's hash chain recomputed from storage; ``ok`` false names the first
     broken link."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "patient_id": EXAMPLE_PATIENT, "ok": True, "events": 12, "break": None,
-        "head": {"version": 12, "position": 1042,
-                 "hash": "c0ffee0123456789abcdef0123456789abcdef0123456789abcdef0123456789"},
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": EXAMPLE_PATIENT,
+                    "ok": True,
+                    "events": 12,
+                    "break": None,
+                    "head": {
+                        "version": 12,
+                        "position": 1042,
+                        "hash": "c0ffee0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
+                    },
+                }
+            ]
+        }
+    )
 
     patient_id: UUID
     ok: bool
     events: int
     break_: ChainBreak | None = Field(alias="break", serialization_alias="break")
-    head: ChainHead | None = Field(description="Null if the person's head row is missing "
-                                               "(itself a break).")
+    head: ChainHead | None = Field(
+        description="Null if the person's head row is missing (itself a break)."
+    )

@@ -58,21 +58,48 @@ class Replay(BaseModel):
     projection tables. ``coordinator`` is the state at the end of what is replayed;
     ``coordinator_as_of`` who held coordination at ``as_of`` (or now)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "patient_id": P, "as_of": "2026-03-02T12:00:00Z", "known_at": "2026-03-03T00:00:00Z",
-        "position": 1042, "events": 3,
-        "coordinator": {
-            "patient_id": P, "journey": "open", "coordinator": NURSE, "named": True,
-            "since": "2026-03-02T10:15:00Z", "unnamed_since": None, "practice": "A81001",
-            "gp_id": "G1234567", "opened_at": "2026-03-01T09:00:00Z", "closed_at": None,
-            "first_named_at": "2026-03-02T10:15:00Z", "handoffs": 1, "position": 1042},
-        "coordinator_as_of": {"patient_id": P, "at": "2026-03-02T12:00:00Z",
-                              "coordinator": NURSE, "named": True,
-                              "interval": EXAMPLE_INTERVAL},
-        "coordinator_intervals": [EXAMPLE_INTERVAL],
-        "open_spells": [], "spells": [EXAMPLE_SPELL], "care_plans": [EXAMPLE_PLAN],
-        "referrals": [], "quality_findings": [], "timeline": [EXAMPLE_TIMELINE],
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": P,
+                    "as_of": "2026-03-02T12:00:00Z",
+                    "known_at": "2026-03-03T00:00:00Z",
+                    "position": 1042,
+                    "events": 3,
+                    "coordinator": {
+                        "patient_id": P,
+                        "journey": "open",
+                        "coordinator": NURSE,
+                        "named": True,
+                        "since": "2026-03-02T10:15:00Z",
+                        "unnamed_since": None,
+                        "practice": "A81001",
+                        "gp_id": "G1234567",
+                        "opened_at": "2026-03-01T09:00:00Z",
+                        "closed_at": None,
+                        "first_named_at": "2026-03-02T10:15:00Z",
+                        "handoffs": 1,
+                        "position": 1042,
+                    },
+                    "coordinator_as_of": {
+                        "patient_id": P,
+                        "at": "2026-03-02T12:00:00Z",
+                        "coordinator": NURSE,
+                        "named": True,
+                        "interval": EXAMPLE_INTERVAL,
+                    },
+                    "coordinator_intervals": [EXAMPLE_INTERVAL],
+                    "open_spells": [],
+                    "spells": [EXAMPLE_SPELL],
+                    "care_plans": [EXAMPLE_PLAN],
+                    "referrals": [],
+                    "quality_findings": [],
+                    "timeline": [EXAMPLE_TIMELINE],
+                }
+            ]
+        }
+    )
 
     patient_id: UUID
     as_of: datetime | None

@@ -39,9 +39,15 @@ class Bars:
     drawn: int = 0  # bars with a value (the browser test checks charts have data)
 
 
-def columns(categories: list[str], series: list[tuple[str, list[float | None]]], *,
-            width: int = 520, height: int = 240, unit: str = "",
-            top: float | None = None) -> Bars:
+def columns(
+    categories: list[str],
+    series: list[tuple[str, list[float | None]]],
+    *,
+    width: int = 520,
+    height: int = 240,
+    unit: str = "",
+    top: float | None = None,
+) -> Bars:
     """Vertical bars: one slot per category, one bar per series within it."""
     left, right, above, below = 48, 8, 12, 42
     plot_w, plot_h = width - left - right, height - above - below
@@ -51,38 +57,74 @@ def columns(categories: list[str], series: list[tuple[str, list[float | None]]],
     for i in range(round(axis_top / step) + 1):
         tick = i * step
         y = above + plot_h - plot_h * tick / axis_top
-        chart.gridlines.append({"x1": left, "x2": width - right, "y": round(y, 1),
-                                "label": _label(tick) + unit, "lx": left - 4})
+        chart.gridlines.append(
+            {
+                "x1": left,
+                "x2": width - right,
+                "y": round(y, 1),
+                "label": _label(tick) + unit,
+                "lx": left - 4,
+            }
+        )
     slot = plot_w / max(len(categories), 1)
     bar_w = max(2.0, slot * 0.8 / max(len(series), 1))
     every = max(1, math.ceil(len(categories) * 38 / plot_w))
     for c, category in enumerate(categories):
         x_slot = left + c * slot + slot * 0.1
         if c % every == 0:
-            chart.labels.append({"x": round(left + c * slot + slot / 2, 1),
-                                 "y": height - below + 16, "text": category})
+            chart.labels.append(
+                {
+                    "x": round(left + c * slot + slot / 2, 1),
+                    "y": height - below + 16,
+                    "text": category,
+                }
+            )
         for s, (name, vals) in enumerate(series):
             value = vals[c]
             x = round(x_slot + s * bar_w, 1)
             colour = PALETTE[s % len(PALETTE)]
             if value is None:
-                chart.bars.append({"x": x, "y": above + plot_h - 10, "w": round(bar_w, 1),
-                                   "h": 10, "colour": colour, "suppressed": True,
-                                   "title": f"{category} {name}: suppressed (small number)"})
+                chart.bars.append(
+                    {
+                        "x": x,
+                        "y": above + plot_h - 10,
+                        "w": round(bar_w, 1),
+                        "h": 10,
+                        "colour": colour,
+                        "suppressed": True,
+                        "title": f"{category} {name}: suppressed (small number)",
+                    }
+                )
                 continue
             h = plot_h * value / axis_top
-            chart.bars.append({"x": x, "y": round(above + plot_h - h, 1), "w": round(bar_w, 1),
-                               "h": round(max(h, 0.5 if value else 0), 1), "colour": colour,
-                               "suppressed": False,
-                               "title": f"{category} {name}: {_label(value)}{unit}"})
+            chart.bars.append(
+                {
+                    "x": x,
+                    "y": round(above + plot_h - h, 1),
+                    "w": round(bar_w, 1),
+                    "h": round(max(h, 0.5 if value else 0), 1),
+                    "colour": colour,
+                    "suppressed": False,
+                    "title": f"{category} {name}: {_label(value)}{unit}",
+                }
+            )
             chart.drawn += 1
-    chart.legend = [{"name": name, "colour": PALETTE[s % len(PALETTE)]}
-                    for s, (name, _) in enumerate(series)] if len(series) > 1 else []
+    chart.legend = (
+        [{"name": name, "colour": PALETTE[s % len(PALETTE)]} for s, (name, _) in enumerate(series)]
+        if len(series) > 1
+        else []
+    )
     return chart
 
 
-def rows(categories: list[str], *, series: list[tuple[str, list[float | None]]],
-         width: int = 520, top: float = 100.0, unit: str = "%") -> Bars:
+def rows(
+    categories: list[str],
+    *,
+    series: list[tuple[str, list[float | None]]],
+    width: int = 520,
+    top: float = 100.0,
+    unit: str = "%",
+) -> Bars:
     """Horizontal grouped bars: one block per category (e.g. a hospital), one bar per
     series (e.g. readmission %, follow-up %)."""
     left, right, above = 110, 40, 22
@@ -95,28 +137,49 @@ def rows(categories: list[str], *, series: list[tuple[str, list[float | None]]],
     for i in range(round(axis_top / step) + 1):
         tick = i * step
         x = round(left + plot_w * tick / axis_top, 1)
-        chart.gridlines.append({"x": x, "y1": above - 4, "y2": height - 24,
-                                "label": _label(tick) + unit})
+        chart.gridlines.append(
+            {"x": x, "y1": above - 4, "y2": height - 24, "label": _label(tick) + unit}
+        )
     for c, category in enumerate(categories):
         y0 = above + c * block
-        chart.labels.append({"x": left - 6, "y": round(y0 + bar_h * len(series) / 2 + 4, 1),
-                             "text": category})
+        chart.labels.append(
+            {"x": left - 6, "y": round(y0 + bar_h * len(series) / 2 + 4, 1), "text": category}
+        )
         for s, (name, vals) in enumerate(series):
             value = vals[c]
             y = y0 + s * bar_h
             colour = PALETTE[s % len(PALETTE)]
             if value is None:
-                chart.bars.append({"x": left, "y": y, "w": 10, "h": bar_h - 2,
-                                   "colour": colour, "suppressed": True,
-                                   "title": f"{category} {name}: suppressed or not computable",
-                                   "text": "*", "tx": left + 14})
+                chart.bars.append(
+                    {
+                        "x": left,
+                        "y": y,
+                        "w": 10,
+                        "h": bar_h - 2,
+                        "colour": colour,
+                        "suppressed": True,
+                        "title": f"{category} {name}: suppressed or not computable",
+                        "text": "*",
+                        "tx": left + 14,
+                    }
+                )
                 continue
             w = plot_w * min(value, axis_top) / axis_top
-            chart.bars.append({"x": left, "y": y, "w": round(max(w, 0.5), 1), "h": bar_h - 2,
-                               "colour": colour, "suppressed": False,
-                               "title": f"{category} {name}: {_label(value)}{unit}",
-                               "text": f"{_label(value)}{unit}", "tx": round(left + w + 4, 1)})
+            chart.bars.append(
+                {
+                    "x": left,
+                    "y": y,
+                    "w": round(max(w, 0.5), 1),
+                    "h": bar_h - 2,
+                    "colour": colour,
+                    "suppressed": False,
+                    "title": f"{category} {name}: {_label(value)}{unit}",
+                    "text": f"{_label(value)}{unit}",
+                    "tx": round(left + w + 4, 1),
+                }
+            )
             chart.drawn += 1
-    chart.legend = [{"name": name, "colour": PALETTE[s % len(PALETTE)]}
-                    for s, (name, _) in enumerate(series)]
+    chart.legend = [
+        {"name": name, "colour": PALETTE[s % len(PALETTE)]} for s, (name, _) in enumerate(series)
+    ]
     return chart

@@ -64,14 +64,29 @@ def dashboard(
         raise PageProblem(503, str(exc), principal) from None
     overall = measures.compute(population, period, settings)
     by_org = measures.compute(population, period, settings, by="organisation")
-    table = overall if split is None else (
-        by_org if split == "organisation"
-        else measures.compute(population, period, settings, by=split))
-    return page(request, "measures.html", {
-        "report": overall, "table": table, "by": split or "", "dimensions":
-        measures.DIMENSIONS, "first": start.isoformat(), "last": end.isoformat(),
-        "figures": figures(overall, by_org),
-    }, principal=principal)
+    table = (
+        overall
+        if split is None
+        else (
+            by_org
+            if split == "organisation"
+            else measures.compute(population, period, settings, by=split)
+        )
+    )
+    return page(
+        request,
+        "measures.html",
+        {
+            "report": overall,
+            "table": table,
+            "by": split or "",
+            "dimensions": measures.DIMENSIONS,
+            "first": start.isoformat(),
+            "last": end.isoformat(),
+            "figures": figures(overall, by_org),
+        },
+        principal=principal,
+    )
 
 
 def figures(overall: dict[str, Any], by_org: dict[str, Any]) -> list[dict[str, Any]]:
@@ -87,32 +102,57 @@ def figures(overall: dict[str, Any], by_org: dict[str, Any]) -> list[dict[str, A
     readmit = {g["group"]: g["readmission_pct"] for g in org["readmission_30d"]["groups"]}
     rated = ["all", *hospitals]
     return [
-        {"id": "chart-time-to-coordinator", "title": "Time to a named coordinator",
-         "caption": f"People by days waited ({_n(waits['named'])} named, "
-                    f"{_n(waits['incomplete'])} still waiting)",
-         "measure": m["time_to_coordinator"], "kind": "columns",
-         "chart": charts.columns([d["label"] for d in waits["distribution"]],
-                                 [("people", [d["people"] for d in waits["distribution"]])])},
-        {"id": "chart-uncovered-days", "title": "Uncovered days by month",
-         "caption": "Person-days without a named coordinator at 23:59",
-         "measure": m["coverage"], "kind": "columns",
-         "chart": charts.columns([mo["month"][2:] for mo in months],
-                                 [("uncovered person-days",
-                                   [mo["uncovered_days"] for mo in months])])},
-        {"id": "chart-readmission-follow-up", "title": "Readmission and follow-up by hospital",
-         "caption": "Discharging hospital; 'all' first",
-         "measure": m["readmission_30d"], "also": [m["follow_up_7d"], m["follow_up_72h"]],
-         "kind": "rows",
-         "chart": charts.rows(rated, top=_rate_top(readmit, follow7, follow72), series=[
-             ("30-day emergency readmission", [readmit.get(h) for h in rated]),
-             ("follow-up within 7 days", [follow7.get(h) for h in rated]),
-             ("follow-up within 72 hours", [follow72.get(h) for h in rated])])},
-        {"id": "chart-continuity", "title": "Continuity of care",
-         "caption": "People (2+ contacts) by Bice-Boxerman COC and by UPC",
-         "measure": m["continuity"], "kind": "columns",
-         "chart": charts.columns([d["label"] for d in coc],
-                                 [("COC", [d["coc_people"] for d in coc]),
-                                  ("UPC", [d["upc_people"] for d in coc])])},
+        {
+            "id": "chart-time-to-coordinator",
+            "title": "Time to a named coordinator",
+            "caption": f"People by days waited ({_n(waits['named'])} named, "
+            f"{_n(waits['incomplete'])} still waiting)",
+            "measure": m["time_to_coordinator"],
+            "kind": "columns",
+            "chart": charts.columns(
+                [d["label"] for d in waits["distribution"]],
+                [("people", [d["people"] for d in waits["distribution"]])],
+            ),
+        },
+        {
+            "id": "chart-uncovered-days",
+            "title": "Uncovered days by month",
+            "caption": "Person-days without a named coordinator at 23:59",
+            "measure": m["coverage"],
+            "kind": "columns",
+            "chart": charts.columns(
+                [mo["month"][2:] for mo in months],
+                [("uncovered person-days", [mo["uncovered_days"] for mo in months])],
+            ),
+        },
+        {
+            "id": "chart-readmission-follow-up",
+            "title": "Readmission and follow-up by hospital",
+            "caption": "Discharging hospital; 'all' first",
+            "measure": m["readmission_30d"],
+            "also": [m["follow_up_7d"], m["follow_up_72h"]],
+            "kind": "rows",
+            "chart": charts.rows(
+                rated,
+                top=_rate_top(readmit, follow7, follow72),
+                series=[
+                    ("30-day emergency readmission", [readmit.get(h) for h in rated]),
+                    ("follow-up within 7 days", [follow7.get(h) for h in rated]),
+                    ("follow-up within 72 hours", [follow72.get(h) for h in rated]),
+                ],
+            ),
+        },
+        {
+            "id": "chart-continuity",
+            "title": "Continuity of care",
+            "caption": "People (2+ contacts) by Bice-Boxerman COC and by UPC",
+            "measure": m["continuity"],
+            "kind": "columns",
+            "chart": charts.columns(
+                [d["label"] for d in coc],
+                [("COC", [d["coc_people"] for d in coc]), ("UPC", [d["upc_people"] for d in coc])],
+            ),
+        },
     ]
 
 

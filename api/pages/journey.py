@@ -29,16 +29,22 @@ READERS = (Role.COORDINATOR, Role.AUDITOR)
 
 
 @router.get("/journey", response_class=HTMLResponse)
-def lookup(request: Request, principal: SignedIn,
-           nhs: Annotated[str | None, Query(max_length=20)] = None) -> Response:
+def lookup(
+    request: Request, principal: SignedIn, nhs: Annotated[str | None, Query(max_length=20)] = None
+) -> Response:
     """The NHS number form; a valid number goes to that person's page."""
     require(principal, *READERS, what=WHAT)
     number = (nhs or "").replace(" ", "")
     if number and is_valid_nhs_number(number):
         return RedirectResponse(f"/pages/journey/{number}", status_code=303)
     error = "That is not a valid NHS number (10 digits, with its check digit)." if nhs else None
-    return page(request, "journey_lookup.html", {"error": error}, principal=principal,
-                status=422 if error else 200)
+    return page(
+        request,
+        "journey_lookup.html",
+        {"error": error},
+        principal=principal,
+        status=422 if error else 200,
+    )
 
 
 @router.get("/journey/{nhs}", response_class=HTMLResponse)
@@ -67,11 +73,24 @@ def journey_page(
     now = queries.current_coordinator(conn, person.patient_id, resolved=True)
     positions = {s["name"]: s["position"] for s in runner.status(conn)}
     chart = journey_chart.build(timeline, spells, intervals, plans, zone, start, end)
-    return page(request, "journey.html", {
-        "nhs": person.nhs_number, "chart": chart, "timeline": timeline, "spells": spells,
-        "plans": plans, "now": now, "intervals": intervals,
-        "handoffs": sum(1 for i in intervals if i["opened_by_type"] == "CoordinatorHandedOff"),
-        "projected_to": positions.get("timeline", 0), "first": first or "", "last": last or "",
-        "kinds": journey_chart.KIND_COLOURS, "roles": journey_chart.ROLE_COLOURS,
-        "methods": journey_chart.METHOD_COLOURS,
-    }, principal=principal)
+    return page(
+        request,
+        "journey.html",
+        {
+            "nhs": person.nhs_number,
+            "chart": chart,
+            "timeline": timeline,
+            "spells": spells,
+            "plans": plans,
+            "now": now,
+            "intervals": intervals,
+            "handoffs": sum(1 for i in intervals if i["opened_by_type"] == "CoordinatorHandedOff"),
+            "projected_to": positions.get("timeline", 0),
+            "first": first or "",
+            "last": last or "",
+            "kinds": journey_chart.KIND_COLOURS,
+            "roles": journey_chart.ROLE_COLOURS,
+            "methods": journey_chart.METHOD_COLOURS,
+        },
+        principal=principal,
+    )

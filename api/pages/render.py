@@ -25,7 +25,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
@@ -73,11 +73,21 @@ def navigation(principal: Principal | None) -> list[tuple[str, str]]:
     return [(href, label) for href, label, roles in NAVIGATION if principal.role in roles]
 
 
-def page(request: Request, template: str, context: dict[str, Any], *, status: int = 200,
-         principal: Principal | None = None) -> HTMLResponse:
+def page(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+    principal: Principal | None = None,
+) -> HTMLResponse:
     """A template rendered with the shared context and the page headers."""
-    full = {"principal": principal, "nav": navigation(principal),
-            "zone": request.app.state.settings.timezone, **context}
+    full = {
+        "principal": principal,
+        "nav": navigation(principal),
+        "zone": request.app.state.settings.timezone,
+        **context,
+    }
     response = templates.TemplateResponse(request, template, full, status_code=status)
     response.headers.update(HEADERS)
     return response
@@ -125,8 +135,13 @@ def install(app: FastAPI) -> None:
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PageProblem)
-        return page(request, "error.html", {"status": exc.status, "message": exc.message},
-                    status=exc.status, principal=exc.principal)
+        return page(
+            request,
+            "error.html",
+            {"status": exc.status, "message": exc.message},
+            status=exc.status,
+            principal=exc.principal,
+        )
 
     async def on_redirect(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PageRedirect)

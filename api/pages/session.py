@@ -67,8 +67,10 @@ def current(request: Request, conn: Connection[DictRow]) -> Principal | None:
     token = request.cookies.get(COOKIE)
     if not token or len(token) > 200:
         return None
-    row = conn.execute("SELECT key_sha256 FROM page_sessions WHERE token_sha256 = %s"
-                       " AND expires_at > now()", (_digest(token),)).fetchone()
+    row = conn.execute(
+        "SELECT key_sha256 FROM page_sessions WHERE token_sha256 = %s AND expires_at > now()",
+        (_digest(token),),
+    ).fetchone()
     if row is None:
         return None
     keyring: KeyRing = request.app.state.keyring
@@ -91,8 +93,11 @@ def require(principal: Principal, *roles: Role, what: str) -> None:
     """Only the listed roles (and admin) see ``what``; others get a 403 page saying so."""
     if principal.role not in (*roles, Role.ADMIN):
         allowed = ", ".join(sorted(r.value for r in (*roles, Role.ADMIN)))
-        raise PageProblem(403, f"Your role ({principal.role.value}) may not see {what}. "
-                               f"It is for: {allowed}.", principal)
+        raise PageProblem(
+            403,
+            f"Your role ({principal.role.value}) may not see {what}. It is for: {allowed}.",
+            principal,
+        )
 
 
 def _safe_next(value: str | None) -> str:
@@ -141,20 +146,32 @@ async def sign_in(request: Request) -> Response:
     keyring: KeyRing = request.app.state.keyring
     principal = keyring.principal(key) if key else None
     if principal is None:
-        return page(request, "sign_in.html", {
-            "next": target, "error": "That API key is not known (or was revoked)."},
-            status=401)
+        return page(
+            request,
+            "sign_in.html",
+            {"next": target, "error": "That API key is not known (or was revoked)."},
+            status=401,
+        )
     token = secrets.token_urlsafe(32)
     minutes = request.app.state.settings.session_minutes
     expires = datetime.now(UTC) + timedelta(minutes=minutes)
     ledger = request.app.state.ledger
     with ledger.connection() as conn, conn.transaction():
         conn.execute("DELETE FROM page_sessions WHERE expires_at < now()")
-        conn.execute("INSERT INTO page_sessions (token_sha256, key_sha256, expires_at)"
-                     " VALUES (%s, %s, %s)", (_digest(token), hash_key(key), expires))
+        conn.execute(
+            "INSERT INTO page_sessions (token_sha256, key_sha256, expires_at) VALUES (%s, %s, %s)",
+            (_digest(token), hash_key(key), expires),
+        )
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, token, max_age=minutes * 60, path=PATH, httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=minutes * 60,
+        path=PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 

@@ -29,17 +29,27 @@ def read_access_log(
     request: Request,
     principal: Auditor,
     conn: Db,
-    patient: Annotated[str | None, Query(
-        description="Only reads of this person (NHS number).", examples=[EXAMPLE_NHS])] = None,
-    patient_id: Annotated[UUID | None, Query(
-        description="Only reads of this person (the ledger's patient_id; also finds reads "
-                    "of people since erased).")] = None,
-    by: Annotated[str | None, Query(
-        alias="principal", description="Only reads by this principal (API key name).")] = None,
-    since: Annotated[datetime | None, Query(
-        alias="from", description="Reads at or after this time (ISO-8601).")] = None,
-    until: Annotated[datetime | None, Query(
-        alias="to", description="Reads before this time (ISO-8601).")] = None,
+    patient: Annotated[
+        str | None,
+        Query(description="Only reads of this person (NHS number).", examples=[EXAMPLE_NHS]),
+    ] = None,
+    patient_id: Annotated[
+        UUID | None,
+        Query(
+            description="Only reads of this person (the ledger's patient_id; also finds reads "
+            "of people since erased)."
+        ),
+    ] = None,
+    by: Annotated[
+        str | None,
+        Query(alias="principal", description="Only reads by this principal (API key name)."),
+    ] = None,
+    since: Annotated[
+        datetime | None, Query(alias="from", description="Reads at or after this time (ISO-8601).")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(alias="to", description="Reads before this time (ISO-8601).")
+    ] = None,
     after: Annotated[int, Query(ge=0, le=2**62, description="Entries after this id.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
 ) -> dict[str, Any]:
@@ -55,8 +65,15 @@ def read_access_log(
             return {"entries": [], "next_after": None}
         wanted = resolved
         log_reads(conn, request, principal, [resolved])
-    rows = access_log.entries(conn, patient_id=wanted, principal=by, since=since,
-                              until=until, after=after, limit=limit + 1)
+    rows = access_log.entries(
+        conn,
+        patient_id=wanted,
+        principal=by,
+        since=since,
+        until=until,
+        after=after,
+        limit=limit + 1,
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     return {"entries": rows, "next_after": rows[-1]["id"] if more else None}

@@ -40,28 +40,44 @@ PURPOSE = "read person-level coordination data"
 CaredFor = Annotated[PersonRead, Depends(person_read(Role.COORDINATOR, purpose=PURPOSE))]
 CoordinatorKey = Annotated[Principal, Depends(allow(Role.COORDINATOR, purpose=PURPOSE))]
 
+
 def _example(model: type[BaseModel]) -> Any:
     return model.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
 
 
-NOT_PROJECTED = ("this person is not in the projections yet (they follow the ledger; "
-                 "see /readyz for the lag)")
+NOT_PROJECTED = (
+    "this person is not in the projections yet (they follow the ledger; see /readyz for the lag)"
+)
 
 
 @router.get(
     "/patients/{nhs}/coordinator",
     summary="Who coordinates the person (now, or at a time)",
     response_model=CoordinatorNow | CoordinatorAsOf,
-    responses={200: {"content": {"application/json": {"examples": {
-        "now": {"summary": "Now", "value": _example(CoordinatorNow)},
-        "as_of": {"summary": "With as_of", "value": _example(CoordinatorAsOf)},
-    }}}}, **problems.responses(401, 403, 404, 422)},
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "examples": {
+                        "now": {"summary": "Now", "value": _example(CoordinatorNow)},
+                        "as_of": {"summary": "With as_of", "value": _example(CoordinatorAsOf)},
+                    }
+                }
+            }
+        },
+        **problems.responses(401, 403, 404, 422),
+    },
 )
 async def coordinator(
     person: CaredFor,
-    as_of: Annotated[datetime | None, Query(
-        description="Occurred time: who coordinated then (ISO-8601 with an offset). "
-                    "Omit for now.", examples=["2026-03-02T12:00:00Z"])] = None,
+    as_of: Annotated[
+        datetime | None,
+        Query(
+            description="Occurred time: who coordinated then (ISO-8601 with an offset). "
+            "Omit for now.",
+            examples=["2026-03-02T12:00:00Z"],
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """The named coordinator, or the registered practice when nobody is named (``named``
     false). With ``as_of``: the interval that held at that occurred time, as the ledger
@@ -117,9 +133,11 @@ async def care_plans(person: CaredFor) -> dict[str, Any]:
     overdue today (in the configured zone)."""
 
     def read(conn: Connection[Any], patient: UUID) -> dict[str, Any]:
-        return {"patient_id": patient,
-                "plans": queries.care_plans(conn, patient, resolved=True),
-                "projected_to": _projected_to(conn, "care_plans")}
+        return {
+            "patient_id": patient,
+            "plans": queries.care_plans(conn, patient, resolved=True),
+            "projected_to": _projected_to(conn, "care_plans"),
+        }
 
     return await person.fetch(read)
 
@@ -134,10 +152,17 @@ def caseload(
     request: Request,
     principal: CoordinatorKey,
     conn: Db,
-    coordinator_id: Annotated[str, Path(
-        alias="id", min_length=1, max_length=100,
-        description="The professional's or team's id, as published in `coordinator.id` "
-                    "or `to.id`.", examples=["N100"])],
+    coordinator_id: Annotated[
+        str,
+        Path(
+            alias="id",
+            min_length=1,
+            max_length=100,
+            description="The professional's or team's id, as published in `coordinator.id` "
+            "or `to.id`.",
+            examples=["N100"],
+        ),
+    ],
 ) -> dict[str, Any]:
     """The people this professional is the named coordinator of now (open journeys),
     longest-held first. A coordinator key sees the caseload held within its own
@@ -146,16 +171,17 @@ def caseload(
     if principal.role is Role.COORDINATOR:
         mine = [r for r in rows if r["organisation"] in principal.organisations]
         if rows and not mine:
-            raise ProblemError("forbidden", f"coordinator {coordinator_id} works for another "
-                                            "organisation than yours")
+            raise ProblemError(
+                "forbidden",
+                f"coordinator {coordinator_id} works for another organisation than yours",
+            )
         rows = mine
     people = [UUID(r["patient_id"]) for r in rows]
     numbers = _nhs_numbers(conn, people)
     log_reads(conn, request, principal, people)
     return {
         "coordinator_id": coordinator_id,
-        "people": [{**r, "nhs_number": numbers.get(p)} for r, p in zip(rows, people,
-                                                                        strict=True)],
+        "people": [{**r, "nhs_number": numbers.get(p)} for r, p in zip(rows, people, strict=True)],
         "projected_to": _projected_to(conn, "coordinators"),
     }
 
@@ -182,14 +208,13 @@ def unassigned(
         rows = [r for r in rows if UUID(r["patient_id"]) in mine]
     else:
         rows = queries.unassigned(conn, limit=offset + limit + 1)
-    page = rows[offset:offset + limit]
+    page = rows[offset : offset + limit]
     more = len(rows) > offset + limit
     people = [UUID(r["patient_id"]) for r in page]
     numbers = _nhs_numbers(conn, people)
     log_reads(conn, request, principal, people)
     return {
-        "people": [{**r, "nhs_number": numbers.get(p)} for r, p in zip(page, people,
-                                                                        strict=True)],
+        "people": [{**r, "nhs_number": numbers.get(p)} for r, p in zip(page, people, strict=True)],
         "next_offset": offset + limit if more else None,
         "projected_to": _projected_to(conn, "coordinators"),
     }
@@ -198,8 +223,9 @@ def unassigned(
 def _projected_to(conn: Connection[Any], projection: str) -> int:
     """The projection's tracked position (one primary-key read of the runner's table;
     ``runner.status`` also scans for the head, which these hot reads do not need)."""
-    row = conn.execute("SELECT position FROM projection_positions WHERE name = %s",
-                       (projection,)).fetchone()
+    row = conn.execute(
+        "SELECT position FROM projection_positions WHERE name = %s", (projection,)
+    ).fetchone()
     return 0 if row is None else int(row["position"])
 
 
@@ -208,6 +234,7 @@ def _nhs_numbers(conn: Connection[Any], people: list[UUID]) -> dict[UUID, str]:
     patient id (none after an erasure)."""
     if not people:
         return {}
-    rows = conn.execute("SELECT patient_id, nhs_number FROM identity_register"
-                        " WHERE patient_id = ANY(%s)", (people,)).fetchall()
+    rows = conn.execute(
+        "SELECT patient_id, nhs_number FROM identity_register WHERE patient_id = ANY(%s)", (people,)
+    ).fetchall()
     return {r["patient_id"]: r["nhs_number"] for r in rows}

@@ -35,41 +35,71 @@ from domain.ledger import BatchResult as LedgerBatch
 router = APIRouter(prefix="/v1/events", tags=["publishers"])
 
 Publisher = Annotated[Principal, Depends(allow(Role.PUBLISHER, purpose="publish events"))]
-StatusReader = Annotated[Principal, Depends(
-    allow(Role.PUBLISHER, Role.AUDITOR, purpose="read event status"))]
+StatusReader = Annotated[
+    Principal, Depends(allow(Role.PUBLISHER, Role.AUDITOR, purpose="read event status"))
+]
 
 REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "description": "One envelope (a JSON object) or a batch (a JSON array of envelopes).",
-    "content": {"application/json": {
-        "schema": {"oneOf": [
-            {"$ref": "#/components/schemas/Envelope"},
-            {"type": "array", "items": {"$ref": "#/components/schemas/Envelope"},
-             "minItems": 1, "maxItems": 5000},
-        ]},
-        "examples": {
-            "one": {"summary": "One envelope", "value": EXAMPLE_ENVELOPE},
-            "batch": {"summary": "A batch", "value": [EXAMPLE_REGISTERED, EXAMPLE_ENVELOPE]},
-        },
-    }},
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/Envelope"},
+                    {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/Envelope"},
+                        "minItems": 1,
+                        "maxItems": 5000,
+                    },
+                ]
+            },
+            "examples": {
+                "one": {"summary": "One envelope", "value": EXAMPLE_ENVELOPE},
+                "batch": {"summary": "A batch", "value": [EXAMPLE_REGISTERED, EXAMPLE_ENVELOPE]},
+            },
+        }
+    },
 }
 
 PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "A batch's per-item outcomes, or one envelope already recorded "
-                         "(duplicate, with its original position).",
-          "content": {"application/json": {
-              "schema": {"anyOf": [component_ref("BatchResult"), component_ref("ItemResult")]},
-              "examples": {
-                  "batch": {"value": BatchResult.model_config["json_schema_extra"]
-                            ["examples"][0]},  # type: ignore[index]
-                  "duplicate": {"value": {"index": 0, "event_id": EXAMPLE_ENVELOPE["event_id"],
-                                          "status": "duplicate", "position": 1042}},
-              }}}},
-    201: {"description": "One envelope, recorded.",
-          "content": {"application/json": {
-              "schema": component_ref("ItemResult"),
-              "example": {"index": 0, "event_id": EXAMPLE_ENVELOPE["event_id"],
-                          "status": "recorded", "position": 1042}}}},
+    200: {
+        "description": "A batch's per-item outcomes, or one envelope already recorded "
+        "(duplicate, with its original position).",
+        "content": {
+            "application/json": {
+                "schema": {"anyOf": [component_ref("BatchResult"), component_ref("ItemResult")]},
+                "examples": {
+                    "batch": {
+                        "value": BatchResult.model_config["json_schema_extra"]["examples"][0]
+                    },  # type: ignore[index]
+                    "duplicate": {
+                        "value": {
+                            "index": 0,
+                            "event_id": EXAMPLE_ENVELOPE["event_id"],
+                            "status": "duplicate",
+                            "position": 1042,
+                        }
+                    },
+                },
+            }
+        },
+    },
+    201: {
+        "description": "One envelope, recorded.",
+        "content": {
+            "application/json": {
+                "schema": component_ref("ItemResult"),
+                "example": {
+                    "index": 0,
+                    "event_id": EXAMPLE_ENVELOPE["event_id"],
+                    "status": "recorded",
+                    "position": 1042,
+                },
+            }
+        },
+    },
     **problems.responses(401, 403, 409, 413, 422),
 }
 
@@ -90,28 +120,44 @@ async def publish(
     try:
         payload = pydantic_core.from_json(body)
     except ValueError as exc:
-        raise ProblemError("validation", f"body: not valid JSON: {exc}",
-                           errors=[FieldError("body", f"not valid JSON: {exc}")]) from None
+        raise ProblemError(
+            "validation",
+            f"body: not valid JSON: {exc}",
+            errors=[FieldError("body", f"not valid JSON: {exc}")],
+        ) from None
     allowed = None if principal.role is Role.ADMIN else principal.organisations
     if isinstance(payload, list):
         if not payload:
-            raise ProblemError("validation", "body: a batch needs at least one envelope",
-                               errors=[FieldError("body", "empty batch")])
+            raise ProblemError(
+                "validation",
+                "body: a batch needs at least one envelope",
+                errors=[FieldError("body", "empty batch")],
+            )
         if len(payload) > settings.batch_max:
-            raise ProblemError("too-large", f"a batch holds at most {settings.batch_max} "
-                                            f"envelopes; this one has {len(payload)}")
+            raise ProblemError(
+                "too-large",
+                f"a batch holds at most {settings.batch_max} "
+                f"envelopes; this one has {len(payload)}",
+            )
         result = await appender.append(payload, allowed)
         _count(result)
         counts = result.counts()
         return JSONResponse({"results": [i.as_dict() for i in result.items], "counts": counts})
     if not isinstance(payload, dict):
-        raise ProblemError("validation", "body: send one envelope (an object) or an array",
-                           errors=[FieldError("body", "not an object or an array")])
-    organisation = (payload.get("source") or {}).get("organisation") \
-        if isinstance(payload.get("source"), dict) else None
+        raise ProblemError(
+            "validation",
+            "body: send one envelope (an object) or an array",
+            errors=[FieldError("body", "not an object or an array")],
+        )
+    organisation = (
+        (payload.get("source") or {}).get("organisation")
+        if isinstance(payload.get("source"), dict)
+        else None
+    )
     if allowed is not None and isinstance(organisation, str) and organisation not in allowed:
-        raise ProblemError("forbidden", f"not authorised to publish for organisation "
-                                        f"{organisation[:10]}")
+        raise ProblemError(
+            "forbidden", f"not authorised to publish for organisation {organisation[:10]}"
+        )
     result = await appender.append([payload], allowed, single=True)
     _count(result)
     item = result.items[0]
@@ -137,8 +183,9 @@ def _count(result: LedgerBatch) -> None:
     responses=problems.responses(401, 403, 404, 422),
 )
 def event_status(
-    event_id: Annotated[UUID, Path(description="The envelope's event_id.",
-                                   examples=[EXAMPLE_ENVELOPE["event_id"]])],
+    event_id: Annotated[
+        UUID, Path(description="The envelope's event_id.", examples=[EXAMPLE_ENVELOPE["event_id"]])
+    ],
     principal: StatusReader,
     ledger: LedgerDep,
 ) -> dict[str, Any]:
@@ -146,14 +193,21 @@ def event_status(
     they are 404 here; a publisher sees only events of its own organisations."""
     row = ledger.event_status(event_id)
     if row is None:
-        raise ProblemError("not-found", "no event with this id has been recorded "
-                                        "(rejected envelopes are not kept)")
-    if principal.role is Role.PUBLISHER and row["source_organisation"] not in \
-            principal.organisations:
+        raise ProblemError(
+            "not-found", "no event with this id has been recorded (rejected envelopes are not kept)"
+        )
+    if (
+        principal.role is Role.PUBLISHER
+        and row["source_organisation"] not in principal.organisations
+    ):
         raise ProblemError("forbidden", "this event was published by another organisation")
     return {
-        "event_id": str(event_id), "status": "recorded", "position": row["position"],
-        "type": row["type"], "occurred_at": utc_text(row["occurred_at"]),
+        "event_id": str(event_id),
+        "status": "recorded",
+        "position": row["position"],
+        "type": row["type"],
+        "occurred_at": utc_text(row["occurred_at"]),
         "recorded_at": utc_text(row["recorded_at"]),
-        "source_organisation": row["source_organisation"], "hash": row["hash"],
+        "source_organisation": row["source_organisation"],
+        "hash": row["hash"],
     }

@@ -29,8 +29,9 @@ router = APIRouter(tags=["operations"])
 def projection_status(ledger: Ledger) -> list[dict[str, Any]]:
     """Each projection's name, position, the ledger head and the lag between them."""
     with ledger.connection() as conn:
-        return [{k: row[k] for k in ("name", "position", "head", "lag")}
-                for row in runner.status(conn)]
+        return [
+            {k: row[k] for k in ("name", "position", "head", "lag")} for row in runner.status(conn)
+        ]
 
 
 @router.get("/healthz", summary="Liveness", response_model=Health)
@@ -39,8 +40,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness", response_model=Readiness,
-            responses=problems.responses(503))
+@router.get(
+    "/readyz", summary="Readiness", response_model=Readiness, responses=problems.responses(503)
+)
 def readyz(ledger: LedgerDep, settings: SettingsDep) -> dict[str, Any]:
     """Ready when the database answers and no projection lags by more than the bound."""
     try:
@@ -51,8 +53,10 @@ def readyz(ledger: LedgerDep, settings: SettingsDep) -> dict[str, Any]:
     behind = [p for p in projections if p["lag"] > settings.ready_max_lag]
     if behind:
         names = ", ".join(f"{p['name']} ({p['lag']} events)" for p in behind)
-        raise ProblemError("not-ready", f"projections lag the ledger by more than "
-                                        f"{settings.ready_max_lag} events: {names}")
+        raise ProblemError(
+            "not-ready",
+            f"projections lag the ledger by more than {settings.ready_max_lag} events: {names}",
+        )
     return {"status": "ready", "max_lag": settings.ready_max_lag, "projections": projections}
 
 
@@ -60,11 +64,18 @@ def readyz(ledger: LedgerDep, settings: SettingsDep) -> dict[str, Any]:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text exposition format.",
-                     "content": {metrics.CONTENT_TYPE: {
-                         "schema": {"type": "string"},
-                         "example": "# TYPE carejourney_events_appended_total counter\n"
-                                    "carejourney_events_appended_total 1042.0\n"}}}},
+    responses={
+        200: {
+            "description": "Prometheus text exposition format.",
+            "content": {
+                metrics.CONTENT_TYPE: {
+                    "schema": {"type": "string"},
+                    "example": "# TYPE carejourney_events_appended_total counter\n"
+                    "carejourney_events_appended_total 1042.0\n",
+                }
+            },
+        }
+    },
 )
 async def prometheus_metrics(ledger: LedgerDep) -> Response:
     """Requests (by route template and status), events appended, rejections, and each

@@ -27,8 +27,9 @@ from projections.replay import replay as replay_events
 
 router = APIRouter(prefix="/v1/patients", tags=["auditors"])
 
-AuditedPerson = Annotated[PersonRef, Depends(
-    person_opened(Role.AUDITOR, purpose="read person-level records"))]
+AuditedPerson = Annotated[
+    PersonRef, Depends(person_opened(Role.AUDITOR, purpose="read person-level records"))
+]
 
 PERSON_PROBLEMS = problems.responses(401, 403, 404, 422)
 
@@ -42,8 +43,9 @@ PERSON_PROBLEMS = problems.responses(401, 403, 404, 422)
 def person_events(
     person: AuditedPerson,
     ledger: LedgerDep,
-    after: Annotated[int, Query(ge=0, le=2**62,
-                                description="Only events after this ledger position.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**62, description="Only events after this ledger position.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
 ) -> dict[str, Any]:
     """Every event recorded for the person, in ledger (position) order: both clocks, type,
@@ -68,19 +70,34 @@ def person_replay(
     person: AuditedPerson,
     ledger: LedgerDep,
     settings: SettingsDep,
-    as_of: Annotated[datetime | None, Query(
-        description="Occurred-time T: the state as it was at T (default: now). ISO-8601 "
-                    "with an offset.", examples=["2026-03-02T12:00:00+00:00"])] = None,
-    known_at: Annotated[datetime | None, Query(
-        description="Ledger time K: use only events recorded by K (default: everything "
-                    "recorded).", examples=["2026-03-03T00:00:00+00:00"])] = None,
+    as_of: Annotated[
+        datetime | None,
+        Query(
+            description="Occurred-time T: the state as it was at T (default: now). ISO-8601 "
+            "with an offset.",
+            examples=["2026-03-02T12:00:00+00:00"],
+        ),
+    ] = None,
+    known_at: Annotated[
+        datetime | None,
+        Query(
+            description="Ledger time K: use only events recorded by K (default: everything "
+            "recorded).",
+            examples=["2026-03-03T00:00:00+00:00"],
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Coordinator, open spells, care plans and timeline at occurred-time ``as_of``,
     computed from only the events recorded by ``known_at``."""
     as_of, known_at = _aware(as_of, "as_of"), _aware(known_at, "known_at")
     events = ledger.history(person.patient_id, known_at=known_at)
-    return replay_events(events, as_of=as_of, known_at=known_at,
-                         patient_id=person.patient_id, config=FoldConfig.from_settings(settings))
+    return replay_events(
+        events,
+        as_of=as_of,
+        known_at=known_at,
+        patient_id=person.patient_id,
+        config=FoldConfig.from_settings(settings),
+    )
 
 
 @router.get(
@@ -100,17 +117,26 @@ def person_verify(person: AuditedPerson, ledger: LedgerDep) -> dict[str, Any]:
 def verification(ledger: Ledger, person: PersonRef) -> dict[str, Any]:
     broken = ledger.verify(person.patient_id)
     with ledger.connection() as conn:
-        events = conn.execute("SELECT count(*) AS n FROM ledger_events WHERE patient_id = %s",
-                              (person.patient_id,)).fetchone()["n"]
-        head = conn.execute("SELECT version, hash, position FROM ledger_heads"
-                            " WHERE patient_id = %s", (person.patient_id,)).fetchone()
+        events = conn.execute(
+            "SELECT count(*) AS n FROM ledger_events WHERE patient_id = %s", (person.patient_id,)
+        ).fetchone()["n"]
+        head = conn.execute(
+            "SELECT version, hash, position FROM ledger_heads WHERE patient_id = %s",
+            (person.patient_id,),
+        ).fetchone()
     return {
         "patient_id": person.patient_id,
         "ok": broken is None,
         "events": events,
-        "break": None if broken is None else {
-            "event_id": broken.event_id, "position": broken.position, "reason": broken.reason,
-            "expected": broken.expected, "found": broken.found},
+        "break": None
+        if broken is None
+        else {
+            "event_id": broken.event_id,
+            "position": broken.position,
+            "reason": broken.reason,
+            "expected": broken.expected,
+            "found": broken.found,
+        },
         "head": head,
     }
 
@@ -120,6 +146,9 @@ def _aware(moment: datetime | None, name: str) -> datetime | None:
     if moment is None:
         return None
     if moment.tzinfo is None:
-        raise ProblemError("validation", f"query.{name}: give a UTC offset (e.g. +00:00 or Z)",
-                           errors=[FieldError(f"query.{name}", "give a UTC offset")])
+        raise ProblemError(
+            "validation",
+            f"query.{name}: give a UTC offset (e.g. +00:00 or Z)",
+            errors=[FieldError(f"query.{name}", "give a UTC offset")],
+        )
     return moment.astimezone(UTC)

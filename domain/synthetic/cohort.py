@@ -96,4 +96,3 @@ def generate_cohort(
     """Every envelope of the cohort, person after person (see ``generate_people``)."""
     for person in generate_people(people, seed, start, years):
         yield from person
-

@@ -19,9 +19,15 @@ from domain.synthetic.world import Staff
 
 CONTACTS_PER_YEAR = 1.6  # times need, plus a baseline
 CONTACTS_BASELINE = 0.6
-FOLLOW_UP = Weighted([
-    ("same_day", 10), ("within_72h", 30), ("within_7_days", 20), ("later", 15), ("none", 25),
-])
+FOLLOW_UP = Weighted(
+    [
+        ("same_day", 10),
+        ("within_72h", 30),
+        ("within_7_days", 20),
+        ("later", 15),
+        ("none", 25),
+    ]
+)
 MODES = {
     "primary_care": Weighted([("face_to_face", 55), ("phone", 35), ("video", 10)]),
     "community": Weighted([("home_visit", 70), ("face_to_face", 15), ("phone", 15)]),
@@ -64,8 +70,13 @@ def _contact(life: Life, when: Moment, staff: Staff, mode: str | None = None) ->
     org = life.org_of(staff)
     mode = mode or MODES[org.setting].pick(rng)
     setting = "home" if mode == "home_visit" and rng.random() < 0.5 else org.setting
-    life.add(when, "ContactRecorded", org, life.by(staff),
-             {"setting": setting, "mode": mode, "with": staff.contact_with})
+    life.add(
+        when,
+        "ContactRecorded",
+        org,
+        life.by(staff),
+        {"setting": setting, "mode": mode, "with": staff.contact_with},
+    )
 
 
 def _follow_up(life: Life, discharged: Moment) -> None:

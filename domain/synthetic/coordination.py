@@ -25,9 +25,14 @@ MEAN_DAYS_BETWEEN_CHANGES = 240.0
 RELEASE_SHARE = 0.2  # of changes: a release rather than a handoff
 REASSIGNED_AFTER_RELEASE = 0.75
 ROLES = (
-    ("practice_nurse", 25), ("gp", 12), ("specialist_nurse", 14), ("community_nurse", 16),
-    ("social_worker", 10), ("mental_health_professional", 8),
-    ("occupational_therapist", 7), ("voluntary_sector_adviser", 8),
+    ("practice_nurse", 25),
+    ("gp", 12),
+    ("specialist_nurse", 14),
+    ("community_nurse", 16),
+    ("social_worker", 10),
+    ("mental_health_professional", 8),
+    ("occupational_therapist", 7),
+    ("voluntary_sector_adviser", 8),
 )
 # Criteria that make a role more likely to coordinate.
 ROLE_BOOST = {
@@ -37,8 +42,12 @@ ROLE_BOOST = {
     "end_of_life": "specialist_nurse",
 }
 HANDOFF_REASONS = (
-    "needs changed", "specialist input needed", "coordinator left post",
-    "patient preference", "after hospital discharge", "caseload review",
+    "needs changed",
+    "specialist input needed",
+    "coordinator left post",
+    "patient preference",
+    "after hospital discharge",
+    "caseload review",
 )
 RELEASE_REASONS = ("discharged from caseload", "coordinator left post", "no longer eligible")
 
@@ -60,14 +69,25 @@ def coordination(life: Life) -> None:
                 reason = "assigned after a gap"
             else:
                 reason = "case identified" if life.identified_at is not None else "referred"
-            _start(life, when, "CoordinatorAssigned", current, current,
-                   {"coordinator": current.professional, "reason": reason})
+            _start(
+                life,
+                when,
+                "CoordinatorAssigned",
+                current,
+                current,
+                {"coordinator": current.professional, "reason": reason},
+            )
             when = days_later(rng, when, _days_to_change(life))
             continue
         if rng.random() < RELEASE_SHARE:
             _end(life, when, current)
-            life.add(when, "CoordinatorReleased", life.org_of(current), life.by(current),
-                     {"coordinator_id": current.id, "reason": one_of(rng, RELEASE_REASONS)})
+            life.add(
+                when,
+                "CoordinatorReleased",
+                life.org_of(current),
+                life.by(current),
+                {"coordinator_id": current.id, "reason": one_of(rng, RELEASE_REASONS)},
+            )
             life.leave_team(current, days_later(rng, when, 0), "no longer coordinating")
             current = None
             if rng.random() >= REASSIGNED_AFTER_RELEASE:
@@ -81,8 +101,9 @@ def coordination(life: Life) -> None:
             data["reason"] = one_of(rng, HANDOFF_REASONS)
         _start(life, when, "CoordinatorHandedOff", successor, current, data)
         if rng.random() < 0.4:
-            life.leave_team(current, days_later(rng, when, between(rng, 0, 15)),
-                            "handed off coordination")
+            life.leave_team(
+                current, days_later(rng, when, between(rng, 0, 15)), "handed off coordination"
+            )
         current = successor
         when = days_later(rng, when, _days_to_change(life))
 
@@ -129,7 +150,11 @@ def _days_to_change(life: Life) -> int:
 
 
 def _start(
-    life: Life, when: Moment, type_: str, coordinator: Staff, recorder: Staff,
+    life: Life,
+    when: Moment,
+    type_: str,
+    coordinator: Staff,
+    recorder: Staff,
     data: dict[str, object],
 ) -> None:
     """Record the change (by the service handing over) and open the new span."""

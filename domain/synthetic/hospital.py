@@ -39,10 +39,15 @@ EMERGENCY_BASELINE = 0.04
 ELECTIVE_PER_YEAR = 0.07
 READMISSION = 0.14  # chance an index discharge is followed by a planned readmission
 READMISSION_DAY = Weighted([(0, 12), (29, 12), (30, 12), (-1, 64)])  # -1: days 1-28
-DESTINATION = Weighted([
-    ("usual_residence", 84), ("care_home", 6), ("other_hospital", 5), ("died", 2.5),
-    ("other", 2.5),
-])
+DESTINATION = Weighted(
+    [
+        ("usual_residence", 84),
+        ("care_home", 6),
+        ("other_hospital", 5),
+        ("died", 2.5),
+        ("other", 2.5),
+    ]
+)
 WRONG_ADMISSION = 0.025
 PREMATURE_DISCHARGE = 0.05
 WARD_TRANSFER = 0.2
@@ -105,9 +110,7 @@ def _adt_by(life: Life, hospital: Org) -> dict[str, str] | None:
     return hospital.system_recorder if life.rng.random() < 0.2 else None
 
 
-def _spell(
-    life: Life, hospital: Org, admitted: Moment, method: str
-) -> tuple[Moment, str] | None:
+def _spell(life: Life, hospital: Org, admitted: Moment, method: str) -> tuple[Moment, str] | None:
     """One spell at one hospital; returns (discharge time, destination), following a
     transfer to another hospital into its own spell; None if still in at the horizon."""
     rng = life.rng
@@ -127,8 +130,13 @@ def _spell(
     destination = DESTINATION.pick(rng)
     if destination == "died" and "end_of_life" not in life.criteria and rng.random() < 0.5:
         destination = "usual_residence"
-    life.add(discharged, "Discharged", hospital, _adt_by(life, hospital),
-             {"encounter_id": encounter, "destination": destination})
+    life.add(
+        discharged,
+        "Discharged",
+        hospital,
+        _adt_by(life, hospital),
+        {"encounter_id": encounter, "destination": destination},
+    )
     life.spells.append((admitted, discharged))
     if destination == "other_hospital":
         others = [h for h in life.world.hospitals if h.code != hospital.code]
@@ -153,7 +161,11 @@ def _discharge_time(life: Life, admitted: Moment, method: str) -> Moment:
 
 
 def _ward_moves(
-    life: Life, hospital: Org, encounter: str, admitted: Moment, discharged: Moment,
+    life: Life,
+    hospital: Org,
+    encounter: str,
+    admitted: Moment,
+    discharged: Moment,
     ward: str,
 ) -> None:
     """Sometimes a transfer between wards in the spell, now and then cancelled (A12)."""
@@ -162,13 +174,23 @@ def _ward_moves(
         return
     moved = skip_small_hours(admitted + int((discharged - admitted) * rng.uniform(0.1, 0.6)))
     to_location = one_of(rng, [w for w in WARDS if w != ward])
-    life.add(moved, "Transferred", hospital, _adt_by(life, hospital),
-             {"encounter_id": encounter, "from_location": ward, "to_location": to_location})
+    life.add(
+        moved,
+        "Transferred",
+        hospital,
+        _adt_by(life, hospital),
+        {"encounter_id": encounter, "from_location": ward, "to_location": to_location},
+    )
     if rng.random() < TRANSFER_CANCELLED:
         cancelled = minutes_later(rng, moved, 20, 180)
         if cancelled < discharged:
-            life.add(cancelled, "TransferCancelled", hospital, _adt_by(life, hospital),
-                     {"encounter_id": encounter})
+            life.add(
+                cancelled,
+                "TransferCancelled",
+                hospital,
+                _adt_by(life, hospital),
+                {"encounter_id": encounter},
+            )
 
 
 def _premature_discharge(
@@ -180,22 +202,42 @@ def _premature_discharge(
     cancelled = minutes_later(rng, wrong, 10, 240)
     if not admitted < wrong < cancelled < discharged:
         return
-    life.add(wrong, "Discharged", hospital, _adt_by(life, hospital),
-             {"encounter_id": encounter, "destination": "usual_residence"})
-    life.add(cancelled, "DischargeCancelled", hospital, _adt_by(life, hospital),
-             {"encounter_id": encounter})
+    life.add(
+        wrong,
+        "Discharged",
+        hospital,
+        _adt_by(life, hospital),
+        {"encounter_id": encounter, "destination": "usual_residence"},
+    )
+    life.add(
+        cancelled,
+        "DischargeCancelled",
+        hospital,
+        _adt_by(life, hospital),
+        {"encounter_id": encounter},
+    )
 
 
 def _wrong_admission(life: Life, hospital: Org, admitted: Moment) -> None:
     """An admission recorded against the wrong person, cancelled (A11) hours later."""
     rng = life.rng
     encounter = life.new_id(hospital.code, 40)
-    life.add(admitted, "Admitted", hospital, _adt_by(life, hospital),
-             {"encounter_id": encounter, "hospital": hospital.code, "method": "emergency"})
+    life.add(
+        admitted,
+        "Admitted",
+        hospital,
+        _adt_by(life, hospital),
+        {"encounter_id": encounter, "hospital": hospital.code, "method": "emergency"},
+    )
     cancelled = minutes_later(rng, admitted, 20, 360)
     if cancelled < life.horizon:
-        life.add(cancelled, "AdmissionCancelled", hospital, _adt_by(life, hospital),
-                 {"encounter_id": encounter})
+        life.add(
+            cancelled,
+            "AdmissionCancelled",
+            hospital,
+            _adt_by(life, hospital),
+            {"encounter_id": encounter},
+        )
 
 
 def _death(life: Life, died: Moment) -> None:

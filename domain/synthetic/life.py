@@ -69,8 +69,12 @@ class Life:
     # -- adding events -------------------------------------------------------------------
 
     def add(
-        self, when: Moment, type_: str, org: Org,
-        recorded_by: dict[str, str] | None, data: dict[str, Any],
+        self,
+        when: Moment,
+        type_: str,
+        org: Org,
+        recorded_by: dict[str, str] | None,
+        data: dict[str, Any],
     ) -> str:
         """Add one event; returns its event id (retractions name it)."""
         event_id = uuid4_text(self.rng)
@@ -100,8 +104,13 @@ class Life:
             self.pool.append((when, staff))
         if staff.id not in self.team and when < self.horizon and self.rng.random() < join:
             self.team[staff.id] = when
-            self.add(when, "CareTeamMemberJoined", self.org_of(staff), self.by(staff),
-                     {"member": staff.professional})
+            self.add(
+                when,
+                "CareTeamMemberJoined",
+                self.org_of(staff),
+                self.by(staff),
+                {"member": staff.professional},
+            )
 
     def leave_team(self, staff: Staff, when: Moment, reason: str) -> None:
         """Record ``staff`` leaving the team, if they had joined before ``when``."""
@@ -109,8 +118,13 @@ class Life:
         if joined is None or joined >= when or when >= self.horizon:
             return
         del self.team[staff.id]
-        self.add(when, "CareTeamMemberLeft", self.org_of(staff), self.by(staff),
-                 {"member_id": staff.id, "reason": reason})
+        self.add(
+            when,
+            "CareTeamMemberLeft",
+            self.org_of(staff),
+            self.by(staff),
+            {"member_id": staff.id, "reason": reason},
+        )
 
     def coordinator_at(self, when: Moment) -> Staff | None:
         """The named coordinator at ``when`` (the coordination theme's spans)."""
@@ -174,7 +188,9 @@ class Life:
                 "nhs_number": nhs_number,
                 "occurred_at": render(when, org.style),
                 "source": {
-                    "organisation": org.code, "system": org.system, "setting": org.setting,
+                    "organisation": org.code,
+                    "system": org.system,
+                    "setting": org.setting,
                 },
             }
             if recorded_by is not None:

@@ -37,8 +37,11 @@ def mistakes(life: Life) -> None:
 def _copy(data: dict[str, Any]) -> dict[str, Any]:
     """A copy two levels deep (envelopes never share mutable parts)."""
     return {
-        key: dict(value) if isinstance(value, dict) else list(value)
-        if isinstance(value, list) else value
+        key: dict(value)
+        if isinstance(value, dict)
+        else list(value)
+        if isinstance(value, list)
+        else value
         for key, value in data.items()
     }
 
@@ -62,5 +65,10 @@ def _mistake(life: Life, base: Pending) -> None:
     by = dict(recorded_by) if recorded_by is not None else None
     mistaken = life.add(entered, type_, org, by, wrong)
     by = dict(recorded_by) if recorded_by is not None else org.system_recorder
-    life.add(retracted, "EventRetracted", org, by,
-             {"retracted_event_id": mistaken, "reason": "entered in error"})
+    life.add(
+        retracted,
+        "EventRetracted",
+        org,
+        by,
+        {"retracted_event_id": mistaken, "reason": "entered in error"},
+    )

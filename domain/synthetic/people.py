@@ -20,10 +20,17 @@ from domain.synthetic.clock import (
 from domain.synthetic.life import Life
 
 IDENTIFIED_SHARE = 0.6
-CRITERIA = Weighted([
-    ("multimorbidity", 35), ("frailty", 25), ("recent_admissions", 12),
-    ("mental_health", 10), ("social_circumstances", 8), ("end_of_life", 4), ("other", 6),
-])
+CRITERIA = Weighted(
+    [
+        ("multimorbidity", 35),
+        ("frailty", 25),
+        ("recent_admissions", 12),
+        ("mental_health", 10),
+        ("social_circumstances", 8),
+        ("end_of_life", 4),
+        ("other", 6),
+    ]
+)
 # Chance per person of each kind of closure during the window (hospital deaths aside).
 MOVED_AWAY = 0.03
 NO_LONGER_NEEDED = 0.02
@@ -149,8 +156,13 @@ def outcomes(life: Life) -> None:
     while when < life.horizon:
         staff = life.coordinator_at(when) or one_of(rng, life.practice.nurses)
         org = life.org_of(staff)
-        life.add(when, "OutcomeRecorded", org, life.by(staff),
-                 {"instrument": "P3CEQ", "score": round(p3ceq)})
+        life.add(
+            when,
+            "OutcomeRecorded",
+            org,
+            life.by(staff),
+            {"instrument": "P3CEQ", "score": round(p3ceq)},
+        )
         after = minutes_later(rng, when, 1, 20)
         if after < life.horizon and rng.random() < 0.7:
             life.add(after, "OutcomeRecorded", org, life.by(staff), _eq5d(life, eq5d))
@@ -169,8 +181,13 @@ def _eq5d(life: Life, index: float) -> dict[str, object]:
         base = 1 + (1 - index) * 4
         data["items"] = {
             name: min(5, max(1, round(base + rng.gauss(0, 0.7))))
-            for name in ("mobility", "self_care", "usual_activities",
-                         "pain_discomfort", "anxiety_depression")
+            for name in (
+                "mobility",
+                "self_care",
+                "usual_activities",
+                "pain_discomfort",
+                "anxiety_depression",
+            )
         }
     return data
 
@@ -186,15 +203,25 @@ def close_journey(life: Life) -> None:
     coordinator = life.coordinator_at(base)
     if coordinator is not None and rng.random() < 0.6:
         base = minutes_later(rng, base, 1, 30)
-        life.add(base, "CoordinatorReleased", life.org_of(coordinator), life.by(coordinator),
-                 {"coordinator_id": coordinator.id, "reason": reason.replace("_", " ")})
+        life.add(
+            base,
+            "CoordinatorReleased",
+            life.org_of(coordinator),
+            life.by(coordinator),
+            {"coordinator_id": coordinator.id, "reason": reason.replace("_", " ")},
+        )
     for plan_id, agreed, closed in life.plans:
         still_open = agreed < life.horizon and (closed is None or closed >= life.horizon)
         if still_open and rng.random() < 0.6:
             base = minutes_later(rng, base, 1, 30)
             staff = coordinator or life.gp
-            life.add(base, "CarePlanClosed", life.org_of(staff), life.by(staff),
-                     {"plan_id": plan_id, "reason": reason.replace("_", " ")})
+            life.add(
+                base,
+                "CarePlanClosed",
+                life.org_of(staff),
+                life.by(staff),
+                {"plan_id": plan_id, "reason": reason.replace("_", " ")},
+            )
     when = max(when, minutes_later(rng, base, 5, 60))
     org = life.practice.org
     life.add(when, "JourneyClosed", org, life.by(life.gp), {"reason": reason})

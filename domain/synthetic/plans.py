@@ -25,12 +25,20 @@ from domain.synthetic.world import Staff
 
 PLAN_IF_COORDINATED = 0.75
 GOALS = (
-    "Walk to the local shop independently", "Fewer falls at home",
-    "Manage breathlessness at home", "Attend a weekly social group",
-    "Understand and manage my medicines", "Stay well at home rather than in hospital",
-    "Get back to gardening", "Feel less lonely", "Carer to have regular respite",
-    "Sleep better", "Keep my diabetes in range", "Be able to wash and dress myself",
-    "Plan for future care wishes", "Manage pain day to day",
+    "Walk to the local shop independently",
+    "Fewer falls at home",
+    "Manage breathlessness at home",
+    "Attend a weekly social group",
+    "Understand and manage my medicines",
+    "Stay well at home rather than in hospital",
+    "Get back to gardening",
+    "Feel less lonely",
+    "Carer to have regular respite",
+    "Sleep better",
+    "Keep my diabetes in range",
+    "Be able to wash and dress myself",
+    "Plan for future care wishes",
+    "Manage pain day to day",
 )
 AGREED_WITH = Weighted([("patient", 50), ("carer", 15), ("both", 35)])
 REVIEW_TIMING = Weighted([("on_time", 70), ("late", 20), ("never", 10)])
@@ -73,10 +81,18 @@ def _plan(life: Life, agreed: Moment) -> Moment | None:
     open_goals = [g["goal_id"] for g in goals]
     due = agreed // DAY + one_of(rng, (91, 182))
     staff = _recorder(life, agreed)
-    life.add(agreed, "CarePlanAgreed", life.org_of(staff), life.by(staff), {
-        "plan_id": plan_id, "goals": goals, "agreed_with": AGREED_WITH.pick(rng),
-        "review_due": life.clock.date_text(due),
-    })
+    life.add(
+        agreed,
+        "CarePlanAgreed",
+        life.org_of(staff),
+        life.by(staff),
+        {
+            "plan_id": plan_id,
+            "goals": goals,
+            "agreed_with": AGREED_WITH.pick(rng),
+            "review_due": life.clock.date_text(due),
+        },
+    )
     life.plans.append((plan_id, agreed, None))
     last = agreed
     while True:
@@ -92,23 +108,31 @@ def _plan(life: Life, agreed: Moment) -> Moment | None:
             return None
         staff = _recorder(life, reviewed)
         due = reviewed // DAY + one_of(rng, (91, 182))
-        life.add(reviewed, "CarePlanReviewed", life.org_of(staff), life.by(staff),
-                 {"plan_id": plan_id, "next_review_due": life.clock.date_text(due)})
+        life.add(
+            reviewed,
+            "CarePlanReviewed",
+            life.org_of(staff),
+            life.by(staff),
+            {"plan_id": plan_id, "next_review_due": life.clock.date_text(due)},
+        )
         last = reviewed
         if rng.random() < 0.08 or not open_goals:
             closed = days_later(rng, reviewed, 0)
             reason = one_of(rng, CLOSE_REASONS) if open_goals else "goals achieved"
             if closed >= life.horizon:
                 return None
-            life.add(closed, "CarePlanClosed", life.org_of(staff), life.by(staff),
-                     {"plan_id": plan_id, "reason": reason})
+            life.add(
+                closed,
+                "CarePlanClosed",
+                life.org_of(staff),
+                life.by(staff),
+                {"plan_id": plan_id, "reason": reason},
+            )
             life.plans[-1] = (plan_id, agreed, closed)
             return closed if reason == "replaced by a new plan" else None
 
 
-def _revise(
-    life: Life, plan_id: str, when: Moment, open_goals: list[str], used: list[str]
-) -> None:
+def _revise(life: Life, plan_id: str, when: Moment, open_goals: list[str], used: list[str]) -> None:
     """One revision: add a goal, change one, mark one achieved or drop one. Goal ids
     number the goals in the order they were written (``used``), so they never repeat."""
     rng = life.rng
@@ -122,10 +146,13 @@ def _revise(
         data["added"] = [goal]
     elif kind == "changed" and open_goals:
         goal_id = one_of(rng, open_goals)
-        data["changed"] = [{
-            "goal_id": goal_id, "description": one_of(rng, GOALS),
-            "target_date": life.clock.date_text(when // DAY + between(rng, 30, 200)),
-        }]
+        data["changed"] = [
+            {
+                "goal_id": goal_id,
+                "description": one_of(rng, GOALS),
+                "target_date": life.clock.date_text(when // DAY + between(rng, 30, 200)),
+            }
+        ]
     elif kind in ("achieved", "dropped") and open_goals:
         goal_id = one_of(rng, open_goals)
         open_goals.remove(goal_id)

@@ -23,7 +23,9 @@ NO_ANSWER = 0.07
 DECLINED = 0.13
 NEVER_SEEN = 0.08
 DECLINE_REASONS = (
-    "does not meet criteria", "referred to wrong service", "already known to service",
+    "does not meet criteria",
+    "referred to wrong service",
+    "already known to service",
     "out of area",
 )
 # Median wait (days) and log-normal spread by priority.
@@ -43,28 +45,97 @@ class Service:
         return _PRIORITY[self.priorities]
 
 
-SERVICES = Weighted([
-    (Service("district nursing", "community", "community_nurse", (6, 4, 0), "wound care"), 14),
-    (Service("community therapy", "community", "occupational_therapist", (8, 2, 0),
-             "difficulty with daily activities"), 10),
-    (Service("falls service", "community", "specialist_nurse", (7, 3, 0), "recurrent falls"), 8),
-    (Service("heart failure nursing", "community", "specialist_nurse", (6, 4, 0),
-             "breathlessness"), 6),
-    (Service("community mental health team", "mental_health", "mental_health_professional",
-             (6, 4, 0), "low mood"), 9),
-    (Service("memory assessment", "mental_health", "mental_health_professional", (9, 1, 0),
-             "memory concerns"), 5),
-    (Service("adult social care assessment", "social_care", "social_worker", (7, 3, 0),
-             "needs assessment"), 10),
-    (Service("reablement", "social_care", "occupational_therapist", (5, 5, 0),
-             "regain independence"), 5),
-    (Service("social prescribing", "voluntary", "voluntary_sector_adviser", (10, 0, 0),
-             "loneliness"), 10),
-    (Service("carers support", "voluntary", "voluntary_sector_adviser", (10, 0, 0),
-             "carer strain"), 4),
-    (Service("frailty clinic", "acute", "specialist_nurse", (7, 3, 0), "frailty review"), 5),
-    (Service("suspected cancer clinic", "acute", "other", (0, 1, 9), "weight loss"), 4),
-])
+SERVICES = Weighted(
+    [
+        (Service("district nursing", "community", "community_nurse", (6, 4, 0), "wound care"), 14),
+        (
+            Service(
+                "community therapy",
+                "community",
+                "occupational_therapist",
+                (8, 2, 0),
+                "difficulty with daily activities",
+            ),
+            10,
+        ),
+        (
+            Service("falls service", "community", "specialist_nurse", (7, 3, 0), "recurrent falls"),
+            8,
+        ),
+        (
+            Service(
+                "heart failure nursing",
+                "community",
+                "specialist_nurse",
+                (6, 4, 0),
+                "breathlessness",
+            ),
+            6,
+        ),
+        (
+            Service(
+                "community mental health team",
+                "mental_health",
+                "mental_health_professional",
+                (6, 4, 0),
+                "low mood",
+            ),
+            9,
+        ),
+        (
+            Service(
+                "memory assessment",
+                "mental_health",
+                "mental_health_professional",
+                (9, 1, 0),
+                "memory concerns",
+            ),
+            5,
+        ),
+        (
+            Service(
+                "adult social care assessment",
+                "social_care",
+                "social_worker",
+                (7, 3, 0),
+                "needs assessment",
+            ),
+            10,
+        ),
+        (
+            Service(
+                "reablement",
+                "social_care",
+                "occupational_therapist",
+                (5, 5, 0),
+                "regain independence",
+            ),
+            5,
+        ),
+        (
+            Service(
+                "social prescribing",
+                "voluntary",
+                "voluntary_sector_adviser",
+                (10, 0, 0),
+                "loneliness",
+            ),
+            10,
+        ),
+        (
+            Service(
+                "carers support",
+                "voluntary",
+                "voluntary_sector_adviser",
+                (10, 0, 0),
+                "carer strain",
+            ),
+            4,
+        ),
+        (Service("frailty clinic", "acute", "specialist_nurse", (7, 3, 0), "frailty review"), 5),
+        (Service("suspected cancer clinic", "acute", "other", (0, 1, 9), "weight loss"), 4),
+    ]
+)
 PRIORITIES = ("routine", "urgent", "two_week_wait")
 _PRIORITY = {
     service.priorities: Weighted(list(zip(PRIORITIES, service.priorities, strict=True)))
@@ -106,8 +177,9 @@ def _referral(life: Life, made: Moment) -> None:
     }
     if rng.random() < 0.6:
         data["reason"] = service.reason
-    referrer = life.gp if rng.random() < 0.6 else one_of(rng,
-        (*life.practice.gps, *life.practice.nurses))
+    referrer = (
+        life.gp if rng.random() < 0.6 else one_of(rng, (*life.practice.gps, *life.practice.nurses))
+    )
     life.add(made, "ReferralMade", life.practice.org, life.by(referrer), data)
     if life.first_referral is None:
         life.first_referral = made
@@ -118,8 +190,13 @@ def _referral(life: Life, made: Moment) -> None:
     answered = days_later(rng, made, between(rng, 0, 3 if priority != "routine" else 11))
     staff = one_of(rng, to.staff[service.role])
     if roll < NO_ANSWER + DECLINED:
-        life.add(answered, "ReferralDeclined", to, life.by(staff),
-                 {"referral_id": referral_id, "reason": one_of(rng, DECLINE_REASONS)})
+        life.add(
+            answered,
+            "ReferralDeclined",
+            to,
+            life.by(staff),
+            {"referral_id": referral_id, "reason": one_of(rng, DECLINE_REASONS)},
+        )
         return
     life.add(answered, "ReferralAccepted", to, life.by(staff), {"referral_id": referral_id})
     if rng.random() < NEVER_SEEN:
@@ -141,9 +218,18 @@ def _first_contact(life: Life, to: Org, staff: Staff, referral_id: str, seen: Mo
     life.involve(staff, seen, join=0.4 if to.setting != "acute" else 0.1)
     if rng.random() < 0.6:
         mode = "home_visit" if to.setting in ("community", "social_care") else "face_to_face"
-        life.add(minutes_later(rng, seen, 1, 5), "ContactRecorded", to, life.by(staff),
-                 {"setting": "home" if mode == "home_visit" and rng.random() < 0.5
-                  else to.setting, "mode": mode, "with": staff.contact_with})
+        life.add(
+            minutes_later(rng, seen, 1, 5),
+            "ContactRecorded",
+            to,
+            life.by(staff),
+            {
+                "setting": "home" if mode == "home_visit" and rng.random() < 0.5 else to.setting,
+                "mode": mode,
+                "with": staff.contact_with,
+            },
+        )
     if rng.random() < 0.3:
-        life.leave_team(staff, days_later(rng, seen, between(rng, 30, 150)),
-                        "episode of care completed")
+        life.leave_team(
+            staff, days_later(rng, seen, between(rng, 30, 150)), "episode of care completed"
+        )

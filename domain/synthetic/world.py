@@ -36,8 +36,16 @@ SOCIAL_CARE_CODES = ("LA301", "LA302", "LA303", "LA304", "LA305")
 VOLUNTARY_CODES = ("VOL01", "VOL02", "VOL03", "VOL04", "VOL05")
 
 WARDS = (
-    "Acute Medical Unit", "Ward 3", "Ward 7", "Ward 12", "Elderly Care 1",
-    "Elderly Care 2", "Respiratory", "Cardiology", "Stroke Unit", "Surgical Assessment",
+    "Acute Medical Unit",
+    "Ward 3",
+    "Ward 7",
+    "Ward 12",
+    "Elderly Care 1",
+    "Elderly Care 2",
+    "Respiratory",
+    "Cardiology",
+    "Stroke Unit",
+    "Surgical Assessment",
     "Orthopaedics",
 )
 
@@ -55,8 +63,10 @@ class Staff:
     def professional(self) -> dict[str, str]:
         """The contract's ``Professional`` shape (a fresh dict: envelopes never share)."""
         return {
-            "id": self.id, "role": self.role,
-            "organisation": self.organisation, "setting": self.setting,
+            "id": self.id,
+            "role": self.role,
+            "organisation": self.organisation,
+            "setting": self.setting,
         }
 
     @property
@@ -159,24 +169,55 @@ def build_world(rng: Random) -> World:
     codes = _StaffCodes(rng)
     hospital_systems = (("pas-cerner", "utc"), ("epr-epic", "utc_offset"), ("pas-lorenzo", "local"))
     hospitals = [
-        _org(code, hospital_systems[i % 3][0], "acute", hospital_systems[i % 3][1],
-             {"specialist_nurse": 3, "other": 4}, codes)
+        _org(
+            code,
+            hospital_systems[i % 3][0],
+            "acute",
+            hospital_systems[i % 3][1],
+            {"specialist_nurse": 3, "other": 4},
+            codes,
+        )
         for i, code in enumerate(HOSPITAL_CODES)
     ]
     areas = []
     for i in range(len(COMMUNITY_CODES)):
-        areas.append(Area(
-            community=_org(COMMUNITY_CODES[i], "community-systmone", "community", "local",
-                           {"community_nurse": 8, "specialist_nurse": 4,
-                            "occupational_therapist": 4}, codes),
-            mental_health=_org(MENTAL_HEALTH_CODES[i], "mh-rio", "mental_health", "utc",
-                               {"mental_health_professional": 6}, codes),
-            social_care=_org(SOCIAL_CARE_CODES[i], "lasc-mosaic", "social_care", "local",
-                             {"social_worker": 6, "occupational_therapist": 2}, codes),
-            voluntary=_org(VOLUNTARY_CODES[i], "vol-charitylog", "voluntary", "utc_offset",
-                           {"voluntary_sector_adviser": 4}, codes),
-            hospital=hospitals[i],
-        ))
+        areas.append(
+            Area(
+                community=_org(
+                    COMMUNITY_CODES[i],
+                    "community-systmone",
+                    "community",
+                    "local",
+                    {"community_nurse": 8, "specialist_nurse": 4, "occupational_therapist": 4},
+                    codes,
+                ),
+                mental_health=_org(
+                    MENTAL_HEALTH_CODES[i],
+                    "mh-rio",
+                    "mental_health",
+                    "utc",
+                    {"mental_health_professional": 6},
+                    codes,
+                ),
+                social_care=_org(
+                    SOCIAL_CARE_CODES[i],
+                    "lasc-mosaic",
+                    "social_care",
+                    "local",
+                    {"social_worker": 6, "occupational_therapist": 2},
+                    codes,
+                ),
+                voluntary=_org(
+                    VOLUNTARY_CODES[i],
+                    "vol-charitylog",
+                    "voluntary",
+                    "utc_offset",
+                    {"voluntary_sector_adviser": 4},
+                    codes,
+                ),
+                hospital=hospitals[i],
+            )
+        )
     practices = []
     for i, code in enumerate(PRACTICE_CODES):
         system, style = ("gp-emis", "local") if i % 2 == 0 else ("gp-systmone", "utc")

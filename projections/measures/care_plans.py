@@ -41,24 +41,36 @@ def care_plan_in_place(pop: Population, ctx: Context) -> Measure:
     for person in pop:
         if person.holder(moment) is None:
             continue
-        active = any(p.agreed_at <= moment and (p.closed_at is None or p.closed_at > moment)
-                     for p in person.plans)
+        active = any(
+            p.agreed_at <= moment and (p.closed_at is None or p.closed_at > moment)
+            for p in person.plans
+        )
         units.append(InPlace(person, active, person.keys(period, moment)))
 
     def summarise(group: list[InPlace]) -> dict[str, Any]:
         with_plan = sum(1 for u in group if u.has_plan)
-        return {"people": len(group), "with_plan": with_plan,
-                "with_plan_pct": pct(with_plan, len(group))}
+        return {
+            "people": len(group),
+            "with_plan": with_plan,
+            "with_plan_pct": pct(with_plan, len(group)),
+        }
 
-    shape = Shape(counts=("people", "with_plan"),
-                  rates={"with_plan_pct": ("with_plan", "people")})
+    shape = Shape(counts=("people", "with_plan"), rates={"with_plan_pct": ("with_plan", "people")})
     per_person = None
     if ctx.per_person:
-        per_person = [{"pseudonym": ctx.pseudonym(u.person.patient_id),
-                       "care_plan_in_place": u.has_plan} for u in units]
-    return Measure("care_plan_in_place", "Care plan in place", "people",
-                   definition(care_plan_in_place), shape,
-                   grouped(units, by_key(ctx, lambda u: u.keys), summarise), per_person)
+        per_person = [
+            {"pseudonym": ctx.pseudonym(u.person.patient_id), "care_plan_in_place": u.has_plan}
+            for u in units
+        ]
+    return Measure(
+        "care_plan_in_place",
+        "Care plan in place",
+        "people",
+        definition(care_plan_in_place),
+        shape,
+        grouped(units, by_key(ctx, lambda u: u.keys), summarise),
+        per_person,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +104,11 @@ def care_plan_reviews(pop: Population, ctx: Context) -> Measure:
             if not period.contains_day(episode.due) or episode.opened_at >= period.end:
                 continue
             ended = period.before_end(episode.ended_at)
-            if (ended is not None and episode.ended_by in ("closed", "replaced")
-                    and period.day(ended) < episode.due):
+            if (
+                ended is not None
+                and episode.ended_by in ("closed", "replaced")
+                and period.day(ended) < episode.due
+            ):
                 continue
             due_at = period.at_2359(episode.due)
             if person.holder(due_at) is None:
@@ -103,22 +118,33 @@ def care_plan_reviews(pop: Population, ctx: Context) -> Measure:
                 status = "not_reviewed"
             else:
                 status = "on_time" if period.day(reviewed) <= episode.due else "late"
-            units.append(Review(person, episode, status,
-                                person.keys(period, due_at)))
+            units.append(Review(person, episode, status, person.keys(period, due_at)))
 
     def summarise(group: list[Review]) -> dict[str, Any]:
         on_time = sum(1 for u in group if u.status == "on_time")
-        return {"reviews_due": len(group), "on_time": on_time,
-                "on_time_pct": pct(on_time, len(group)),
-                "late": sum(1 for u in group if u.status == "late"),
-                "not_reviewed": sum(1 for u in group if u.status == "not_reviewed")}
+        return {
+            "reviews_due": len(group),
+            "on_time": on_time,
+            "on_time_pct": pct(on_time, len(group)),
+            "late": sum(1 for u in group if u.status == "late"),
+            "not_reviewed": sum(1 for u in group if u.status == "not_reviewed"),
+        }
 
-    shape = Shape(counts=("reviews_due", "on_time", "late", "not_reviewed"),
-                  rates={"on_time_pct": ("on_time", "reviews_due")})
+    shape = Shape(
+        counts=("reviews_due", "on_time", "late", "not_reviewed"),
+        rates={"on_time_pct": ("on_time", "reviews_due")},
+    )
     per_person = None
     if ctx.per_person:
-        per_person = [{"pseudonym": ctx.pseudonym(u.person.patient_id),
-                       "status": u.status} for u in units]
-    return Measure("care_plan_reviews", "Care plans reviewed on time", "reviews due",
-                   definition(care_plan_reviews), shape,
-                   grouped(units, by_key(ctx, lambda u: u.keys), summarise), per_person)
+        per_person = [
+            {"pseudonym": ctx.pseudonym(u.person.patient_id), "status": u.status} for u in units
+        ]
+    return Measure(
+        "care_plan_reviews",
+        "Care plans reviewed on time",
+        "reviews due",
+        definition(care_plan_reviews),
+        shape,
+        grouped(units, by_key(ctx, lambda u: u.keys), summarise),
+        per_person,
+    )

@@ -66,37 +66,61 @@ def continuity(pop: Population, ctx: Context) -> Measure:
     units = []
     moment = period.at_2359(period.last)
     for person in pop:
-        seen = Counter(c.with_id for c in person.contacts
-                       if not c.from_adt and period.contains(c.occurred_at))
+        seen = Counter(
+            c.with_id for c in person.contacts if not c.from_adt and period.contains(c.occurred_at)
+        )
         if not seen:
             continue
         counts = list(seen.values())
-        units.append(Continuity(person, sum(counts), len(counts), bice_boxerman(counts),
-                                usual_provider(counts),
-                                person.keys(period, moment, attribute=True)))
+        units.append(
+            Continuity(
+                person,
+                sum(counts),
+                len(counts),
+                bice_boxerman(counts),
+                usual_provider(counts),
+                person.keys(period, moment, attribute=True),
+            )
+        )
 
     def summarise(group: list[Continuity]) -> dict[str, Any]:
         scored = [u for u in group if u.coc is not None]
         coc_bins = Counter(_bin(u.coc) for u in scored if u.coc is not None)
         upc_bins = Counter(_bin(u.upc) for u in scored if u.upc is not None)
         return {
-            "people": len(scored), "one_contact": len(group) - len(scored),
+            "people": len(scored),
+            "one_contact": len(group) - len(scored),
             "median_coc": rounded(median([u.coc for u in scored if u.coc is not None])),
             "median_upc": rounded(median([u.upc for u in scored if u.upc is not None])),
-            "distribution": [{"label": label, "coc_people": coc_bins.get(i, 0),
-                              "upc_people": upc_bins.get(i, 0)}
-                             for i, (label, _) in enumerate(BINS)],
+            "distribution": [
+                {"label": label, "coc_people": coc_bins.get(i, 0), "upc_people": upc_bins.get(i, 0)}
+                for i, (label, _) in enumerate(BINS)
+            ],
         }
 
-    shape = Shape(counts=("people", "one_contact"),
-                  stats={"median_coc": "people", "median_upc": "people"},
-                  series={"distribution": Shape(counts=("coc_people", "upc_people"),
-                                                labels=("label",))})
+    shape = Shape(
+        counts=("people", "one_contact"),
+        stats={"median_coc": "people", "median_upc": "people"},
+        series={"distribution": Shape(counts=("coc_people", "upc_people"), labels=("label",))},
+    )
     per_person = None
     if ctx.per_person:
-        per_person = [{"pseudonym": ctx.pseudonym(u.person.patient_id),
-                       "contacts": u.contacts, "professionals": u.professionals,
-                       "coc": rounded(u.coc, 4), "upc": rounded(u.upc, 4)} for u in units]
-    return Measure("continuity", "Continuity of care (COC, UPC)", "people",
-                   definition(continuity), shape,
-                   grouped(units, by_key(ctx, lambda u: u.keys), summarise), per_person)
+        per_person = [
+            {
+                "pseudonym": ctx.pseudonym(u.person.patient_id),
+                "contacts": u.contacts,
+                "professionals": u.professionals,
+                "coc": rounded(u.coc, 4),
+                "upc": rounded(u.upc, 4),
+            }
+            for u in units
+        ]
+    return Measure(
+        "continuity",
+        "Continuity of care (COC, UPC)",
+        "people",
+        definition(continuity),
+        shape,
+        grouped(units, by_key(ctx, lambda u: u.keys), summarise),
+        per_person,
+    )

@@ -18,8 +18,13 @@ from projections.measures.population import Person, Population, coordinator_keys
 from projections.measures.result import Context, Measure, Shape, by_key, definition, grouped
 
 WAIT_BINS: tuple[tuple[str, int, int | None], ...] = (
-    ("0", 0, 0), ("1-7", 1, 7), ("8-14", 8, 14), ("15-30", 15, 30), ("31-60", 31, 60),
-    ("61-90", 61, 90), ("91+", 91, None),
+    ("0", 0, 0),
+    ("1-7", 1, 7),
+    ("8-14", 8, 14),
+    ("15-30", 15, 30),
+    ("31-60", 31, 60),
+    ("61-90", 61, 90),
+    ("91+", 91, None),
 )
 
 
@@ -40,16 +45,18 @@ def _clock_start(person: Person, period: Period) -> datetime | None:
     return min(made) if made else None
 
 
-def _first_named(person: Person, start: datetime, end: datetime
-                 ) -> tuple[Any, bool] | None:
+def _first_named(person: Person, start: datetime, end: datetime) -> tuple[Any, bool] | None:
     """The named interval holding at ``start`` (True), else the first to begin after it
     and before ``end`` (False); zero-length intervals never hold."""
     held = person.holder(start)
     if held is not None and held.named:
         return held, True
     for interval in person.intervals:
-        if (interval.named and start < interval.valid_from < end
-                and (interval.valid_to is None or interval.valid_to > interval.valid_from)):
+        if (
+            interval.named
+            and start < interval.valid_from < end
+            and (interval.valid_to is None or interval.valid_to > interval.valid_from)
+        ):
             return interval, False
     return None
 
@@ -98,28 +105,46 @@ def time_to_coordinator(pop: Population, ctx: Context) -> Measure:
     def summarise(units: list[Wait]) -> dict[str, Any]:
         done = [w.days for w in units if w.days is not None]
         return {
-            "people": len(units), "named": len(done), "incomplete": len(units) - len(done),
+            "people": len(units),
+            "named": len(done),
+            "incomplete": len(units) - len(done),
             "named_at_start": sum(1 for w in units if w.at_start),
-            "median_days": median(done), "p90_days": p90(done),
+            "median_days": median(done),
+            "p90_days": p90(done),
             "distribution": [
-                {"label": label,
-                 "people": sum(1 for d in done if low <= d and (high is None or d <= high))}
+                {
+                    "label": label,
+                    "people": sum(1 for d in done if low <= d and (high is None or d <= high)),
+                }
                 for label, low, high in WAIT_BINS
             ],
         }
 
-    shape = Shape(counts=("people", "named", "incomplete", "named_at_start"),
-                  stats={"median_days": "named", "p90_days": "named"},
-                  series={"distribution": Shape(counts=("people",), labels=("label",))})
+    shape = Shape(
+        counts=("people", "named", "incomplete", "named_at_start"),
+        stats={"median_days": "named", "p90_days": "named"},
+        series={"distribution": Shape(counts=("people",), labels=("label",))},
+    )
     per_person = None
     if ctx.per_person:
-        per_person = [{"pseudonym": ctx.pseudonym(w.person.patient_id),
-                       "cohort": w.keys["cohort"], "wait_days": w.days,
-                       "status": "named" if w.days is not None else "incomplete"}
-                      for w in waits]
-    return Measure("time_to_coordinator", "Time to named coordinator", "people",
-                   definition(time_to_coordinator), shape,
-                   grouped(waits, by_key(ctx, lambda w: w.keys), summarise), per_person)
+        per_person = [
+            {
+                "pseudonym": ctx.pseudonym(w.person.patient_id),
+                "cohort": w.keys["cohort"],
+                "wait_days": w.days,
+                "status": "named" if w.days is not None else "incomplete",
+            }
+            for w in waits
+        ]
+    return Measure(
+        "time_to_coordinator",
+        "Time to named coordinator",
+        "people",
+        definition(time_to_coordinator),
+        shape,
+        grouped(waits, by_key(ctx, lambda w: w.keys), summarise),
+        per_person,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +177,15 @@ def day_runs(pop: Population, period: Period) -> Iterator[DayRun]:
                     last -= timedelta(days=1)
             first, last = max(first, period.first), min(last, period.last)
             if first <= last:
-                yield DayRun(person, first, last, interval.named,
-                             coordinator_keys(interval) | {"cohort": cohort},
-                             (last - first).days + 1, tuple(month_runs(first, last)))
+                yield DayRun(
+                    person,
+                    first,
+                    last,
+                    interval.named,
+                    coordinator_keys(interval) | {"cohort": cohort},
+                    (last - first).days + 1,
+                    tuple(month_runs(first, last)),
+                )
 
 
 def _coverage_summary(runs: list[DayRun], months: list[str]) -> dict[str, Any]:
@@ -168,14 +199,21 @@ def _coverage_summary(runs: list[DayRun], months: list[str]) -> dict[str, Any]:
                 by_month[month][1] += days
     return {
         "people": len({r.person.patient_id for r in runs}),
-        "people_with_uncovered_days": len({r.person.patient_id for r in runs
-                                           if not r.covered}),
-        "person_days": person_days, "covered_days": covered,
+        "people_with_uncovered_days": len({r.person.patient_id for r in runs if not r.covered}),
+        "person_days": person_days,
+        "covered_days": covered,
         "uncovered_days": person_days - covered,
         "covered_pct": ratio(covered, person_days, 100, 1),
-        "by_month": [{"month": m, "person_days": d, "covered_days": c,
-                      "uncovered_days": d - c, "covered_pct": ratio(c, d, 100, 1)}
-                     for m, (d, c) in by_month.items()],
+        "by_month": [
+            {
+                "month": m,
+                "person_days": d,
+                "covered_days": c,
+                "uncovered_days": d - c,
+                "covered_pct": ratio(c, d, 100, 1),
+            }
+            for m, (d, c) in by_month.items()
+        ],
     }
 
 
@@ -202,13 +240,22 @@ def coverage(pop: Population, ctx: Context) -> Measure:
     """
     runs: list[DayRun] = ctx.memo("day_runs", lambda: list(day_runs(pop, ctx.period)))
     months = ctx.period.months()
-    month_shape = Shape(counts=("person_days", "covered_days", "uncovered_days"),
-                        rates={"covered_pct": ("covered_days", "person_days")},
-                        labels=("month",))
-    shape = Shape(counts=("people", "people_with_uncovered_days", "person_days",
-                          "covered_days", "uncovered_days"),
-                  rates={"covered_pct": ("covered_days", "person_days")},
-                  series={"by_month": month_shape})
+    month_shape = Shape(
+        counts=("person_days", "covered_days", "uncovered_days"),
+        rates={"covered_pct": ("covered_days", "person_days")},
+        labels=("month",),
+    )
+    shape = Shape(
+        counts=(
+            "people",
+            "people_with_uncovered_days",
+            "person_days",
+            "covered_days",
+            "uncovered_days",
+        ),
+        rates={"covered_pct": ("covered_days", "person_days")},
+        series={"by_month": month_shape},
+    )
     per_person = None
     if ctx.per_person:
         mine: dict[Any, list[int]] = {}
@@ -216,12 +263,26 @@ def coverage(pop: Population, ctx: Context) -> Measure:
             tally = mine.setdefault(run.person.patient_id, [0, 0])
             tally[0] += run.days
             tally[1] += run.days if run.covered else 0
-        per_person = [{"pseudonym": ctx.pseudonym(p), "person_days": d, "covered_days": c,
-                       "uncovered_days": d - c} for p, (d, c) in mine.items()]
-    return Measure("coverage", "Uncovered days and person-days covered", "person-days",
-                   definition(coverage), shape,
-                   grouped(runs, by_key(ctx, lambda r: r.keys),
-                           lambda units: _coverage_summary(units, months)), per_person)
+        per_person = [
+            {
+                "pseudonym": ctx.pseudonym(p),
+                "person_days": d,
+                "covered_days": c,
+                "uncovered_days": d - c,
+            }
+            for p, (d, c) in mine.items()
+        ]
+    return Measure(
+        "coverage",
+        "Uncovered days and person-days covered",
+        "person-days",
+        definition(coverage),
+        shape,
+        grouped(
+            runs, by_key(ctx, lambda r: r.keys), lambda units: _coverage_summary(units, months)
+        ),
+        per_person,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,10 +315,14 @@ def handoffs(pop: Population, ctx: Context) -> Measure:
         cohort = {"cohort": person.cohort(period)}
         previous = None
         for interval in person.intervals:
-            if (interval.opened_by_type == "CoordinatorHandedOff"
-                    and period.contains(interval.valid_from)):
-                handed = previous if (previous is not None
-                                      and previous.closed_by == interval.opened_by) else None
+            if interval.opened_by_type == "CoordinatorHandedOff" and period.contains(
+                interval.valid_from
+            ):
+                handed = (
+                    previous
+                    if (previous is not None and previous.closed_by == interval.opened_by)
+                    else None
+                )
                 units.append(Handoff(person, coordinator_keys(handed) | cohort))
             previous = interval
     runs: list[DayRun] = ctx.memo("day_runs", lambda: list(day_runs(pop, period)))
@@ -268,13 +333,21 @@ def handoffs(pop: Population, ctx: Context) -> Measure:
         runs = [u for u in group if isinstance(u, DayRun)]
         people = len({r.person.patient_id for r in runs})
         days = sum(r.days for r in runs)
-        return {"handoffs": count, "people": people, "covered_days": days,
-                "per_person": ratio(count, people), "per_100_person_days":
-                ratio(count, days, 100)}
+        return {
+            "handoffs": count,
+            "people": people,
+            "covered_days": days,
+            "per_person": ratio(count, people),
+            "per_100_person_days": ratio(count, days, 100),
+        }
 
-    shape = Shape(counts=("handoffs", "people", "covered_days"),
-                  rates={"per_person": ("handoffs", "people"),
-                         "per_100_person_days": ("handoffs", "covered_days")})
+    shape = Shape(
+        counts=("handoffs", "people", "covered_days"),
+        rates={
+            "per_person": ("handoffs", "people"),
+            "per_100_person_days": ("handoffs", "covered_days"),
+        },
+    )
     per_person = None
     if ctx.per_person:
         tally: dict[Any, list[int]] = {}
@@ -284,8 +357,16 @@ def handoffs(pop: Population, ctx: Context) -> Measure:
                 row[0] += 1
             else:
                 row[1] += u.days
-        per_person = [{"pseudonym": ctx.pseudonym(p), "handoffs": h, "covered_days": d}
-                      for p, (h, d) in tally.items()]
-    return Measure("handoffs", "Handoffs", "handoffs", definition(handoffs), shape,
-                   grouped(units, by_key(ctx, lambda u: u.keys), summarise), per_person)
-
+        per_person = [
+            {"pseudonym": ctx.pseudonym(p), "handoffs": h, "covered_days": d}
+            for p, (h, d) in tally.items()
+        ]
+    return Measure(
+        "handoffs",
+        "Handoffs",
+        "handoffs",
+        definition(handoffs),
+        shape,
+        grouped(units, by_key(ctx, lambda u: u.keys), summarise),
+        per_person,
+    )

@@ -56,10 +56,13 @@ def chains(person: Person, period: Period) -> list[tuple[Spell, ...]]:
         while i < len(spells):
             last, following = chain[-1], spells[i]
             discharged = period.before_end(last.discharged_at)
-            if (discharged is None or last.destination != "other_hospital"
-                    or following.method != "transfer" or following.admitted_at >= period.end
-                    or not 0 <= (period.day(following.admitted_at)
-                                 - period.day(discharged)).days <= 1):
+            if (
+                discharged is None
+                or last.destination != "other_hospital"
+                or following.method != "transfer"
+                or following.admitted_at >= period.end
+                or not 0 <= (period.day(following.admitted_at) - period.day(discharged)).days <= 1
+            ):
                 break
             chain.append(following)
             i += 1
@@ -81,12 +84,15 @@ def discharges(pop: Population, period: Period) -> list[Discharge]:
     return found
 
 
-def _admissions_after(discharge: Discharge, until: datetime, *, emergency: bool
-                      ) -> list[datetime]:
+def _admissions_after(discharge: Discharge, until: datetime, *, emergency: bool) -> list[datetime]:
     """Admissions of the person from the discharge on, before ``until``."""
-    return sorted(s.admitted_at for s in discharge.person.spells
-                  if s not in discharge.chain and discharge.at <= s.admitted_at < until
-                  and (not emergency or s.method == "emergency"))
+    return sorted(
+        s.admitted_at
+        for s in discharge.person.spells
+        if s not in discharge.chain
+        and discharge.at <= s.admitted_at < until
+        and (not emergency or s.method == "emergency")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,25 +142,40 @@ def readmission_30d(pop: Population, ctx: Context) -> Measure:
     def summarise(group: list[Readmission]) -> dict[str, Any]:
         done = [u for u in group if u.status == "complete"]
         readmitted = sum(1 for u in done if u.day is not None)
-        return {"discharges": len(done), "readmitted": readmitted,
-                "readmission_pct": pct(readmitted, len(done)),
-                "incomplete": sum(1 for u in group if u.status == "incomplete"),
-                "deaths": sum(1 for u in group if u.status == "death"),
-                "transferred_out": sum(1 for u in group if u.status == "transferred_out")}
+        return {
+            "discharges": len(done),
+            "readmitted": readmitted,
+            "readmission_pct": pct(readmitted, len(done)),
+            "incomplete": sum(1 for u in group if u.status == "incomplete"),
+            "deaths": sum(1 for u in group if u.status == "death"),
+            "transferred_out": sum(1 for u in group if u.status == "transferred_out"),
+        }
 
-    shape = Shape(counts=("discharges", "readmitted", "incomplete", "deaths",
-                          "transferred_out"),
-                  rates={"readmission_pct": ("readmitted", "discharges")})
+    shape = Shape(
+        counts=("discharges", "readmitted", "incomplete", "deaths", "transferred_out"),
+        rates={"readmission_pct": ("readmitted", "discharges")},
+    )
     per_person = None
     if ctx.per_person:
-        per_person = [{"pseudonym": ctx.pseudonym(u.discharge.person.patient_id),
-                       "hospital": u.discharge.spell.hospital, "status": u.status,
-                       "readmitted": None if u.status != "complete" else u.day is not None,
-                       "readmission_day": u.day} for u in units]
-    return Measure("readmission_30d", "30-day emergency readmission", "index discharges",
-                   definition(readmission_30d), shape,
-                   grouped(units, by_key(ctx, lambda u: u.discharge.keys), summarise),
-                   per_person)
+        per_person = [
+            {
+                "pseudonym": ctx.pseudonym(u.discharge.person.patient_id),
+                "hospital": u.discharge.spell.hospital,
+                "status": u.status,
+                "readmitted": None if u.status != "complete" else u.day is not None,
+                "readmission_day": u.day,
+            }
+            for u in units
+        ]
+    return Measure(
+        "readmission_30d",
+        "30-day emergency readmission",
+        "index discharges",
+        definition(readmission_30d),
+        shape,
+        grouped(units, by_key(ctx, lambda u: u.discharge.keys), summarise),
+        per_person,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,14 +184,18 @@ class FollowUp:
     status: str  # "followed_up", "readmitted_first", "none", "incomplete"
 
 
-def _follow_up(d: Discharge, window_start: datetime, window_end: datetime,
-               period: Period) -> str:
+def _follow_up(d: Discharge, window_start: datetime, window_end: datetime, period: Period) -> str:
     """Followed up, readmitted first, or neither, within [window_start, window_end):
     contacts after the discharge, not on its local date, not made from an ADT A04."""
     discharge_day = period.day(d.at)
-    contacts = [c.occurred_at for c in d.person.contacts
-                if not c.from_adt and window_start <= c.occurred_at < window_end
-                and c.occurred_at > d.at and period.day(c.occurred_at) != discharge_day]
+    contacts = [
+        c.occurred_at
+        for c in d.person.contacts
+        if not c.from_adt
+        and window_start <= c.occurred_at < window_end
+        and c.occurred_at > d.at
+        and period.day(c.occurred_at) != discharge_day
+    ]
     admissions = _admissions_after(d, window_end, emergency=False)
     first_contact = min(contacts) if contacts else None
     if admissions and (first_contact is None or admissions[0] < first_contact):
@@ -198,26 +223,43 @@ def _follow_up_measure(pop: Population, ctx: Context, hours: bool) -> list[Follo
     return units
 
 
-def _follow_up_result(name: str, title: str, function: Any, units: list[FollowUp],
-                      ctx: Context) -> Measure:
+def _follow_up_result(
+    name: str, title: str, function: Any, units: list[FollowUp], ctx: Context
+) -> Measure:
     def summarise(group: list[FollowUp]) -> dict[str, Any]:
         done = [u for u in group if u.status != "incomplete"]
         followed = sum(1 for u in done if u.status == "followed_up")
-        return {"discharges": len(done), "followed_up": followed,
-                "follow_up_pct": pct(followed, len(done)),
-                "readmitted_first": sum(1 for u in done if u.status == "readmitted_first"),
-                "incomplete": len(group) - len(done)}
+        return {
+            "discharges": len(done),
+            "followed_up": followed,
+            "follow_up_pct": pct(followed, len(done)),
+            "readmitted_first": sum(1 for u in done if u.status == "readmitted_first"),
+            "incomplete": len(group) - len(done),
+        }
 
-    shape = Shape(counts=("discharges", "followed_up", "readmitted_first", "incomplete"),
-                  rates={"follow_up_pct": ("followed_up", "discharges")})
+    shape = Shape(
+        counts=("discharges", "followed_up", "readmitted_first", "incomplete"),
+        rates={"follow_up_pct": ("followed_up", "discharges")},
+    )
     per_person = None
     if ctx.per_person:
-        per_person = [{"pseudonym": ctx.pseudonym(u.discharge.person.patient_id),
-                       "hospital": u.discharge.spell.hospital, "status": u.status}
-                      for u in units]
-    return Measure(name, title, "discharges home", definition(function), shape,
-                   grouped(units, by_key(ctx, lambda u: u.discharge.keys), summarise),
-                   per_person)
+        per_person = [
+            {
+                "pseudonym": ctx.pseudonym(u.discharge.person.patient_id),
+                "hospital": u.discharge.spell.hospital,
+                "status": u.status,
+            }
+            for u in units
+        ]
+    return Measure(
+        name,
+        title,
+        "discharges home",
+        definition(function),
+        shape,
+        grouped(units, by_key(ctx, lambda u: u.discharge.keys), summarise),
+        per_person,
+    )
 
 
 def follow_up_7d(pop: Population, ctx: Context) -> Measure:
@@ -241,8 +283,13 @@ def follow_up_7d(pop: Population, ctx: Context) -> Measure:
     Split: organisation = the discharging hospital; role and setting = the coordinator
     holding at the discharge; cohort.
     """
-    return _follow_up_result("follow_up_7d", "Follow-up within 7 days of discharge home",
-                             follow_up_7d, _follow_up_measure(pop, ctx, hours=False), ctx)
+    return _follow_up_result(
+        "follow_up_7d",
+        "Follow-up within 7 days of discharge home",
+        follow_up_7d,
+        _follow_up_measure(pop, ctx, hours=False),
+        ctx,
+    )
 
 
 def follow_up_72h(pop: Population, ctx: Context) -> Measure:
@@ -259,5 +306,10 @@ def follow_up_72h(pop: Population, ctx: Context) -> Measure:
 
     Split as the 7-day measure.
     """
-    return _follow_up_result("follow_up_72h", "Follow-up within 72 hours of discharge home",
-                             follow_up_72h, _follow_up_measure(pop, ctx, hours=True), ctx)
+    return _follow_up_result(
+        "follow_up_72h",
+        "Follow-up within 72 hours of discharge home",
+        follow_up_72h,
+        _follow_up_measure(pop, ctx, hours=True),
+        ctx,
+    )

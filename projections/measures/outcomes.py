@@ -56,11 +56,14 @@ def outcome_change(pop: Population, ctx: Context) -> Measure:
 
     def summarise(group: list[Change]) -> dict[str, Any]:
         scored = [u for u in group if u.recordings >= 2]
-        return {"people": len(scored), "single_recording": len(group) - len(scored),
-                "mean_first": mean([u.first for u in scored]),
-                "mean_last": mean([u.last for u in scored]),
-                "mean_change": mean([u.change for u in scored]),
-                "median_change": rounded(median([u.change for u in scored]))}
+        return {
+            "people": len(scored),
+            "single_recording": len(group) - len(scored),
+            "mean_first": mean([u.first for u in scored]),
+            "mean_last": mean([u.last for u in scored]),
+            "mean_change": mean([u.change for u in scored]),
+            "median_change": rounded(median([u.change for u in scored])),
+        }
 
     groups: list[dict[str, Any]] = []
     for instrument in sorted({u.instrument for u in units}):
@@ -68,16 +71,35 @@ def outcome_change(pop: Population, ctx: Context) -> Measure:
         for row in grouped(mine, (lambda u: u.keys[ctx.by]) if ctx.by else None, summarise):
             label = instrument if row["group"] == ALL else f"{instrument} | {row['group']}"
             groups.append({**row, "group": label, "instrument": instrument})
-    shape = Shape(counts=("people", "single_recording"),
-                  stats={"mean_first": "people", "mean_last": "people",
-                         "mean_change": "people", "median_change": "people"},
-                  labels=("instrument",))
+    shape = Shape(
+        counts=("people", "single_recording"),
+        stats={
+            "mean_first": "people",
+            "mean_last": "people",
+            "mean_change": "people",
+            "median_change": "people",
+        },
+        labels=("instrument",),
+    )
     per_person = None
     if ctx.per_person:
-        per_person = [{"pseudonym": ctx.pseudonym(u.person.patient_id),
-                       "instrument": u.instrument, "recordings": u.recordings,
-                       "first": u.first, "last": u.last,
-                       "change": rounded(u.change, 4) if u.recordings >= 2 else None}
-                      for u in units]
-    return Measure("outcome_change", "Outcome score change (first to last)", "people",
-                   definition(outcome_change), shape, groups, per_person)
+        per_person = [
+            {
+                "pseudonym": ctx.pseudonym(u.person.patient_id),
+                "instrument": u.instrument,
+                "recordings": u.recordings,
+                "first": u.first,
+                "last": u.last,
+                "change": rounded(u.change, 4) if u.recordings >= 2 else None,
+            }
+            for u in units
+        ]
+    return Measure(
+        "outcome_change",
+        "Outcome score change (first to last)",
+        "people",
+        definition(outcome_change),
+        shape,
+        groups,
+        per_person,
+    )

@@ -103,8 +103,11 @@ class Period:
         return out
 
     def as_dict(self) -> dict[str, str]:
-        return {"from": self.first.isoformat(), "to": self.last.isoformat(),
-                "timezone": self.zone.key}
+        return {
+            "from": self.first.isoformat(),
+            "to": self.last.isoformat(),
+            "timezone": self.zone.key,
+        }
 
 
 def month_runs(first: date, last: date) -> Iterator[tuple[str, int]]:
@@ -135,8 +138,9 @@ def pct(numerator: int, denominator: int) -> float | None:
     return round(100.0 * numerator / denominator, 1) if denominator else None
 
 
-def ratio(numerator: float, denominator: float, scale: float = 1.0, places: int = 2
-          ) -> float | None:
+def ratio(
+    numerator: float, denominator: float, scale: float = 1.0, places: int = 2
+) -> float | None:
     return round(scale * numerator / denominator, places) if denominator else None
 
 

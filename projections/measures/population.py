@@ -93,8 +93,7 @@ class Person:
         identified = self.identified_at is not None and self.identified_at < period.end
         return IDENTIFIED if identified else NOT_IDENTIFIED
 
-    def keys(self, period: Period, moment: datetime, *, attribute: bool = False
-             ) -> dict[str, str]:
+    def keys(self, period: Period, moment: datetime, *, attribute: bool = False) -> dict[str, str]:
         """The unit's group in each dimension (module docstring)."""
         interval = self.attributed(moment) if attribute else self.holder(moment)
         return coordinator_keys(interval) | {"cohort": self.cohort(period)}
@@ -106,8 +105,11 @@ def coordinator_keys(interval: coordinators.Interval | None) -> dict[str, str]:
         return {"role": NONE, "setting": NONE, "organisation": NONE}
     if not interval.named:
         return {"role": NONE, "setting": NONE, "organisation": interval.organisation}
-    return {"role": interval.role, "setting": interval.setting,
-            "organisation": interval.organisation}
+    return {
+        "role": interval.role,
+        "setting": interval.setting,
+        "organisation": interval.organisation,
+    }
 
 
 @dataclass(slots=True)
@@ -123,8 +125,12 @@ class Population:
         return iter(self.people.values())
 
     def computed_at(self) -> dict[str, Any]:
-        return {"position": self.position, "ledger_head": self.head,
-                "lag": max(0, self.head - self.position), "projections": dict(self.positions)}
+        return {
+            "position": self.position,
+            "ledger_head": self.head,
+            "lag": max(0, self.head - self.position),
+            "projections": dict(self.positions),
+        }
 
 
 def from_folds(people: Iterable[PersonEvents], position: int | None = None) -> Population:
@@ -137,10 +143,15 @@ def from_folds(people: Iterable[PersonEvents], position: int | None = None) -> P
         facts = evaluation.fold(person)
         [identified] = facts[evaluation.PEOPLE.name]
         found[person.patient_id] = Person(
-            person.patient_id, identified.identified_at, list(coord.intervals),
-            list(line.spells), list(referrals.fold(person).referrals),
-            list(care_plans.fold(person).plans), list(facts[evaluation.REVIEWS.name]),
-            list(facts[evaluation.CONTACTS.name]), list(facts[evaluation.OUTCOMES.name]),
+            person.patient_id,
+            identified.identified_at,
+            list(coord.intervals),
+            list(line.spells),
+            list(referrals.fold(person).referrals),
+            list(care_plans.fold(person).plans),
+            list(facts[evaluation.REVIEWS.name]),
+            list(facts[evaluation.CONTACTS.name]),
+            list(facts[evaluation.OUTCOMES.name]),
         ).settle()
         top = max(top, person.position)
     at = top if position is None else position
@@ -165,8 +176,10 @@ READS: tuple[tuple[str, str, str, Any], ...] = (
 def read_query(table: str, time_column: str, kind: Any) -> sql.Composed:
     """``SELECT <the row type's fields> FROM table WHERE time_column < %(end)s``."""
     return sql.SQL("SELECT {} FROM {} WHERE {} < %(end)s").format(
-        sql.SQL(", ").join(map(sql.Identifier, kind._fields)), sql.Identifier(table),
-        sql.Identifier(time_column))
+        sql.SQL(", ").join(map(sql.Identifier, kind._fields)),
+        sql.Identifier(table),
+        sql.Identifier(time_column),
+    )
 
 
 def load(conn: psycopg.Connection[Any], period: Period) -> Population:
@@ -178,18 +191,25 @@ def load(conn: psycopg.Connection[Any], period: Period) -> Population:
     params = {"end": period.end}
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        exists = cur.execute("SELECT to_regclass('projection_positions') IS NOT NULL AS ok,"
-                             " to_regclass('evaluation_people') IS NOT NULL AS facts"
-                             ).fetchone()
+        exists = cur.execute(
+            "SELECT to_regclass('projection_positions') IS NOT NULL AS ok,"
+            " to_regclass('evaluation_people') IS NOT NULL AS facts"
+        ).fetchone()
         if not exists or not (exists["ok"] and exists["facts"]):
-            raise NotProjected("the read models are not built: run "
-                               "`carejourney projections run --once`")
-        positions = {r["name"]: int(r["position"]) for r in cur.execute(
-            "SELECT name, position FROM projection_positions WHERE name = ANY(%s)",
-            (list(PROJECTIONS),)).fetchall()}
+            raise NotProjected(
+                "the read models are not built: run `carejourney projections run --once`"
+            )
+        positions = {
+            r["name"]: int(r["position"])
+            for r in cur.execute(
+                "SELECT name, position FROM projection_positions WHERE name = ANY(%s)",
+                (list(PROJECTIONS),),
+            ).fetchall()
+        }
         positions = {name: positions.get(name, 0) for name in PROJECTIONS}
         head_row = cur.execute(
-            "SELECT coalesce(max(position), 0) AS head FROM ledger_events").fetchone()
+            "SELECT coalesce(max(position), 0) AS head FROM ledger_events"
+        ).fetchone()
         head = int(head_row["head"]) if head_row else 0
         people: dict[UUID, Person] = {}
         for row in cur.execute("SELECT patient_id, identified_at FROM evaluation_people"):

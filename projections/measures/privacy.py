@@ -55,8 +55,11 @@ class Suppression:
         return math.floor(count / self.base + 0.5) * self.base
 
     def describe(self) -> dict[str, Any]:
-        return {"applied": True, "suppressed_counts": f"1-{self.max_suppressed}"
-                if self.max_suppressed else "none", "rounded_to": self.base}
+        return {
+            "applied": True,
+            "suppressed_counts": f"1-{self.max_suppressed}" if self.max_suppressed else "none",
+            "rounded_to": self.base,
+        }
 
     def row(self, values: dict[str, Any], shape: Shape) -> dict[str, Any]:
         """One group's (or series row's) values as an evaluator may see them."""
@@ -75,9 +78,15 @@ class Suppression:
         return out
 
     def protect(self, measure: Measure) -> Measure:
-        return Measure(measure.name, measure.title, measure.unit, measure.definition,
-                       measure.shape, [self.row(g, measure.shape) for g in measure.groups],
-                       measure.per_person)
+        return Measure(
+            measure.name,
+            measure.title,
+            measure.unit,
+            measure.definition,
+            measure.shape,
+            [self.row(g, measure.shape) for g in measure.groups],
+            measure.per_person,
+        )
 
 
 UNSUPPRESSED: dict[str, Any] = {"applied": False}

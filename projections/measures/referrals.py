@@ -51,39 +51,68 @@ def referral_waits(pop: Population, ctx: Context) -> Measure:
             made_day = period.day(referral.made_at)
             contact = period.before_end(referral.first_contact_at)
             keys = person.keys(period, referral.made_at) | {
-                "organisation": referral.to_organisation, "setting": referral.setting}
+                "organisation": referral.to_organisation,
+                "setting": referral.setting,
+            }
             if contact is not None:
-                units.append(Wait(person, referral, "completed",
-                                  (period.day(contact) - made_day).days, keys))
+                units.append(
+                    Wait(person, referral, "completed", (period.day(contact) - made_day).days, keys)
+                )
             elif period.before_end(referral.declined_at) is not None:
                 units.append(Wait(person, referral, "declined", 0, keys))
             else:
-                units.append(Wait(person, referral, "incomplete",
-                                  (period.last - made_day).days, keys))
+                units.append(
+                    Wait(person, referral, "incomplete", (period.last - made_day).days, keys)
+                )
 
     def summarise(group: list[Wait]) -> dict[str, Any]:
         done = [w.days for w in group if w.status == "completed"]
         within = sum(1 for d in done if d <= threshold)
         waiting = [w for w in group if w.status == "incomplete"]
-        return {"referrals": len(group), "completed": len(done),
-                "median_days": median(done), "p90_days": p90(done),
-                "within_threshold": within, "within_threshold_pct": pct(within, len(done)),
-                "threshold_days": threshold, "incomplete": len(waiting),
-                "incomplete_over_threshold": sum(1 for w in waiting if w.days > threshold),
-                "declined": sum(1 for w in group if w.status == "declined")}
+        return {
+            "referrals": len(group),
+            "completed": len(done),
+            "median_days": median(done),
+            "p90_days": p90(done),
+            "within_threshold": within,
+            "within_threshold_pct": pct(within, len(done)),
+            "threshold_days": threshold,
+            "incomplete": len(waiting),
+            "incomplete_over_threshold": sum(1 for w in waiting if w.days > threshold),
+            "declined": sum(1 for w in group if w.status == "declined"),
+        }
 
-    shape = Shape(counts=("referrals", "completed", "within_threshold", "incomplete",
-                          "incomplete_over_threshold", "declined"),
-                  rates={"within_threshold_pct": ("within_threshold", "completed")},
-                  stats={"median_days": "completed", "p90_days": "completed"},
-                  labels=("threshold_days",))
+    shape = Shape(
+        counts=(
+            "referrals",
+            "completed",
+            "within_threshold",
+            "incomplete",
+            "incomplete_over_threshold",
+            "declined",
+        ),
+        rates={"within_threshold_pct": ("within_threshold", "completed")},
+        stats={"median_days": "completed", "p90_days": "completed"},
+        labels=("threshold_days",),
+    )
     per_person = None
     if ctx.per_person:
-        per_person = [{"pseudonym": ctx.pseudonym(w.person.patient_id),
-                       "organisation": w.referral.to_organisation,
-                       "setting": w.referral.setting, "status": w.status,
-                       "wait_days": w.days if w.status != "declined" else None}
-                      for w in units]
-    return Measure("referral_waits", "Referral to first contact", "referrals",
-                   definition(referral_waits), shape,
-                   grouped(units, by_key(ctx, lambda w: w.keys), summarise), per_person)
+        per_person = [
+            {
+                "pseudonym": ctx.pseudonym(w.person.patient_id),
+                "organisation": w.referral.to_organisation,
+                "setting": w.referral.setting,
+                "status": w.status,
+                "wait_days": w.days if w.status != "declined" else None,
+            }
+            for w in units
+        ]
+    return Measure(
+        "referral_waits",
+        "Referral to first contact",
+        "referrals",
+        definition(referral_waits),
+        shape,
+        grouped(units, by_key(ctx, lambda w: w.keys), summarise),
+        per_person,
+    )

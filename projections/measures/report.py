@@ -66,10 +66,12 @@ def compute(
     """The report for ``period`` over an already loaded population (module docstring)."""
     if by is not None and by not in DIMENSIONS:
         raise ValueError(f"--by must be one of {', '.join(DIMENSIONS)}")
-    threshold = (settings.referral_wait_threshold_days if wait_threshold_days is None
-                 else wait_threshold_days)
-    ctx = Context(period, by, threshold, per_person,
-                  partial(pseudonym, key=settings.pseudonym_key))
+    threshold = (
+        settings.referral_wait_threshold_days
+        if wait_threshold_days is None
+        else wait_threshold_days
+    )
+    ctx = Context(period, by, threshold, per_person, partial(pseudonym, key=settings.pseudonym_key))
     measures = [f(population, ctx) for f in MEASURES]
     privacy = suppression(settings)
     if not unsuppressed:
@@ -158,12 +160,19 @@ def definitions_markdown() -> str:
 
     empty = Population({}, 0, 0, {})
     sample = Period(date(2025, 1, 1), date(2025, 1, 1), ZoneInfo("Europe/London"))
-    parts = [f"Definitions version **{DEFINITIONS_VERSION}**.", "## Shared rules",
-             "### Calendar days, the period, statistics", _markdown(period_rules.__doc__),
-             "### Groups: splitting by setting, role, organisation, cohort",
-             _markdown(population.__doc__), "### Pseudonyms and small numbers",
-             _markdown(privacy.__doc__), "### Index discharges and transfer chains",
-             _markdown(hospital.__doc__), "## The measures"]
+    parts = [
+        f"Definitions version **{DEFINITIONS_VERSION}**.",
+        "## Shared rules",
+        "### Calendar days, the period, statistics",
+        _markdown(period_rules.__doc__),
+        "### Groups: splitting by setting, role, organisation, cohort",
+        _markdown(population.__doc__),
+        "### Pseudonyms and small numbers",
+        _markdown(privacy.__doc__),
+        "### Index discharges and transfer chains",
+        _markdown(hospital.__doc__),
+        "## The measures",
+    ]
     for function in MEASURES:
         measure = function(empty, Context(sample))
         parts.append(f"### `{measure.name}`: {measure.title}")

@@ -58,11 +58,16 @@ class Measure:
     per_person: list[dict[str, Any]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"title": self.title, "unit": self.unit,
-                               "definition": self.definition,
-                               "count_fields": [*self.shape.counts, *(
-                                   c for s in self.shape.series.values() for c in s.counts)],
-                               "groups": self.groups}
+        out: dict[str, Any] = {
+            "title": self.title,
+            "unit": self.unit,
+            "definition": self.definition,
+            "count_fields": [
+                *self.shape.counts,
+                *(c for s in self.shape.series.values() for c in s.counts),
+            ],
+            "groups": self.groups,
+        }
         if self.per_person is not None:
             out["per_person"] = self.per_person
         return out
@@ -89,8 +94,7 @@ def grouped(
     return groups
 
 
-def by_key(ctx: Context, keys_of: Callable[[U], Mapping[str, str]]
-           ) -> Callable[[U], str] | None:
+def by_key(ctx: Context, keys_of: Callable[[U], Mapping[str, str]]) -> Callable[[U], str] | None:
     """The grouping key of the report's dimension (None when not split)."""
     if ctx.by is None:
         return None
