@@ -8,6 +8,7 @@ COPY domain ./domain
 COPY projections ./projections
 COPY consumers ./consumers
 COPY api ./api
+COPY cli ./cli
 RUN pip install --no-cache-dir . && mkdir -p /data && chown nobody /data
 USER nobody
 ENV CAREJOURNEY_DATA_DIR=/data

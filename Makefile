@@ -18,7 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	# The browser test drives Debian's Chromium (never a downloaded one); CI runs as root.
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
-	$(BIN)/ruff check domain projections consumers api tests bench
+	$(BIN)/ruff check domain projections consumers api cli tests bench
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

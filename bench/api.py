@@ -147,7 +147,7 @@ def start_server(url: str, port: int, keys_dir: Path) -> subprocess.Popen[bytes]
         [
             sys.executable,
             "-m",
-            "api.cli",
+            "cli.app",
             "serve",
             "--port",
             str(port),

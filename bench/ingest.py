@@ -162,7 +162,7 @@ def ledger_consume(
     start = time.perf_counter()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "consume", *mode, "--topic", topic],
+            [sys.executable, "-m", "cli.app", "consume", *mode, "--topic", topic],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,

@@ -459,7 +459,7 @@ def test_adt_import_reports_each_message_and_exits_1_on_refusals(
 ) -> None:
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from cli.app import app
     from domain.settings import get_settings
 
     monkeypatch.setenv("CAREJOURNEY_DATABASE_URL", database_url)

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
-from api.cli import app as cli
 from api.security import hash_key
+from cli.app import app as cli
 from domain.ledger import Ledger
 from domain.settings import Settings, get_settings
 from tests.envelopes import envelope
@@ -101,7 +101,7 @@ def test_serve_works_on_the_embedded_default_with_no_configuration(tmp_path: Pat
     two workers share it, the first admin key is made with ``keys create admin``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREJOURNEY_")}
     env["CAREJOURNEY_DATA_DIR"] = str(tmp_path / "data")
-    exe = [sys.executable, "-m", "api.cli"]
+    exe = [sys.executable, "-m", "cli.app"]
     made = subprocess.run(
         [*exe, "keys", "create", "admin"],
         env=env,

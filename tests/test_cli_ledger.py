@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
+from cli.app import app
 from domain.integrity import chain_hash, content_hash
 from domain.settings import get_settings
 from tests.envelopes import NHS_A, NHS_B, envelope, later

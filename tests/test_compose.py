@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from api.cli import app
+from cli.app import app
 from domain.database import library_env
 from domain.settings import Settings
 

@@ -275,7 +275,7 @@ def test_cli_erase_scrubs_kept_dead_letters(
     """``carejourney erase`` is where an operator erases: it reaches the dead letters."""
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from cli.app import app
     from domain.settings import get_settings
 
     feed = envelope_feed(ledger.settings, ["t.cli-erase"])

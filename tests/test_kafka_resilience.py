@@ -43,7 +43,7 @@ from tests.kafka_inputs import (
     wait_for,
 )
 
-CLI = [sys.executable, "-m", "api.cli", "consume"]
+CLI = [sys.executable, "-m", "cli.app", "consume"]
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.cli import app
+from cli.app import app
 from consumers.adt_codes import ADT_SYSTEM_PREFIX
 from domain.ledger import Ledger
 from domain.settings import Settings, get_settings

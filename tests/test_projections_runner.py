@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 from typer.testing import CliRunner
 
-from api.cli import app
+from cli.app import app
 from domain.database import with_dbname
 from domain.ledger import Ledger
 from domain.settings import get_settings
@@ -324,7 +324,7 @@ def drop(url: str) -> None:
 def start_runner(url: str, *args: str, batch: int = 300) -> subprocess.Popen:
     env = dict(os.environ, CAREJOURNEY_DATABASE_URL=url)
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "projections", "run", "--batch", str(batch), *args],
+        [sys.executable, "-m", "cli.app", "projections", "run", "--batch", str(batch), *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

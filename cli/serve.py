@@ -17,8 +17,8 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from api.commands.console import err, ledger_session
 from api.security import KeyRing
+from cli.console import err, ledger_session
 from domain.settings import get_settings
 
 

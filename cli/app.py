@@ -10,13 +10,13 @@ import sys
 
 import typer
 
-from api.commands import adt as adt_commands
-from api.commands import consume as consume_commands
-from api.commands import keys as keys_commands
-from api.commands import ledger as ledger_commands
-from api.commands import measures as measures_commands
-from api.commands import projections as projections_commands
-from api.commands import serve as serve_commands
+from cli import adt as adt_commands
+from cli import consume as consume_commands
+from cli import keys as keys_commands
+from cli import ledger as ledger_commands
+from cli import measures as measures_commands
+from cli import projections as projections_commands
+from cli import serve as serve_commands
 
 app = typer.Typer(
     name="carejourney",

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from api.commands.console import ledger_session, out, progress
+from cli.console import ledger_session, out, progress
 from consumers.adt_ingest import MessageResult, append_messages
 from consumers.hl7v2 import split_messages
 from domain.settings import get_settings

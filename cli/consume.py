@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.commands.console import err, fail, ledger_session, out
+from cli.console import err, fail, ledger_session, out
 from consumers import offsets
 from consumers.broker import Broker
 from consumers.events import envelope_feed

@@ -14,7 +14,6 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from api.commands.console import err, fail, out
 from api.security import (
     Role,
     add_key,
@@ -23,6 +22,7 @@ from api.security import (
     read_keys_file,
     write_keys_file,
 )
+from cli.console import err, fail, out
 from domain.settings import get_settings
 
 keys_app = typer.Typer(

@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.commands.console import err, fail, ledger_session, nhs_argument, out, progress
-from api.commands.projections import catch_up as catch_up_projections
+from cli.console import err, fail, ledger_session, nhs_argument, out, progress
+from cli.projections import catch_up as catch_up_projections
 from consumers import deadletter
 from domain.ledger import BatchResult, Ledger
 from domain.synthetic import delivery_order, generate_people

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.commands.console import err, fail, ledger_session, out, progress
+from cli.console import err, fail, ledger_session, out, progress
 from domain.ledger import Ledger
 from domain.settings import get_settings
 from projections import measures as measure_lib

@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from api.commands.console import err, fail, ledger_session, nhs_argument, out, progress
+from cli.console import err, fail, ledger_session, nhs_argument, out, progress
 from domain.contract import Setting
 from domain.ledger import Ledger
 from projections import catalog, queries
