@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import access_log, openapi, pages, problems
 from api.body_limit import BodyLimit
+from api.header_limit import HeaderLimit
 from api.metrics import MetricsMiddleware
 from api.routes import access_log as access_log_routes
 from api.routes import coordinators, events, measures, operations, patients
@@ -62,8 +63,13 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     for module in (events, patients, coordinators, access_log_routes, operations, measures):
         app.include_router(module.router)
     pages.install(app)
-    # Added last = outermost: metrics see every answer, including the 413s.
+    # Added first = innermost: unhandled errors become 500 problems here, logged safely.
+    app.add_middleware(problems.CatchAll)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(
+        HeaderLimit, max_headers=settings.api_max_headers, max_bytes=settings.api_max_header_bytes
+    )
+    # Added last = outermost: metrics see every answer, including the 413s and 431s.
     app.add_middleware(MetricsMiddleware)
     openapi.install(app, settings)
     return app

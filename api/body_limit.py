@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import ProblemError, problem_response
+from api.problems import ProblemError, instance_of, problem_response
 
 
 class BodyTooLarge(ProblemError):
@@ -36,7 +36,7 @@ class BodyLimit:
                     response = problem_response(
                         "too-large",
                         f"request body is larger than {self.max_bytes} bytes",
-                        instance=scope["path"],
+                        instance=instance_of(scope),
                         headers={"Connection": "close"},
                     )
                     await response(scope, receive, send)

@@ -3,12 +3,18 @@
 Clients branch on ``type`` (a URN per kind of problem) and show ``detail``; validation
 problems list every field at fault as ``errors: [{loc, msg}]`` with dotted paths
 (``query.limit``, ``path.nhs``, ``data.to.setting``) in the same shape as the ledger's
-batch results, so one error renderer serves both. Messages never echo an NHS number.
+batch results, so one error renderer serves both. Messages never echo an NHS number,
+and ``instance`` is the route template (``/v1/patients/{nhs}/journey``), never the
+concrete path: problems are shown, pasted into tickets and logged, and a person path
+names the person. Unexpected errors are logged with the route template and the
+exception's type and stack, never its message (which can quote a value) nor the path.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import traceback
 from http import HTTPStatus
 from typing import Any
 
@@ -17,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from domain.contract import FieldError
 
@@ -44,7 +51,7 @@ class Problem(BaseModel):
                     "title": "Request is not valid",
                     "status": 422,
                     "detail": "path.nhs: NHS number check digit does not match",
-                    "instance": "/v1/patients/9434765918/journey",
+                    "instance": "/v1/patients/{nhs}/journey",
                     "errors": [{"loc": "path.nhs", "msg": "NHS number check digit does not match"}],
                 }
             ]
@@ -55,7 +62,11 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str | None = None
-    instance: str | None = Field(default=None, description="The request path.")
+    instance: str | None = Field(
+        default=None,
+        description="The route template of the request (`/v1/patients/{nhs}/journey`): "
+        "never a concrete person path.",
+    )
     errors: list[ProblemField] | None = Field(
         default=None, description="Every field at fault (validation problems)."
     )
@@ -69,6 +80,8 @@ KINDS: dict[str, tuple[int, str]] = {
     "not-found": (404, "Not found"),
     "conflict": (409, "Conflict"),
     "too-large": (413, "Request too large"),
+    "unsupported-media-type": (415, "Unsupported media type"),
+    "headers-too-large": (431, "Request header fields too large"),
     "not-ready": (503, "Not ready"),
     "internal": (500, "Internal error"),
 }
@@ -82,6 +95,10 @@ EXAMPLES: dict[int, dict[str, Any]] = {
         "detail": "event_id: event_id already recorded with different content",
     },
     413: {"kind": "too-large", "detail": "request body is larger than 10485760 bytes"},
+    415: {
+        "kind": "unsupported-media-type",
+        "detail": "send the body as application/json (Content-Type was text/plain)",
+    },
     422: {
         "kind": "validation",
         "detail": "path.nhs: NHS number check digit does not match",
@@ -157,7 +174,7 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(
         exc.kind,
         exc.detail,
-        instance=request.url.path,
+        instance=instance_of(request.scope),
         errors=exc.errors,
         status=exc.status,
         headers=exc.headers,
@@ -170,7 +187,9 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
         FieldError(_loc(tuple(e.get("loc", ()))), str(e.get("msg", ""))) for e in exc.errors()
     ]
     detail = "; ".join(f"{e.loc}: {e.msg}" for e in errors)
-    return problem_response("validation", detail, instance=request.url.path, errors=errors)
+    return problem_response(
+        "validation", detail, instance=instance_of(request.scope), errors=errors
+    )
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
@@ -181,7 +200,9 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         404: "not-found",
         409: "conflict",
         413: "too-large",
+        415: "unsupported-media-type",
         422: "validation",
+        431: "headers-too-large",
     }.get(exc.status_code)
     phrase = HTTPStatus(exc.status_code).phrase
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
@@ -191,7 +212,7 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
             "type": "about:blank",
             "title": phrase,
             "status": exc.status_code,
-            "instance": request.url.path,
+            "instance": instance_of(request.scope),
         }
         if detail:
             body["detail"] = detail
@@ -199,15 +220,82 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
             body, status_code=exc.status_code, media_type=MEDIA_TYPE, headers=headers
         )
     return problem_response(
-        kind, detail, instance=request.url.path, status=exc.status_code, headers=headers
+        kind, detail, instance=instance_of(request.scope), status=exc.status_code, headers=headers
+    )
+
+
+_PERSONAL = re.compile(r"[0-9][0-9 -]{4,}[0-9]")
+
+
+def instance_of(scope: Scope) -> str:
+    """The route template of the request; for a request no route matched, its path
+    with every run of six or more digits replaced (it may be a mistyped NHS number)."""
+    template = getattr(scope.get("route"), "path", None)
+    if isinstance(template, str):
+        return template
+    return _PERSONAL.sub("{redacted}", str(scope.get("path", "")))
+
+
+def log_unexpected(scope: Scope, exc: BaseException) -> None:
+    """Log an unhandled error by route template, exception type and stack only."""
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    log.error(
+        "unhandled %s on %s %s\n%s",
+        type(exc).__name__,
+        scope.get("method", "-"),
+        instance_of(scope),
+        stack,
     )
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log_unexpected(request.scope, exc)
     return problem_response(
-        "internal", "the server failed; the error was logged", instance=request.url.path
+        "internal", "the server failed; the error was logged", instance=instance_of(request.scope)
     )
+
+
+class CatchAll:
+    """Answer every unhandled error with a 500 problem (an HTML page under ``/pages``)
+    without re-raising it: Starlette's outermost error middleware would re-raise, and the
+    server would then log the exception's message, which can quote a person's data."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:  # the last line of defence: log safely, answer 500
+            log_unexpected(scope, exc)
+            if started:
+                return
+            if str(scope.get("path", "")).startswith("/pages"):
+                from fastapi.responses import HTMLResponse
+
+                html = HTMLResponse(
+                    "<!doctype html><title>Error</title><h1>Something went wrong</h1>"
+                    "<p>The server failed; the error was logged.</p>",
+                    status_code=500,
+                    headers={"Cache-Control": "no-store"},
+                )
+                await html(scope, receive, send)
+                return
+            response = problem_response(
+                "internal", "the server failed; the error was logged", instance=instance_of(scope)
+            )
+            await response(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import NoReturn
 
 import typer
@@ -19,6 +20,7 @@ from rich.progress import (
 
 from domain.ledger import Ledger, open_ledger
 from domain.nhs_number import check_nhs_number
+from domain.settings import get_settings
 
 out = Console()
 err = Console(stderr=True)
@@ -54,11 +56,29 @@ def ledger_session() -> Iterator[Ledger]:
         ledger.close()
 
 
+def aware_option(value: datetime | None, option: str) -> datetime | None:
+    """A time given on the command line, with an offset. One without is read as local
+    time in ``CAREJOURNEY_TIMEZONE``, and the command says so on stderr (the API refuses
+    such times; a person at a terminal means their wall clock)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    zone = get_settings().zone
+    local = value.replace(tzinfo=zone)
+    err.print(
+        f"note: {option} {value.isoformat()} has no UTC offset; read as local time in "
+        f"{zone.key} ({local.isoformat()})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return local
+
+
 def nhs_argument(value: str) -> str:
     try:
         return check_nhs_number(value)
     except ValueError as exc:
-        fail(f"NHS number {value!r}: {exc}")
+        fail(f"not a valid NHS number: {exc}")
 
 
-__all__ = ["err", "fail", "ledger_session", "nhs_argument", "out", "progress"]
+__all__ = ["aware_option", "err", "fail", "ledger_session", "nhs_argument", "out", "progress"]

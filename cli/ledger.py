@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.console import err, fail, ledger_session, nhs_argument, out, progress
+from cli.console import aware_option, err, fail, ledger_session, nhs_argument, out, progress
 from cli.projections import catch_up as catch_up_projections
 from consumers import deadletter
 from domain.ledger import BatchResult, Ledger
@@ -98,10 +98,11 @@ def history(
 ) -> None:
     """The person's recorded events: position, both clocks, type, source and hash."""
     nhs = nhs_argument(nhs_number)
+    known_at = aware_option(known_at, "--known-at")
     with ledger_session() as ledger:
         patient = ledger.patient_id(nhs)
         if patient is None:
-            fail(f"no journey is registered for NHS number {nhs}", code=1)
+            fail("no journey is registered for this NHS number", code=1)
         events = ledger.history(patient, known_at=known_at)
     if as_json:
         for event in events:
@@ -140,7 +141,7 @@ def verify(
             nhs = nhs_argument(nhs_number)
             patient = ledger.patient_id(nhs)
             if patient is None:
-                fail(f"no journey is registered for NHS number {nhs}", code=1)
+                fail("no journey is registered for this NHS number", code=1)
             broken = ledger.verify(patient)
             if broken is not None:
                 fail(f"chain broken at {broken.describe()}", code=1)
@@ -174,7 +175,7 @@ def erase(
     if scrubbed:
         out.print(f"scrubbed {scrubbed} kept dead letter(s) mentioning the number")
     if patient is None:
-        fail(f"no journey is registered for NHS number {nhs}", code=1)
+        fail("no journey is registered for this NHS number", code=1)
     out.print(f"erased: NHS number no longer maps to patient {patient}")
 
 

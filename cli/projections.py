@@ -8,7 +8,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cli.console import err, fail, ledger_session, nhs_argument, out, progress
+from cli.console import aware_option, err, fail, ledger_session, nhs_argument, out, progress
 from domain.contract import Setting
 from domain.ledger import Ledger
 from projections import catalog, queries
@@ -183,7 +183,7 @@ def _person(ledger: Ledger, nhs_number: str) -> UUID:
     nhs = nhs_argument(nhs_number)
     patient = ledger.patient_id(nhs)
     if patient is None:
-        fail(f"no journey is registered for NHS number {nhs}", code=1)
+        fail("no journey is registered for this NHS number", code=1)
     return patient
 
 
@@ -196,8 +196,7 @@ def coordinator(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Who coordinates the person's care now (or at --as-of), and the intervals so far."""
-    if as_of is not None and as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=UTC)
+    as_of = aware_option(as_of, "--as-of")
     with ledger_session() as ledger:
         patient = _person(ledger, nhs_number)
         with ledger.connection() as conn:

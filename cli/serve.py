@@ -4,7 +4,8 @@ Works with no configuration: on the embedded default the database is started her
 the parent process, and the workers are given its URL; the parent stops it on exit.
 uvicorn's own access log is off because request URLs carry NHS numbers; person-level
 reads are in the access log table instead, and request counts and latencies (by route
-template) in ``/metrics``.
+template) in ``/metrics``. The HTTP protocol is uvicorn's httptools one with the request
+head bounded (``api/header_limit.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from api.header_limit import BoundedHttpTools
 from api.security import KeyRing
 from cli.console import err, ledger_session
 from domain.settings import get_settings
@@ -69,6 +71,7 @@ def serve(
             port=port,
             workers=workers,
             access_log=False,
+            http=BoundedHttpTools,
             log_level=log_level,
         )
     finally:

@@ -5,8 +5,9 @@ rather than a silently different person. The tenth digit is a check digit: weigh
 first nine digits 10 down to 2, sum, and the check digit is ``11 - (sum % 11)``, where
 11 means 0 and 10 means the number cannot be valid at all.
 
-Error messages never repeat the number itself (only its length or the digits at
-fault), because they travel to logs, dead-letter queues and HTTP responses.
+Error messages never repeat the number itself (only its length), because they travel
+to logs, dead-letter queues and HTTP responses, nor the check digit that would have
+matched (it would complete a guessed number for whoever is probing).
 """
 
 from __future__ import annotations
@@ -60,12 +61,10 @@ def check_nhs_number(value: str) -> str:
         raise ValueError(
             "not a valid NHS number: its check digit computes to 10, which no NHS number has"
         )
-    given = int(digits[9])
-    if given != expected:
-        raise ValueError(
-            f"NHS number check digit is wrong: expected {expected} from the first nine "
-            f"digits, given {given}"
-        )
+    if int(digits[9]) != expected:
+        # Never say which digit was expected: that would turn a guess at someone's number
+        # into a valid one.
+        raise ValueError("NHS number check digit does not match")
     return digits
 
 

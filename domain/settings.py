@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         default=10_485_760, description="Largest HTTP request body accepted (413 above)."
     )
+    api_max_headers: int = Field(
+        default=100, ge=1, description="Most HTTP request header fields (431 above)."
+    )
+    api_max_header_bytes: int = Field(
+        default=16_384, ge=256, description="Largest HTTP request head in bytes (431 above)."
+    )
     ready_max_lag: int = Field(
         default=10_000, description="/readyz fails when a projection lags the ledger by more."
     )

@@ -100,7 +100,7 @@ def test_401_problems_say_why_and_challenge(client: TestClient, headers, detail)
         "title": "Authentication required",
         "status": 401,
         "detail": detail,
-        "instance": f"/v1/patients/{NHS_A}/events",
+        "instance": "/v1/patients/{nhs}/events",  # the template: never a person path
     }
 
 

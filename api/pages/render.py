@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
+from api import times
 from api.security import Principal, Role
 
 HERE = Path(__file__).resolve().parent
@@ -62,9 +63,9 @@ def query_day(value: str | None, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise PageProblem(422, f"{name}: give a date as YYYY-MM-DD") from None
+        return times.day(value)
+    except times.TimeError as exc:
+        raise PageProblem(422, f"{name}: {exc}") from None
 
 
 def navigation(principal: Principal | None) -> list[tuple[str, str]]:

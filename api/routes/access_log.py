@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -12,6 +11,7 @@ from api import access_log, problems
 from api.deps import EXAMPLE_NHS, Db, allow, log_reads, valid_nhs
 from api.models.access import AccessLog
 from api.security import Principal, Role
+from api.times import AwareTime
 from domain import identity
 
 router = APIRouter(prefix="/v1", tags=["auditors"])
@@ -45,10 +45,12 @@ def read_access_log(
         Query(alias="principal", description="Only reads by this principal (API key name)."),
     ] = None,
     since: Annotated[
-        datetime | None, Query(alias="from", description="Reads at or after this time (ISO-8601).")
+        AwareTime | None,
+        Query(alias="from", description="Reads at or after this time (ISO-8601 with an offset)."),
     ] = None,
     until: Annotated[
-        datetime | None, Query(alias="to", description="Reads before this time (ISO-8601).")
+        AwareTime | None,
+        Query(alias="to", description="Reads before this time (ISO-8601 with an offset)."),
     ] = None,
     after: Annotated[int, Query(ge=0, le=2**62, description="Entries after this id.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,

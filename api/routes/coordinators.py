@@ -11,7 +11,6 @@ access-log row.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -32,6 +31,7 @@ from api.models.coordination import (
 )
 from api.problems import ProblemError
 from api.security import Principal, Role
+from api.times import AwareTime
 from projections import queries
 
 router = APIRouter(prefix="/v1", tags=["coordinators"])
@@ -71,7 +71,7 @@ NOT_PROJECTED = (
 async def coordinator(
     person: CaredFor,
     as_of: Annotated[
-        datetime | None,
+        AwareTime | None,
         Query(
             description="Occurred time: who coordinated then (ISO-8601 with an offset). "
             "Omit for now.",
@@ -82,8 +82,6 @@ async def coordinator(
     """The named coordinator, or the registered practice when nobody is named (``named``
     false). With ``as_of``: the interval that held at that occurred time, as the ledger
     knows it now (an auditor's "as known at" question is ``/replay``)."""
-    if as_of is not None and as_of.tzinfo is None:
-        raise ProblemError("validation", "query.as_of: give a UTC offset (e.g. +00:00 or Z)")
 
     def read(conn: Connection[Any], patient: UUID) -> dict[str, Any] | None:
         if as_of is None:

@@ -8,18 +8,21 @@ its ``source.organisation`` is not one of the caller's. A batch (a JSON array of
 even when others are refused. Bodies over ``CAREJOURNEY_API_MAX_BODY_BYTES`` (default
 10 MiB) and batches over the maximum get 413.
 
-The body is parsed once (pydantic-core's JSON parser) and judged by the domain contract
-only; FastAPI does not validate it, so every door of the ledger refuses the same things
-with the same messages. Appends go through the process's queue (``api/appends.py``):
-one transaction at a time, single envelopes posted meanwhile sharing the next one.
+The body must be sent as ``application/json`` (else 415) and is parsed once, strictly:
+an object with the same key twice (two ``nhs_number`` keys: which one did the publisher
+mean?) and ``NaN``/``Infinity`` are refused with 422 rather than silently resolved.
+It is then judged by the domain contract only; FastAPI does not validate it, so every
+door of the ledger refuses the same things with the same messages. Appends go through
+the process's queue (``api/appends.py``): one transaction at a time, single envelopes
+posted meanwhile sharing the next one.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 from uuid import UUID
 
-import pydantic_core
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
@@ -100,7 +103,7 @@ PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
             }
         },
     },
-    **problems.responses(401, 403, 409, 413, 422),
+    **problems.responses(401, 403, 409, 413, 415, 422),
 }
 
 
@@ -116,15 +119,8 @@ async def publish(
     request: Request, principal: Publisher, appender: AppenderDep, settings: SettingsDep
 ) -> JSONResponse:
     """Append facts to the ledger with the ledger's batch semantics (see the module doc)."""
-    body = await request.body()
-    try:
-        payload = pydantic_core.from_json(body)
-    except ValueError as exc:
-        raise ProblemError(
-            "validation",
-            f"body: not valid JSON: {exc}",
-            errors=[FieldError("body", f"not valid JSON: {exc}")],
-        ) from None
+    _json_content_type(request.headers.get("content-type"))
+    payload = strict_json(await request.body())
     allowed = None if principal.role is Role.ADMIN else principal.organisations
     if isinstance(payload, list):
         if not payload:
@@ -166,6 +162,55 @@ async def publish(
     if item.status == "conflict":
         raise ProblemError("conflict", item.reason(), errors=list(item.errors))
     return JSONResponse(item.as_dict(), status_code=201 if item.status == "recorded" else 200)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"the key {key[:40]!r} appears twice in one object")
+            seen.add(key)
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(body: bytes) -> Any:
+    """The body as JSON, refusing duplicate keys and non-standard constants (422)."""
+    try:
+        return json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _DuplicateKey as exc:
+        raise ProblemError(
+            "validation", f"body: {exc}", errors=[FieldError("body", str(exc))]
+        ) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        message = f"not valid JSON: {str(exc)[:200]}"
+        raise ProblemError(
+            "validation", f"body: {message}", errors=[FieldError("body", message)]
+        ) from None
+
+
+def _json_content_type(value: str | None) -> None:
+    """``application/json`` or a ``+json`` type, with parameters; anything else 415."""
+    media = (value or "").split(";", 1)[0].strip().lower()
+    if media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return
+    shown = media[:60] if media else "missing"
+    raise ProblemError(
+        "unsupported-media-type",
+        f"send the body as application/json (Content-Type was {shown})",
+        headers={"Accept-Post": "application/json"},
+    )
 
 
 def _count(result: LedgerBatch) -> None:

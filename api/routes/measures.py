@@ -8,7 +8,6 @@ auditors and admins may ask for exact counts (``unsuppressed=true``).
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -20,6 +19,7 @@ from api.deps import Db, SettingsDep, allow
 from api.models.measures import MeasuresReport
 from api.problems import ProblemError
 from api.security import Principal, Role
+from api.times import Day
 from domain.contract import FieldError
 from projections import measures
 
@@ -66,11 +66,11 @@ def get_measures(
     conn: Db,
     settings: SettingsDep,
     first: Annotated[
-        date,
+        Day,
         Query(alias="from", description="First local date (YYYY-MM-DD).", examples=["2025-01-01"]),
     ],
     last: Annotated[
-        date, Query(alias="to", description="Last local date, included.", examples=["2025-12-31"])
+        Day, Query(alias="to", description="Last local date, included.", examples=["2025-12-31"])
     ],
     by: Annotated[
         By | None,

@@ -9,7 +9,6 @@ ledger knew at ``known_at`` about ``as_of`` even if projections are behind or re
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -18,9 +17,8 @@ from api import problems
 from api.deps import LedgerDep, PersonRef, SettingsDep, person_opened
 from api.models.records import PatientRecords, Verification
 from api.models.replay import Replay
-from api.problems import ProblemError
 from api.security import Role
-from domain.contract import FieldError
+from api.times import AwareTime
 from domain.ledger import Ledger
 from projections.fold import FoldConfig
 from projections.replay import replay as replay_events
@@ -71,7 +69,7 @@ def person_replay(
     ledger: LedgerDep,
     settings: SettingsDep,
     as_of: Annotated[
-        datetime | None,
+        AwareTime | None,
         Query(
             description="Occurred-time T: the state as it was at T (default: now). ISO-8601 "
             "with an offset.",
@@ -79,7 +77,7 @@ def person_replay(
         ),
     ] = None,
     known_at: Annotated[
-        datetime | None,
+        AwareTime | None,
         Query(
             description="Ledger time K: use only events recorded by K (default: everything "
             "recorded).",
@@ -89,7 +87,6 @@ def person_replay(
 ) -> dict[str, Any]:
     """Coordinator, open spells, care plans and timeline at occurred-time ``as_of``,
     computed from only the events recorded by ``known_at``."""
-    as_of, known_at = _aware(as_of, "as_of"), _aware(known_at, "known_at")
     events = ledger.history(person.patient_id, known_at=known_at)
     return replay_events(
         events,
@@ -139,16 +136,3 @@ def verification(ledger: Ledger, person: PersonRef) -> dict[str, Any]:
         },
         "head": head,
     }
-
-
-def _aware(moment: datetime | None, name: str) -> datetime | None:
-    """A time without an offset is ambiguous for an audit question: refuse it."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        raise ProblemError(
-            "validation",
-            f"query.{name}: give a UTC offset (e.g. +00:00 or Z)",
-            errors=[FieldError(f"query.{name}", "give a UTC offset")],
-        )
-    return moment.astimezone(UTC)
