@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     pages.install(app)
     # Added first = innermost: unhandled errors become 500 problems here, logged safely.
     app.add_middleware(problems.CatchAll)
+    app.add_middleware(access_log.RefusalLog)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(
         HeaderLimit, max_headers=settings.api_max_headers, max_bytes=settings.api_max_header_bytes

@@ -18,8 +18,8 @@ work, dominate a fast read.
 """
 
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from fastapi import Depends, Path, Request
@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from api import access_log
 from api.appends import Appender
 from api.care_relationship import has_care_relationship
-from api.problems import ProblemError
+from api.problems import ProblemError, instance_of
 from api.security import KeyRing, Principal, Role
 from domain import merges
 from domain.contract import FieldError
@@ -95,6 +95,7 @@ async def authenticate(
         raise ProblemError(
             "unauthenticated", "the API key is not known (or was revoked)", headers=challenge
         )
+    request.scope.setdefault("state", {})[access_log.PRINCIPAL_KEY] = principal
     return principal
 
 
@@ -126,8 +127,7 @@ class PersonRef:
 
 def endpoint_label(request: Request) -> str:
     """The route template, never the concrete path (which holds an NHS number)."""
-    route = request.scope.get("route")
-    return f"{request.method} {getattr(route, 'path', request.url.path)}"
+    return f"{request.method} {instance_of(request.scope)}"
 
 
 def valid_nhs(value: str, loc: str) -> str:
@@ -171,18 +171,26 @@ class PersonRead:
     nhs_number: str
     principal: Principal
     endpoint: str
+    state: dict[str, Any] = field(default_factory=dict)
 
     async def fetch(self, read: Callable[[Connection[DictRow], UUID], T]) -> T:
         return await run_in_threadpool(self._fetch, read)
 
     def _fetch(self, read: Callable[[Connection[DictRow], UUID], T]) -> T:
         with self.ledger.connection() as conn:
-            return read(conn, admit_person(conn, self.principal, self.endpoint, self.nhs_number))
+            patient = admit_person(conn, self.principal, self.endpoint, self.nhs_number, self.state)
+            return read(conn, patient)
 
     async def open(self) -> PersonRef:
         """The checks and the committed access-log row alone, for routes that then read
         through the ledger on their own connection."""
         patient = await self.fetch(lambda _conn, patient: patient)
+        return PersonRef(self.nhs_number, patient, self.principal)
+
+    def admit(self) -> PersonRef:
+        """``open`` for a route already on a worker thread. Called in the route's body,
+        after FastAPI validated every parameter, so a refused request logs no read."""
+        patient = self._fetch(lambda _conn, patient: patient)
         return PersonRef(self.nhs_number, patient, self.principal)
 
 
@@ -197,7 +205,13 @@ def person_read(*roles: Role, purpose: str) -> Callable[..., Awaitable[PersonRea
         principal: Annotated[Principal, Depends(admit)],
         ledger: LedgerDep,
     ) -> PersonRead:
-        return PersonRead(ledger, valid_nhs(nhs, "path.nhs"), principal, endpoint_label(request))
+        return PersonRead(
+            ledger,
+            valid_nhs(nhs, "path.nhs"),
+            principal,
+            endpoint_label(request),
+            request.scope.setdefault("state", {}),
+        )
 
     return admitted
 
@@ -213,31 +227,44 @@ def person_opened(*roles: Role, purpose: str) -> Callable[..., Awaitable[PersonR
 
 
 def person_ref(
-    conn: Connection[DictRow], request: Request, principal: Principal, nhs: str
+    conn: Connection[DictRow], request: Request, principal: Principal, nhs: str, via: str = "page"
 ) -> PersonRef:
     """The same checks and access-log row on the caller's connection, for an already
     admitted principal (the pages call it with their session's principal)."""
     number = valid_nhs(nhs, "path.nhs")
-    return PersonRef(
-        number, admit_person(conn, principal, endpoint_label(request), number), principal
-    )
+    state = request.scope.setdefault("state", {})
+    state[access_log.PRINCIPAL_KEY] = principal
+    patient = admit_person(conn, principal, endpoint_label(request), number, state, via=via)
+    return PersonRef(number, patient, principal)
+
+
+NOT_IN_CARE = "no journey in your organisation's care is registered for this NHS number"
 
 
 def admit_person(
-    conn: Connection[DictRow], principal: Principal, endpoint: str, nhs_number: str
+    conn: Connection[DictRow],
+    principal: Principal,
+    endpoint: str,
+    nhs_number: str,
+    state: dict[str, Any] | None = None,
+    via: str = "api",
 ) -> UUID:
     """The person now (the survivor while a merge stands), after the 404 and care-
-    relationship checks, with the access-log row written on ``conn``."""
+    relationship checks, with the access-log row written on ``conn``.
+
+    A coordinator gets the same 404 for a number nobody registered and for a registered
+    person outside their organisation's care: a 403 for the second would tell anyone
+    holding a coordinator key who is registered. The refusal is still logged with the
+    person (``state``, written by ``access_log.RefusalLog``)."""
     patient = merges.person_now(conn, nhs_number)
-    if patient is None:
+    if principal.role is Role.COORDINATOR:
+        if patient is None or not has_care_relationship(conn, patient, principal.organisations):
+            if state is not None and patient is not None:
+                state[access_log.PATIENT_KEY] = patient
+            raise ProblemError("not-found", NOT_IN_CARE)
+    elif patient is None:
         raise ProblemError("not-found", "no journey is registered for this NHS number")
-    if principal.role is Role.COORDINATOR and not has_care_relationship(
-        conn, patient, principal.organisations
-    ):
-        raise ProblemError(
-            "forbidden",
-            "this person has no care relationship with your organisation "
-            f"({', '.join(sorted(principal.organisations))})",
-        )
-    access_log.record(conn, principal, endpoint, [patient])
+    if state is not None:
+        state[access_log.PATIENT_KEY] = patient
+    access_log.record(conn, principal, endpoint, [patient], via=via)
     return patient

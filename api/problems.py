@@ -227,11 +227,23 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
 _PERSONAL = re.compile(r"[0-9][0-9 -]{4,}[0-9]")
 
 
+def template_of(scope: Scope) -> str | None:
+    """The path the caller used with each path parameter put back as ``{name}``
+    (``/pages/journey/{nhs}``), or None when no route matched. Built from the path, not
+    the route object, because a route included from a sub-router keeps its own path
+    (``/journey/{nhs}``) without the prefix the caller saw."""
+    if scope.get("route") is None:
+        return None
+    names = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
+    segments = str(scope.get("path", "")).split("/")
+    return "/".join("{" + names[s] + "}" if s in names else s for s in segments)
+
+
 def instance_of(scope: Scope) -> str:
     """The route template of the request; for a request no route matched, its path
     with every run of six or more digits replaced (it may be a mistyped NHS number)."""
-    template = getattr(scope.get("route"), "path", None)
-    if isinstance(template, str):
+    template = template_of(scope)
+    if template is not None:
         return template
     return _PERSONAL.sub("{redacted}", str(scope.get("path", "")))
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import NoReturn
+from uuid import UUID
 
 import typer
 from rich.console import Console
@@ -18,6 +20,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from api import access_log
+from api.security import Principal, Role
 from domain.ledger import Ledger, open_ledger
 from domain.nhs_number import check_nhs_number
 from domain.settings import get_settings
@@ -74,6 +78,41 @@ def aware_option(value: datetime | None, option: str) -> datetime | None:
     return local
 
 
+def log_cli_access(
+    ledger: Ledger, command: str, patient_id: UUID | None, *, outcome: str = "read"
+) -> None:
+    """The command line's person-level reads go to the same access log as the API's,
+    as principal ``cli:<os user>`` (whoever runs the CLI holds the database, so admin)."""
+    principal = Principal(f"cli:{getpass.getuser()}", Role.ADMIN)
+    with ledger.connection() as conn:
+        access_log.migrate(conn)
+        access_log.record_event(
+            conn, principal, f"cli {command}", patient_id=patient_id, outcome=outcome, via="cli"
+        )
+
+
+PLACEHOLDER_OPTION = "--allow-placeholder-key"
+
+
+def check_pseudonym_key(allowed_by_flag: bool) -> None:
+    """Refuse to run with the published placeholder pseudonym key (anyone could then
+    recompute every pseudonym from a patient id) unless this is declared development:
+    ``--allow-placeholder-key`` or ``CAREJOURNEY_ALLOW_PLACEHOLDER_PSEUDONYM_KEY=1``."""
+    settings = get_settings()
+    if not settings.placeholder_pseudonym_key:
+        return
+    if allowed_by_flag or settings.allow_placeholder_pseudonym_key:
+        err.print(
+            "[yellow]development only:[/] CAREJOURNEY_PSEUDONYM_KEY is the placeholder, so "
+            "pseudonyms can be recomputed by anyone; never publish this output"
+        )
+        return
+    fail(
+        "CAREJOURNEY_PSEUDONYM_KEY is the published placeholder: set a long random secret "
+        f"(e.g. `openssl rand -hex 32`), or pass {PLACEHOLDER_OPTION} (development only)"
+    )
+
+
 def nhs_argument(value: str) -> str:
     try:
         return check_nhs_number(value)
@@ -81,4 +120,15 @@ def nhs_argument(value: str) -> str:
         fail(f"not a valid NHS number: {exc}")
 
 
-__all__ = ["aware_option", "err", "fail", "ledger_session", "nhs_argument", "out", "progress"]
+__all__ = [
+    "PLACEHOLDER_OPTION",
+    "aware_option",
+    "check_pseudonym_key",
+    "err",
+    "fail",
+    "ledger_session",
+    "log_cli_access",
+    "nhs_argument",
+    "out",
+    "progress",
+]

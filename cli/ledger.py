@@ -12,7 +12,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.console import aware_option, err, fail, ledger_session, nhs_argument, out, progress
+from cli.console import (
+    aware_option,
+    err,
+    fail,
+    ledger_session,
+    log_cli_access,
+    nhs_argument,
+    out,
+    progress,
+)
 from cli.projections import catch_up as catch_up_projections
 from consumers import deadletter
 from domain.ledger import BatchResult, Ledger
@@ -101,6 +110,7 @@ def history(
     known_at = aware_option(known_at, "--known-at")
     with ledger_session() as ledger:
         patient = ledger.patient_id(nhs)
+        log_cli_access(ledger, "history", patient, outcome="read" if patient else "refused")
         if patient is None:
             fail("no journey is registered for this NHS number", code=1)
         events = ledger.history(patient, known_at=known_at)
@@ -172,6 +182,7 @@ def erase(
     nhs = nhs_argument(nhs_number)
     with ledger_session() as ledger:
         patient, scrubbed = deadletter.erase_person(ledger, nhs)
+        log_cli_access(ledger, "erase", patient, outcome="erased" if patient else "refused")
     if scrubbed:
         out.print(f"scrubbed {scrubbed} kept dead letter(s) mentioning the number")
     if patient is None:

@@ -19,7 +19,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.console import err, fail, ledger_session, out, progress
+from cli.console import (
+    PLACEHOLDER_OPTION,
+    check_pseudonym_key,
+    err,
+    fail,
+    ledger_session,
+    log_cli_access,
+    out,
+    progress,
+)
 from domain.ledger import Ledger
 from domain.settings import get_settings
 from projections import measures as measure_lib
@@ -74,7 +83,8 @@ def measures(
         bool,
         typer.Option(
             "--per-person",
-            help="Add one pseudonymised row per person (or discharge, referral) to each measure.",
+            help="Add one pseudonymised row per person (or discharge, referral) to each "
+            "measure: for auditors and administrators, never for evaluators (logged).",
         ),
     ] = False,
     unsuppressed: Annotated[
@@ -100,13 +110,29 @@ def measures(
             "--catch-up/--no-catch-up", help="Bring the projections up to the ledger head first."
         ),
     ] = True,
+    salt: Annotated[
+        str | None,
+        typer.Option(
+            help="A per-report salt (8+ characters): pseudonyms that link to no other report."
+        ),
+    ] = None,
+    allow_placeholder_key: Annotated[
+        bool,
+        typer.Option(
+            PLACEHOLDER_OPTION,
+            help="Development only: run with the placeholder CAREJOURNEY_PSEUDONYM_KEY.",
+        ),
+    ] = False,
 ) -> None:
     """Evaluation measures for a period: every definition in docs/measures.md.
 
     Every output names the ledger position it was computed at and the definitions'
     version. Calendar days are counted in CAREJOURNEY_TIMEZONE.
     """
+    check_pseudonym_key(allow_placeholder_key)
     settings = get_settings()
+    if salt is not None and len(salt) < 8:
+        fail("--salt needs at least 8 characters")
     try:
         period = measure_lib.Period.checked(from_.date(), to.date(), settings.zone)
     except measure_lib.PeriodError as exc:
@@ -124,9 +150,12 @@ def measures(
                     per_person=per_person,
                     unsuppressed=unsuppressed,
                     wait_threshold_days=wait_threshold,
+                    salt=salt,
                 )
         except measure_lib.NotProjected as exc:
             fail(str(exc), code=1)
+        if per_person:
+            log_cli_access(ledger, "measures --per-person", None)
     if output_format is Format.json:
         print(json.dumps(found, indent=2))
     elif output_format is Format.csv:

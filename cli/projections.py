@@ -16,7 +16,16 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cli.console import aware_option, err, fail, ledger_session, nhs_argument, out, progress
+from cli.console import (
+    aware_option,
+    err,
+    fail,
+    ledger_session,
+    log_cli_access,
+    nhs_argument,
+    out,
+    progress,
+)
 from domain.contract import Setting
 from domain.ledger import Ledger
 from projections import catalog, queries
@@ -179,9 +188,10 @@ def rebuild_command(
 # -- person-level reads -----------------------------------------------------------------
 
 
-def _person(ledger: Ledger, nhs_number: str) -> UUID:
+def _person(ledger: Ledger, nhs_number: str, command: str) -> UUID:
     nhs = nhs_argument(nhs_number)
     patient = ledger.patient_id(nhs)
+    log_cli_access(ledger, command, patient, outcome="read" if patient else "refused")
     if patient is None:
         fail("no journey is registered for this NHS number", code=1)
     return patient
@@ -198,7 +208,7 @@ def coordinator(
     """Who coordinates the person's care now (or at --as-of), and the intervals so far."""
     as_of = aware_option(as_of, "--as-of")
     with ledger_session() as ledger:
-        patient = _person(ledger, nhs_number)
+        patient = _person(ledger, nhs_number, "coordinator")
         with ledger.connection() as conn:
             now = queries.current_coordinator(conn, patient)
             if now is None:
@@ -273,7 +283,7 @@ def journey(
     """The person's journey across settings: one line per event in occurred order, a
     lane per setting, retracted and cancelled events struck through; then the spells."""
     with ledger_session() as ledger:
-        patient = _person(ledger, nhs_number)
+        patient = _person(ledger, nhs_number, "journey")
         with ledger.connection() as conn:
             entries = queries.timeline(conn, patient)
             spells = queries.spells(conn, patient)

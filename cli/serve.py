@@ -20,7 +20,7 @@ import uvicorn
 
 from api.header_limit import BoundedHttpTools
 from api.security import KeyRing
-from cli.console import err, ledger_session
+from cli.console import PLACEHOLDER_OPTION, check_pseudonym_key, err, ledger_session
 from domain.settings import get_settings
 
 
@@ -40,8 +40,19 @@ def serve(
         typer.Option(min=1, help="uvicorn worker processes (default CAREJOURNEY_API_WORKERS, 1)."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    allow_placeholder_key: Annotated[
+        bool,
+        typer.Option(
+            PLACEHOLDER_OPTION,
+            help="Development only: run with the placeholder CAREJOURNEY_PSEUDONYM_KEY.",
+        ),
+    ] = False,
 ) -> None:
-    """Run the HTTP API (OpenAPI at /docs and /openapi.json)."""
+    """Run the HTTP API (OpenAPI at /docs and /openapi.json).
+
+    Refuses to start while CAREJOURNEY_PSEUDONYM_KEY is the placeholder, unless
+    --allow-placeholder-key says this is development."""
+    check_pseudonym_key(allow_placeholder_key)
     settings = get_settings()
     host = host or settings.api_host
     port = port or settings.api_port

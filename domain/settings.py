@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, StringConstraints, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER_PSEUDONYM_KEY = "change-me-pseudonym-key"
 
 
 class Settings(BaseSettings):
@@ -45,8 +46,14 @@ class Settings(BaseSettings):
         description="occurred_at may be at most this far after recorded_at.",
     )
     pseudonym_key: str = Field(
-        default="change-me-pseudonym-key",
-        description="Secret for evaluator pseudonyms (HMAC-SHA-256).",
+        default=PLACEHOLDER_PSEUDONYM_KEY,
+        description="Secret for evaluator pseudonyms (HMAC-SHA-256). `serve` and `measures` "
+        "refuse the placeholder unless told it is development.",
+    )
+    allow_placeholder_pseudonym_key: bool = Field(
+        default=False,
+        description="Development only: let `serve` and `measures` run with the placeholder "
+        "pseudonym key (anyone can then recompute the pseudonyms).",
     )
     api_keys_file: Path | None = Field(default=None, description="File of hashed API keys.")
     api_keys: str | None = Field(
@@ -146,6 +153,11 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         ZoneInfo(value)  # raises for an unknown zone name
         return value
+
+    @property
+    def placeholder_pseudonym_key(self) -> bool:
+        """Whether the pseudonym key is still the published placeholder (or empty)."""
+        return self.pseudonym_key in ("", PLACEHOLDER_PSEUDONYM_KEY)
 
     @property
     def zone(self) -> ZoneInfo:

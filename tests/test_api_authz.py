@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.envelopes import NHS_A, envelope, later
+from tests.envelopes import NHS_A, NHS_C, envelope, later
 from tests.fixtures_api import auth
 
 CALLERS = (
@@ -33,9 +33,9 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /v1/patients/{nhs}/replay": (401, 403, 403, 200, 403, 403, 403, 200),
     "GET /v1/patients/{nhs}/verify": (401, 403, 403, 200, 403, 403, 403, 200),
     "GET /v1/access-log": (401, 403, 403, 200, 403, 403, 403, 200),
-    "GET /v1/patients/{nhs}/coordinator": (401, 403, 403, 403, 200, 403, 403, 200),
-    "GET /v1/patients/{nhs}/journey": (401, 403, 403, 403, 200, 403, 403, 200),
-    "GET /v1/patients/{nhs}/care-plans": (401, 403, 403, 403, 200, 403, 403, 200),
+    "GET /v1/patients/{nhs}/coordinator": (401, 403, 403, 403, 200, 404, 403, 200),
+    "GET /v1/patients/{nhs}/journey": (401, 403, 403, 403, 200, 404, 403, 200),
+    "GET /v1/patients/{nhs}/care-plans": (401, 403, 403, 403, 200, 404, 403, 200),
     "GET /v1/coordinators/{id}/caseload": (401, 403, 403, 403, 200, 403, 403, 200),
     "GET /v1/unassigned": (401, 403, 403, 403, 200, 200, 403, 200),
     "GET /v1/measures?from=2026-01-01&to=2026-12-31": (401, 403, 403, 200, 403, 403, 200, 200),
@@ -111,8 +111,12 @@ def test_403_problems_give_the_reason(client: TestClient, publish: Callable):
     assert evaluator["detail"] == "evaluators never get person-level data"
     publisher = client.get(f"/v1/patients/{NHS_A}/events", headers=auth("publisher")).json()
     assert "role publisher may not read person-level records" in publisher["detail"]
-    stranger = client.get(f"/v1/patients/{NHS_A}/journey", headers=auth("other-coordinator")).json()
-    assert "no care relationship with your organisation (Y99999)" in stranger["detail"]
+    # Outside the coordinator's care looks exactly like not registered at all.
+    stranger = client.get(f"/v1/patients/{NHS_A}/journey", headers=auth("other-coordinator"))
+    unknown = client.get(f"/v1/patients/{NHS_C}/journey", headers=auth("other-coordinator"))
+    assert stranger.status_code == unknown.status_code == 404
+    assert stranger.json() == unknown.json()
+    assert "care" in stranger.json()["detail"]
 
 
 def test_unknown_route_and_method_are_problems(client: TestClient):

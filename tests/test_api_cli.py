@@ -113,7 +113,7 @@ def test_serve_works_on_the_embedded_default_with_no_configuration(tmp_path: Pat
     key = made.stdout.strip()
     port = _free_port()
     server = subprocess.Popen(
-        [*exe, "serve", "--port", str(port), "--workers", "2"],
+        [*exe, "serve", "--port", str(port), "--workers", "2", "--allow-placeholder-key"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -158,6 +158,19 @@ def test_serve_works_on_the_embedded_default_with_no_configuration(tmp_path: Pat
         server.terminate()
         output = server.communicate(timeout=60)[0]
     assert "serving on" in output and "/v1/patients/" not in output
+    assert "development only" in output  # the placeholder pseudonym key, said out loud
     assert (tmp_path / "data" / "pg" / "PG_VERSION").exists()
     # serve started the embedded server, so serve stopped it.
     assert not (tmp_path / "data" / "pg" / "postmaster.pid").exists()
+
+
+def test_serve_and_measures_refuse_the_placeholder_pseudonym_key(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREJOURNEY_")}
+    env["CAREJOURNEY_DATA_DIR"] = str(tmp_path / "data")
+    exe = [sys.executable, "-m", "cli.app"]
+    for args in (["serve"], ["measures", "--from", "2025-01-01", "--to", "2025-03-31"]):
+        refused = subprocess.run([*exe, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2, refused.stderr
+        assert "CAREJOURNEY_PSEUDONYM_KEY is the published placeholder" in refused.stderr
+        assert "--allow-placeholder-key" in refused.stderr
+    assert not (tmp_path / "data" / "pg").exists()  # refused before anything started

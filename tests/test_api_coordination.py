@@ -145,4 +145,4 @@ def test_unassigned_longest_first_and_filtered_by_relationship(
     y99 = client.get("/v1/unassigned", headers=auth("other-coordinator")).json()
     assert [p["nhs_number"] for p in y99["people"]] == [NHS_C]
     other = client.get(f"/v1/patients/{NHS_B}/journey", headers=auth("coordinator"))
-    assert other.status_code == 403
+    assert other.status_code == 404  # outside the care relationship: as if not registered

@@ -39,6 +39,7 @@ def demo(measured: Measured) -> Measured:
 def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     monkeypatch.setenv("CAREJOURNEY_DATABASE_URL", database_url)
     monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("CAREJOURNEY_ALLOW_PLACEHOLDER_PSEUDONYM_KEY", "1")  # development
     get_settings.cache_clear()
     runner = CliRunner()
     yield lambda *args: runner.invoke(app, ["measures", *args])
@@ -115,11 +116,26 @@ def test_who_may_read_the_measures(demo: Measured, client: TestClient) -> None:
     )
     assert backwards.status_code == 422
     assert backwards.headers["content-type"] == "application/problem+json"
-    per_person = client.get(
-        url, params={**PERIOD, "per_person": "true"}, headers=auth("evaluator")
-    ).json()
+    # Evaluators get no person-level rows (a suppressed bin could be recounted from
+    # them); auditors do, and the read is in the access log.
+    person_rows = {**PERIOD, "per_person": "true"}
+    refused_rows = client.get(url, params=person_rows, headers=auth("evaluator"))
+    assert refused_rows.status_code == 403
+    assert "no person-level rows" in refused_rows.json()["detail"]
+    per_person = client.get(url, params=person_rows, headers=auth("auditor")).json()
     rows = per_person["measures"]["continuity"]["per_person"]
     assert rows and all(len(r["pseudonym"]) == 64 for r in rows)
+    logged = client.get("/v1/access-log", headers=auth("auditor")).json()["entries"]
+    assert [(e["principal"], e["endpoint"], e["patient_id"]) for e in logged] == [
+        ("auditor", "GET /v1/measures?per_person=true", None)
+    ]
+    salted = client.get(
+        url, params={**person_rows, "salt": "release-2026-q1"}, headers=auth("auditor")
+    ).json()
+    again = {r["pseudonym"] for r in salted["measures"]["continuity"]["per_person"]}
+    assert len(again) == len({r["pseudonym"] for r in rows})
+    assert not again & {r["pseudonym"] for r in rows}  # a salted release links to nothing
+    assert salted["options"]["pseudonyms"] == "salted for this report"
 
 
 def test_adt_marker_is_the_adapters() -> None:

@@ -9,14 +9,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class AccessEntry(BaseModel):
-    """One person-level read: who, when, through which endpoint, which person."""
+    """One person-level access: who, when, through which endpoint, which person, and
+    what came of it."""
 
     id: int
     at: datetime
     principal: str = Field(description="The API key's name.")
     role: str
     endpoint: str = Field(description="Method and route template (never an NHS number).")
-    patient_id: UUID = Field(description="The ledger's opaque id of the person read.")
+    patient_id: UUID | None = Field(
+        description="The ledger's opaque id of the person read (null when no one person "
+        "was resolved: an unknown number, a per-person report, a dashboard view)."
+    )
+    outcome: str = Field(
+        default="read", description="`read`, `refused` (401/403/404/422) or `failed` (5xx)."
+    )
+    status: int | None = Field(default=None, description="The HTTP status of a refusal.")
+    via: str = Field(default="api", description="`api`, `page` or `cli`.")
 
 
 class AccessLog(BaseModel):
@@ -35,6 +44,9 @@ class AccessLog(BaseModel):
                             "role": "auditor",
                             "endpoint": "GET /v1/patients/{nhs}/replay",
                             "patient_id": "5b1e2f0a-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+                            "outcome": "read",
+                            "status": None,
+                            "via": "api",
                         }
                     ],
                     "next_after": None,

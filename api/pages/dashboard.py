@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from api import access_log
 from api.deps import Db
 from api.pages import charts
 from api.pages.render import PageProblem, page, query_day
@@ -62,6 +63,7 @@ def dashboard(
         raise PageProblem(422, str(exc), principal) from None
     except measures.NotProjected as exc:
         raise PageProblem(503, str(exc), principal) from None
+    access_log.record_event(conn, principal, "GET /pages/measures", via="page")
     overall = measures.compute(population, period, settings)
     by_org = measures.compute(population, period, settings, by="organisation")
     table = (

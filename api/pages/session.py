@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from psycopg import Connection
 from psycopg.rows import DictRow
 
+from api import access_log
 from api.deps import Db
 from api.pages.render import PageProblem, PageRedirect, page
 from api.security import KeyRing, Principal, Role, hash_key
@@ -83,6 +84,7 @@ def signed_in(request: Request, conn: Db) -> Principal:
     if principal is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise PageRedirect(f"{PATH}/sign-in?next={quote(target, safe='')}")
+    request.scope.setdefault("state", {})[access_log.PRINCIPAL_KEY] = principal
     return principal
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -15,6 +16,14 @@ from api.times import AwareTime
 from domain import identity
 
 router = APIRouter(prefix="/v1", tags=["auditors"])
+
+
+class Outcome(StrEnum):
+    read = "read"
+    refused = "refused"
+    failed = "failed"
+    all = "all"
+
 
 Auditor = Annotated[Principal, Depends(allow(Role.AUDITOR, purpose="read the access log"))]
 
@@ -52,6 +61,10 @@ def read_access_log(
         AwareTime | None,
         Query(alias="to", description="Reads before this time (ISO-8601 with an offset)."),
     ] = None,
+    outcome: Annotated[
+        Outcome,
+        Query(description="`read` (default), `refused` attempts, `failed` reads, or `all`."),
+    ] = Outcome.read,
     after: Annotated[int, Query(ge=0, le=2**62, description="Entries after this id.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
 ) -> dict[str, Any]:
@@ -73,6 +86,7 @@ def read_access_log(
         principal=by,
         since=since,
         until=until,
+        outcome=None if outcome is Outcome.all else outcome.value,
         after=after,
         limit=limit + 1,
     )

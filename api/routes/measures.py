@@ -2,8 +2,10 @@
 
 The same report as ``carejourney measures`` and the dashboard. It is read from the live
 projections, which follow the ledger a little behind: the document names the ledger
-position it was computed at. Evaluators always get suppressed counts and pseudonyms;
-auditors and admins may ask for exact counts (``unsuppressed=true``).
+position it was computed at. Evaluators always get suppressed counts and never
+per-person rows (a suppressed bin could be recounted from them); auditors and admins
+may ask for exact counts (``unsuppressed=true``) and per-person rows (``per_person=true``,
+written to the access log).
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from api import problems
-from api.deps import Db, SettingsDep, allow
+from api import access_log, problems
+from api.deps import Db, SettingsDep, allow, endpoint_label
 from api.models.measures import MeasuresReport
 from api.problems import ProblemError
 from api.security import Principal, Role
@@ -62,6 +64,7 @@ CSV = "text/csv; charset=utf-8"
     },
 )
 def get_measures(
+    request: Request,
     principal: Reader,
     conn: Db,
     settings: SettingsDep,
@@ -86,7 +89,18 @@ def get_measures(
             description="`json` (this document) or `csv` (measure,group,metric,value).",
         ),
     ] = Format.json,
-    per_person: Annotated[bool, Query(description="Add pseudonymised per-person rows.")] = False,
+    per_person: Annotated[
+        bool,
+        Query(description="Add pseudonymised per-person rows (auditors and admins only; logged)."),
+    ] = False,
+    salt: Annotated[
+        str | None,
+        Query(
+            min_length=8,
+            max_length=200,
+            description="A per-report salt: pseudonyms that link to no other report.",
+        ),
+    ] = None,
     unsuppressed: Annotated[
         bool, Query(description="Exact counts (auditors and admins only).")
     ] = False,
@@ -101,6 +115,11 @@ def get_measures(
         raise ProblemError(
             "forbidden",
             "evaluators get suppressed counts only (unsuppressed is for auditors and admins)",
+        )
+    if per_person and principal.role is Role.EVALUATOR:
+        raise ProblemError(
+            "forbidden",
+            "evaluators get no person-level rows (per_person is for auditors and admins)",
         )
     try:
         period = measures.Period.checked(first, last, settings.zone)
@@ -117,9 +136,12 @@ def get_measures(
             per_person=per_person,
             unsuppressed=unsuppressed,
             wait_threshold_days=wait_threshold,
+            salt=salt,
         )
     except measures.NotProjected as exc:
         raise ProblemError("not-ready", str(exc)) from None
+    if per_person:
+        access_log.record_event(conn, principal, endpoint_label(request) + "?per_person=true")
     if output is Format.csv:
         name = f"measures_{period.first}_{period.last}.csv"
         return Response(

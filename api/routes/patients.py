@@ -2,9 +2,10 @@
 
 The person is named by NHS number in the path (422 with the reason for a bad one, 404
 when no journey is registered). Each read is written to the access log first
-(``api.deps.person_opened``). Replay is computed from the recorded events by
-``projections.replay`` — never from the live projection tables — so it shows what the
-ledger knew at ``known_at`` about ``as_of`` even if projections are behind or rebuilt.
+(``api.deps.PersonRead.admit``, once every parameter is valid). Replay is computed
+from the recorded events by ``projections.replay`` — never from the live projection
+tables — so it shows what the ledger knew at ``known_at`` about ``as_of`` even if
+projections are behind or rebuilt.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from api import problems
-from api.deps import LedgerDep, PersonRef, SettingsDep, person_opened
+from api.deps import LedgerDep, PersonRead, PersonRef, SettingsDep, person_read
 from api.models.records import PatientRecords, Verification
 from api.models.replay import Replay
 from api.security import Role
@@ -26,7 +27,7 @@ from projections.replay import replay as replay_events
 router = APIRouter(prefix="/v1/patients", tags=["auditors"])
 
 AuditedPerson = Annotated[
-    PersonRef, Depends(person_opened(Role.AUDITOR, purpose="read person-level records"))
+    PersonRead, Depends(person_read(Role.AUDITOR, purpose="read person-level records"))
 ]
 
 PERSON_PROBLEMS = problems.responses(401, 403, 404, 422)
@@ -39,7 +40,7 @@ PERSON_PROBLEMS = problems.responses(401, 403, 404, 422)
     responses=PERSON_PROBLEMS,
 )
 def person_events(
-    person: AuditedPerson,
+    admitted: AuditedPerson,
     ledger: LedgerDep,
     after: Annotated[
         int, Query(ge=0, le=2**62, description="Only events after this ledger position.")
@@ -48,6 +49,7 @@ def person_events(
 ) -> dict[str, Any]:
     """Every event recorded for the person, in ledger (position) order: both clocks, type,
     source, recorded_by, data, hash and previous hash, a page at a time."""
+    person = admitted.admit()
     events = [e for e in ledger.history(person.patient_id) if e.position > after]
     page = events[:limit]
     more = len(events) > limit
@@ -65,7 +67,7 @@ def person_events(
     responses=PERSON_PROBLEMS,
 )
 def person_replay(
-    person: AuditedPerson,
+    admitted: AuditedPerson,
     ledger: LedgerDep,
     settings: SettingsDep,
     as_of: Annotated[
@@ -87,6 +89,7 @@ def person_replay(
 ) -> dict[str, Any]:
     """Coordinator, open spells, care plans and timeline at occurred-time ``as_of``,
     computed from only the events recorded by ``known_at``."""
+    person = admitted.admit()
     events = ledger.history(person.patient_id, known_at=known_at)
     return replay_events(
         events,
@@ -103,11 +106,12 @@ def person_replay(
     response_model=Verification,
     responses=PERSON_PROBLEMS,
 )
-def person_verify(person: AuditedPerson, ledger: LedgerDep) -> dict[str, Any]:
+def person_verify(admitted: AuditedPerson, ledger: LedgerDep) -> dict[str, Any]:
     """Recompute the chain from storage; ``ok`` is false and ``break`` names the first
     altered, removed or re-ordered event if anything changed. ``head`` is the person's
     chain head as the ledger keeps it apart (so a deleted last event is caught); the
     whole ledger's head digest is ``carejourney verify``'s."""
+    person = admitted.admit()
     return verification(ledger, person)
 
 

@@ -6,7 +6,10 @@
 pseudonym in every report under the same key), never derived from the NHS number (which
 the measures never read). The internal ``patient_id`` is the survivor's after a merge;
 after an erasure the person's rows stay under their old ``patient_id``, so their
-pseudonym stays, unlinkable to anyone (DESIGN.md §11 "Erasure").
+pseudonym stays, unlinkable to anyone (DESIGN.md §11 "Erasure"). Because pseudonyms are
+stable per key, two reports under one key can be joined person by person; a release
+that must not be linkable to any other is made with a per-report salt (``--salt`` /
+``salt=``): ``HMAC(key, salt + 0x1F + patient_id)``, a different pseudonym for everyone.
 
 **Suppression.** In every evaluator-facing output (the CLI's default, ``GET
 /v1/measures`` for evaluators, the dashboard) every count from 1 to
@@ -15,8 +18,10 @@ every other count is rounded to the nearest multiple of ``CAREJOURNEY_ROUNDING_B
 (default 5; halves round up); 0 stays 0. A rate (percentage, per person, per 100
 person-days) is computed from the *unsuppressed* counts and shown unless either of its
 two counts is suppressed; a statistic (median, 90th percentile, mean) is shown unless
-the count of the units it summarises is suppressed. Per-person rows (only on request)
-carry pseudonyms and each person's own values, never counts of people.
+the count of the units it summarises is suppressed. **Secondary suppression** then hides
+more counts so that no hidden one can be recomputed from a total and the other cells
+(``complementary``). Per-person rows are never given to evaluators (auditors and admins
+only, and logged): a suppressed bin could be recounted from them.
 Unsuppressed output (auditors, admins, tests) shows every count exactly.
 """
 
@@ -25,16 +30,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from projections.measures import complementary
 from projections.measures.result import Measure, Shape
 
 
-def pseudonym(patient_id: UUID | str, key: str) -> str:
-    """The keyed pseudonym of an internal patient id (module docstring)."""
-    return hmac.new(key.encode(), str(patient_id).encode(), hashlib.sha256).hexdigest()
+def pseudonym(patient_id: UUID | str, key: str, salt: str | None = None) -> str:
+    """The keyed pseudonym of an internal patient id (module docstring); with a
+    per-report ``salt`` the pseudonyms of that report link to no other report's."""
+    message = str(patient_id) if not salt else f"{salt}\x1f{patient_id}"
+    return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,30 +70,53 @@ class Suppression:
             "rounded_to": self.base,
         }
 
-    def row(self, values: dict[str, Any], shape: Shape) -> dict[str, Any]:
-        """One group's (or series row's) values as an evaluator may see them."""
+    def row(
+        self, values: dict[str, Any], shape: Shape, hidden: Callable[[str], bool] | None = None
+    ) -> dict[str, Any]:
+        """One group's (or series row's) values as an evaluator may see them; ``hidden``
+        says which counts are hidden (default: the primary rule on the row alone)."""
+        hide = hidden or (lambda name: self.hides(values.get(name)))
         out = dict(values)
         for rate, (numerator, denominator) in shape.rates.items():
-            if self.hides(values.get(numerator)) or self.hides(values.get(denominator)):
+            if hide(numerator) or hide(denominator):
                 out[rate] = None
         for stat, units in shape.stats.items():
-            if self.hides(values.get(units)):
+            if hide(units):
                 out[stat] = None
         for name, inner in shape.series.items():
             out[name] = [self.row(r, inner) for r in values.get(name, [])]
         for count in shape.counts:
             if count in values:
-                out[count] = self.count(values[count])
+                out[count] = None if hide(count) else self.count(values[count])
         return out
 
     def protect(self, measure: Measure) -> Measure:
+        """Primary suppression, then the complementary cells that keep every hidden count
+        from being recomputed from the published ones (``complementary``)."""
+        shape = measure.shape
+        exact = complementary.cells(measure.groups, shape)
+        primary = {cell for cell, value in exact.items() if self.hides(value)}
+        hide = complementary.hidden(measure.groups, shape, primary)
+        groups = []
+        for g, values in enumerate(measure.groups):
+            shown = self.row(values, shape, lambda name, g=g: ("g", g, name) in hide)
+            for name, inner in shape.series.items():
+                shown[name] = [
+                    self.row(
+                        row,
+                        inner,
+                        lambda field, g=g, name=name, r=r: ("s", g, name, r, field) in hide,
+                    )
+                    for r, row in enumerate(values.get(name) or [])
+                ]
+            groups.append(shown)
         return Measure(
             measure.name,
             measure.title,
             measure.unit,
             measure.definition,
             measure.shape,
-            [self.row(g, measure.shape) for g in measure.groups],
+            groups,
             measure.per_person,
         )
 

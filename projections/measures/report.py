@@ -62,6 +62,7 @@ def compute(
     per_person: bool = False,
     unsuppressed: bool = False,
     wait_threshold_days: int | None = None,
+    salt: str | None = None,
 ) -> dict[str, Any]:
     """The report for ``period`` over an already loaded population (module docstring)."""
     if by is not None and by not in DIMENSIONS:
@@ -71,7 +72,13 @@ def compute(
         if wait_threshold_days is None
         else wait_threshold_days
     )
-    ctx = Context(period, by, threshold, per_person, partial(pseudonym, key=settings.pseudonym_key))
+    ctx = Context(
+        period,
+        by,
+        threshold,
+        per_person,
+        partial(pseudonym, key=settings.pseudonym_key, salt=salt),
+    )
     measures = [f(population, ctx) for f in MEASURES]
     privacy = suppression(settings)
     if not unsuppressed:
@@ -82,7 +89,11 @@ def compute(
         "by": by,
         "computed_at": population.computed_at(),
         "suppression": UNSUPPRESSED if unsuppressed else privacy.describe(),
-        "options": {"referral_wait_threshold_days": threshold, "per_person": per_person},
+        "options": {
+            "referral_wait_threshold_days": threshold,
+            "per_person": per_person,
+            "pseudonyms": "salted for this report" if salt else "stable per key",
+        },
         "measures": {m.name: m.as_dict() for m in measures},
     }
 
