@@ -20,7 +20,7 @@ from api.body_limit import BodyLimit
 from api.header_limit import HeaderLimit
 from api.metrics import MetricsMiddleware
 from api.routes import access_log as access_log_routes
-from api.routes import coordinators, events, measures, operations, patients
+from api.routes import coordinators, events, measures, operations, optout, patients
 from api.security import KeyRing
 from domain.ledger import Ledger, open_ledger
 from domain.settings import Settings, get_settings
@@ -60,7 +60,15 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     if ledger is not None:
         app.state.ledger = ledger
     problems.install(app)
-    for module in (events, patients, coordinators, access_log_routes, operations, measures):
+    for module in (
+        events,
+        patients,
+        coordinators,
+        access_log_routes,
+        operations,
+        measures,
+        optout,
+    ):
         app.include_router(module.router)
     pages.install(app)
     # Added first = innermost: unhandled errors become 500 problems here, logged safely.

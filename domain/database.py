@@ -17,6 +17,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from domain import optout
+
 log = logging.getLogger(__name__)
 
 EMBEDDED_DBNAME = "carejourney"
@@ -83,7 +85,7 @@ def migrate(conn: psycopg.Connection[Any]) -> None:
     with conn.transaction():
         # Serialise concurrent start-ups: CREATE ... IF NOT EXISTS is not race-free.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('carejourney.migrate'))")
-        for statement in SCHEMA:
+        for statement in (*SCHEMA, *optout.SCHEMA):
             conn.execute(statement)
 
 

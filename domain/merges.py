@@ -55,6 +55,8 @@ import psycopg
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
+from domain import optout
+
 MERGE_TYPE = "PatientsMerged"
 MERGE_LOCK = 0x0CA3E_4E26  # pg_advisory_lock key: "merge decisions are being made"
 
@@ -348,6 +350,7 @@ def erase_person(conn: psycopg.Connection[DictRow], nhs_number: str) -> UUID | N
             return None
         root = effective(conn, row["patient_id"])
         people = family(conn, root)
+        optout.forget_numbers(conn, people)  # an opt-out outlives the erased number
         conn.execute("DELETE FROM identity_register WHERE patient_id = ANY(%s)", (people,))
     return root
 

@@ -39,6 +39,9 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /v1/coordinators/{id}/caseload": (401, 403, 403, 403, 200, 403, 403, 200),
     "GET /v1/unassigned": (401, 403, 403, 403, 200, 200, 403, 200),
     "GET /v1/measures?from=2026-01-01&to=2026-12-31": (401, 403, 403, 200, 403, 403, 200, 200),
+    "GET /v1/optout": (401, 403, 403, 403, 403, 403, 403, 200),
+    "POST /v1/optout": (401, 403, 403, 403, 403, 403, 403, 200),
+    "DELETE /v1/optout/{nhs}": (401, 403, 403, 403, 403, 403, 403, 200),
     "GET /healthz": (200,) * 8,
     "GET /readyz": (200,) * 8,
     "GET /metrics": (200,) * 8,
@@ -70,8 +73,12 @@ def test_authorisation_matrix(client: TestClient, publish: Callable, catch_up: C
         row = []
         for caller in CALLERS:
             headers = {} if caller == "anonymous" else auth(caller)
-            if method == "POST":
+            if method == "POST" and path == "/v1/optout":
+                response = client.post(path, json={"nhs_numbers": [NHS_C]}, headers=headers)
+            elif method == "POST":
                 response = client.post(path, json=envelope(at=later(5)), headers=headers)
+            elif method == "DELETE":
+                response = client.delete(path, headers=headers)
             else:
                 response = client.get(path, headers=headers)
             row.append(response.status_code)

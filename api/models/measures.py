@@ -60,6 +60,10 @@ class MeasuresReport(BaseModel):
                         "projections": {"coordinators": 8053, "evaluation": 8053},
                     },
                     "suppression": {"applied": True, "suppressed_counts": "1-7", "rounded_to": 5},
+                    "opt_out": {
+                        "excluded_people": 10,
+                        "register": "National Data Opt-out (docs/governance.md)",
+                    },
                     "options": {"referral_wait_threshold_days": 28, "per_person": False},
                     "measures": {
                         "readmission_30d": {
@@ -96,5 +100,10 @@ class MeasuresReport(BaseModel):
     by: str | None
     computed_at: ComputedAt
     suppression: dict[str, Any]
+    opt_out: dict[str, Any] | None = Field(
+        default=None,
+        description="People left out under the National Data Opt-out: `excluded_people` "
+        "(rounded and suppressed like other counts; null when suppressed).",
+    )
     options: dict[str, Any]
     measures: dict[str, MeasureOut]

@@ -22,6 +22,7 @@ from api.pages import charts
 from api.pages.render import PageProblem, page, query_day
 from api.pages.session import SignedIn, require
 from api.security import Role
+from domain import optout
 from projections import measures
 
 router = APIRouter()
@@ -64,15 +65,16 @@ def dashboard(
     except measures.NotProjected as exc:
         raise PageProblem(503, str(exc), principal) from None
     access_log.record_event(conn, principal, "GET /pages/measures", via="page")
-    overall = measures.compute(population, period, settings)
-    by_org = measures.compute(population, period, settings, by="organisation")
+    opted_out = optout.opted_out_patient_ids(conn)
+    overall = measures.compute(population, period, settings, opted_out=opted_out)
+    by_org = measures.compute(population, period, settings, by="organisation", opted_out=opted_out)
     table = (
         overall
         if split is None
         else (
             by_org
             if split == "organisation"
-            else measures.compute(population, period, settings, by=split)
+            else measures.compute(population, period, settings, by=split, opted_out=opted_out)
         )
     )
     return page(

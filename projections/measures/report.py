@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from domain import optout
 from domain.settings import Settings
 from projections.measures import care_plans, continuity, coordination, hospital, outcomes
 from projections.measures import referrals as referral_measures
@@ -63,8 +64,14 @@ def compute(
     unsuppressed: bool = False,
     wait_threshold_days: int | None = None,
     salt: str | None = None,
+    opted_out: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """The report for ``period`` over an already loaded population (module docstring)."""
+    """The report for ``period`` over an already loaded population (module docstring).
+
+    People in ``opted_out`` (``domain.optout.opted_out_patient_ids``: the National Data
+    Opt-out) are left out of every measure; how many were, rounded and suppressed like
+    any count, is in the report's ``opt_out``."""
+    population, excluded = _without(population, opted_out)
     if by is not None and by not in DIMENSIONS:
         raise ValueError(f"--by must be one of {', '.join(DIMENSIONS)}")
     threshold = (
@@ -83,12 +90,17 @@ def compute(
     privacy = suppression(settings)
     if not unsuppressed:
         measures = [privacy.protect(m) for m in measures]
+    shown_excluded = excluded if unsuppressed else privacy.count(excluded)
     return {
         "definitions_version": DEFINITIONS_VERSION,
         "period": period.as_dict(),
         "by": by,
         "computed_at": population.computed_at(),
         "suppression": UNSUPPRESSED if unsuppressed else privacy.describe(),
+        "opt_out": {
+            "excluded_people": shown_excluded,
+            "register": "National Data Opt-out (docs/governance.md)",
+        },
         "options": {
             "referral_wait_threshold_days": threshold,
             "per_person": per_person,
@@ -104,8 +116,25 @@ def report(
     settings: Settings,
     **options: Any,
 ) -> dict[str, Any]:
-    """Load the population in one snapshot and compute the report (``compute``)."""
-    return compute(load(conn, period), period, settings, **options)
+    """Load the population in one snapshot and compute the report (``compute``), without
+    the people in the opt-out register."""
+    population = load(conn, period)
+    return compute(
+        population, period, settings, opted_out=optout.opted_out_patient_ids(conn), **options
+    )
+
+
+def _without(population: Population, opted_out: frozenset[str]) -> tuple[Population, int]:
+    if not opted_out:
+        return population, 0
+    kept = {p: person for p, person in population.people.items() if str(p) not in opted_out}
+    excluded = len(population.people) - len(kept)
+    if not excluded:
+        return population, 0
+    return (
+        Population(kept, population.position, population.head, population.positions),
+        excluded,
+    )
 
 
 def rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
@@ -123,6 +152,8 @@ def rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
             yield meta, "", key, value
     for key, value in report["suppression"].items():
         yield meta, "", f"suppression.{key}", value
+    for key, value in (report.get("opt_out") or {}).items():
+        yield meta, "", f"opt_out.{key}", value
     for name, measure in report["measures"].items():
         for group in measure["groups"]:
             label = group["group"]
