@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import access_log
 from api.appends import Appender
-from api.care_relationship import has_care_relationship
+from api.care_relationship import DEFAULT_DAYS, has_care_relationship
 from api.problems import ProblemError, instance_of
 from api.security import KeyRing, Principal, Role
 from domain import merges
@@ -178,7 +178,14 @@ class PersonRead:
 
     def _fetch(self, read: Callable[[Connection[DictRow], UUID], T]) -> T:
         with self.ledger.connection() as conn:
-            patient = admit_person(conn, self.principal, self.endpoint, self.nhs_number, self.state)
+            patient = admit_person(
+                conn,
+                self.principal,
+                self.endpoint,
+                self.nhs_number,
+                self.state,
+                days=self.ledger.settings.care_relationship_days,
+            )
             return read(conn, patient)
 
     async def open(self) -> PersonRef:
@@ -234,7 +241,10 @@ def person_ref(
     number = valid_nhs(nhs, "path.nhs")
     state = request.scope.setdefault("state", {})
     state[access_log.PRINCIPAL_KEY] = principal
-    patient = admit_person(conn, principal, endpoint_label(request), number, state, via=via)
+    days = request.app.state.settings.care_relationship_days
+    patient = admit_person(
+        conn, principal, endpoint_label(request), number, state, via=via, days=days
+    )
     return PersonRef(number, patient, principal)
 
 
@@ -248,6 +258,7 @@ def admit_person(
     nhs_number: str,
     state: dict[str, Any] | None = None,
     via: str = "api",
+    days: int = DEFAULT_DAYS,
 ) -> UUID:
     """The person now (the survivor while a merge stands), after the 404 and care-
     relationship checks, with the access-log row written on ``conn``.
@@ -258,7 +269,9 @@ def admit_person(
     person (``state``, written by ``access_log.RefusalLog``)."""
     patient = merges.person_now(conn, nhs_number)
     if principal.role is Role.COORDINATOR:
-        if patient is None or not has_care_relationship(conn, patient, principal.organisations):
+        if patient is None or not has_care_relationship(
+            conn, patient, principal.organisations, days
+        ):
             if state is not None and patient is not None:
                 state[access_log.PATIENT_KEY] = patient
             raise ProblemError("not-found", NOT_IN_CARE)

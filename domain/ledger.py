@@ -22,7 +22,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
-from domain import identity, merges
+from domain import authority, identity, merges
 from domain.contract import ContractError, Envelope, FieldError, envelope_content, parse_envelope
 from domain.database import library_env, migrate, resolve_url
 from domain.integrity import Break, ChainLink, content_hash, first_break, head_digest
@@ -134,6 +134,7 @@ class Ledger(Application[UUID]):
         trackings: Sequence[Tracking] = (),
         extra_writes: Sequence[ExtraWrite] = (),
         on_judged: Callable[[Mapping[int, ItemResult]], None] | None = None,
+        authority_exempt: bool = False,
     ) -> BatchResult:
         """Validate every item, then record all valid new events in one transaction.
 
@@ -143,13 +144,17 @@ class Ledger(Application[UUID]):
         ``on_judged`` hears, before that transaction's writes (and again on each retry),
         the results of every item that will not be recorded (rejected, conflict,
         duplicate), so an extra write can store them atomically with the events.
+        Every item is held to the authority rules (``domain/authority.py``) unless
+        ``authority_exempt`` (an administrator's HTTP key).
         """
         results: dict[int, ItemResult] = {}
         valid = self._validate(items, allowed_organisations, results)
         judged = None if on_judged is None else (lambda out: on_judged({**results, **out}))
         for attempt in range(APPEND_ATTEMPTS):
             try:
-                placed = self._place(valid, results, trackings, extra_writes, judged)
+                placed = self._place(
+                    valid, results, trackings, extra_writes, judged, authority_exempt
+                )
                 break
             except IntegrityError:
                 # A racing writer took a version or an event id first: judge again.
@@ -206,6 +211,7 @@ class Ledger(Application[UUID]):
         trackings: Sequence[Tracking],
         extra_writes: Sequence[ExtraWrite],
         judged: Callable[[dict[int, ItemResult]], None] | None = None,
+        exempt: bool = False,
     ) -> dict[int, ItemResult]:
         """Dedupe, check retractions and merges, assign versions, write; returns the items'
         results. A batch that can change a merge holds the merge lock from its reads to
@@ -214,8 +220,37 @@ class Ledger(Application[UUID]):
             read = None if _has_merges(valid) else self._read(conn, valid)
             if read is None or read[3].trees:  # it may move a merge: again, under the lock
                 with merges.serialised(conn):
-                    return self._judge(*self._read(conn, valid), trackings, extra_writes, judged)
-        return self._judge(*read, trackings, extra_writes, judged)
+                    read = self._read(conn, valid)
+                    people = None if exempt else self._authorities(conn, read[0], read[1])
+                    return self._judge(*read, trackings, extra_writes, judged, people)
+            people = None if exempt else self._authorities(conn, read[0], read[1])
+        return self._judge(*read, trackings, extra_writes, judged, people)
+
+    def _authorities(
+        self, conn: Connection[DictRow], valid: list[_Valid], patient_ids: Mapping[str, UUID]
+    ) -> dict[UUID, authority.PersonAuthority]:
+        """What the authority rules need to know of the people the batch states
+        coordinator facts about (their registrations and coordinators so far); one read,
+        and none for a batch without coordinator facts."""
+        wanted = sorted(
+            {
+                patient_ids[v.envelope.nhs_number]
+                for v in valid
+                if v.envelope.type in authority.COORDINATOR_FACTS
+            }
+        )
+        people = {p: authority.PersonAuthority() for p in wanted}
+        if not wanted:
+            return people
+        rows = conn.execute(
+            SELECT_RECORDED + " WHERE l.patient_id = ANY(%s) AND l.type = ANY(%s)"
+            " ORDER BY l.position",
+            (wanted, [authority.REGISTRATION, "CoordinatorAssigned", "CoordinatorHandedOff"]),
+        ).fetchall()
+        for row in rows:
+            event = self._decode(row)
+            people[row["patient_id"]].learn(event.type, event.data)
+        return people
 
     def _read(
         self, conn: Connection[DictRow], valid: list[_Valid]
@@ -240,10 +275,12 @@ class Ledger(Application[UUID]):
         trackings: Sequence[Tracking],
         extra_writes: Sequence[ExtraWrite],
         judged: Callable[[dict[int, ItemResult]], None] | None = None,
+        people: dict[UUID, authority.PersonAuthority] | None = None,
     ) -> dict[int, ItemResult]:
         """Judge each item in order against what is recorded and what the batch did before
         it, resolving people through standing merges (so a merge early in a batch
-        redirects later items), then write the recordable ones."""
+        redirects later items), then write the recordable ones. ``people`` (None: exempt)
+        is what the authority rules know of each person, kept up as items are accepted."""
         out: dict[int, ItemResult] = {}
         seen: dict[UUID, tuple[_Valid, UUID]] = {}  # event id -> first item, its person
         to_record: list[tuple[_Valid, UUID]] = []
@@ -275,7 +312,9 @@ class Ledger(Application[UUID]):
                 )
                 continue
             problem: FieldError | None = None
-            if env.type == "EventRetracted":
+            if people is not None:
+                problem = _authority_problem(v, patient_ids, existing, seen, people)
+            if problem is None and env.type == "EventRetracted":
                 problem = _retraction_problem(env, patient, existing, seen, state)
             elif env.type == merges.MERGE_TYPE:
                 refused = state.merge(event_id, merges.merged_patient(v.content), patient)
@@ -286,6 +325,8 @@ class Ledger(Application[UUID]):
                 continue
             seen[event_id] = (v, patient)
             to_record.append((v, patient))
+            if people is not None and patient_ids[env.nhs_number] in people:
+                people[patient_ids[env.nhs_number]].learn(env.type, v.content["data"])
         if judged is not None:
             judged(out)
         write = self._write(to_record, trackings, [*extra_writes, *state.writes()])
@@ -585,6 +626,31 @@ def _retraction_problem(
     return None if refused is None else FieldError(loc, refused)
 
 
+def _authority_problem(
+    v: _Valid,
+    patient_ids: Mapping[str, UUID],
+    existing: Mapping[UUID, Mapping[str, Any]],
+    seen: Mapping[UUID, tuple[_Valid, UUID]],
+    people: Mapping[UUID, authority.PersonAuthority],
+) -> FieldError | None:
+    """The authority rules (``domain/authority.py``) for one item, as a field error."""
+    env = v.envelope
+    target_org = None
+    if env.type == "EventRetracted":
+        target = UUID(str(v.content["data"]["retracted_event_id"]))
+        if target in existing:
+            target_org = existing[target]["source_organisation"]
+        elif target in seen:
+            target_org = seen[target][0].envelope.source.organisation
+    elif env.type not in authority.COORDINATOR_FACTS:
+        return None
+    person = people.get(patient_ids[env.nhs_number]) or authority.PersonAuthority()
+    refused = authority.refusal(
+        env.type, env.source.organisation, v.content["data"], person, target_organisation=target_org
+    )
+    return None if refused is None else FieldError("source.organisation", refused)
+
+
 def _has_merges(valid: Sequence[_Valid]) -> bool:
     """A batch can change merges if it holds one, or if it retracts within a merge's
     retraction tree (``MergeState.trees``, known once the batch's targets are read)."""
@@ -614,7 +680,8 @@ def _existing_events(conn: Connection[DictRow], ids: list[UUID]) -> dict[UUID, d
     if not ids:
         return {}
     rows = conn.execute(
-        "SELECT event_id, patient_id, content_hash, position FROM ledger_events"
+        "SELECT event_id, patient_id, content_hash, position, source_organisation"
+        " FROM ledger_events"
         " WHERE event_id = ANY(%s)",
         (ids,),
     ).fetchall()

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     api_max_header_bytes: int = Field(
         default=16_384, ge=256, description="Largest HTTP request head in bytes (431 above)."
     )
+    care_relationship_days: int = Field(
+        default=365,
+        ge=1,
+        description="A coordinator organisation's care relationship with a person lasts "
+        "this many days after its last standing fact about them or its coordination ended.",
+    )
     ready_max_lag: int = Field(
         default=10_000, description="/readyz fails when a projection lags the ledger by more."
     )

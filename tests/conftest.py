@@ -85,7 +85,10 @@ def database_url(pg_server_url: str, template_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings()
+    # The tests' journeys happen on fixed dates (2026); care relationships last a
+    # century here so they do not lapse with the calendar (the lapse itself is tested
+    # with a short period in test_governance_authority.py).
+    return Settings(care_relationship_days=36_500)
 
 
 @pytest.fixture

@@ -121,8 +121,21 @@ def test_unassigned_longest_first_and_filtered_by_relationship(
     publish(
         envelope(nhs=NHS_A, at=later(10)),
         envelope(nhs=NHS_B, at=later(0)),
-        envelope(nhs=NHS_C, at=later(5), organisation="Y99999"),
-        envelope("CoordinatorAssigned", nhs=NHS_C, at=later(6), data={"coordinator": NURSE}),
+        # C is registered at practice Y99999, which may then assign and release C's
+        # coordinator (the authority rules, domain/authority.py).
+        envelope(
+            nhs=NHS_C,
+            at=later(5),
+            organisation="Y99999",
+            data={"practice": "Y99999", "gp_id": "G1234567"},
+        ),
+        envelope(
+            "CoordinatorAssigned",
+            nhs=NHS_C,
+            at=later(6),
+            organisation="Y99999",
+            data={"coordinator": NURSE},
+        ),
         envelope(
             "CoordinatorReleased",
             nhs=NHS_C,

@@ -141,14 +141,14 @@ def test_retracting_the_merge_undoes_it_and_retracting_that_restores_it(
     a, b = pid(ledger, NHS_A), pid(ledger, NHS_B)
     merged = merge(NHS_B, NHS_A, at=later(1))
     ledger.append(merged)
-    undo = retraction(merged, nhs=NHS_A, at=later(2))  # either number reaches the survivor
+    undo = retraction(merged, nhs=NHS_A, at=later(2), organisation="RXH01")  # either number
     assert ledger.append(undo).status == "recorded"
     assert pid(ledger, NHS_A) == a and pid(ledger, NHS_B) == b
     assert standing(database_url) == []
     ledger.append(envelope("CaseIdentified", nhs=NHS_A, at=later(3)))
     assert types(ledger, a) == ["PatientRegistered", "CaseIdentified"]
     assert types(ledger, b) == ["PatientRegistered", "PatientsMerged", "EventRetracted"]
-    redo = retraction(undo, nhs=NHS_B, at=later(4))
+    redo = retraction(undo, nhs=NHS_B, at=later(4), organisation="RXH01")
     assert ledger.append(redo).status == "recorded"
     assert pid(ledger, NHS_A) == b
     assert standing(database_url) == [(a, b)]
@@ -158,10 +158,10 @@ def test_restoring_a_merge_is_refused_once_the_person_was_merged_elsewhere(
     ledger: Ledger,
 ) -> None:
     merged = merge(NHS_B, NHS_A)
-    undo = retraction(merged, nhs=NHS_B, at=later(1))
+    undo = retraction(merged, nhs=NHS_B, at=later(1), organisation="RXH01")
     assert [i.status for i in ledger.append_batch([merged, undo]).items] == ["recorded"] * 2
     assert ledger.append(merge(NHS_C, NHS_A, at=later(2))).status == "recorded"
-    item = ledger.append(retraction(undo, nhs=NHS_B, at=later(3)))
+    item = ledger.append(retraction(undo, nhs=NHS_B, at=later(3), organisation="RXH01"))
     assert item.status == "rejected"
     assert "merged into another person" in item.reason()
     assert pid(ledger, NHS_A) == pid(ledger, NHS_C)
@@ -180,7 +180,7 @@ def test_history_known_at_follows_the_merges_the_ledger_knew(ledger: Ledger) -> 
     merged = merge(NHS_B, NHS_A, at=later(1))
     ledger.append(merged)
     while_merged = datetime.now(UTC)
-    ledger.append(retraction(merged, nhs=NHS_B, at=later(2)))
+    ledger.append(retraction(merged, nhs=NHS_B, at=later(2), organisation="RXH01"))
     b = pid(ledger, NHS_B)
     assert types(ledger, b, known_at=before_merge) == ["PatientRegistered"]
     assert types(ledger, b, known_at=while_merged) == [

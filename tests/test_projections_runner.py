@@ -222,7 +222,7 @@ def test_merge_folds_both_people_into_the_survivor_until_it_is_retracted(
             ).fetchone()["n"]
             == 0
         )
-    append(ledger, [retraction(joined, at=later(6))])
+    append(ledger, [retraction(joined, at=later(6), organisation=joined["source"]["organisation"])])
     runner.run_once()
     with ledger.connection() as conn:
         assert queries.spells(conn, a) == []

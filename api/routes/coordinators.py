@@ -202,7 +202,12 @@ def unassigned(
     organisations have a care relationship with."""
     if principal.role is Role.COORDINATOR:
         rows = queries.unassigned(conn)
-        mine = related(conn, (UUID(r["patient_id"]) for r in rows), principal.organisations)
+        mine = related(
+            conn,
+            (UUID(r["patient_id"]) for r in rows),
+            principal.organisations,
+            request.app.state.settings.care_relationship_days,
+        )
         rows = [r for r in rows if UUID(r["patient_id"]) in mine]
     else:
         rows = queries.unassigned(conn, limit=offset + limit + 1)

@@ -34,6 +34,8 @@ class OptOutRequest(BaseModel):
 
 
 class OptOutEntry(BaseModel):
+    """One registered opt-out."""
+
     id: int
     nhs_number: str | None = Field(description="Null after the person was erased.")
     patient_id: UUID | None
@@ -42,12 +44,38 @@ class OptOutEntry(BaseModel):
 
 
 class OptOutList(BaseModel):
+    """One page of the register in the order it was written."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "entries": [
+                        {
+                            "id": 1,
+                            "nhs_number": EXAMPLE_NHS,
+                            "patient_id": "5b1e2f0a-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+                            "added_at": "2026-03-04T09:12:44Z",
+                            "source": "api:admin",
+                        }
+                    ],
+                    "total": 1,
+                    "next_after": None,
+                }
+            ]
+        }
+    )
+
     entries: list[OptOutEntry]
     total: int
     next_after: int | None
 
 
 class OptOutChange(BaseModel):
+    """What a change did."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"changed": 1, "total": 12}]})
+
     changed: int = Field(description="Rows added (POST) or removed (DELETE).")
     total: int = Field(description="People in the register now.")
 
@@ -64,6 +92,8 @@ def list_optouts(
     after: Annotated[int, Query(ge=0, le=2**62, description="Entries after this id.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
 ) -> dict[str, Any]:
+    """Every opt-out with the NHS number it was registered by (null once the person
+    was erased: the opt-out stays by patient id), a page at a time."""
     rows = optout.entries(conn, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -105,6 +135,7 @@ def add_optouts(body: OptOutRequest, principal: Admin, conn: Db) -> dict[str, An
     responses=problems.responses(401, 403, 422),
 )
 def remove_optout(nhs: NhsPath, principal: Admin, conn: Db) -> dict[str, Any]:
+    """The person changed their choice: their data count in reports again."""
     number = valid_nhs(nhs, "path.nhs")
     changed = optout.remove(conn, [number])
     return {"changed": changed, "total": optout.count(conn)}
