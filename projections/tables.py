@@ -19,6 +19,8 @@ from uuid import UUID
 
 from psycopg import Copy, Cursor, sql
 
+TS = "timestamptz"
+
 # SQL column type -> the type name binary COPY dumps it as.
 COPY_TYPES = {
     "uuid": "uuid",
