@@ -33,5 +33,5 @@ def test_the_registry_names_each_model_and_table_once() -> None:
     names = [m.name for m in catalog.MODELS]
     tables = [t.name for m in catalog.MODELS for t in m.tables]
     assert len(names) == len(set(names)) and len(tables) == len(set(tables))
-    assert catalog.NAMES == tuple(names)
+    assert tuple(names) == catalog.NAMES
     assert all(t.fields[0] == "patient_id" for m in catalog.MODELS for t in m.tables)
