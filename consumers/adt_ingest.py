@@ -31,8 +31,9 @@ from psycopg.rows import DictRow
 
 from consumers import adt_codes
 from consumers.adt import Decoded, IdentityUpdate, Outcome, Rejected, decode
-from consumers.feed import Aside, Feed, Message, Rejection
+from consumers.feed import Aside, Feed, Rejection
 from consumers.feed import Decoded as FeedDecoded
+from consumers.outcome import Message
 from domain.contract import FieldError, utc_text
 from domain.ledger import ExtraWrite, ItemResult, Ledger
 from domain.settings import Settings

@@ -41,7 +41,8 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers import deadletter, offsets
 from consumers.broker import Broker
-from consumers.feed import Feed, Message, Outcome, record_batch
+from consumers.feed import Feed, record_batch
+from consumers.outcome import Message, Outcome
 from domain.ledger import Ledger
 
 log = logging.getLogger(__name__)
