@@ -223,6 +223,9 @@ IGNORES = frozenset(
         EventType.JOURNEY_CLOSED,
         EventType.EVENT_RETRACTED,
         EventType.PATIENTS_MERGED,
+        EventType.DISCHARGE_READY,
+        EventType.PERSON_INFORMED,
+        EventType.ALERT_ACKNOWLEDGED,
     }
 )
 

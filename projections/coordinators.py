@@ -351,6 +351,9 @@ ON: dict[str, _Handler] = {
     EventType.CARE_TEAM_MEMBER_LEFT: _State._fact,
     EventType.CARER_RECORDED: _State._fact,
     EventType.OUTCOME_RECORDED: _State._fact,
+    EventType.DISCHARGE_READY: _State._fact,
+    EventType.PERSON_INFORMED: _State._fact,
+    EventType.ALERT_ACKNOWLEDGED: _State._fact,
 }
 IGNORES = frozenset(
     {

@@ -109,6 +109,9 @@ KINDS: dict[str, str] = {
     EventType.CARER_RECORDED: "carer",
     EventType.OUTCOME_RECORDED: "outcome",
     EventType.EVENT_RETRACTED: "correction",
+    EventType.DISCHARGE_READY: "hospital",
+    EventType.PERSON_INFORMED: "coordination",
+    EventType.ALERT_ACKNOWLEDGED: "alert",
 }
 
 SPELL_TYPES = frozenset({EventType.ADMITTED, EventType.TRANSFERRED, EventType.DISCHARGED})
@@ -352,6 +355,15 @@ _SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     EventType.PATIENTS_MERGED: lambda d: (
         "Another patient record merged into this journey" + _reason(d)
     ),
+    EventType.DISCHARGE_READY: lambda d: (
+        f"Ready for discharge [{d['encounter_id']}]"
+        + (f"; waiting for {_words(d['delay_reason'])}" if d.get("delay_reason") else "")
+    ),
+    EventType.PERSON_INFORMED: lambda d: (
+        f"{_words(d['told']).capitalize()} told about their {_words(d['about'])} "
+        f"by {_who(d['by'])} ({_words(d['how'])})"
+    ),
+    EventType.ALERT_ACKNOWLEDGED: lambda d: f"Alert acknowledged by {d['coordinator_id']}",
 }
 
 
