@@ -22,7 +22,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking
@@ -195,7 +195,7 @@ def record_identity_updates(
                     digest,
                 )
             )
-            status = "recorded"
+            status: Literal["recorded", "duplicate", "conflict"] = "recorded"
         else:
             status = "duplicate" if prior == digest else "conflict"
         errors = (

@@ -949,4 +949,4 @@ def envelope_content(env: Envelope) -> dict[str, Any]:
     return content
 
 
-_NOT_CONTENT: Final = frozenset({"nhs_number"})
+_NOT_CONTENT: Final = {"nhs_number"}

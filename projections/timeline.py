@@ -240,7 +240,8 @@ def summary(event: RecordedEvent, by_id: dict[UUID, RecordedEvent] | None = None
     if maker is not None:
         return maker(d)
     if kind == EventType.EVENT_RETRACTED:
-        target = (by_id or {}).get(_uuid(d.get("retracted_event_id")))
+        target_id = _uuid(d.get("retracted_event_id"))
+        target = (by_id or {}).get(target_id) if target_id is not None else None
         what = (
             f"{target.type} of {target.occurred_at.date().isoformat()}"
             if target is not None

@@ -43,6 +43,9 @@ from tests.kafka_inputs import (
     wait_for,
 )
 
+# Every test here runs a real broker and kills or restarts processes.
+pytestmark = pytest.mark.slow
+
 CLI = [sys.executable, "-m", "cli.app", "consume"]
 ROOT = Path(__file__).resolve().parent.parent
 
