@@ -18,6 +18,7 @@ from cli import measures as measures_commands
 from cli import mllp as mllp_commands
 from cli import optout as optout_commands
 from cli import projections as projections_commands
+from cli import retention as retention_commands
 from cli import serve as serve_commands
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ consume_commands.register(app)
 measures_commands.register(app)
 mllp_commands.register(app)
 optout_commands.register(app)
+retention_commands.register(app)
 
 
 def main() -> None:

@@ -215,8 +215,32 @@ def erase_person(ledger: Ledger, nhs_number: str) -> tuple[UUID | None, int]:
     """
     with ledger.connection() as conn:
         numbers = numbers_of(conn, nhs_number)
+        people = people_of(conn, nhs_number)
     patient = ledger.erase(nhs_number)
     with ledger.connection() as conn:
+        forget_identity_updates(conn, people)
         if conn.execute("SELECT to_regclass('consumer_rejections') AS t").fetchone()["t"] is None:
             return patient, 0
         return patient, scrub(conn, numbers)
+
+
+def people_of(conn: psycopg.Connection[DictRow], nhs_number: str) -> list[UUID]:
+    """The patient ids of the person the number identifies now (merges count)."""
+    row = conn.execute(
+        "SELECT patient_id FROM identity_register WHERE nhs_number = %s", (nhs_number,)
+    ).fetchone()
+    if row is None:
+        return []
+    return merges.family(conn, merges.effective(conn, row["patient_id"]))
+
+
+def forget_identity_updates(conn: psycopg.Connection[DictRow], people: list[UUID]) -> int:
+    """On erasure: the person's HL7 A08 identity updates go (which demographic fields
+    their hospital sent, linked to them); returns how many."""
+    if not people:
+        return 0
+    if conn.execute("SELECT to_regclass('adt_identity_updates') AS t").fetchone()["t"] is None:
+        return 0
+    return conn.execute(
+        "DELETE FROM adt_identity_updates WHERE patient_id = ANY(%s)", (people,)
+    ).rowcount

@@ -40,7 +40,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from psycopg.rows import DictRow
 
-from consumers import deadletter, offsets
+from consumers import deadletter, offsets, retention
 from consumers.broker import Broker
 from consumers.feed import Feed, record_batch
 from consumers.outcome import Message, Outcome
@@ -118,6 +118,7 @@ class ConsumerLoop:
         self._dead_letters_retry_at = 0.0
         self._reported = time.monotonic()
         self._fenced = 0  # fenced batches in a row
+        self._retention_due = 0.0  # the scheduled retention step (consumers/retention.py)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -149,9 +150,24 @@ class ConsumerLoop:
                 break  # stopped, or re-sought from PostgreSQL: the rest will come again
         self._send_dead_letters()
         now = time.monotonic()
+        if now >= self._retention_due:
+            self._retention_due = now + retention.RUN_EVERY_SECONDS
+            self._apply_retention()
         if self.report is not None and now - self._reported >= self.options.report_every:
             self._reported = now
             self.report(self.totals)
+
+    def _apply_retention(self) -> None:
+        """The scheduled retention step: never stops consuming when it fails."""
+        try:
+            with self.ledger.connection() as conn:
+                done = retention.purge(conn, self.ledger.settings.rejection_retention_days)
+        except (psycopg.Error, LibraryOperationalError, LibraryInterfaceError) as exc:
+            log.warning("retention step failed (%s); will retry", type(exc).__name__)
+            self._retention_due = time.monotonic() + 60.0
+            return
+        if done.deleted or done.stripped:
+            log.info("retention: %d rejection(s) deleted, %d stripped", done.deleted, done.stripped)
 
     def _commit(self, chunk: Sequence[Message]) -> bool:
         """Record one batch, retrying while PostgreSQL is away; False if re-sought."""

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 from pydantic import AliasChoices, Field, StringConstraints, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_PSEUDONYM_KEY = "change-me-pseudonym-key"
 
 
@@ -34,8 +33,10 @@ class Settings(BaseSettings):
         description="Server the test suite uses; unset starts an embedded one for the run.",
     )
     data_dir: Path = Field(
-        default=PROJECT_ROOT / ".carejourney",
-        description="Folder for the embedded PostgreSQL data (gitignored).",
+        default_factory=lambda: Path.cwd() / ".carejourney",
+        description="Folder for the embedded PostgreSQL data and the API keys file: "
+        "./.carejourney under the current directory (gitignored), wherever the package "
+        "is installed.",
     )
     timezone: str = Field(
         default="Europe/London",
@@ -76,6 +77,12 @@ class Settings(BaseSettings):
         ge=1,
         description="A coordinator organisation's care relationship with a person lasts "
         "this many days after its last standing fact about them or its coordination ended.",
+    )
+    rejection_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Refused messages (and their dead-letter copies kept here) are purged "
+        "after this many days (`carejourney retention run`, and hourly in `consume`).",
     )
     ready_max_lag: int = Field(
         default=10_000, description="/readyz fails when a projection lags the ledger by more."

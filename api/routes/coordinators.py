@@ -173,12 +173,11 @@ def caseload(
                 f"coordinator {coordinator_id} works for another organisation than yours",
             )
         rows = mine
-    people = [UUID(r["patient_id"]) for r in rows]
-    numbers = _nhs_numbers(conn, people)
+    rows, people, numbers = _identified(conn, rows)
     log_reads(conn, request, principal, people)
     return {
         "coordinator_id": coordinator_id,
-        "people": [{**r, "nhs_number": numbers.get(p)} for r, p in zip(rows, people, strict=True)],
+        "people": [{**r, "nhs_number": numbers[p]} for r, p in zip(rows, people, strict=True)],
         "projected_to": _projected_to(conn, "coordinators"),
     }
 
@@ -212,11 +211,10 @@ def unassigned(
         rows = queries.unassigned(conn, limit=offset + limit + 1)
     page = rows[offset : offset + limit]
     more = len(rows) > offset + limit
-    people = [UUID(r["patient_id"]) for r in page]
-    numbers = _nhs_numbers(conn, people)
+    page, people, numbers = _identified(conn, page)
     log_reads(conn, request, principal, people)
     return {
-        "people": [{**r, "nhs_number": numbers.get(p)} for r, p in zip(page, people, strict=True)],
+        "people": [{**r, "nhs_number": numbers[p]} for r, p in zip(page, people, strict=True)],
         "next_offset": offset + limit if more else None,
         "projected_to": _projected_to(conn, "coordinators"),
     }
@@ -229,6 +227,16 @@ def _projected_to(conn: Connection[Any], projection: str) -> int:
         "SELECT position FROM projection_positions WHERE name = %s", (projection,)
     ).fetchone()
     return 0 if row is None else int(row["position"])
+
+
+def _identified(
+    conn: Connection[Any], rows: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[UUID], dict[UUID, str]]:
+    """The rows of people the register still identifies: an erased person (no NHS
+    number any more) is on no list, rather than shown with a null number."""
+    numbers = _nhs_numbers(conn, [UUID(r["patient_id"]) for r in rows])
+    kept = [r for r in rows if UUID(r["patient_id"]) in numbers]
+    return kept, [UUID(r["patient_id"]) for r in kept], numbers
 
 
 def _nhs_numbers(conn: Connection[Any], people: list[UUID]) -> dict[UUID, str]:
