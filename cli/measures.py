@@ -21,6 +21,7 @@ from rich.table import Table
 
 from cli.console import (
     PLACEHOLDER_OPTION,
+    aware_option,
     check_pseudonym_key,
     err,
     fail,
@@ -110,6 +111,13 @@ def measures(
             "--catch-up/--no-catch-up", help="Bring the projections up to the ledger head first."
         ),
     ] = True,
+    known_at: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Compute from the ledger as it was known at this time (ISO-8601; without "
+            "an offset read as local time): reproduces a published report exactly."
+        ),
+    ] = None,
     salt: Annotated[
         str | None,
         typer.Option(
@@ -137,21 +145,23 @@ def measures(
         period = measure_lib.Period.checked(from_.date(), to.date(), settings.zone)
     except measure_lib.PeriodError as exc:
         fail(str(exc))
+    known_at = aware_option(known_at, "--known-at")
+    options: dict[str, Any] = {
+        "by": by.value if by else None,
+        "per_person": per_person,
+        "unsuppressed": unsuppressed,
+        "wait_threshold_days": wait_threshold,
+        "salt": salt,
+    }
     with ledger_session() as ledger:
-        if catch_up:
+        if catch_up and known_at is None:
             _catch_up(ledger)
         try:
-            with ledger.connection() as conn:
-                found = measure_lib.report(
-                    conn,
-                    period,
-                    settings,
-                    by=by.value if by else None,
-                    per_person=per_person,
-                    unsuppressed=unsuppressed,
-                    wait_threshold_days=wait_threshold,
-                    salt=salt,
-                )
+            if known_at is not None:
+                found = measure_lib.report_known_at(ledger, period, settings, known_at, **options)
+            else:
+                with ledger.connection() as conn:
+                    found = measure_lib.report(conn, period, settings, **options)
         except measure_lib.NotProjected as exc:
             fail(str(exc), code=1)
         if per_person:
@@ -196,6 +206,12 @@ def render(found: dict[str, Any]) -> None:
         f"ledger position {at['position']} (head {at['ledger_head']}, lag {at['lag']}); "
         f"{note}"
     )
+    if found.get("known_at"):
+        known = found["known_at"]
+        out.print(f"as known at {known['at']} (ledger position {known['position']})")
+    excluded = (found.get("opt_out") or {}).get("excluded_people")
+    shown = "*" if excluded is None else str(excluded)
+    out.print(f"people left out under the National Data Opt-out: {shown}")
     if shield["applied"]:
         err.print("* = suppressed count; - = suppressed or not computable (rates, statistics)")
     for name, measure in found["measures"].items():

@@ -100,6 +100,11 @@ class MeasuresReport(BaseModel):
     by: str | None
     computed_at: ComputedAt
     suppression: dict[str, Any]
+    known_at: dict[str, Any] | None = Field(
+        default=None,
+        description="With `known_at`: the time the report was computed as known at (`at`) "
+        "and the ledger position that amounts to (`position`).",
+    )
     opt_out: dict[str, Any] | None = Field(
         default=None,
         description="People left out under the National Data Opt-out: `excluded_people` "

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api import access_log
+from api import access_log, times
 from api.deps import Db
 from api.pages import charts
 from api.pages.render import PageProblem, page, query_day
@@ -49,8 +49,13 @@ def dashboard(
     first: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     last: Annotated[str | None, Query(alias="to", max_length=10)] = None,
     by: Annotated[str | None, Query(max_length=20)] = None,
+    known_at: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     require(principal, Role.EVALUATOR, what="the measures dashboard")
+    try:
+        as_known = times.aware(known_at) if known_at else None
+    except times.TimeError as exc:
+        raise PageProblem(422, f"known_at: {exc}", principal) from None
     settings = request.app.state.settings
     start, end = query_day(first, "from"), query_day(last, "to")
     if start is None or end is None:
@@ -59,7 +64,11 @@ def dashboard(
     split = by if by in measures.DIMENSIONS else None
     try:
         period = measures.Period.checked(start, end, settings.zone)
-        population = measures.load(conn, period)
+        if as_known is None:
+            population = measures.load(conn, period)
+        else:
+            ledger = request.app.state.ledger
+            population = measures.population_known_at(ledger, settings, as_known)
     except measures.PeriodError as exc:
         raise PageProblem(422, str(exc), principal) from None
     except measures.NotProjected as exc:
@@ -82,6 +91,7 @@ def dashboard(
         "measures.html",
         {
             "report": overall,
+            "known_at": known_at or "",
             "table": table,
             "by": split or "",
             "dimensions": measures.DIMENSIONS,

@@ -17,11 +17,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api import access_log, problems
-from api.deps import Db, SettingsDep, allow, endpoint_label
+from api.deps import Db, LedgerDep, SettingsDep, allow, endpoint_label
 from api.models.measures import MeasuresReport
 from api.problems import ProblemError
 from api.security import Principal, Role
-from api.times import Day
+from api.times import AwareTime, Day
 from domain.contract import FieldError
 from projections import measures
 
@@ -67,6 +67,7 @@ def get_measures(
     request: Request,
     principal: Reader,
     conn: Db,
+    ledger: LedgerDep,
     settings: SettingsDep,
     first: Annotated[
         Day,
@@ -93,6 +94,15 @@ def get_measures(
         bool,
         Query(description="Add pseudonymised per-person rows (auditors and admins only; logged)."),
     ] = False,
+    known_at: Annotated[
+        AwareTime | None,
+        Query(
+            description="Compute from the ledger as it was known at this time (ISO-8601 "
+            "with an offset): a published report, reproduced exactly. The report names it "
+            "and the position it amounts to.",
+            examples=["2026-04-01T00:00:00Z"],
+        ),
+    ] = None,
     salt: Annotated[
         str | None,
         Query(
@@ -127,17 +137,18 @@ def get_measures(
         raise ProblemError(
             "validation", f"query: {exc}", errors=[FieldError("query.to", str(exc))]
         ) from None
+    options: dict[str, Any] = {
+        "by": by.value if by else None,
+        "per_person": per_person,
+        "unsuppressed": unsuppressed,
+        "wait_threshold_days": wait_threshold,
+        "salt": salt,
+    }
     try:
-        found = measures.report(
-            conn,
-            period,
-            settings,
-            by=by.value if by else None,
-            per_person=per_person,
-            unsuppressed=unsuppressed,
-            wait_threshold_days=wait_threshold,
-            salt=salt,
-        )
+        if known_at is not None:
+            found = measures.report_known_at(ledger, period, settings, known_at, **options)
+        else:
+            found = measures.report(conn, period, settings, **options)
     except measures.NotProjected as exc:
         raise ProblemError("not-ready", str(exc)) from None
     if per_person:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, datetime
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,11 +21,15 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from domain import optout
+from domain.contract import utc_text
+from domain.journey import RecordedEvent
+from domain.ledger import Ledger
 from domain.settings import Settings
+from projections.fold import FoldConfig, people, prepare
 from projections.measures import care_plans, continuity, coordination, hospital, outcomes
 from projections.measures import referrals as referral_measures
 from projections.measures.period import DIMENSIONS, Period
-from projections.measures.population import Population, load
+from projections.measures.population import Population, from_folds, load
 from projections.measures.privacy import UNSUPPRESSED, Suppression, pseudonym
 from projections.measures.result import Context, Measure
 
@@ -124,6 +128,51 @@ def report(
     )
 
 
+LOG_PAGE = 50_000
+
+
+def report_known_at(
+    ledger: Ledger,
+    period: Period,
+    settings: Settings,
+    known_at: datetime,
+    **options: Any,
+) -> dict[str, Any]:
+    """The report as the ledger knew it at ``known_at``: computed by the folds from only
+    the events recorded by then (late-arriving facts recorded afterwards, corrections
+    included, change nothing), never from the live read models. The document names
+    ``known_at`` and the ledger position it amounts to; publish a report with them and
+    anyone can compute it again, exactly. Costs a read of the log up to that position.
+    """
+    population = population_known_at(ledger, settings, known_at)
+    with ledger.connection() as conn:
+        opted_out = optout.opted_out_patient_ids(conn)
+    found = compute(population, period, settings, opted_out=opted_out, **options)
+    found["known_at"] = {"at": utc_text(known_at), "position": population.position}
+    return found
+
+
+def population_known_at(ledger: Ledger, settings: Settings, known_at: datetime) -> Population:
+    """Everyone as the ledger knew them at ``known_at``, folded from the log."""
+    events: list[RecordedEvent] = []
+    after = 0
+    while True:
+        page = ledger.read_log(after, LOG_PAGE)
+        if not page:
+            break
+        events.extend(e for e in page if e.recorded_at <= known_at)
+        after = page[-1].position
+        if page[-1].recorded_at > known_at:
+            break  # recorded_at never decreases with the position
+    position = events[-1].position if events else 0
+    config = FoldConfig.from_settings(settings)
+    population = from_folds(
+        (prepare(stream, root, config) for root, stream in people(events).items()), position
+    )
+    population.head = ledger.head_position()
+    return population
+
+
 def _without(population: Population, opted_out: frozenset[str]) -> tuple[Population, int]:
     if not opted_out:
         return population, 0
@@ -154,6 +203,8 @@ def rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
         yield meta, "", f"suppression.{key}", value
     for key, value in (report.get("opt_out") or {}).items():
         yield meta, "", f"opt_out.{key}", value
+    for key, value in (report.get("known_at") or {}).items():
+        yield meta, "", f"known_at.{key}", value
     for name, measure in report["measures"].items():
         for group in measure["groups"]:
             label = group["group"]
