@@ -229,7 +229,12 @@ class Journey(BaseModel):
     projected_to: int = Field(description="The timeline projection's ledger position.")
 
 
-class Goal(BaseModel):
+class PlanGoal(BaseModel):
+    """A goal as a plan holds it now, with its status (``open``, ``achieved``,
+    ``dropped``). Not named ``Goal``: that is the envelope's goal (no status) in the
+    same OpenAPI document, and one name for both made /care-plans and /replay break
+    their own schema."""
+
     goal_id: str
     description: str
     target_date: date | None = None
@@ -245,7 +250,7 @@ class CarePlan(BaseModel):
     last_reviewed_at: datetime | None
     reviews: int
     revisions: int
-    goals: list[Goal]
+    goals: list[PlanGoal]
     closed_at: datetime | None
     close_reason: str | None
     agreed_event_id: UUID
