@@ -87,12 +87,14 @@ def test_readmission_within_30_days(measured: Measured) -> None:
     assert group(report, "readmission_30d", "RYR16")["discharges"] == 1
     assert group(report, "readmission_30d", "RYR16")["readmitted"] == 0
 
-    # A period ending 2 June: P5 (10 May + 29 = 8 June) and P6 (1 June) are incomplete
-    # now, P7 and P8 outside the period; P1's day-29 readmission (4 May) is inside it.
+    # A period ending 2 June: P5 (10 May + 29 = 8 June) and P6 (1 June) have windows
+    # running past its end, but the ledger already holds facts up to August, so they are
+    # complete (the windows look past the period as far as the data reaches); P7 and P8
+    # are outside the period; P1's day-29 readmission (4 May) is inside it.
     short = measured.report(FIRST, "2025-06-02")
-    assert group(short, "readmission_30d")["discharges"] == 3  # P1, P2, P3
+    assert group(short, "readmission_30d")["discharges"] == 5  # P1, P2, P3, P5, P6
     assert group(short, "readmission_30d")["readmitted"] == 2  # P1, P3
-    assert group(short, "readmission_30d")["incomplete"] == 2  # P5, P6
+    assert group(short, "readmission_30d")["incomplete"] == 0
 
 
 def test_follow_up_after_discharge_home(measured: Measured) -> None:

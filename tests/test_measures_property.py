@@ -85,11 +85,13 @@ def everything() -> Population:
     days=st.integers(min_value=30, max_value=300),
 )
 def test_a_period_depends_only_on_what_occurred_before_its_end(first: date, days: int) -> None:
+    """...and, for the follow-up windows of its discharges, on what occurred in the
+    look-ahead after it, given how far the ledger's data reaches."""
     period = Period.checked(first, first + timedelta(days=days - 1), SETTINGS.zone)
     full = compute(everything(), period, SETTINGS, per_person=True, unsuppressed=True)
-    cut = compute(
-        population(before=period.end), period, SETTINGS, per_person=True, unsuppressed=True
-    )
+    before = population(before=period.look_ahead_end)
+    before.horizon = everything().horizon
+    cut = compute(before, period, SETTINGS, per_person=True, unsuppressed=True)
     assert full["measures"] == cut["measures"]
 
     coverage = group(full, "coverage")

@@ -84,6 +84,14 @@ def discharges(pop: Population, period: Period) -> list[Discharge]:
     return found
 
 
+def data_until(pop: Population, period: Period) -> datetime:
+    """How far past the period a discharge's window may be judged: as far as the
+    ledger's data reaches (the latest occurred time of any recorded fact), at least the
+    period's end, at most ``LOOK_AHEAD_DAYS`` past it."""
+    reach = pop.horizon or period.end
+    return max(period.end, min(reach, period.look_ahead_end))
+
+
 def _admissions_after(discharge: Discharge, until: datetime, *, emergency: bool) -> list[datetime]:
     """Admissions of the person from the discharge on, before ``until``."""
     return sorted(
@@ -107,9 +115,12 @@ def readmission_30d(pop: Population, ctx: Context) -> Measure:
 
     Denominator (``discharges``): index discharges (see "index discharges" above: the end
     of a transfer chain, not by death, not to another hospital's unseen care) whose local
-    discharge date D lies in the period and whose 30-day window is complete: D + 29 on
-    or before the period's last day. Index discharges later in the period are counted
-    in ``incomplete`` instead (reported, not dropped); discharges by death in
+    discharge date D lies in the period and whose 30-day window is complete: the window
+    (to the end of local day D + 29) may run past the period's end, and is complete when
+    the ledger's data reaches its end — the latest occurred time of any recorded fact is
+    at or after it — looking at most 31 days past the period. Index discharges whose
+    window the ledger does not cover yet are counted in ``incomplete`` instead
+    (reported, not dropped); discharges by death in
     ``deaths``; chains ending in a discharge to another hospital with no transfer
     admission in ``transferred_out``.
 
@@ -124,6 +135,7 @@ def readmission_30d(pop: Population, ctx: Context) -> Measure:
     holding at the discharge (``none`` if nobody named); cohort.
     """
     period = ctx.period
+    covered = data_until(pop, period)
     units = []
     for d in ctx.memo("discharges", lambda: discharges(pop, period)):
         day = period.day(d.at)
@@ -131,7 +143,7 @@ def readmission_30d(pop: Population, ctx: Context) -> Measure:
             units.append(Readmission(d, "death", None))
         elif d.destination == "other_hospital":
             units.append(Readmission(d, "transferred_out", None))
-        elif day + timedelta(days=READMISSION_DAYS) > period.last:
+        elif period.midnight(day + timedelta(days=READMISSION_DAYS)) > covered:
             units.append(Readmission(d, "incomplete", None))
         else:
             window_end = period.midnight(day + timedelta(days=READMISSION_DAYS + 1))
@@ -205,6 +217,7 @@ def _follow_up(d: Discharge, window_start: datetime, window_end: datetime, perio
 
 def _follow_up_measure(pop: Population, ctx: Context, hours: bool) -> list[FollowUp]:
     period = ctx.period
+    covered = data_until(pop, period)
     units = []
     for d in ctx.memo("discharges", lambda: discharges(pop, period)):
         if d.destination != "usual_residence":
@@ -212,12 +225,12 @@ def _follow_up_measure(pop: Population, ctx: Context, hours: bool) -> list[Follo
         day = period.day(d.at)
         if hours:
             start, end = d.at, d.at + timedelta(hours=FOLLOW_UP_HOURS)
-            complete = end <= period.end
+            complete = end <= covered
             end += timedelta(microseconds=1)  # the 72nd hour is inside the window
         else:
             start = period.midnight(day + timedelta(days=1))
             end = period.midnight(day + timedelta(days=FOLLOW_UP_DAYS + 1))
-            complete = day + timedelta(days=FOLLOW_UP_DAYS) <= period.last
+            complete = end <= covered
         status = _follow_up(d, start, end, period) if complete else "incomplete"
         units.append(FollowUp(d, status))
     return units
@@ -266,8 +279,9 @@ def follow_up_7d(pop: Population, ctx: Context) -> Measure:
     """Follow-up within 7 days of a discharge home.
 
     Denominator (``discharges``): index discharges (as for readmission) to
-    ``usual_residence`` with local discharge date D in the period and D + 7 on or before
-    the period's last day; later ones are ``incomplete`` (reported, not in the rate).
+    ``usual_residence`` with local discharge date D in the period whose window (to the
+    end of local day D + 7) the ledger's data covers, as for readmission (it may run
+    past the period's end); the others are ``incomplete`` (reported, not in the rate).
 
     Numerator (``followed_up``): those with a contact (a standing ``ContactRecorded``,
     any setting or mode) on local days D+1 to D+7 inclusive, before any readmission.
@@ -298,8 +312,9 @@ def follow_up_72h(pop: Population, ctx: Context) -> Measure:
     As the 7-day measure, with the window "within 72 hours": a contact after the
     discharge time and at most 72 hours after it, and not on the discharge's local
     date (so a contact later on the discharge day does not count, and 72 hours is
-    measured from the discharge time, not from midnight). Complete when the discharge
-    time + 72 hours is not after the end of the period (``incomplete`` otherwise).
+    measured from the discharge time, not from midnight). Complete when the ledger's
+    data reaches the discharge time + 72 hours, as for readmission (``incomplete``
+    otherwise).
 
     ``readmitted_first``: an admission at or after the discharge time, within the 72
     hours, before any counting contact. ADT A04 contacts never count.

@@ -11,7 +11,11 @@ days agree.
 00:00 local on D1 to 00:00 local on the day after D2 (``start`` inclusive, ``end``
 exclusive). Only facts that occurred before ``end`` are used: a report on a past period
 does not change because of what happened after it (only because of facts about it that
-arrived late, which is why every report names the ledger position it was computed at).
+arrived late, which is why every report names the ledger position it was computed at,
+and can be computed as known at a time). One exception: the follow-up and readmission
+windows of discharges inside the period look past its end, up to ``LOOK_AHEAD_DAYS``
+(31) days and only as far as the ledger's data reaches (``look_ahead_end``,
+``measures.hospital.data_until``).
 
 **Statistics.** The median is the middle value (the mean of the two middle values for an
 even count); the 90th percentile is nearest-rank: the ⌈0.9·n⌉-th smallest value, always
@@ -33,6 +37,7 @@ ALL = "all"
 NONE = "none"  # the group of units with no named coordinator (role, setting)
 IDENTIFIED = "identified"
 NOT_IDENTIFIED = "not_identified"
+LOOK_AHEAD_DAYS = 31  # the longest window that looks past a period's end (30-day readmission)
 LONGEST_PERIOD_DAYS = 3_700  # about ten years: bounds the work one request can ask for
 FIRST_YEAR, LAST_YEAR = 1900, 2999
 
@@ -54,6 +59,11 @@ class Period:
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", self.midnight(self.first))
         object.__setattr__(self, "end", self.midnight(self.last + timedelta(days=1)))
+
+    @property
+    def look_ahead_end(self) -> datetime:
+        """How far past ``end`` a discharge's follow-up windows may look."""
+        return self.midnight(self.last + timedelta(days=1 + LOOK_AHEAD_DAYS))
 
     @classmethod
     def checked(cls, first: date, last: date, zone: ZoneInfo) -> Period:

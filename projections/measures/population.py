@@ -120,6 +120,9 @@ class Population:
     position: int
     head: int
     positions: dict[str, int]
+    # The latest occurred time of any recorded fact: how far the ledger's data reaches
+    # (None: unknown, read as the period's end).
+    horizon: datetime | None = None
 
     def __iter__(self) -> Iterator[Person]:
         return iter(self.people.values())
@@ -137,7 +140,11 @@ def from_folds(people: Iterable[PersonEvents], position: int | None = None) -> P
     """The population straight from the folds (no database)."""
     found: dict[UUID, Person] = {}
     top = 0
+    horizon: datetime | None = None
     for person in people:
+        if person.entries:
+            last = max(e.event.occurred_at for e in person.entries)
+            horizon = last if horizon is None else max(horizon, last)
         coord = coordinators.fold(person)
         line = timeline.fold(person)
         facts = evaluation.fold(person)
@@ -156,12 +163,15 @@ def from_folds(people: Iterable[PersonEvents], position: int | None = None) -> P
         top = max(top, person.position)
     at = top if position is None else position
     ordered = {pid: found[pid] for pid in sorted(found)}
-    return Population(ordered, at, at, dict.fromkeys(PROJECTIONS, at))
+    return Population(ordered, at, at, dict.fromkeys(PROJECTIONS, at), horizon)
 
 
 # Each read: the Person list it fills, the table, the time column, the row type. Rows
 # after the period's end cannot matter to it (projections/measures/period.py), so they
 # are not read. Columns are named in the row type's field order, patient_id first.
+# Spells and contacts are read up to the period's look-ahead end: the follow-up and
+# readmission windows of discharges in the period look past its end.
+LOOKING_AHEAD = frozenset({"spells", "contacts"})
 READS: tuple[tuple[str, str, str, Any], ...] = (
     ("intervals", "coordinator_intervals", "valid_from", coordinators.Interval),
     ("spells", "admission_spells", "admitted_at", timeline.Spell),
@@ -189,6 +199,7 @@ def load(conn: psycopg.Connection[Any], period: Period) -> Population:
     in their own read-only transaction. Raises ``NotProjected`` when the read models are
     missing."""
     params = {"end": period.end}
+    ahead = {"end": period.look_ahead_end}
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         exists = cur.execute(
@@ -211,16 +222,19 @@ def load(conn: psycopg.Connection[Any], period: Period) -> Population:
             "SELECT coalesce(max(position), 0) AS head FROM ledger_events"
         ).fetchone()
         head = int(head_row["head"]) if head_row else 0
+        reach = cur.execute("SELECT max(occurred_at) AS at FROM ledger_events").fetchone()
+        horizon = reach["at"] if reach else None
         people: dict[UUID, Person] = {}
         for row in cur.execute("SELECT patient_id, identified_at FROM evaluation_people"):
             people[row["patient_id"]] = Person(row["patient_id"], row["identified_at"])
         with conn.cursor(row_factory=tuple_row) as rows:  # tuples map onto the row types
             for attr, table, column, kind in READS:
                 make = kind._make
-                for values in rows.execute(read_query(table, column, kind), params):
+                bound = ahead if attr in LOOKING_AHEAD else params
+                for values in rows.execute(read_query(table, column, kind), bound):
                     person = people.get(values[0])
                     if person is None:
                         person = people[values[0]] = Person(values[0])
                     getattr(person, attr).append(make(values))
     ordered = {pid: people[pid].settle() for pid in sorted(people)}  # stable row order
-    return Population(ordered, min(positions.values()), head, positions)
+    return Population(ordered, min(positions.values()), head, positions, horizon)

@@ -181,7 +181,9 @@ def _without(population: Population, opted_out: frozenset[str]) -> tuple[Populat
     if not excluded:
         return population, 0
     return (
-        Population(kept, population.position, population.head, population.positions),
+        Population(
+            kept, population.position, population.head, population.positions, population.horizon
+        ),
         excluded,
     )
 
