@@ -21,7 +21,9 @@ two counts is suppressed; a statistic (median, 90th percentile, mean) is shown u
 the count of the units it summarises is suppressed. **Secondary suppression** then hides
 more counts so that no hidden one can be recomputed from a total and the other cells
 (``complementary``). Per-person rows are never given to evaluators (auditors and admins
-only, and logged): a suppressed bin could be recounted from them.
+only, and logged): a suppressed bin could be recounted from them. People in the
+National Data Opt-out register are left out of every report; how many, rounded and
+suppressed like any count, is the report's ``opt_out`` (docs/governance.md).
 Unsuppressed output (auditors, admins, tests) shows every count exactly.
 """
 
