@@ -148,3 +148,30 @@ def test_care_relationship_ends_with_a_retracted_contact_and_lapses(
         # The contact occurred in March 2026: more than a day ago, so it lapsed.
         ledger.settings = lapsed
         assert _coordinator_reads(client) == 404
+
+
+def test_kafka_messages_are_held_to_the_same_rules(ledger: Ledger):
+    """The consumer's commit path (``consumers/feed.record_batch``, as ``carejourney
+    consume`` runs it): a hostile retraction is a dead letter naming the rule."""
+    from kafka.consumer.fetcher import ConsumerRecord
+
+    from consumers.events import envelope_feed
+    from consumers.feed import record_batch
+
+    first = envelope()
+    hostile = retraction(first, at=later(1), organisation="RXH01")
+
+    def record(offset: int, value: dict) -> ConsumerRecord:
+        body = json.dumps(value).encode()
+        return ConsumerRecord(
+            "t.auth", 0, -1, offset, 0, 0, NHS_A.encode(), body, [], None, 10, len(body), -1
+        )
+
+    feed = envelope_feed(ledger.settings, ["t.auth"])
+    record_batch(ledger, feed, [record(0, first), record(1, hostile)], {("t.auth", 0): None})
+    with ledger.connection() as conn:
+        rows = conn.execute('SELECT "offset", reason FROM consumer_rejections').fetchall()
+    assert [(r["offset"], r["reason"].split(":")[0:2]) for r in rows] == [
+        (1, ["source.organisation", " rule retraction-by-publisher"])
+    ]
+    assert ledger.counts_by_type() == {"PatientRegistered": 1}
