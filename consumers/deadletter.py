@@ -239,7 +239,8 @@ def forget_identity_updates(conn: psycopg.Connection[DictRow], people: list[UUID
     their hospital sent, linked to them); returns how many."""
     if not people:
         return 0
-    if conn.execute("SELECT to_regclass('adt_identity_updates') AS t").fetchone()["t"] is None:
+    found = conn.execute("SELECT to_regclass('adt_identity_updates') AS t").fetchone()
+    if found is None or found["t"] is None:
         return 0
     return conn.execute(
         "DELETE FROM adt_identity_updates WHERE patient_id = ANY(%s)", (people,)

@@ -63,8 +63,8 @@ def relations(groups: Sequence[dict[str, Any]], shape: Shape) -> list[Relation]:
         for name, inner in shape.series.items():
             for r, _ in enumerate(group.get(name) or []):
                 rows.append((g, name, r, inner.counts))
-    for g, name, r, fields in rows:  # within a row
-        address = [_cell(g, name, r, f) for f in fields]
+    for row_group, row_series, row_index, fields in rows:  # within a row
+        address = [_cell(row_group, row_series, row_index, f) for f in fields]
         present = [c for c in address if c in values]
         for total in present:
             others = [c for c in present if c != total]
@@ -74,11 +74,11 @@ def relations(groups: Sequence[dict[str, Any]], shape: Shape) -> list[Relation]:
                         found.append((total, parts))
     for g, group in enumerate(groups):  # series rows sum to a count of their group
         for name, inner in shape.series.items():
-            series = group.get(name) or []
-            if not series:
+            items = group.get(name) or []
+            if not items:
                 continue
             for field in inner.counts:
-                parts = tuple(("s", g, name, r, field) for r in range(len(series)))
+                parts = tuple(("s", g, name, r, field) for r in range(len(items)))
                 if not all(p in values for p in parts):
                     continue
                 total_value = sum(values[p] for p in parts)
@@ -121,23 +121,23 @@ def _split_relations(
     groups: Sequence[dict[str, Any]], shape: Shape, values: dict[Cell, int]
 ) -> Iterable[Relation]:
     for field in shape.counts:
-        total = ("g", 0, field)
-        parts = tuple(("g", g, field) for g in range(1, len(groups)))
-        complete = total in values and all(p in values for p in parts)
-        if complete and values[total] == sum(values[p] for p in parts):
-            yield total, parts
+        group_total: Cell = ("g", 0, field)
+        group_parts: tuple[Cell, ...] = tuple(("g", g, field) for g in range(1, len(groups)))
+        whole = group_total in values and all(p in values for p in group_parts)
+        if whole and values[group_total] == sum(values[p] for p in group_parts):
+            yield group_total, group_parts
     for name, inner in shape.series.items():
         label = inner.labels[0] if inner.labels else None
         if label is None:
             continue
         for r, row in enumerate(groups[0].get(name) or []):
             for field in inner.counts:
-                total = ("s", 0, name, r, field)
-                parts = []
+                total: Cell = ("s", 0, name, r, field)
+                parts: list[Cell] = []
                 for g in range(1, len(groups)):
                     for rr, other in enumerate(groups[g].get(name) or []):
                         if other.get(label) == row.get(label):
                             parts.append(("s", g, name, rr, field))
-                complete = total in values and parts and all(p in values for p in parts)
+                complete = bool(parts) and total in values and all(p in values for p in parts)
                 if complete and values[total] == sum(values[p] for p in parts):
                     yield total, tuple(parts)

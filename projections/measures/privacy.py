@@ -102,14 +102,10 @@ class Suppression:
         hide = complementary.hidden(measure.groups, shape, primary)
         groups = []
         for g, values in enumerate(measure.groups):
-            shown = self.row(values, shape, lambda name, g=g: ("g", g, name) in hide)
+            shown = self.row(values, shape, _hidden_in(hide, ("g", g)))
             for name, inner in shape.series.items():
                 shown[name] = [
-                    self.row(
-                        row,
-                        inner,
-                        lambda field, g=g, name=name, r=r: ("s", g, name, r, field) in hide,
-                    )
+                    self.row(row, inner, _hidden_in(hide, ("s", g, name, r)))
                     for r, row in enumerate(values.get(name) or [])
                 ]
             groups.append(shown)
@@ -122,6 +118,11 @@ class Suppression:
             groups,
             measure.per_person,
         )
+
+
+def _hidden_in(hide: set[complementary.Cell], row: complementary.Cell) -> Callable[[str], bool]:
+    """Whether a field of one row (addressed by its cell prefix) is hidden."""
+    return lambda field: (*row, field) in hide
 
 
 UNSUPPRESSED: dict[str, Any] = {"applied": False}
