@@ -1,4 +1,4 @@
-"""The published event contract, version 1 (DESIGN.md §4): envelope, data models, errors.
+"""The published event contract v1 (docs/api.md, "Publishing"): envelope, data, errors.
 
 Services publish facts as JSON envelopes. This module is the single place that decides
 whether an envelope is well formed, so every door (HTTP, Kafka, HL7 ADT, the CLI)
@@ -8,9 +8,9 @@ accepts and rejects exactly the same things with the same messages:
   *every* problem at once as a ``ContractError`` whose ``errors`` carry dotted paths
   (``data.to.setting``), so a publisher can fix a message in one round trip.
 * ``envelope_content`` is what the ledger stores and hashes: the envelope without the
-  NHS number (DESIGN.md §3 rule 5), times in UTC spelled with ``Z``, optional fields
-  that are absent and ones that are ``null`` spelled the same, so idempotency compares
-  meaning rather than spelling.
+  NHS number (docs/architecture.md, "No direct identifier"), times in UTC spelled with ``Z``,
+  optional fields that are absent and ones that are ``null`` spelled the same, so idempotency
+  compares meaning rather than spelling.
 * ``data_from_content`` rebuilds the typed data model from stored content.
 
 Every model forbids unknown fields (a typo never passes silently) and is frozen (a
@@ -98,7 +98,7 @@ class EventType(StrEnum):
 
 
 class Setting(StrEnum):
-    """Where care happens; also the timeline lane of an event (DESIGN.md §11)."""
+    """Where care happens; also the timeline lane of an event (docs/projections.md)."""
 
     PRIMARY_CARE = "primary_care"
     ACUTE = "acute"

@@ -140,7 +140,7 @@ def start_embedded(data_dir: Path) -> str:
 
 
 def resolve_url(database_url: str | None, data_dir: Path) -> str:
-    """A configured server wins; otherwise the embedded one (DESIGN.md §7)."""
+    """A configured server wins; otherwise the embedded one (README, "Configuration")."""
     if database_url:
         ensure_database(database_url)
         return database_url

@@ -530,7 +530,7 @@ SELECT_RECORDED = (
 
 
 def open_ledger(settings: Settings | None = None) -> Ledger:
-    """The ledger on the configured server, or on the embedded one (DESIGN.md §7)."""
+    """The ledger on the configured server, or on the embedded one (README, "Configuration")."""
     settings = settings or get_settings()
     url = resolve_url(settings.database_url, settings.data_dir)
     return Ledger(url, settings)
@@ -602,7 +602,7 @@ def _merged_numbers(valid: Sequence[_Valid]) -> list[str]:
 
 def _stored_merge(v: _Valid, patient_ids: Mapping[str, UUID]) -> _Valid:
     """A merge is stored (and hashed) naming the merged person's patient id, never the
-    NHS number the publisher sent (DESIGN.md §11); other items pass through."""
+    NHS number the publisher sent (docs/adt.md, "Person merges"); other items pass through."""
     if v.envelope.type != merges.MERGE_TYPE:
         return v
     data = dict(v.content["data"])

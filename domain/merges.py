@@ -10,7 +10,7 @@ stands:
 * folds read the survivor's stream plus the streams merged into it.
 
 Retracting the ``PatientsMerged`` (an ``EventRetracted`` naming it) undoes the merge;
-retracting that retraction restores it (DESIGN.md §11), so a merge's standing is the
+retracting that retraction restores it (docs/adt.md, "Person merges"), so a merge's standing is the
 fold of its *retraction tree*: an event is retracted when at least one retraction naming
 it is not itself retracted.
 

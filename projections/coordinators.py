@@ -1,6 +1,6 @@
 """Coordinator assignments: who coordinates a person, over time (a pure fold).
 
-Rules (DESIGN.md §11 "Coordinators" and "Journeys"):
+Rules (docs/projections.md, "The read models"):
 
 * A journey opens at ``PatientRegistered`` and closes at ``JourneyClosed``; a later
   registration opens a new one. Intervals exist only inside an open journey.

@@ -1,6 +1,6 @@
 """The shared ordering of one person's events, before any read model looks at them.
 
-Every read model is a pure fold (DESIGN.md §10): a plain function from one person's
+Every read model is a pure fold (docs/architecture.md): a plain function from one person's
 recorded events to that person's rows. They all start from ``prepare``, which settles
 once, for every fold, what the events *mean*:
 
@@ -17,7 +17,7 @@ once, for every fold, what the events *mean*:
   ledger, so deciding from the highest position down settles every chain in one pass.
   Retractions are corrections of the record, not facts in occurred time: they apply
   whatever their own ``occurred_at``.
-* **Cancels** (HL7 A11/A12/A13, DESIGN.md §11): each standing cancel, in occurred order,
+* **Cancels** (HL7 A11/A12/A13, docs/adt.md): each standing cancel, in occurred order,
   voids the latest not-yet-cancelled standing event of its kind (Admitted, Transferred,
   Discharged) for the same ``encounter_id`` that occurred at or before it. A cancel with
   no such target is kept and flagged; it applies as soon as the target is recorded,
@@ -59,7 +59,8 @@ CANCELLED = "cancelled"
 @dataclass(frozen=True, slots=True)
 class FoldConfig:
     """What the folds need beyond the events: the zone calendar days are counted in
-    (DESIGN.md §6) and how far out of order an arrival must be to count as late."""
+    (docs/measures.md, "Calendar days") and how far out of order an arrival must be to count as
+    late."""
 
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/London"))
     late_after: timedelta = timedelta(days=7)

@@ -1,9 +1,9 @@
 """Data-quality findings: what the other folds noticed, in one list per person.
 
 The ledger records every well-formed fact and flags inconsistencies instead of refusing
-them (DESIGN.md §3 rule 2). Each fold reports what it could not make sense of; this fold
-gathers them, ordered like the timeline (occurred time, then position), so an auditor
-or a data-quality dashboard reads them in one place. Kinds:
+them (docs/architecture.md, "Never lose a well-formed fact"). Each fold reports what it could
+not make sense of; this fold gathers them, ordered like the timeline (occurred time, then
+position), so an auditor or a data-quality dashboard reads them in one place. Kinds:
 
 ===============================  ===========================================================
 ``retracted``                    the event was retracted (it counts nowhere else)

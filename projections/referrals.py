@@ -9,8 +9,8 @@ order) is flagged ``unknown_referral`` and ignored; a second ``ReferralMade`` of
 same id is flagged ``repeated_referral`` and ignored.
 
 ``wait_days`` is referral to first contact in calendar days in the configured zone
-(DESIGN.md §6); a referral still waiting has none: its wait so far depends on the day it
-is asked, and the queries compute it (an incomplete wait, reported, never dropped).
+(docs/measures.md, "Calendar days"); a referral still waiting has none: its wait so far depends
+on the day it is asked, and the queries compute it (an incomplete wait, reported, never dropped).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ of the period), or, for a journey already closed then, the last interval before 
 and setting are the named coordinator's, or ``none`` when nobody was named (the practice
 default answered); the organisation is the interval's: the named coordinator's, or the
 registered practice's when nobody was named (the practice is accountable by default,
-DESIGN.md §11). Measures with an organisation of their own (the discharging hospital,
+docs/measures.md, "Groups"). Measures with an organisation of their own (the discharging hospital,
 the receiving organisation of a referral) say so. ``cohort`` is ``identified`` when the
 person had a standing ``CaseIdentified`` before the end of the period, else
 ``not_identified``.
