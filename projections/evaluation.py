@@ -13,24 +13,26 @@ The other read models answer coordinators' and auditors' questions; the measures
   (``CaseIdentified``), the cohort flag and the start of "time to named coordinator".
 
 Rows come from the standing facts only (``PersonEvents.effective``: retractions,
-cancels and merges already applied), in occurred order. Care-plan episodes follow the
-rules of ``projections/care_plans.py``: an agreement opens an episode due on its
-``review_due``; a review closes the open episode (reviewed at its occurred time) and
-opens the next, due on ``next_review_due``; closing the plan ends the open episode
-unreviewed (``closed``); agreeing the same plan id again ends it (``replaced``) and
-starts afresh; reviews or closures of a plan that is not active are ignored (the care
-plans fold flags them).
+cancels and merges already applied), in occurred order. Care-plan review episodes are
+decided by the care plans fold (``projections/care_plans.py``), so the plan lifecycle is
+written once: an agreement opens an episode due on its ``review_due``; a review closes
+the open episode (reviewed at its occurred time) and opens the next, due on
+``next_review_due``; closing the plan ends the open episode unreviewed (``closed``);
+agreeing the same plan id again ends it (``replaced``) and starts afresh; reviews or
+closures of a plan that is not active change nothing (and are flagged there).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
 from domain.contract import EventType
 from domain.journey import RecordedEvent
+from projections import care_plans
+from projections.care_plans import CarePlanFold, ReviewEpisode
 from projections.fold import PersonEvents
 from projections.readmodel import ReadModel, Rows
 from projections.tables import TS, Index, Table, table
@@ -66,20 +68,6 @@ class Outcome(NamedTuple):
     score: float
     occurred_at: datetime
     event_id: UUID
-
-
-class ReviewEpisode(NamedTuple):
-    """One row of ``evaluation_plan_reviews``: a care-plan review that fell (or will
-    fall) due, and how it ended: ``reviewed``, ``closed``, ``replaced`` or still open."""
-
-    patient_id: UUID
-    seq: int
-    plan_id: str
-    due: date
-    opened_at: datetime
-    reviewed_at: datetime | None
-    ended_at: datetime | None
-    ended_by: str | None
 
 
 class Identification(NamedTuple):
@@ -155,7 +143,6 @@ class _Facts:
         self.patient_id = patient_id
         self.contacts: list[Contact] = []
         self.outcomes: list[Outcome] = []
-        self.episodes = _Episodes(patient_id)
         self.identified_at: datetime | None = None
 
     def contact(self, event: RecordedEvent) -> None:
@@ -195,19 +182,17 @@ class _Facts:
         if self.identified_at is None:
             self.identified_at = event.occurred_at
 
-    def plan(self, event: RecordedEvent) -> None:
-        self.episodes.apply(event.type, event.data, event.occurred_at)
-
 
 # The dispatch table; every other fact is kept by another read model, not here.
 ON: dict[str, Callable[[_Facts, RecordedEvent], None]] = {
     EventType.CONTACT_RECORDED: _Facts.contact,
     EventType.OUTCOME_RECORDED: _Facts.outcome,
     EventType.CASE_IDENTIFIED: _Facts.identified,
-    EventType.CARE_PLAN_AGREED: _Facts.plan,
-    EventType.CARE_PLAN_REVIEWED: _Facts.plan,
-    EventType.CARE_PLAN_CLOSED: _Facts.plan,
 }
+# Review episodes follow the care plans' own rules: that fold decides them.
+FROM_CARE_PLANS = frozenset(
+    {EventType.CARE_PLAN_AGREED, EventType.CARE_PLAN_REVIEWED, EventType.CARE_PLAN_CLOSED}
+)
 IGNORES = frozenset(
     {
         EventType.PATIENT_REGISTERED,
@@ -238,8 +223,11 @@ IGNORES = frozenset(
 )
 
 
-def fold(person: PersonEvents) -> dict[str, tuple[Any, ...]]:
-    """Table name -> the person's rows (module docstring)."""
+def fold(person: PersonEvents, plans: CarePlanFold | None = None) -> dict[str, tuple[Any, ...]]:
+    """Table name -> the person's rows (module docstring); ``plans``: the care plans
+    fold of the same person, when the caller has it already."""
+    if plans is None:
+        plans = care_plans.fold(person)
     facts = _Facts(person.patient_id)
     for event in person.effective:
         handler = ON.get(event.type)
@@ -248,69 +236,9 @@ def fold(person: PersonEvents) -> dict[str, tuple[Any, ...]]:
     return {
         CONTACTS.name: tuple(facts.contacts),
         OUTCOMES.name: tuple(facts.outcomes),
-        REVIEWS.name: facts.episodes.rows(),
+        REVIEWS.name: plans.episodes,
         PEOPLE.name: (Identification(person.patient_id, facts.identified_at, person.position),),
     }
-
-
-class _Episodes:
-    """Review episodes per plan, following the care-plan rules (module docstring)."""
-
-    def __init__(self, patient_id: UUID) -> None:
-        self.patient_id = patient_id
-        self.done: list[dict[str, Any]] = []
-        self.open: dict[str, dict[str, Any]] = {}  # plan id -> its open episode
-        self.active: set[str] = set()
-
-    def _start(self, plan_id: str, due: str, at: datetime) -> None:
-        episode = {
-            "plan_id": plan_id,
-            "due": date.fromisoformat(str(due)),
-            "opened_at": at,
-            "reviewed_at": None,
-            "ended_at": None,
-            "ended_by": None,
-        }
-        self.done.append(episode)
-        self.open[plan_id] = episode
-
-    def _end(self, plan_id: str, at: datetime, how: str) -> None:
-        episode = self.open.pop(plan_id, None)
-        if episode is not None:
-            episode["ended_at"] = at
-            episode["ended_by"] = how
-            if how == "reviewed":
-                episode["reviewed_at"] = at
-
-    def apply(self, kind: str, data: dict[str, Any], at: datetime) -> None:
-        plan_id = str(data["plan_id"])
-        if kind == EventType.CARE_PLAN_AGREED:
-            self._end(plan_id, at, "replaced")
-            self.active.add(plan_id)
-            self._start(plan_id, data["review_due"], at)
-        elif plan_id not in self.active:
-            return  # never agreed, or closed: the care plans fold flags it
-        elif kind == EventType.CARE_PLAN_REVIEWED:
-            self._end(plan_id, at, "reviewed")
-            self._start(plan_id, data["next_review_due"], at)
-        elif kind == EventType.CARE_PLAN_CLOSED:
-            self._end(plan_id, at, "closed")
-            self.active.discard(plan_id)
-
-    def rows(self) -> tuple[ReviewEpisode, ...]:
-        return tuple(
-            ReviewEpisode(
-                self.patient_id,
-                seq,
-                e["plan_id"],
-                e["due"],
-                e["opened_at"],
-                e["reviewed_at"],
-                e["ended_at"],
-                e["ended_by"],
-            )
-            for seq, e in enumerate(self.done)
-        )
 
 
 def _rows(result: dict[str, tuple[Any, ...]]) -> Rows:
@@ -318,5 +246,10 @@ def _rows(result: dict[str, tuple[Any, ...]]) -> Rows:
 
 
 MODEL: ReadModel[dict[str, tuple[Any, ...]]] = ReadModel(
-    "evaluation", TABLES, frozenset(ON), IGNORES, lambda person, _folds: fold(person), _rows
+    "evaluation",
+    TABLES,
+    frozenset(ON) | FROM_CARE_PLANS,
+    IGNORES,
+    lambda person, folds: fold(person, folds.of(care_plans.MODEL)),
+    _rows,
 )

@@ -56,7 +56,7 @@ class Person:
     spells: list[timeline.Spell] = field(default_factory=list)
     referrals: list[referrals.Referral] = field(default_factory=list)
     plans: list[care_plans.CarePlan] = field(default_factory=list)
-    reviews: list[evaluation.ReviewEpisode] = field(default_factory=list)
+    reviews: list[care_plans.ReviewEpisode] = field(default_factory=list)
     contacts: list[evaluation.Contact] = field(default_factory=list)
     outcomes: list[evaluation.Outcome] = field(default_factory=list)
     _starts: list[datetime] = field(default_factory=list)
@@ -167,7 +167,7 @@ READS: tuple[tuple[str, str, str, Any], ...] = (
     ("spells", "admission_spells", "admitted_at", timeline.Spell),
     ("referrals", "referral_status", "made_at", referrals.Referral),
     ("plans", "care_plan_status", "agreed_at", care_plans.CarePlan),
-    ("reviews", evaluation.REVIEWS.name, "opened_at", evaluation.ReviewEpisode),
+    ("reviews", evaluation.REVIEWS.name, "opened_at", care_plans.ReviewEpisode),
     ("contacts", evaluation.CONTACTS.name, "occurred_at", evaluation.Contact),
     ("outcomes", evaluation.OUTCOMES.name, "occurred_at", evaluation.Outcome),
 )
