@@ -39,15 +39,17 @@ from typing import NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from domain.contract import EventType
 from domain.journey import RecordedEvent
+from domain.merges import chain_root
 from domain.settings import Settings
 
-RETRACTION = "EventRetracted"
-MERGE = "PatientsMerged"
+RETRACTION = EventType.EVENT_RETRACTED
+MERGE = EventType.PATIENTS_MERGED
 CANCELS: dict[str, str] = {
-    "AdmissionCancelled": "Admitted",
-    "TransferCancelled": "Transferred",
-    "DischargeCancelled": "Discharged",
+    EventType.ADMISSION_CANCELLED: EventType.ADMITTED,
+    EventType.TRANSFER_CANCELLED: EventType.TRANSFERRED,
+    EventType.DISCHARGE_CANCELLED: EventType.DISCHARGED,
 }
 CORRECTIONS = frozenset({RETRACTION, MERGE, *CANCELS})
 
@@ -256,11 +258,7 @@ def _survivors(
 
 
 def _root(patient: UUID, survivor_of: dict[UUID, UUID]) -> UUID:
-    seen = {patient}
-    while patient in survivor_of and survivor_of[patient] not in seen:
-        patient = survivor_of[patient]
-        seen.add(patient)
-    return patient
+    return chain_root(patient, survivor_of.get)
 
 
 def _streams(
