@@ -24,14 +24,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 from uuid import UUID
 
 from domain.contract import EventType
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows
-from projections.tables import TS, Index, table
+from projections.tables import JSONB, Index, table
 
 
 class CarePlan(NamedTuple):
@@ -46,7 +46,9 @@ class CarePlan(NamedTuple):
     last_reviewed_at: datetime | None
     reviews: int
     revisions: int
-    goals: tuple[dict[str, Any], ...]  # {goal_id, description, target_date?, status}
+    goals: Annotated[
+        tuple[dict[str, Any], ...], JSONB
+    ]  # {goal_id, description, target_date?, status}
     closed_at: datetime | None
     close_reason: str | None
     agreed_event_id: UUID
@@ -298,21 +300,6 @@ IGNORES = frozenset(
 CARE_PLANS = table(
     "care_plan_status",
     CarePlan,
-    {
-        "patient_id": "uuid NOT NULL",
-        "plan_id": "text NOT NULL",
-        "status": "text NOT NULL",
-        "agreed_at": f"{TS} NOT NULL",
-        "agreed_with": "text NOT NULL",
-        "review_due": "date NOT NULL",
-        "last_reviewed_at": TS,
-        "reviews": "integer NOT NULL",
-        "revisions": "integer NOT NULL",
-        "goals": "jsonb",
-        "closed_at": TS,
-        "close_reason": "text",
-        "agreed_event_id": "uuid NOT NULL",
-    },
     Index("key", "patient_id, plan_id", unique=True),
 )
 

@@ -37,7 +37,7 @@ from domain.contract import EventType
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows
-from projections.tables import TS, Index, table
+from projections.tables import Index, Position, table
 
 REGISTERED = EventType.PATIENT_REGISTERED
 ASSIGNED = EventType.COORDINATOR_ASSIGNED
@@ -82,7 +82,7 @@ class Coordination(NamedTuple):
     unnamed_since: datetime | None
     first_named_at: datetime | None
     handoffs: int
-    position: int
+    position: Position
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,44 +368,11 @@ IGNORES = frozenset(
 INTERVALS = table(
     "coordinator_intervals",
     Interval,
-    {
-        "patient_id": "uuid NOT NULL",
-        "seq": "integer NOT NULL",
-        "valid_from": f"{TS} NOT NULL",
-        "valid_to": TS,
-        "coordinator_id": "text NOT NULL",
-        "role": "text NOT NULL",
-        "organisation": "text NOT NULL",
-        "setting": "text NOT NULL",
-        "named": "boolean NOT NULL",
-        "opened_by": "uuid NOT NULL",
-        "opened_by_type": "text NOT NULL",
-        "closed_by": "uuid",
-        "closed_by_type": "text",
-    },
     Index("key", "patient_id, seq", unique=True),
 )
 STATUS = table(
     "coordination_status",
     Coordination,
-    {
-        "patient_id": "uuid NOT NULL",
-        "journey": "text NOT NULL",
-        "opened_at": TS,
-        "closed_at": TS,
-        "practice": "text",
-        "gp_id": "text",
-        "coordinator_id": "text",
-        "role": "text",
-        "organisation": "text",
-        "setting": "text",
-        "named": "boolean NOT NULL",
-        "since": TS,
-        "unnamed_since": TS,
-        "first_named_at": TS,
-        "handoffs": "integer NOT NULL",
-        "position": "bigint NOT NULL",
-    },
     Index("key", "patient_id", unique=True),
     Index("caseload", "coordinator_id", where="named AND journey = 'open'"),
     Index("unassigned", "unnamed_since", where="journey = 'open' AND NOT named"),

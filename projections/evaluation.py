@@ -35,7 +35,7 @@ from projections import care_plans
 from projections.care_plans import CarePlanFold, ReviewEpisode
 from projections.fold import PersonEvents
 from projections.readmodel import ReadModel, Rows
-from projections.tables import TS, Index, Table, table
+from projections.tables import Index, Position, Table, table
 
 # Every event the HL7 v2 ADT adapter makes carries a source.system with this prefix
 # (consumers/adt_codes.py ADT_SYSTEM_PREFIX; docs/adt.md). Projections may not import
@@ -75,62 +75,30 @@ class Identification(NamedTuple):
 
     patient_id: UUID
     identified_at: datetime | None  # the first standing CaseIdentified
-    position: int
+    position: Position
 
 
 CONTACTS = table(
     "evaluation_contacts",
     Contact,
-    {
-        "patient_id": "uuid NOT NULL",
-        "seq": "integer NOT NULL",
-        "occurred_at": f"{TS} NOT NULL",
-        "setting": "text NOT NULL",
-        "mode": "text NOT NULL",
-        "with_id": "text NOT NULL",
-        "with_role": "text NOT NULL",
-        "with_organisation": "text NOT NULL",
-        "source_organisation": "text NOT NULL",
-        "from_adt": "boolean NOT NULL",
-        "event_id": "uuid NOT NULL",
-    },
     Index("key", "patient_id, seq", unique=True),
     Index("occurred", "occurred_at"),
 )
 OUTCOMES = table(
     "evaluation_outcomes",
     Outcome,
-    {
-        "patient_id": "uuid NOT NULL",
-        "seq": "integer NOT NULL",
-        "instrument": "text NOT NULL",
-        "score": "double precision NOT NULL",
-        "occurred_at": f"{TS} NOT NULL",
-        "event_id": "uuid NOT NULL",
-    },
     Index("key", "patient_id, seq", unique=True),
     Index("occurred", "occurred_at"),
 )
 REVIEWS = table(
     "evaluation_plan_reviews",
     ReviewEpisode,
-    {
-        "patient_id": "uuid NOT NULL",
-        "seq": "integer NOT NULL",
-        "plan_id": "text NOT NULL",
-        "due": "date NOT NULL",
-        "opened_at": f"{TS} NOT NULL",
-        "reviewed_at": TS,
-        "ended_at": TS,
-        "ended_by": "text",
-    },
     Index("key", "patient_id, seq", unique=True),
     Index("due", "due"),
 )
 PEOPLE = table(
     "evaluation_people",
     Identification,
-    {"patient_id": "uuid NOT NULL", "identified_at": TS, "position": "bigint NOT NULL"},
     Index("key", "patient_id", unique=True),
 )
 TABLES: tuple[Table, ...] = (CONTACTS, OUTCOMES, REVIEWS, PEOPLE)

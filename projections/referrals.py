@@ -25,7 +25,7 @@ from domain.contract import EventType
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows
-from projections.tables import TS, Index, table
+from projections.tables import Index, table
 
 
 class Referral(NamedTuple):
@@ -192,23 +192,6 @@ IGNORES = frozenset(
 REFERRALS = table(
     "referral_status",
     Referral,
-    {
-        "patient_id": "uuid NOT NULL",
-        "referral_id": "text NOT NULL",
-        "made_at": f"{TS} NOT NULL",
-        "to_organisation": "text NOT NULL",
-        "service": "text NOT NULL",
-        "setting": "text NOT NULL",
-        "priority": "text NOT NULL",
-        "reason": "text",
-        "status": "text NOT NULL",
-        "accepted_at": TS,
-        "declined_at": TS,
-        "decline_reason": "text",
-        "first_contact_at": TS,
-        "wait_days": "integer",
-        "made_event_id": "uuid NOT NULL",
-    },
     Index("key", "patient_id, referral_id", unique=True),
 )
 

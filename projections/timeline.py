@@ -22,14 +22,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 from uuid import UUID
 
 from domain.contract import EventType
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows
-from projections.tables import TS, Index, table
+from projections.tables import JSONB, Index, Position, table
 
 
 class TimelineEntry(NamedTuple):
@@ -37,7 +37,7 @@ class TimelineEntry(NamedTuple):
 
     patient_id: UUID
     seq: int
-    position: int
+    position: Position
     event_id: UUID
     stream_patient_id: UUID
     type: str
@@ -66,7 +66,7 @@ class Spell(NamedTuple):
     discharged_at: datetime | None
     destination: str | None
     length_of_stay_days: int | None
-    transfers: tuple[dict[str, Any], ...]
+    transfers: Annotated[tuple[dict[str, Any], ...], JSONB]
     admitted_event_id: UUID
     discharged_event_id: UUID | None
     status: str  # "open" or "closed"
@@ -371,45 +371,11 @@ _SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
 TIMELINE = table(
     "journey_timeline",
     TimelineEntry,
-    {
-        "patient_id": "uuid NOT NULL",
-        "seq": "integer NOT NULL",
-        "position": "bigint NOT NULL",
-        "event_id": "uuid NOT NULL",
-        "stream_patient_id": "uuid NOT NULL",
-        "type": "text NOT NULL",
-        "kind": "text NOT NULL",
-        "setting": "text NOT NULL",
-        "summary": "text NOT NULL",
-        "source_organisation": "text NOT NULL",
-        "source_system": "text NOT NULL",
-        "occurred_at": f"{TS} NOT NULL",
-        "recorded_at": f"{TS} NOT NULL",
-        "status": "text NOT NULL",
-        "voided_by": "uuid",
-    },
     Index("key", "patient_id, seq", unique=True),
 )
 SPELLS = table(
     "admission_spells",
     Spell,
-    {
-        "patient_id": "uuid NOT NULL",
-        "seq": "integer NOT NULL",
-        "encounter_id": "text NOT NULL",
-        "hospital": "text NOT NULL",
-        "ward": "text",
-        "location": "text",
-        "method": "text NOT NULL",
-        "admitted_at": f"{TS} NOT NULL",
-        "discharged_at": TS,
-        "destination": "text",
-        "length_of_stay_days": "integer",
-        "transfers": "jsonb",
-        "admitted_event_id": "uuid NOT NULL",
-        "discharged_event_id": "uuid",
-        "status": "text NOT NULL",
-    },
     Index("key", "patient_id, seq", unique=True),
 )
 
