@@ -30,7 +30,7 @@ from uuid import UUID
 from domain.contract import EventType
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
-from projections.readmodel import ReadModel, Rows
+from projections.readmodel import ReadModel, Rows, named
 from projections.tables import JSONB, Index, table
 
 
@@ -266,35 +266,15 @@ ON: dict[str, _Handler] = {
     EventType.CARE_PLAN_REVIEWED: _reviewed,
     EventType.CARE_PLAN_CLOSED: _closed,
 }
-IGNORES = frozenset(
-    {
-        EventType.PATIENT_REGISTERED,
-        EventType.CASE_IDENTIFIED,
-        EventType.REFERRAL_MADE,
-        EventType.REFERRAL_ACCEPTED,
-        EventType.REFERRAL_DECLINED,
-        EventType.FIRST_CONTACT_MADE,
-        EventType.COORDINATOR_ASSIGNED,
-        EventType.COORDINATOR_HANDED_OFF,
-        EventType.COORDINATOR_RELEASED,
-        EventType.ADMITTED,
-        EventType.TRANSFERRED,
-        EventType.DISCHARGED,
-        EventType.ADMISSION_CANCELLED,
-        EventType.TRANSFER_CANCELLED,
-        EventType.DISCHARGE_CANCELLED,
-        EventType.CONTACT_RECORDED,
-        EventType.CARE_TEAM_MEMBER_JOINED,
-        EventType.CARE_TEAM_MEMBER_LEFT,
-        EventType.CARER_RECORDED,
-        EventType.OUTCOME_RECORDED,
-        EventType.JOURNEY_CLOSED,
-        EventType.EVENT_RETRACTED,
-        EventType.PATIENTS_MERGED,
-        EventType.DISCHARGE_READY,
-        EventType.PERSON_INFORMED,
-        EventType.ALERT_ACKNOWLEDGED,
-    }
+IGNORES = named(
+    """
+    PatientRegistered CaseIdentified ReferralMade ReferralAccepted ReferralDeclined
+    FirstContactMade CoordinatorAssigned CoordinatorHandedOff CoordinatorReleased Admitted
+    Transferred Discharged AdmissionCancelled TransferCancelled DischargeCancelled
+    ContactRecorded CareTeamMemberJoined CareTeamMemberLeft CarerRecorded OutcomeRecorded
+    JourneyClosed EventRetracted PatientsMerged DischargeReady PersonInformed
+    AlertAcknowledged
+    """
 )
 
 CARE_PLANS = table(

@@ -34,7 +34,7 @@ from domain.journey import RecordedEvent
 from projections import care_plans
 from projections.care_plans import CarePlanFold, ReviewEpisode
 from projections.fold import PersonEvents
-from projections.readmodel import ReadModel, Rows
+from projections.readmodel import ReadModel, Rows, named
 from projections.tables import Index, Position, Table, table
 
 # Every event the HL7 v2 ADT adapter makes carries a source.system with this prefix
@@ -161,33 +161,15 @@ ON: dict[str, Callable[[_Facts, RecordedEvent], None]] = {
 FROM_CARE_PLANS = frozenset(
     {EventType.CARE_PLAN_AGREED, EventType.CARE_PLAN_REVIEWED, EventType.CARE_PLAN_CLOSED}
 )
-IGNORES = frozenset(
-    {
-        EventType.PATIENT_REGISTERED,
-        EventType.REFERRAL_MADE,
-        EventType.REFERRAL_ACCEPTED,
-        EventType.REFERRAL_DECLINED,
-        EventType.FIRST_CONTACT_MADE,
-        EventType.COORDINATOR_ASSIGNED,
-        EventType.COORDINATOR_HANDED_OFF,
-        EventType.COORDINATOR_RELEASED,
-        EventType.ADMITTED,
-        EventType.TRANSFERRED,
-        EventType.DISCHARGED,
-        EventType.ADMISSION_CANCELLED,
-        EventType.TRANSFER_CANCELLED,
-        EventType.DISCHARGE_CANCELLED,
-        EventType.CARE_PLAN_REVISED,  # goals change, review episodes do not
-        EventType.CARE_TEAM_MEMBER_JOINED,
-        EventType.CARE_TEAM_MEMBER_LEFT,
-        EventType.CARER_RECORDED,
-        EventType.JOURNEY_CLOSED,
-        EventType.EVENT_RETRACTED,
-        EventType.PATIENTS_MERGED,
-        EventType.DISCHARGE_READY,
-        EventType.PERSON_INFORMED,
-        EventType.ALERT_ACKNOWLEDGED,
-    }
+# CarePlanRevised: goals change, review episodes do not
+IGNORES = named(
+    """
+    PatientRegistered ReferralMade ReferralAccepted ReferralDeclined FirstContactMade
+    CoordinatorAssigned CoordinatorHandedOff CoordinatorReleased Admitted Transferred
+    Discharged AdmissionCancelled TransferCancelled DischargeCancelled CarePlanRevised
+    CareTeamMemberJoined CareTeamMemberLeft CarerRecorded JourneyClosed EventRetracted
+    PatientsMerged DischargeReady PersonInformed AlertAcknowledged
+    """
 )
 
 
