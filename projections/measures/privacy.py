@@ -6,7 +6,7 @@
 pseudonym in every report under the same key), never derived from the NHS number (which
 the measures never read). The internal ``patient_id`` is the survivor's after a merge;
 after an erasure the person's rows stay under their old ``patient_id``, so their
-pseudonym stays, unlinkable to anyone (DESIGN.md §11 "Erasure"). Because pseudonyms are
+pseudonym stays, unlinkable to anyone (``carejourney erase``). Because pseudonyms are
 stable per key, two reports under one key can be joined person by person; a release
 that must not be linkable to any other is made with a per-report salt (``--salt`` /
 ``salt=``): ``HMAC(key, salt + 0x1F + patient_id)``, a different pseudonym for everyone.
