@@ -106,3 +106,19 @@ def test_an_erased_person_is_on_no_caseload_or_list(
     ledger.erase(NHS_A)
     after = client.get("/v1/coordinators/N100/caseload", headers=auth("admin")).json()
     assert [p["nhs_number"] for p in after["people"]] == [NHS_B]
+
+
+def test_the_dashboard_shows_a_report_as_known_at_a_time(measured: Measured, client: TestClient):
+    from tests.fixtures_api import KEYS
+
+    measured.record(delivery_order(list(generate_people(people=30, seed=4)), 4))
+    signed = client.post(
+        "/pages/sign-in", data={"api_key": KEYS["evaluator"]}, follow_redirects=False
+    )
+    assert signed.status_code == 303
+    known = datetime.now(UTC).isoformat()
+    page = client.get("/pages/measures", params={**PERIOD, "known_at": known})
+    assert page.status_code == 200, page.text
+    assert f"as known at {known}" in page.text
+    assert "left out under the National Data Opt-out" in page.text
+    assert client.get("/pages/measures", params={"known_at": "yesterday"}).status_code == 422
