@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Final, Self
+from typing import Annotated, Any, Final, Self, TypeVar
 from uuid import UUID
 
 import pydantic_core
@@ -95,6 +95,16 @@ class EventType(StrEnum):
     DISCHARGE_READY = "DischargeReady"
     PERSON_INFORMED = "PersonInformed"
     ALERT_ACKNOWLEDGED = "AlertAcknowledged"
+
+
+T = TypeVar("T")
+
+
+def by_type(table: Mapping[EventType, T]) -> dict[str, T]:
+    """A dispatch table keyed by the types' plain names. Stored events carry ``type`` as
+    a plain ``str``, and a dict of exact ``str`` keys (unlike one of enum members) takes
+    the interpreter's fast lookup: half the cost, on every event of every fold."""
+    return {kind.value: value for kind, value in table.items()}
 
 
 class Setting(StrEnum):

@@ -57,7 +57,7 @@ from psycopg.rows import DictRow
 
 from domain.contract import EventType
 
-MERGE_TYPE = EventType.PATIENTS_MERGED
+MERGE_TYPE: str = EventType.PATIENTS_MERGED.value
 MERGE_LOCK = 0x0CA3E_4E26  # pg_advisory_lock key: "merge decisions are being made"
 
 STANDING_UP = """

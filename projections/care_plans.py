@@ -27,7 +27,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, NamedTuple
 from uuid import UUID
 
-from domain.contract import EventType
+from domain.contract import EventType, by_type
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows, named
@@ -125,9 +125,8 @@ def fold(person: PersonEvents) -> CarePlanFold:
     """The person's care plans in order of agreement, and findings (module docstring)."""
     state = _State()
     for event in person.effective:
-        handler = ON.get(event.type)
-        if handler is not None:
-            handler(state, event)
+        if event.type in ON:  # most events are not this model's: the cheapest test first
+            ON[event.type](state, event)
     pid = person.patient_id
     rows = tuple(
         CarePlan(
@@ -260,12 +259,14 @@ def review_overdue(plan: CarePlan, today: date) -> bool:
 
 
 # The dispatch table; every other fact says nothing about care plans.
-ON: dict[str, _Handler] = {
-    EventType.CARE_PLAN_AGREED: _agree,
-    EventType.CARE_PLAN_REVISED: _revised,
-    EventType.CARE_PLAN_REVIEWED: _reviewed,
-    EventType.CARE_PLAN_CLOSED: _closed,
-}
+ON: dict[str, _Handler] = by_type(
+    {
+        EventType.CARE_PLAN_AGREED: _agree,
+        EventType.CARE_PLAN_REVISED: _revised,
+        EventType.CARE_PLAN_REVIEWED: _reviewed,
+        EventType.CARE_PLAN_CLOSED: _closed,
+    }
+)
 IGNORES = named(
     """
     PatientRegistered CaseIdentified ReferralMade ReferralAccepted ReferralDeclined

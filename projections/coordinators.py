@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from domain.contract import EventType
+from domain.contract import EventType, by_type
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows, named
@@ -106,7 +106,10 @@ def fold(person: PersonEvents) -> CoordinatorFold:
     """The person's coordinator intervals, status row and findings (module docstring)."""
     state = _State(person.patient_id)
     for event in person.effective:
-        state.apply(event)
+        if event.type in ON:
+            ON[event.type](state, event)
+        elif not state.open:  # one of FACTS: inline, as most events are
+            state.outside(event)
     intervals = list(state.intervals)
     if state.current is not None:
         since, who, named, opener = state.current
@@ -215,20 +218,18 @@ class _State:
 
     # -- the facts ----------------------------------------------------------------------
 
-    def apply(self, event: RecordedEvent) -> None:
-        handler = ON.get(event.type)
-        if handler is not None:
-            handler(self, event)
+    def outside(self, event: RecordedEvent) -> None:
+        """A fact (not a registration or closure) while no journey is open: flagged."""
+        self._flag(
+            "outside_journey",
+            event,
+            f"{event.type} occurred while no journey was open "
+            f"({'after it closed' if self.ever_opened else 'before registration'})",
+        )
 
     def _fact(self, event: RecordedEvent) -> None:
-        """Any fact but a registration or closure: flagged outside an open journey."""
         if not self.open:
-            self._flag(
-                "outside_journey",
-                event,
-                f"{event.type} occurred while no journey was open "
-                f"({'after it closed' if self.ever_opened else 'before registration'})",
-            )
+            self.outside(event)
 
     def _assigned(self, event: RecordedEvent) -> None:
         self._fact(event)
@@ -328,25 +329,25 @@ _Handler = Callable[[_State, RecordedEvent], None]
 
 # The dispatch table: what each standing fact does to the state. Every other fact only
 # has to occur inside an open journey; corrections never reach a fold (fold.prepare).
-ON: dict[str, _Handler] = {
-    REGISTERED: _State._register,
-    CLOSED: _State._close_journey,
-    ASSIGNED: _State._assigned,
-    HANDED_OFF: _State._handed_off,
-    RELEASED: _State._released,
-    # Every other fact: only checked to occur inside an open journey.
-    **dict.fromkeys(
-        named(
-            """
-            CaseIdentified ReferralMade ReferralAccepted ReferralDeclined FirstContactMade
-            Admitted Transferred Discharged ContactRecorded CarePlanAgreed CarePlanRevised
-            CarePlanReviewed CarePlanClosed CareTeamMemberJoined CareTeamMemberLeft
-            CarerRecorded OutcomeRecorded DischargeReady PersonInformed AlertAcknowledged
-            """
-        ),
-        _State._fact,
-    ),
-}
+ON: dict[str, _Handler] = by_type(
+    {
+        REGISTERED: _State._register,
+        CLOSED: _State._close_journey,
+        ASSIGNED: _State._assigned,
+        HANDED_OFF: _State._handed_off,
+        RELEASED: _State._released,
+    }
+)
+# Every other fact is only checked to occur inside an open journey (``fold`` does it
+# inline for any type not in ``ON``).
+FACTS = named(
+    """
+    CaseIdentified ReferralMade ReferralAccepted ReferralDeclined FirstContactMade Admitted
+    Transferred Discharged ContactRecorded CarePlanAgreed CarePlanRevised CarePlanReviewed
+    CarePlanClosed CareTeamMemberJoined CareTeamMemberLeft CarerRecorded OutcomeRecorded
+    DischargeReady PersonInformed AlertAcknowledged
+    """
+)
 IGNORES = named(
     """
     EventRetracted PatientsMerged AdmissionCancelled TransferCancelled DischargeCancelled
@@ -374,7 +375,7 @@ def _rows(result: CoordinatorFold) -> Rows:
 MODEL: ReadModel[CoordinatorFold] = ReadModel(
     "coordinators",
     (INTERVALS, STATUS),
-    frozenset(ON),
+    frozenset(ON) | FACTS,
     IGNORES,
     lambda person, _folds: fold(person),
     _rows,

@@ -39,18 +39,21 @@ from typing import NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from domain.contract import EventType
+from domain.contract import EventType, by_type
 from domain.journey import RecordedEvent
 from domain.merges import chain_root
 from domain.settings import Settings
 
-RETRACTION = EventType.EVENT_RETRACTED
-MERGE = EventType.PATIENTS_MERGED
-CANCELS: dict[str, str] = {
-    EventType.ADMISSION_CANCELLED: EventType.ADMITTED,
-    EventType.TRANSFER_CANCELLED: EventType.TRANSFERRED,
-    EventType.DISCHARGE_CANCELLED: EventType.DISCHARGED,
-}
+# Plain names (not enum members): every event is compared with these (``by_type``).
+RETRACTION: str = EventType.EVENT_RETRACTED.value
+MERGE: str = EventType.PATIENTS_MERGED.value
+CANCELS: dict[str, str] = by_type(
+    {
+        EventType.ADMISSION_CANCELLED: EventType.ADMITTED.value,
+        EventType.TRANSFER_CANCELLED: EventType.TRANSFERRED.value,
+        EventType.DISCHARGE_CANCELLED: EventType.DISCHARGED.value,
+    }
+)
 CORRECTIONS = frozenset({RETRACTION, MERGE, *CANCELS})
 
 STANDING = "recorded"

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from domain.contract import EventType
+from domain.contract import EventType, by_type
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows, named
@@ -55,11 +55,13 @@ class ReferralFold:
 
 
 # The event that moves a referral on -> the column it sets (the first one counts).
-STEPS: dict[str, str] = {
-    EventType.REFERRAL_ACCEPTED: "accepted_at",
-    EventType.REFERRAL_DECLINED: "declined_at",
-    EventType.FIRST_CONTACT_MADE: "first_contact_at",
-}
+STEPS: dict[str, str] = by_type(
+    {
+        EventType.REFERRAL_ACCEPTED: "accepted_at",
+        EventType.REFERRAL_DECLINED: "declined_at",
+        EventType.FIRST_CONTACT_MADE: "first_contact_at",
+    }
+)
 
 _Found = dict[str, dict[str, Any]]
 _Handler = Callable[[_Found, RecordedEvent, list[Finding]], None]
@@ -92,15 +94,12 @@ def _step(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
     column = STEPS[event.type]
     if referral[column] is None:
         referral[column] = event.occurred_at
-        if event.type == EventType.REFERRAL_DECLINED:
+        if event.type == EventType.REFERRAL_DECLINED.value:
             referral["decline_reason"] = event.data.get("reason")
 
 
 # The dispatch table; every other fact says nothing about referrals.
-ON: dict[str, _Handler] = {
-    EventType.REFERRAL_MADE: _made,
-    **{kind: _step for kind in STEPS},
-}
+ON: dict[str, _Handler] = {EventType.REFERRAL_MADE.value: _made, **dict.fromkeys(STEPS, _step)}
 
 
 def fold(person: PersonEvents) -> ReferralFold:
@@ -109,9 +108,8 @@ def fold(person: PersonEvents) -> ReferralFold:
     found: _Found = {}
     findings: list[Finding] = []
     for event in person.effective:
-        handler = ON.get(event.type)
-        if handler is not None:
-            handler(found, event, findings)
+        if event.type in ON:  # most events are not this model's: the cheapest test first
+            ON[event.type](found, event, findings)
     rows = []
     for referral_id, r in found.items():
         made = r["event"]
