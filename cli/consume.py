@@ -177,20 +177,6 @@ def _print_stats(feed: Feed, as_json: bool) -> None:
         out.print_json(json.dumps([r.as_dict() for r in rows]))
         return
     table = Table(title=f"consumer {feed.name}: {', '.join(feed.topics)}")
-    columns = (
-        "topic",
-        "partition",
-        "last offset",
-        "consumed",
-        "recorded",
-        "duplicates",
-        "conflicts",
-        "rejected",
-        "noted",
-        "DLQ unsent",
-    )
-    for column in columns:
-        table.add_column(column, justify="left" if column == "topic" else "right")
     counted = (
         "consumed",
         "recorded",
@@ -200,6 +186,9 @@ def _print_stats(feed: Feed, as_json: bool) -> None:
         "noted",
         "dead_letters_pending",
     )
+    columns = ("topic", "partition", "last offset", *counted[:-1], "DLQ unsent")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "topic" else "right")
     for r in rows:
         table.add_row(
             r.topic, str(r.partition), str(r.last_offset), *(str(getattr(r, a)) for a in counted)
