@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     referral_wait_threshold_days: int = Field(
         default=28, ge=0, description="Referral waits: the '% within threshold' threshold."
     )
+    alert_unassigned_days: int = Field(
+        default=14,
+        ge=0,
+        description="Alerts: a person without a named coordinator for longer than this "
+        "opens an alert in the practice's team queue (projections).",
+    )
     session_minutes: int = Field(
         default=30,
         ge=1,

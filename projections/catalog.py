@@ -1,6 +1,6 @@
 """The read models: their names, their tables, and one person's rows for each.
 
-Six projections, each tracked by its own position in ``projection_positions``:
+Seven projections, each tracked by its own position in ``projection_positions``:
 
 ===============  ==========================================  =============================
 projection       tables                                      fold
@@ -14,6 +14,7 @@ projection       tables                                      fold
 ``evaluation``   ``evaluation_contacts``,                    ``projections/evaluation``
                  ``_outcomes``, ``_plan_reviews``,           (the measures' facts)
                  ``_people``
+``alerts``       ``alerts``                                  ``projections/alerts``
 ===============  ==========================================  =============================
 
 ``person_rows`` runs each needed fold once per person (the quality fold reuses the other
@@ -25,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from projections import care_plans, coordinators, evaluation, quality, referrals, timeline
+from projections import alerts, care_plans, coordinators, evaluation, quality, referrals, timeline
 from projections.fold import PersonEvents
 from projections.tables import Index, Table, table
 
@@ -179,6 +180,35 @@ FINDINGS = table(
     Index("key", "patient_id, seq", unique=True),
     Index("kind", "kind"),
 )
+ALERTS = table(
+    "alerts",
+    alerts.Alert,
+    {
+        "patient_id": "uuid NOT NULL",
+        "alert_id": "uuid NOT NULL",
+        "kind": "text NOT NULL",
+        "coordinator_id": "text",
+        "organisation": "text NOT NULL",
+        "team_queue": "boolean NOT NULL",
+        "opened_at": f"{TS} NOT NULL",
+        "opened_recorded_at": f"{TS} NOT NULL",
+        "opened_position": "bigint NOT NULL",
+        "due": TS,
+        "positions": "jsonb NOT NULL",
+        "detail": "text NOT NULL",
+        "status": "text NOT NULL",
+        "closed_at": TS,
+        "closed_recorded_at": TS,
+        "closed_position": "bigint",
+        "close_reason": "text",
+        "acknowledged_at": TS,
+        "acknowledged_by": "text",
+    },
+    Index("key", "alert_id", unique=True),
+    Index("person", "patient_id"),
+    Index("coordinator", "coordinator_id, status, opened_at", where="NOT team_queue"),
+    Index("queue", "organisation, status, opened_at", where="team_queue"),
+)
 
 PROJECTIONS: dict[str, tuple[Table, ...]] = {
     "coordinators": (INTERVALS, STATUS),
@@ -187,6 +217,7 @@ PROJECTIONS: dict[str, tuple[Table, ...]] = {
     "referrals": (REFERRALS,),
     "quality": (FINDINGS,),
     "evaluation": evaluation.TABLES,  # the measures' own facts (projections/evaluation.py)
+    "alerts": (ALERTS,),  # what coordinators must hear about (projections/alerts.py)
 }
 NAMES: tuple[str, ...] = tuple(PROJECTIONS)
 
@@ -199,7 +230,8 @@ def person_rows(person: PersonEvents, names: Collection[str]) -> dict[str, tuple
     """Table name -> the person's rows, for the projections named (each fold run once)."""
     out: dict[str, tuple[Any, ...]] = {}
     need_all = "quality" in names
-    coord = coordinators.fold(person) if need_all or "coordinators" in names else None
+    need_coord = need_all or "coordinators" in names or "alerts" in names
+    coord = coordinators.fold(person) if need_coord else None
     line = timeline.fold(person) if need_all or "timeline" in names else None
     plans = care_plans.fold(person) if need_all or "care_plans" in names else None
     refs = referrals.fold(person) if need_all or "referrals" in names else None
@@ -215,6 +247,8 @@ def person_rows(person: PersonEvents, names: Collection[str]) -> dict[str, tuple
         out[REFERRALS.name] = refs.referrals
     if "evaluation" in names:
         out.update(evaluation.fold(person))
+    if coord is not None and "alerts" in names:
+        out[ALERTS.name] = alerts.fold(person, coord)
     if need_all:
         assert coord and line and plans and refs
         out[FINDINGS.name] = quality.collect(
