@@ -15,23 +15,25 @@ the registered practice, and the alert is in the practice's *team queue*
 coordinator the fact names (``handoff``, ``inform_person``), or to the team queue
 (``released``, ``unassigned``). No open journey at that moment: nobody to tell, no alert.
 
-Retracted or cancelled causes: an alert whose cause is voided (``EventRetracted``, or an
-HL7 cancel) still appears when it could have been seen before the correction was
-recorded (``opened_at`` at or before the correction's ``recorded_at``), closed by the
-correction (``retracted`` / ``cancelled``); otherwise it never existed.
+Retracted or cancelled causes: the alerts of a voided cause (``EventRetracted``, or an
+HL7 cancel) are worked out as if that one fact stood, and each still appears when it
+could have been seen before the correction was recorded (``opened_at`` at or before the
+correction's ``recorded_at``), closed by the correction (``retracted`` / ``cancelled``)
+unless a fact recorded earlier had already resolved it; otherwise it never existed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import NamedTuple
 from uuid import UUID, uuid5
 
 from domain.journey import RecordedEvent
+from projections import coordinators
 from projections.coordinators import CoordinatorFold, Interval
-from projections.fold import CANCELLED, RETRACTED, PersonEvents
+from projections.fold import CANCELLED, RETRACTED, STANDING, PersonEvents, order_key
 
 NAMESPACE = UUID("5d6f1e1c-3f0b-4c1e-9a57-0c1f2a3b4c5d")  # alert ids: uuid5 of the cause
 
@@ -145,48 +147,82 @@ def fold(
         timedelta(days=person.config.referral_wait_days),
         timedelta(days=person.config.unassigned_days),
     )
-    effective = person.effective
-    voided = {
-        e.event.event_id: e.voided_by
-        for e in person.entries
-        if e.status in (RETRACTED, CANCELLED) and e.voided_by is not None
-    }
-    causes = [e.event for e in person.entries if e.status in ("recorded", RETRACTED, CANCELLED)]
-    drafts: list[_Draft] = []
-    drafts += _hospital(causes, effective)
-    drafts += _referrals(causes, effective, limits.referral_wait)
-    drafts += _reviews(causes, effective, person)
-    drafts += _coordination(causes, effective, coord, limits.unassigned)
-    drafts += _deaths(causes)
-    drafts += _late(person)
-    closing = [e for e in effective if e.type == "JourneyClosed"]
-    acks = _acknowledgements(effective)
     holders = _Holders(coord.intervals)
+    standing = [e.event for e in person.entries if e.status == STANDING]
+    drafts = [
+        (d, holders, person.effective)
+        for d in _drafts(standing, person.effective, coord, holders, person, limits)
+    ]
+    drafts += [(d, holders, person.effective) for d in _late(person)]
+    drafts += [(d, holders, person.effective) for d in _unassigned_drafts(person, coord, limits)]
+    voided: dict[UUID, RecordedEvent] = {}
+    for entry in person.entries:
+        if entry.status in (RETRACTED, CANCELLED) and entry.voided_by is not None:
+            # Its alerts are those it would have caused had it stood (module docstring).
+            voided[entry.event.event_id] = entry.voided_by
+            world = tuple(sorted((*person.effective, entry.event), key=order_key))
+            again = coordinators.fold(replace(person, effective=world))
+            seen = _Holders(again.intervals)
+            found = _drafts([entry.event], world, again, seen, person, limits)
+            drafts += [(d, seen, world) for d in found]
     out: list[Alert] = []
-    for draft in drafts:
-        voider = voided.get(draft.cause.event_id)
-        if voider is not None and not _correct(draft, voider):
-            continue
-        if draft.kind != DEATH:
-            for closed in closing:
-                if closed.occurred_at >= draft.opened_at:
-                    if draft.closed_at is None or closed.occurred_at < draft.closed_at:
-                        draft.closer, draft.close_reason = closed, "journey_closed"
-                    break
+    for draft, world_holders, world in drafts:
+        _close_with_journey(draft, world)
         ident = alert_id(draft.kind, draft.cause.event_id, draft.variant)
-        ack = acks.get(ident)
+        ack = _acknowledgement(world, ident)
         if (
             draft.kind in ACKNOWLEDGE_CLOSES
             and ack is not None
             and (draft.closed_at is None or max(ack.occurred_at, draft.opened_at) < draft.closed_at)
         ):
             draft.closer, draft.close_reason = ack, "acknowledged"
+        voider = voided.get(draft.cause.event_id)
+        if voider is not None and not _correct(draft, voider):
+            continue
+        if not world_holders.journey_open(draft.opened_at, at_close=draft.kind == DEATH):
+            continue  # nobody to tell
         holder = draft.holder or holders.at(draft.opened_at, draft.closed_at)
         if holder is None:
             continue
         out.append(_row(person.patient_id, ident, draft, holder, ack))
     out.sort(key=lambda a: (a.opened_at, a.opened_position, a.kind, a.alert_id))
     return tuple(out)
+
+
+def _drafts(
+    causes: list[RecordedEvent],
+    effective: tuple[RecordedEvent, ...],
+    coord: CoordinatorFold,
+    holders: _Holders,
+    person: PersonEvents,
+    limits: Thresholds,
+) -> list[_Draft]:
+    """The alerts the ``causes`` open, resolved against ``effective``."""
+    drafts = _hospital(causes, effective, holders)
+    drafts += _referrals(causes, effective, limits.referral_wait)
+    drafts += _reviews(causes, effective, person)
+    drafts += _coordination(causes, effective, coord)
+    drafts += _deaths(causes, holders)
+    return drafts
+
+
+def _close_with_journey(draft: _Draft, effective: tuple[RecordedEvent, ...]) -> None:
+    """Closing the journey closes every alert but a death's."""
+    if draft.kind == DEATH:
+        return
+    for closed in effective:
+        if closed.type == "JourneyClosed" and closed.occurred_at >= draft.opened_at:
+            if draft.closed_at is None or closed.occurred_at < draft.closed_at:
+                draft.closer, draft.close_reason = closed, "journey_closed"
+            return
+
+
+def _acknowledgement(effective: tuple[RecordedEvent, ...], ident: UUID) -> RecordedEvent | None:
+    text = str(ident)
+    for event in effective:
+        if event.type == "AlertAcknowledged" and str(event.data.get("alert_id")) == text:
+            return event
+    return None
 
 
 def _correct(draft: _Draft, voider: RecordedEvent) -> bool:
@@ -240,8 +276,19 @@ class _Holders:
     """The coordinators fold's answers over time, asked "who held [opened, closed)"."""
 
     def __init__(self, intervals: Iterable[Interval]) -> None:
+        every = list(intervals)
+        self.every = every
         # Zero-length intervals answer no question (coordinators.py).
-        self.intervals = [i for i in intervals if i.valid_to is None or i.valid_to > i.valid_from]
+        self.intervals = [i for i in every if i.valid_to is None or i.valid_to > i.valid_from]
+
+    def journey_open(self, moment: datetime, *, at_close: bool = False) -> bool:
+        """Intervals exist only inside an open journey; ``at_close`` counts its closing
+        instant too (a death closes the journey as it is reported)."""
+        return any(
+            i.valid_from <= moment
+            and (i.valid_to is None or i.valid_to > moment or (at_close and i.valid_to == moment))
+            for i in self.every
+        )
 
     def at(self, opened: datetime, closed: datetime | None) -> tuple[str | None, str] | None:
         """The latest holder while the alert was open; when it closed as it opened (or
@@ -285,8 +332,13 @@ def _encounter(event: RecordedEvent) -> str:
     return str(event.data.get("encounter_id"))
 
 
-def _hospital(causes: list[RecordedEvent], effective: tuple[RecordedEvent, ...]) -> list[_Draft]:
+def _hospital(
+    causes: list[RecordedEvent],
+    effective: tuple[RecordedEvent, ...],
+    holders: _Holders,
+) -> list[_Draft]:
     drafts: list[_Draft] = []
+    closings = [e for e in effective if e.type == "JourneyClosed"]
     ready: dict[str, _Draft] = {}
     for cause in causes:
         t = cause.occurred_at
@@ -328,7 +380,7 @@ def _hospital(causes: list[RecordedEvent], effective: tuple[RecordedEvent, ...])
             reason = cause.data.get("delay_reason")
             waiting = f"; waiting for {_words(reason)}" if reason else ""
             existing = ready.get(enc)
-            if existing is not None and existing.closer is None:
+            if existing is not None and _still_open(existing, t, closings):
                 # A later decision updates the reason of the same alert.
                 existing.causes.append(cause)
                 existing.detail = f"Ready for discharge{waiting}"
@@ -340,9 +392,18 @@ def _hospital(causes: list[RecordedEvent], effective: tuple[RecordedEvent, ...])
             )
             if closer is not None:
                 draft.close(closer, "discharged")
-            ready[enc] = draft
+            if holders.journey_open(t):
+                ready[enc] = draft
             drafts.append(draft)
     return drafts
+
+
+def _still_open(draft: _Draft, moment: datetime, closings: list[RecordedEvent]) -> bool:
+    """Whether the draft is still open at ``moment`` (its closer and the journey's
+    closings both later)."""
+    if draft.closer is not None and draft.closer.occurred_at <= moment:
+        return False
+    return not any(draft.opened_at <= c.occurred_at <= moment for c in closings)
 
 
 def _discharge(cause: RecordedEvent, effective: tuple[RecordedEvent, ...]) -> list[_Draft]:
@@ -461,10 +522,7 @@ def _reviews(
 
 
 def _coordination(
-    causes: list[RecordedEvent],
-    effective: tuple[RecordedEvent, ...],
-    coord: CoordinatorFold,
-    unassigned: timedelta,
+    causes: list[RecordedEvent], effective: tuple[RecordedEvent, ...], coord: CoordinatorFold
 ) -> list[_Draft]:
     """Handoffs and assignments (to the coordinator named), releases and long waits
     without a named coordinator (the team queue), and "tell the person" after each."""
@@ -475,12 +533,11 @@ def _coordination(
     for cause in causes:
         if cause.type not in _CHANGES:
             continue
-        interval = applied.get(cause.event_id)
-        if interval is None and cause.type == "CoordinatorReleased":
-            continue  # a release that changed nothing (flagged by the coordinators fold)
         t = cause.occurred_at
         if cause.type == "CoordinatorReleased":
-            assert interval is not None
+            interval = applied.get(cause.event_id)
+            if interval is None:
+                continue  # a release that changed nothing (flagged by the coordinators fold)
             holder: tuple[str | None, str] = (None, interval.organisation)
         else:
             who = cause.data.get("coordinator") or cause.data.get("to") or {}
@@ -531,11 +588,17 @@ def _coordination(
             first = min(ends, key=lambda e: (e.occurred_at, e.position))
             inform.close(first, "informed" if first is told else "superseded")
         drafts.append(inform)
-    drafts += _unassigned(coord.intervals, unassigned, {e.event_id: e for e in effective})
     return drafts
 
 
 _CHANGES = ("CoordinatorAssigned", "CoordinatorHandedOff", "CoordinatorReleased")
+
+
+def _unassigned_drafts(
+    person: PersonEvents, coord: CoordinatorFold, limits: Thresholds
+) -> list[_Draft]:
+    by_id = {e.event.event_id: e.event for e in person.entries}
+    return _unassigned(coord.intervals, limits.unassigned, by_id)
 
 
 def _unassigned(
@@ -576,12 +639,14 @@ def _unassigned(
     return drafts
 
 
-def _deaths(causes: list[RecordedEvent]) -> list[_Draft]:
+def _deaths(causes: list[RecordedEvent], holders: _Holders) -> list[_Draft]:
+    """One alert for the first report of the death inside a journey (a discharge to
+    ``died`` and the journey's closing usually both say it)."""
     for cause in causes:
         died = (cause.type == "Discharged" and cause.data.get("destination") == "died") or (
             cause.type == "JourneyClosed" and cause.data.get("reason") == "died"
         )
-        if died:
+        if died and holders.journey_open(cause.occurred_at, at_close=True):
             return [_Draft(DEATH, cause, cause.occurred_at, None, "The person died")]
     return []
 
@@ -598,19 +663,6 @@ def _late(person: PersonEvents) -> list[_Draft]:
         for f in person.findings
         if f.kind == "late_arrival"
     ]
-
-
-def _acknowledgements(effective: tuple[RecordedEvent, ...]) -> dict[UUID, RecordedEvent]:
-    out: dict[UUID, RecordedEvent] = {}
-    for event in effective:
-        if event.type != "AlertAcknowledged":
-            continue
-        try:
-            ident = UUID(str(event.data.get("alert_id")))
-        except ValueError:
-            continue
-        out.setdefault(ident, event)
-    return out
 
 
 def _words(value: object) -> str:
