@@ -46,7 +46,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from domain.ledger import Ledger
-from projections import catalog, fold, log
+from projections import alert_feed, catalog, fold, log
 from projections.fold import DEFAULT_CONFIG, FoldConfig
 from projections.tables import Table
 
@@ -184,6 +184,7 @@ class Runner:
         with self.connect() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (MIGRATE_LOCK,))
             conn.execute(POSITIONS)
+            alert_feed.migrate(conn)  # the alerts' change feed (not a projection table)
             for table in catalog.tables(catalog.NAMES):
                 for statement in table.create():
                     conn.execute(statement)

@@ -1,0 +1,353 @@
+"""Alerts: a coordinator's worklist, acknowledging an alert, and the live stream.
+
+* ``GET /v1/coordinators/{id}/alerts?status=open|closed|all`` pages the alerts read model
+  (``projections/worklist.py``) by due time with a cursor;
+* ``POST /v1/alerts/{id}/acknowledge`` records ``AlertAcknowledged`` in the ledger (the
+  audit trail of who saw what when), through the same append queue as publishing;
+* ``GET /v1/coordinators/{id}/alerts/stream`` is Server-Sent Events (sse-starlette) of
+  the alert feed (``projections/alert_feed.py``): each change is one event whose ``id``
+  is its feed sequence number, so a client reconnecting with ``Last-Event-ID`` (the
+  browser's EventSource does it by itself) gets every later change and none twice.
+
+A coordinator key sees the coordinator's alerts held within its own organisations and
+those organisations' team queues; auditors and admins see the coordinator's alerts and
+the team queues of the organisations the coordinator works in. Every person shown, in a
+page or on the stream, is an access-log row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid5
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from psycopg import Connection
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from api import problems
+from api.deps import AppenderDep, Db, LedgerDep, allow, log_reads
+from api.problems import ProblemError
+from api.security import Principal, Role
+from domain.contract import TEXT_MAX
+from domain.ledger import Ledger
+from projections import alert_feed, worklist
+from projections.alerts import NAMESPACE
+
+router = APIRouter(prefix="/v1", tags=["alerts"])
+
+READ = "read a coordinator's alerts"
+Reader = Annotated[Principal, Depends(allow(Role.COORDINATOR, Role.AUDITOR, purpose=READ))]
+Acknowledger = Annotated[
+    Principal, Depends(allow(Role.COORDINATOR, purpose="acknowledge an alert"))
+]
+CoordinatorId = Annotated[
+    str,
+    Path(
+        alias="id",
+        min_length=1,
+        max_length=100,
+        description="The professional's id, as published in `coordinator.id` or `to.id`.",
+        examples=["N100"],
+    ),
+]
+STREAM_POLL_SECONDS = 0.25
+STREAM_PING_SECONDS = 15
+
+
+class AlertPage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    coordinator_id: str
+    organisations: list[str] = Field(description="Whose team queues are included.")
+    status: str
+    alerts: list[dict[str, Any]]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+    projected_to: int
+
+
+class Acknowledgement(BaseModel):
+    """Optional body of an acknowledgement."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    coordinator_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Who saw it (default: the alert's coordinator, else the key's name).",
+    )
+    note: str | None = Field(default=None, min_length=1, max_length=TEXT_MAX)
+
+
+def _organisations(conn: Connection[Any], principal: Principal, coordinator_id: str) -> list[str]:
+    if principal.role is Role.COORDINATOR:
+        return sorted(principal.organisations)
+    return worklist.organisations_of(conn, coordinator_id)
+
+
+@router.get(
+    "/coordinators/{id}/alerts",
+    summary="A coordinator's alerts and their team queue's",
+    response_model=AlertPage,
+    responses=problems.responses(401, 403, 422),
+)
+def list_alerts(
+    request: Request,
+    principal: Reader,
+    conn: Db,
+    coordinator_id: CoordinatorId,
+    status: Annotated[
+        Literal["open", "closed", "all"], Query(description="Which alerts.")
+    ] = "open",
+    cursor: Annotated[str | None, Query(max_length=200, description="From `next_cursor`.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+) -> dict[str, Any]:
+    """By due time, soonest first (an alert without a due time by when it opened). An
+    alert waiting for a deadline (a referral's wait, a review) shows once it passes."""
+    orgs = _organisations(conn, principal, coordinator_id)
+    try:
+        rows, following = worklist.alerts(
+            conn,
+            coordinator_id,
+            orgs,
+            now=datetime.now(UTC),
+            status=status,
+            cursor=cursor,
+            limit=limit,
+        )
+    except worklist.BadCursor as exc:
+        raise ProblemError("validation", f"query.cursor: {exc}") from None
+    people = sorted({r["patient_id"] for r in rows})
+    numbers = _nhs_numbers(conn, people)
+    log_reads(conn, request, principal, people)
+    return {
+        "coordinator_id": coordinator_id,
+        "organisations": orgs,
+        "status": status,
+        "alerts": [_shown(r, numbers) for r in rows],
+        "next_cursor": following,
+        "projected_to": _projected_to(conn),
+    }
+
+
+@router.post(
+    "/alerts/{id}/acknowledge",
+    summary="Acknowledge an alert (recorded in the ledger)",
+    status_code=201,
+    responses={
+        200: {"description": "Already acknowledged by the same caller (a duplicate)."},
+        **problems.responses(401, 403, 404, 409, 422),
+    },
+)
+async def acknowledge(
+    request: Request,
+    principal: Acknowledger,
+    ledger: LedgerDep,
+    appender: AppenderDep,
+    alert_id: Annotated[UUID, Path(alias="id", description="The alert's id.")],
+    body: Acknowledgement | None = None,
+) -> JSONResponse:
+    """Records ``AlertAcknowledged`` (who, when, the alert) as a fact of the person's
+    journey; the alert's row shows it once the projections catch up. Acknowledging
+    closes only alerts that ask for nothing but being seen (``death``, ``late_arrival``,
+    docs/alerts.md). The same caller acknowledging again is a duplicate, not a new fact."""
+    found = await run_in_threadpool(_alert_and_person, ledger, alert_id)
+    if found is None:
+        raise ProblemError("not-found", "no alert with this id")
+    alert, nhs_number, professional = found
+    if principal.role is Role.COORDINATOR and alert["organisation"] not in principal.organisations:
+        raise ProblemError("forbidden", "this alert is held by another organisation than yours")
+    if nhs_number is None:
+        raise ProblemError("conflict", "the person's NHS number was erased from the register")
+    who = (body.coordinator_id if body else None) or alert["coordinator_id"] or principal.name
+    data: dict[str, Any] = {"alert_id": str(alert_id), "coordinator_id": who}
+    if body is not None and body.note:
+        data["note"] = body.note
+    event_id = uuid5(NAMESPACE, f"ack:{alert_id}:{principal.label}:{who}")
+    earlier = await run_in_threadpool(ledger.event_status, event_id)
+    if earlier is not None:  # the same caller again: the fact is recorded already
+        await run_in_threadpool(_log_one, ledger, request, principal, alert["patient_id"])
+        duplicate = {
+            "status": "duplicate",
+            "event_id": str(event_id),
+            "position": earlier["position"],
+            "alert_id": str(alert_id),
+            "coordinator_id": who,
+        }
+        return JSONResponse(duplicate, status_code=200)
+    envelope = {
+        "event_id": str(event_id),
+        "type": "AlertAcknowledged",
+        "schema_version": 1,
+        "nhs_number": nhs_number,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "source": {
+            "organisation": alert["organisation"],
+            "system": "carejourney-api",
+            "setting": professional.get("setting") or "primary_care",
+        },
+        "recorded_by": {"id": who, "role": professional.get("role") or "other"},
+        "data": data,
+    }
+    allowed = None if principal.role is Role.ADMIN else principal.organisations
+    result = await appender.append([envelope], allowed, single=True)
+    item = result.items[0]
+    if item.status in ("rejected", "conflict"):
+        kind = "envelope-rejected" if item.status == "rejected" else "conflict"
+        raise ProblemError(kind, item.reason(), errors=list(item.errors))
+    await run_in_threadpool(_log_one, ledger, request, principal, alert["patient_id"])
+    answer = {**item.as_dict(), "alert_id": str(alert_id), "coordinator_id": who}
+    return JSONResponse(answer, status_code=201 if item.status == "recorded" else 200)
+
+
+@router.get(
+    "/coordinators/{id}/alerts/stream",
+    summary="Live alert changes (Server-Sent Events), resumable with Last-Event-ID",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "One event per change."},
+        **problems.responses(401, 403, 422),
+    },
+)
+async def stream(
+    request: Request,
+    principal: Reader,
+    ledger: LedgerDep,
+    coordinator_id: CoordinatorId,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", max_length=20, description="Resume after this event."),
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="Start after this feed sequence number.")
+    ] = None,
+) -> EventSourceResponse:
+    """Each event: ``id`` the feed sequence number, ``event`` the change (``opened``,
+    ``closed``, ``reopened``, ``moved``, ``withdrawn``), ``data`` the alert as JSON
+    (with the person's NHS number). Without ``Last-Event-ID`` or ``after`` the stream
+    starts with changes from now on."""
+    start = after
+    if last_event_id is not None:
+        try:
+            start = int(last_event_id)
+        except ValueError:
+            raise ProblemError("validation", "header.Last-Event-ID: not an event id") from None
+    orgs = await run_in_threadpool(_orgs_of, ledger, principal, coordinator_id)
+    if start is None:
+        start = await run_in_threadpool(_feed_head, ledger)
+    return EventSourceResponse(
+        _events(request, ledger, principal, coordinator_id, orgs, start),
+        ping=STREAM_PING_SECONDS,
+    )
+
+
+async def _events(
+    request: Request,
+    ledger: Ledger,
+    principal: Principal,
+    coordinator_id: str,
+    orgs: list[str],
+    after: int,
+) -> AsyncIterator[ServerSentEvent]:
+    while not await request.is_disconnected():
+        batch = await run_in_threadpool(
+            _next_changes, ledger, request, principal, coordinator_id, orgs, after
+        )
+        for change in batch:
+            after = change["seq"]
+            yield ServerSentEvent(
+                data=json.dumps(change["alert"], default=str),
+                event=change["change"],
+                id=str(change["seq"]),
+            )
+        if not batch:
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+
+
+def _next_changes(
+    ledger: Ledger,
+    request: Request,
+    principal: Principal,
+    coordinator_id: str,
+    orgs: list[str],
+    after: int,
+) -> list[dict[str, Any]]:
+    """Sync the feed, read this coordinator's next changes, log the people in them."""
+    with ledger.connection() as conn:
+        alert_feed.sync(conn)
+        rows = alert_feed.changes(
+            conn, after, limit=200, coordinator_id=coordinator_id, organisations=orgs
+        )
+        if not rows:
+            return []
+        people = sorted({r["patient_id"] for r in rows})
+        numbers = _nhs_numbers(conn, people)
+        log_reads(conn, request, principal, people)
+        conn.commit()
+    return [
+        {**r, "alert": {**r["alert"], "nhs_number": numbers.get(r["patient_id"])}} for r in rows
+    ]
+
+
+def _orgs_of(ledger: Ledger, principal: Principal, coordinator_id: str) -> list[str]:
+    with ledger.connection() as conn:
+        return _organisations(conn, principal, coordinator_id)
+
+
+def _feed_head(ledger: Ledger) -> int:
+    with ledger.connection() as conn:
+        alert_feed.sync(conn)
+        return alert_feed.head(conn)
+
+
+def _alert_and_person(
+    ledger: Ledger, alert_id: UUID
+) -> tuple[dict[str, Any], str | None, dict[str, Any]] | None:
+    with ledger.connection() as conn:
+        alert = worklist.alert(conn, alert_id)
+        if alert is None:
+            return None
+        number = _nhs_numbers(conn, [alert["patient_id"]]).get(alert["patient_id"])
+        professional: dict[str, Any] = {}
+        if alert["coordinator_id"] is not None:
+            row = conn.execute(
+                "SELECT role, setting FROM coordinator_intervals WHERE coordinator_id = %s"
+                " ORDER BY valid_from DESC LIMIT 1",
+                (alert["coordinator_id"],),
+            ).fetchone()
+            professional = dict(row) if row is not None else {}
+        return alert, number, professional
+
+
+def _log_one(ledger: Ledger, request: Request, principal: Principal, patient: UUID) -> None:
+    with ledger.connection() as conn:
+        log_reads(conn, request, principal, [patient])
+        conn.commit()
+
+
+def _shown(row: dict[str, Any], numbers: dict[UUID, str]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k != "patient_id"}
+    out["nhs_number"] = numbers.get(row["patient_id"])
+    return out
+
+
+def _projected_to(conn: Connection[Any]) -> int:
+    row = conn.execute("SELECT position FROM projection_positions WHERE name = 'alerts'").fetchone()
+    return 0 if row is None else int(row["position"])
+
+
+def _nhs_numbers(conn: Connection[Any], people: list[UUID]) -> dict[UUID, str]:
+    if not people:
+        return {}
+    rows = conn.execute(
+        "SELECT patient_id, nhs_number FROM identity_register WHERE patient_id = ANY(%s)",
+        (people,),
+    ).fetchall()
+    return {r["patient_id"]: r["nhs_number"] for r in rows}
