@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     dead_letter_topic: str = "care.events.v1.dlq"
     adt_topic: str = "care.adt.hl7v2"
     adt_dead_letter_topic: str = "care.adt.hl7v2.dlq"
+    alerts_topic: str = Field(
+        default="care.alerts.v1",
+        description="Where `carejourney alerts publish` sends every alert change, keyed by "
+        "the coordinator (docs/alerts.md).",
+    )
     adt_facilities: dict[str, Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3,10}$")]] = (
         Field(
             default_factory=dict,
