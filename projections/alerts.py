@@ -30,10 +30,13 @@ from datetime import datetime, time, timedelta
 from typing import NamedTuple
 from uuid import UUID, uuid5
 
+from domain.contract import EventType
 from domain.journey import RecordedEvent
 from projections import coordinators
 from projections.coordinators import CoordinatorFold, Interval
 from projections.fold import CANCELLED, RETRACTED, STANDING, PersonEvents, order_key
+from projections.readmodel import ReadModel, Rows
+from projections.tables import TS, Index, table
 
 NAMESPACE = UUID("5d6f1e1c-3f0b-4c1e-9a57-0c1f2a3b4c5d")  # alert ids: uuid5 of the cause
 
@@ -667,3 +670,78 @@ def _late(person: PersonEvents) -> list[_Draft]:
 
 def _words(value: object) -> str:
     return str(value).replace("_", " ")
+
+
+# -- the read model ------------------------------------------------------------------------
+
+ALERTS = table(
+    "alerts",
+    Alert,
+    {
+        "patient_id": "uuid NOT NULL",
+        "alert_id": "uuid NOT NULL",
+        "kind": "text NOT NULL",
+        "coordinator_id": "text",
+        "organisation": "text NOT NULL",
+        "team_queue": "boolean NOT NULL",
+        "opened_at": f"{TS} NOT NULL",
+        "opened_recorded_at": f"{TS} NOT NULL",
+        "opened_position": "bigint NOT NULL",
+        "due": TS,
+        "positions": "jsonb NOT NULL",
+        "detail": "text NOT NULL",
+        "status": "text NOT NULL",
+        "closed_at": TS,
+        "closed_recorded_at": TS,
+        "closed_position": "bigint",
+        "close_reason": "text",
+        "acknowledged_at": TS,
+        "acknowledged_by": "text",
+    },
+    Index("key", "alert_id", unique=True),
+    Index("person", "patient_id"),
+    Index("coordinator", "coordinator_id, status, opened_at", where="NOT team_queue"),
+    Index("queue", "organisation, status, opened_at", where="team_queue"),
+)
+
+HANDLES = frozenset(
+    {
+        EventType.PATIENT_REGISTERED,
+        EventType.COORDINATOR_ASSIGNED,
+        EventType.COORDINATOR_HANDED_OFF,
+        EventType.COORDINATOR_RELEASED,
+        EventType.ADMITTED,
+        EventType.DISCHARGED,
+        EventType.ADMISSION_CANCELLED,
+        EventType.DISCHARGE_CANCELLED,
+        EventType.CONTACT_RECORDED,
+        EventType.REFERRAL_MADE,
+        EventType.REFERRAL_DECLINED,
+        EventType.FIRST_CONTACT_MADE,
+        EventType.CARE_PLAN_AGREED,
+        EventType.CARE_PLAN_REVIEWED,
+        EventType.CARE_PLAN_CLOSED,
+        EventType.JOURNEY_CLOSED,
+        EventType.EVENT_RETRACTED,
+        EventType.DISCHARGE_READY,
+        EventType.PERSON_INFORMED,
+        EventType.ALERT_ACKNOWLEDGED,
+    }
+)
+# Late arrivals of these still open a ``late_arrival`` alert (any type can); they cause
+# or resolve nothing else.
+IGNORES = frozenset(EventType) - HANDLES
+
+
+def _rows(found: tuple[Alert, ...]) -> Rows:
+    return {ALERTS.name: found}
+
+
+MODEL: ReadModel[tuple[Alert, ...]] = ReadModel(
+    "alerts",
+    (ALERTS,),
+    HANDLES,
+    IGNORES,
+    lambda person, folds: fold(person, folds.of(coordinators.MODEL)),
+    _rows,
+)
