@@ -82,6 +82,19 @@ class ReviewEpisode(NamedTuple):
     ended_by: str | None
 
 
+class Ready(NamedTuple):
+    """One row of ``evaluation_discharge_ready``: a standing ``DischargeReady`` (the
+    hospital's decision that the person no longer needs to be there)."""
+
+    patient_id: UUID
+    seq: int
+    encounter_id: str
+    occurred_at: datetime
+    delay_reason: str | None
+    source_organisation: str
+    event_id: UUID
+
+
 class Identification(NamedTuple):
     """One row of ``evaluation_people`` per person folded."""
 
@@ -145,7 +158,21 @@ PEOPLE = table(
     {"patient_id": "uuid NOT NULL", "identified_at": TS, "position": "bigint NOT NULL"},
     Index("key", "patient_id", unique=True),
 )
-TABLES: tuple[Table, ...] = (CONTACTS, OUTCOMES, REVIEWS, PEOPLE)
+READY = table(
+    "evaluation_discharge_ready",
+    Ready,
+    {
+        "patient_id": "uuid NOT NULL",
+        "seq": "integer NOT NULL",
+        "encounter_id": "text NOT NULL",
+        "occurred_at": f"{TS} NOT NULL",
+        "delay_reason": "text",
+        "source_organisation": "text NOT NULL",
+        "event_id": "uuid NOT NULL",
+    },
+    Index("key", "patient_id, seq", unique=True),
+)
+TABLES: tuple[Table, ...] = (CONTACTS, OUTCOMES, REVIEWS, PEOPLE, READY)
 
 
 class _Facts:
@@ -157,6 +184,21 @@ class _Facts:
         self.outcomes: list[Outcome] = []
         self.episodes = _Episodes(patient_id)
         self.identified_at: datetime | None = None
+        self.ready: list[Ready] = []
+
+    def discharge_ready(self, event: RecordedEvent) -> None:
+        reason = event.data.get("delay_reason")
+        self.ready.append(
+            Ready(
+                self.patient_id,
+                len(self.ready),
+                str(event.data["encounter_id"]),
+                event.occurred_at,
+                None if reason is None else str(reason),
+                str(event.source.get("organisation")),
+                event.event_id,
+            )
+        )
 
     def contact(self, event: RecordedEvent) -> None:
         data = event.data
@@ -207,6 +249,7 @@ ON: dict[str, Callable[[_Facts, RecordedEvent], None]] = {
     EventType.CARE_PLAN_AGREED: _Facts.plan,
     EventType.CARE_PLAN_REVIEWED: _Facts.plan,
     EventType.CARE_PLAN_CLOSED: _Facts.plan,
+    EventType.DISCHARGE_READY: _Facts.discharge_ready,
 }
 IGNORES = frozenset(
     {
@@ -231,7 +274,6 @@ IGNORES = frozenset(
         EventType.JOURNEY_CLOSED,
         EventType.EVENT_RETRACTED,
         EventType.PATIENTS_MERGED,
-        EventType.DISCHARGE_READY,
         EventType.PERSON_INFORMED,
         EventType.ALERT_ACKNOWLEDGED,
     }
@@ -250,6 +292,7 @@ def fold(person: PersonEvents) -> dict[str, tuple[Any, ...]]:
         OUTCOMES.name: tuple(facts.outcomes),
         REVIEWS.name: facts.episodes.rows(),
         PEOPLE.name: (Identification(person.patient_id, facts.identified_at, person.position),),
+        READY.name: tuple(facts.ready),
     }
 
 
