@@ -192,13 +192,19 @@ def changes(
     limit: int = 500,
     coordinator_id: str | None = None,
     organisations: list[str] | None = None,
+    anywhere: bool = False,
 ) -> list[dict[str, Any]]:
     """Feed rows after ``seq`` ``after``, oldest first; when ``coordinator_id`` is given,
-    only theirs held within ``organisations`` and those organisations' team queues."""
+    only theirs held within ``organisations`` (in any organisation with ``anywhere``)
+    and those organisations' team queues."""
     where, params = "seq > %(after)s", {"after": after, "limit": limit}
     if coordinator_id is not None:
-        where += " AND (coordinator_id = %(who)s OR team_queue) AND organisation = ANY(%(orgs)s)"
-        params.update(who=coordinator_id, orgs=organisations or [])
+        where += (
+            " AND (coordinator_id = %(who)s AND NOT team_queue"
+            " AND (%(anywhere)s OR organisation = ANY(%(orgs)s))"
+            " OR team_queue AND organisation = ANY(%(orgs)s))"
+        )
+        params.update(who=coordinator_id, orgs=organisations or [], anywhere=anywhere)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT seq, alert_id, patient_id, change, kind, coordinator_id, organisation,"

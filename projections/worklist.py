@@ -52,10 +52,12 @@ def alerts(
     status: str = "open",
     cursor: str | None = None,
     limit: int = 50,
+    anywhere: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """The coordinator's alerts held within ``organisations`` and those organisations'
-    team queues (``status``: open, closed or all, as visible at ``now``), one page, and
-    the cursor of the next page (None on the last)."""
+    """The coordinator's alerts held within ``organisations`` (in any organisation with
+    ``anywhere``) and those organisations' team queues (``status``: open, closed or all,
+    as visible at ``now``), one page, and the cursor of the next page (None on the
+    last)."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}")
     where = ["a.opened_at <= %(now)s"]
@@ -63,6 +65,7 @@ def alerts(
         "now": now,
         "who": coordinator_id,
         "orgs": organisations,
+        "anywhere": anywhere,
         "limit": limit + 1,
     }
     if status != "all":
@@ -75,8 +78,9 @@ def alerts(
     sql = f"""
         SELECT a.patient_id, {ORDER} AS sort_due, {ALERT_JSON} AS alert
           FROM alerts a
-         WHERE (a.coordinator_id = %(who)s OR a.team_queue)
-           AND a.organisation = ANY(%(orgs)s)
+         WHERE (a.coordinator_id = %(who)s AND NOT a.team_queue
+                AND (%(anywhere)s OR a.organisation = ANY(%(orgs)s))
+                OR a.team_queue AND a.organisation = ANY(%(orgs)s))
            AND {" AND ".join(where)}
          ORDER BY {ORDER}, a.alert_id
          LIMIT %(limit)s

@@ -121,6 +121,7 @@ def list_alerts(
             status=status,
             cursor=cursor,
             limit=limit,
+            anywhere=principal.role is not Role.COORDINATOR,
         )
     except worklist.BadCursor as exc:
         raise ProblemError("validation", f"query.cursor: {exc}") from None
@@ -239,11 +240,10 @@ async def stream(
             start = int(last_event_id)
         except ValueError:
             raise ProblemError("validation", "header.Last-Event-ID: not an event id") from None
-    orgs = await run_in_threadpool(_orgs_of, ledger, principal, coordinator_id)
     if start is None:
         start = await run_in_threadpool(_feed_head, ledger)
     return EventSourceResponse(
-        _events(request, ledger, principal, coordinator_id, orgs, start),
+        _events(request, ledger, principal, coordinator_id, start),
         ping=STREAM_PING_SECONDS,
     )
 
@@ -253,12 +253,11 @@ async def _events(
     ledger: Ledger,
     principal: Principal,
     coordinator_id: str,
-    orgs: list[str],
     after: int,
 ) -> AsyncIterator[ServerSentEvent]:
     while not await request.is_disconnected():
         batch = await run_in_threadpool(
-            _next_changes, ledger, request, principal, coordinator_id, orgs, after
+            _next_changes, ledger, request, principal, coordinator_id, after
         )
         for change in batch:
             after = change["seq"]
@@ -276,14 +275,20 @@ def _next_changes(
     request: Request,
     principal: Principal,
     coordinator_id: str,
-    orgs: list[str],
     after: int,
 ) -> list[dict[str, Any]]:
-    """Sync the feed, read this coordinator's next changes, log the people in them."""
+    """Sync the feed, read this coordinator's next changes, log the people in them.
+    (An admin's team queues are looked up each time: the coordinator may start work in
+    another organisation while the stream is open.)"""
     with ledger.connection() as conn:
         alert_feed.sync(conn)
         rows = alert_feed.changes(
-            conn, after, limit=200, coordinator_id=coordinator_id, organisations=orgs
+            conn,
+            after,
+            limit=200,
+            coordinator_id=coordinator_id,
+            organisations=_organisations(conn, principal, coordinator_id),
+            anywhere=principal.role is not Role.COORDINATOR,
         )
         if not rows:
             return []
@@ -294,11 +299,6 @@ def _next_changes(
     return [
         {**r, "alert": {**r["alert"], "nhs_number": numbers.get(r["patient_id"])}} for r in rows
     ]
-
-
-def _orgs_of(ledger: Ledger, principal: Principal, coordinator_id: str) -> list[str]:
-    with ledger.connection() as conn:
-        return _organisations(conn, principal, coordinator_id)
 
 
 def _feed_head(ledger: Ledger) -> int:
