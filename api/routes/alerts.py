@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid5
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from psycopg import Connection
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,12 +57,55 @@ CoordinatorId = Annotated[
         examples=["N100"],
     ),
 ]
+EXAMPLE_ALERT: dict[str, Any] = {
+    "alert_id": "5b0d8c1e-3c1f-5e8a-9a41-2f4c9e0d7a11",
+    "kind": "admission",
+    "coordinator_id": "N100",
+    "organisation": "RYX01",
+    "team_queue": False,
+    "opened_at": "2026-03-02T12:15:00+00:00",
+    "opened_recorded_at": "2026-03-02T12:15:03+00:00",
+    "opened_position": 3,
+    "due": "2026-03-03T12:15:00+00:00",
+    "positions": [3],
+    "detail": "Admitted (emergency) to RXH01",
+    "status": "open",
+    "closed_at": None,
+    "closed_recorded_at": None,
+    "closed_position": None,
+    "close_reason": None,
+    "acknowledged_at": None,
+    "acknowledged_by": None,
+    "nhs_number": "9434765919",
+}
+EXAMPLE_ACK = {
+    "status": "recorded",
+    "index": 0,
+    "event_id": "0f7c2b8e-6a1d-5f4e-8b3a-1c2d3e4f5a6b",
+    "position": 4,
+    "alert_id": EXAMPLE_ALERT["alert_id"],
+    "coordinator_id": "N100",
+}
 STREAM_POLL_SECONDS = 0.25
 STREAM_PING_SECONDS = 15
 
 
 class AlertPage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "coordinator_id": "N100",
+                    "organisations": ["RYX01"],
+                    "status": "open",
+                    "alerts": [EXAMPLE_ALERT],
+                    "next_cursor": None,
+                    "projected_to": 3,
+                }
+            ]
+        },
+    )
 
     coordinator_id: str
     organisations: list[str] = Field(description="Whose team queues are included.")
@@ -75,7 +118,10 @@ class AlertPage(BaseModel):
 class Acknowledgement(BaseModel):
     """Optional body of an acknowledgement."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"coordinator_id": "N100", "note": "rang the ward"}]},
+    )
 
     coordinator_id: str | None = Field(
         default=None,
@@ -143,7 +189,14 @@ def list_alerts(
     summary="Acknowledge an alert (recorded in the ledger)",
     status_code=201,
     responses={
-        200: {"description": "Already acknowledged by the same caller (a duplicate)."},
+        201: {
+            "description": "Recorded.",
+            "content": {"application/json": {"example": EXAMPLE_ACK}},
+        },
+        200: {
+            "description": "Already acknowledged by the same caller (a duplicate).",
+            "content": {"application/json": {"example": {**EXAMPLE_ACK, "status": "duplicate"}}},
+        },
         **problems.responses(401, 403, 404, 409, 422),
     },
 )
@@ -153,7 +206,15 @@ async def acknowledge(
     ledger: LedgerDep,
     appender: AppenderDep,
     alert_id: Annotated[UUID, Path(alias="id", description="The alert's id.")],
-    body: Acknowledgement | None = None,
+    body: Annotated[
+        Acknowledgement | None,
+        Body(
+            openapi_examples={
+                "note": {"value": {"coordinator_id": "N100", "note": "rang the ward"}},
+                "empty": {"value": {}},
+            }
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Records ``AlertAcknowledged`` (who, when, the alert) as a fact of the person's
     journey; the alert's row shows it once the projections catch up. Acknowledging
@@ -213,7 +274,14 @@ async def acknowledge(
     summary="Live alert changes (Server-Sent Events), resumable with Last-Event-ID",
     response_class=EventSourceResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "One event per change."},
+        200: {
+            "content": {
+                "text/event-stream": {
+                    "example": "id: 7\nevent: opened\ndata: " + json.dumps(EXAMPLE_ALERT) + "\n\n"
+                }
+            },
+            "description": "One event per change.",
+        },
         **problems.responses(401, 403, 422),
     },
 )

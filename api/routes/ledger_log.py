@@ -36,7 +36,42 @@ Subscriber = Annotated[
 @router.get(
     "/log",
     summary="The ledger's events after a position (catch-up subscription, no identifiers)",
-    responses=problems.responses(401, 403, 422),
+    responses={
+        200: {
+            "description": "Events after the position.",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "events": [
+                            {
+                                "position": 1,
+                                "event_id": "7b0f6a8e-5d0c-4e59-a7de-0f4f3c1f9a10",
+                                "person": "3f1c0e8a9b7d6c5e4f3a2b1c0d9e8f7a"
+                                "6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e",
+                                "version": 1,
+                                "type": "PatientRegistered",
+                                "schema_version": 1,
+                                "occurred_at": "2026-03-02T10:15:00+00:00",
+                                "recorded_at": "2026-03-02T10:15:02+00:00",
+                                "source": {
+                                    "organisation": "A81001",
+                                    "system": "emis",
+                                    "setting": "primary_care",
+                                },
+                                "recorded_by": None,
+                                "data": {"practice": "A81001"},
+                                "hash": "9c1f" + "0" * 60,
+                                "prev_hash": None,
+                            }
+                        ],
+                        "next_after": 1,
+                        "head": 1,
+                    }
+                }
+            },
+        },
+        **problems.responses(401, 403, 422),
+    },
 )
 async def ledger_log(
     principal: Subscriber,
