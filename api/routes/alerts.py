@@ -22,7 +22,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -31,14 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from api import problems
+from api import acknowledgements, problems
 from api.deps import AppenderDep, Db, LedgerDep, allow, log_reads
 from api.problems import ProblemError
 from api.security import Principal, Role
 from domain.contract import TEXT_MAX
 from domain.ledger import Ledger
 from projections import alert_feed, worklist
-from projections.alerts import NAMESPACE
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
 
@@ -220,44 +219,29 @@ async def acknowledge(
     journey; the alert's row shows it once the projections catch up. Acknowledging
     closes only alerts that ask for nothing but being seen (``death``, ``late_arrival``,
     docs/alerts.md). The same caller acknowledging again is a duplicate, not a new fact."""
-    found = await run_in_threadpool(_alert_and_person, ledger, alert_id)
-    if found is None:
-        raise ProblemError("not-found", "no alert with this id")
-    alert, nhs_number, professional = found
-    if principal.role is Role.COORDINATOR and alert["organisation"] not in principal.organisations:
-        raise ProblemError("forbidden", "this alert is held by another organisation than yours")
-    if nhs_number is None:
-        raise ProblemError("conflict", "the person's NHS number was erased from the register")
-    who = (body.coordinator_id if body else None) or alert["coordinator_id"] or principal.name
-    data: dict[str, Any] = {"alert_id": str(alert_id), "coordinator_id": who}
-    if body is not None and body.note:
-        data["note"] = body.note
-    event_id = uuid5(NAMESPACE, f"ack:{alert_id}:{principal.label}:{who}")
-    earlier = await run_in_threadpool(ledger.event_status, event_id)
+    try:
+        alert, envelope = await run_in_threadpool(
+            _prepare,
+            ledger,
+            principal,
+            alert_id,
+            body.coordinator_id if body else None,
+            body.note if body else None,
+        )
+    except acknowledgements.NotAcknowledgeable as exc:
+        raise ProblemError(exc.kind, exc.detail) from None
+    who = envelope["data"]["coordinator_id"]
+    earlier = await run_in_threadpool(ledger.event_status, UUID(envelope["event_id"]))
     if earlier is not None:  # the same caller again: the fact is recorded already
         await run_in_threadpool(_log_one, ledger, request, principal, alert["patient_id"])
         duplicate = {
             "status": "duplicate",
-            "event_id": str(event_id),
+            "event_id": envelope["event_id"],
             "position": earlier["position"],
             "alert_id": str(alert_id),
             "coordinator_id": who,
         }
         return JSONResponse(duplicate, status_code=200)
-    envelope = {
-        "event_id": str(event_id),
-        "type": "AlertAcknowledged",
-        "schema_version": 1,
-        "nhs_number": nhs_number,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "source": {
-            "organisation": alert["organisation"],
-            "system": "carejourney-api",
-            "setting": professional.get("setting") or "primary_care",
-        },
-        "recorded_by": {"id": who, "role": professional.get("role") or "other"},
-        "data": data,
-    }
     allowed = None if principal.role is Role.ADMIN else principal.organisations
     result = await appender.append([envelope], allowed, single=True)
     item = result.items[0]
@@ -375,23 +359,15 @@ def _feed_head(ledger: Ledger) -> int:
         return alert_feed.head(conn)
 
 
-def _alert_and_person(
-    ledger: Ledger, alert_id: UUID
-) -> tuple[dict[str, Any], str | None, dict[str, Any]] | None:
+def _prepare(
+    ledger: Ledger,
+    principal: Principal,
+    alert_id: UUID,
+    coordinator_id: str | None,
+    note: str | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     with ledger.connection() as conn:
-        alert = worklist.alert(conn, alert_id)
-        if alert is None:
-            return None
-        number = _nhs_numbers(conn, [alert["patient_id"]]).get(alert["patient_id"])
-        professional: dict[str, Any] = {}
-        if alert["coordinator_id"] is not None:
-            row = conn.execute(
-                "SELECT role, setting FROM coordinator_intervals WHERE coordinator_id = %s"
-                " ORDER BY valid_from DESC LIMIT 1",
-                (alert["coordinator_id"],),
-            ).fetchone()
-            professional = dict(row) if row is not None else {}
-        return alert, number, professional
+        return acknowledgements.prepare(conn, principal, alert_id, coordinator_id, note)
 
 
 def _log_one(ledger: Ledger, request: Request, principal: Principal, patient: UUID) -> None:
