@@ -4,7 +4,7 @@ on Kafka, p50/p99, under a steady ingest (docs/alerts.md).
 In one process, on one database and one broker (``KAFKA_BOOTSTRAP_SERVERS``, else a tansu
 started here, as bench/ingest.py does): a background thread appends synthetic envelopes
 at ``--rate`` events/s; the projections runner follows the ledger (LISTEN/NOTIFY); the
-HTTP API serves the SSE stream on a real port; ``AlertPublisher`` publishes the alert
+HTTP API serves the SSE stream on a real port; ``alert_publisher`` publishes the alert
 feed to Kafka. Every ``--every`` seconds a probe person (registered with coordinator
 PROBE earlier) is admitted; the time its ``append_batch`` returns is the commit. Three
 times are taken per probe: (a) the alert row in the read model (polled every 2 ms: the
@@ -38,7 +38,7 @@ from ingest import start_tansu
 
 from api.app import create_app
 from api.security import hash_key
-from consumers.alerts_topic import AlertPublisher
+from consumers.alerts_topic import alert_publisher
 from consumers.broker import Broker, parse_api_version
 from domain.database import ensure_database, resolve_url, with_dbname
 from domain.ledger import Ledger
@@ -129,7 +129,7 @@ def main() -> None:
     runner = Runner.for_ledger(ledger, batch_size=5_000)
     runner.migrate()
     start(runner.follow, stop, 0.2)
-    publisher = AlertPublisher(url, broker, topic, batch=500)
+    publisher = alert_publisher(url, broker, topic, batch=500)
     start(publisher.run, stop, 0.02)
     port = free_port()
     api = uvicorn.Server(

@@ -14,17 +14,27 @@ import typer
 from rich.table import Table
 
 from cli.console import err, fail, ledger_session, out
-from consumers.alerts_topic import AlertPublisher, Published
+from consumers.alerts_topic import Published, alert_publisher
 from consumers.broker import Broker
+from consumers.ledger_topic import ledger_publisher
+from consumers.topic_publisher import TopicPublisher
 from domain.settings import get_settings
-from projections import worklist
+from projections import log, worklist
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 PUBLISH = "publish"
 
 
+log_app = typer.Typer(
+    name="log",
+    help="The ledger as a subscription: publish every recorded event to Kafka.",
+    no_args_is_help=True,
+)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(log_app, name="log")
     app.command(
         help="A coordinator's open alerts and their team queue's (by due time), or, as "
         "'alerts publish', the Kafka publisher of every alert change "
@@ -89,9 +99,31 @@ def _status(row: dict[str, Any]) -> str:
     return "open" + (f", seen by {row['acknowledged_by']}" if row["acknowledged_by"] else "")
 
 
+@log_app.command("publish")
+def publish_log(
+    poll: Annotated[float, typer.Option(min=0.05, help="Seconds between looks when idle.")] = 0.5,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Most events per batch.")] = 500,
+) -> None:
+    """Every recorded event to CAREJOURNEY_LEDGER_TOPIC in position order, keyed by the
+    person's pseudonym, exactly once in effect (docs/alerts.md); SIGTERM/SIGINT stop it."""
+    settings = get_settings()
+    if not settings.ledger_topic:
+        fail("set CAREJOURNEY_LEDGER_TOPIC to the topic to publish the ledger to")
+    try:
+        broker = Broker.from_settings(settings)
+    except ValueError as exc:
+        fail(str(exc))
+    with ledger_session() as ledger:
+        url, loads = ledger.database_url, log.state_loader(ledger.mapper)
+    run(
+        ledger_publisher(url, broker, settings.ledger_topic, settings.pseudonym_key, loads, batch),
+        poll,
+        "ledger",
+    )
+
+
 def publish(poll: float, batch: int) -> None:
-    """Publish the alert feed until SIGTERM/SIGINT; retries while Kafka or PostgreSQL
-    are away."""
+    """Publish the alert feed until SIGTERM/SIGINT."""
     settings = get_settings()
     try:
         broker = Broker.from_settings(settings)
@@ -99,14 +131,19 @@ def publish(poll: float, batch: int) -> None:
         fail(str(exc))
     with ledger_session() as ledger:
         url = ledger.database_url
-    publisher = AlertPublisher(url, broker, settings.alerts_topic, batch)
+    run(alert_publisher(url, broker, settings.alerts_topic, batch), poll, "alerts")
+
+
+def run(publisher: TopicPublisher, poll: float, what: str) -> None:
+    """Until SIGTERM/SIGINT; retries with backoff while Kafka or PostgreSQL are away."""
+    settings = get_settings()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
     def on_batch(done: Published) -> None:
         err.print(
-            f"alerts: published {done.sent} (found {done.skipped} already sent), seq {done.seq}"
+            f"{what}: published {done.sent} (found {done.skipped} already sent), seq {done.seq}"
         )
 
     backoff = 1.0
@@ -114,7 +151,7 @@ def publish(poll: float, batch: int) -> None:
         try:
             publisher.run(stop, poll, on_batch)
         except Exception as exc:  # the broker or the database went away: retry
-            log.warning("alerts publisher: %s; retrying in %.0fs", exc, backoff)
+            logger.warning("%s publisher: %s; retrying in %.0fs", what, exc, backoff)
             publisher.recovered = False  # what reached the topic is unknown again
             stop.wait(backoff)
             backoff = min(backoff * 2, settings.consumer_max_backoff_seconds)

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     dead_letter_topic: str = "care.events.v1.dlq"
     adt_topic: str = "care.adt.hl7v2"
     adt_dead_letter_topic: str = "care.adt.hl7v2.dlq"
+    ledger_topic: str | None = Field(
+        default=None,
+        description="Where `carejourney log publish` sends every recorded event in position "
+        "order (no identifiers); unset: not published (docs/alerts.md).",
+    )
     alerts_topic: str = Field(
         default="care.alerts.v1",
         description="Where `carejourney alerts publish` sends every alert change, keyed by "

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from psycopg.types.json import Jsonb
 
-from consumers.alerts_topic import AlertPublisher
+from consumers.alerts_topic import alert_publisher
 from consumers.broker import Broker
 from domain.ledger import Ledger
 from domain.settings import Settings
@@ -47,10 +47,10 @@ def _load(ledger: Ledger, people: int, seed: int) -> int:
 
 def _published(ledger: Ledger, topic: str) -> int:
     with ledger.connection() as conn:
-        if conn.execute("SELECT to_regclass('alert_publications') AS t").fetchone()["t"] is None:
+        if conn.execute("SELECT to_regclass('topic_publications') AS t").fetchone()["t"] is None:
             return 0
         row = conn.execute(
-            "SELECT seq FROM alert_publications WHERE topic = %s", (topic,)
+            "SELECT seq FROM topic_publications WHERE topic = %s", (topic,)
         ).fetchone()
         return 0 if row is None else int(row["seq"])
 
@@ -92,14 +92,14 @@ def test_publisher_sends_each_change_once_in_order(
     try:
         head = _load(ledger, 40, seed=3)
         assert head > 50
-        publisher = AlertPublisher(database_url, kafka_broker, topic, batch=25)
+        publisher = alert_publisher(database_url, kafka_broker, topic, batch=25)
         with publisher.connect() as conn:
             publisher.migrate(conn)
         while publisher.publish_once().sent:
             pass
         assert _published(ledger, topic) == head
         # A second publisher (a restart) finds everything on the topic, sends nothing.
-        again = AlertPublisher(database_url, kafka_broker, topic)
+        again = alert_publisher(database_url, kafka_broker, topic)
         assert again.publish_once().sent == 0
         _check_topic(kafka_broker, topic, _feed(ledger))
     finally:
@@ -116,23 +116,23 @@ def test_a_lost_commit_is_found_on_the_topic_and_not_sent_again(
     ledger = Ledger(database_url, Settings())
     try:
         head = _load(ledger, 20, seed=4)
-        first = AlertPublisher(database_url, kafka_broker, topic, batch=10)
+        first = alert_publisher(database_url, kafka_broker, topic, batch=10)
         with first.connect() as conn:
             first.migrate(conn)
         first.publish_once()
         with ledger.connection() as conn:
             saved = conn.execute(
-                "SELECT seq, offsets FROM alert_publications WHERE topic = %s", (topic,)
+                "SELECT seq, offsets FROM topic_publications WHERE topic = %s", (topic,)
             ).fetchone()
         assert saved["seq"] == 10
         first.publish_once()
         with ledger.connection() as conn:  # forget the second batch's commit
             conn.execute(
-                "UPDATE alert_publications SET seq = %s, offsets = %s WHERE topic = %s",
+                "UPDATE topic_publications SET seq = %s, offsets = %s WHERE topic = %s",
                 (saved["seq"], Jsonb(saved["offsets"]), topic),
             )
         first.producer.close(5)  # type: ignore[union-attr]
-        second = AlertPublisher(database_url, kafka_broker, topic, batch=1000)
+        second = alert_publisher(database_url, kafka_broker, topic, batch=1000)
         done = second.publish_once()
         assert done.skipped == 10 and done.sent == head - 20
         second.producer.close(5)  # type: ignore[union-attr]
@@ -184,5 +184,53 @@ def test_sigkill_at_random_points_loses_and_doubles_no_alert(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()[-2000:]
         _check_topic(kafka_broker, topic, _feed(ledger))
+    finally:
+        ledger.close()
+
+
+def test_ledger_topic_has_every_event_once_in_order_without_identifiers(
+    kafka_broker: Broker, make_topic, database_url: str
+) -> None:
+    from consumers.ledger_topic import ledger_publisher
+
+    topic = make_topic(3)
+    ledger = Ledger(database_url, Settings())
+    try:
+        _load(ledger, 15, seed=6)
+        head = ledger.head_position()
+        first = ledger_publisher(database_url, kafka_broker, topic, "k", batch=50)
+        with first.connect() as conn:
+            first.migrate(conn)
+        first.publish_once()
+        with ledger.connection() as conn:
+            saved = conn.execute(
+                "SELECT seq, offsets FROM topic_publications WHERE topic = %s", (topic,)
+            ).fetchone()
+        first.publish_once()
+        with ledger.connection() as conn:  # the second batch's commit is lost
+            conn.execute(
+                "UPDATE topic_publications SET seq = %s, offsets = %s WHERE topic = %s",
+                (saved["seq"], Jsonb(saved["offsets"]), topic),
+            )
+        first.producer.close(5)  # type: ignore[union-attr]
+        again = ledger_publisher(database_url, kafka_broker, topic, "k", batch=100_000)
+        done = again.publish_once()
+        assert done.skipped == 50 and done.seq == head
+        again.producer.close(5)  # type: ignore[union-attr]
+        with ledger.connection() as conn:
+            rows = conn.execute(
+                "SELECT position, patient_id FROM ledger_events ORDER BY position"
+            ).fetchall()
+        records = read_topic(kafka_broker, topic, len(rows))
+        positions = Counter(int(dict(r.headers)["seq"]) for r in records)
+        assert positions == Counter(r["position"] for r in rows)  # each once, none lost
+        text = b" ".join(r.value for r in records).decode()
+        assert all(str(r["patient_id"]) not in text for r in rows)
+        last: dict[bytes, int] = {}
+        for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+            body = json.loads(record.value)
+            assert record.key.decode() == body["person"]
+            assert body["position"] > last.get(record.key, 0)
+            last[record.key] = body["position"]
     finally:
         ledger.close()

@@ -23,8 +23,7 @@ from api.deps import LedgerDep, SettingsDep, allow
 from api.security import Principal, Role
 from domain.journey import RecordedEvent
 from domain.ledger import Ledger
-from projections import log
-from projections.measures.privacy import pseudonym
+from projections import log, subscription
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 
@@ -85,42 +84,13 @@ async def ledger_log(
     key = settings.pseudonym_key
     events, head = await run_in_threadpool(_read, ledger, after, limit)
     return {
-        "events": [_shown(e, key) for e in events],
+        "events": [subscription.public(e, key) for e in events],
         "next_after": events[-1].position if events else after,
         "head": head,
     }
 
 
 def _read(ledger: Ledger, after: int, limit: int) -> tuple[list[RecordedEvent], int]:
-    loads = log.state_loader(ledger.mapper)
     # The projections' own reader: tuple rows, a server-side cursor in one snapshot.
     with log.connect(ledger.database_url) as conn, conn.transaction():
-        head = log.head(conn)
-        out: list[RecordedEvent] = []
-        for event in log.read_log(conn, after, head, loads, itersize=min(limit, 10_000)):
-            out.append(event)
-            if len(out) >= limit:
-                break
-        return out, head
-
-
-def _shown(event: RecordedEvent, key: str) -> dict[str, Any]:
-    data = dict(event.data)
-    merged = data.pop("merged_patient_id", None)
-    if merged is not None:
-        data["merged_person"] = pseudonym(merged, key)
-    return {
-        "position": event.position,
-        "event_id": str(event.event_id),
-        "person": pseudonym(event.patient_id, key),
-        "version": event.version,
-        "type": event.type,
-        "schema_version": event.schema_version,
-        "occurred_at": event.occurred_at.isoformat(),
-        "recorded_at": event.recorded_at.isoformat(),
-        "source": event.source,
-        "recorded_by": event.recorded_by,
-        "data": data,
-        "hash": event.hash,
-        "prev_hash": event.prev_hash,
-    }
+        return subscription.after(conn, after, limit, log.state_loader(ledger.mapper))
