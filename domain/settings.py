@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, Field, StringConstraints, field_validator
@@ -124,6 +124,12 @@ class Settings(BaseSettings):
             description="JSON object: HL7 sending facility (MSH-4.1) -> ODS code; an ADT "
             "message from a facility not listed is rejected.",
         )
+    )
+    adt_discharge_ready: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON object: how this site's A08s say 'ready for discharge' (segment, "
+        "flag_field/flag, time_field, reason_field, reasons); unset: A08s are identity "
+        "updates only (consumers/discharge_ready.py, docs/alerts.md).",
     )
     mllp_host: str = Field(
         default="127.0.0.1", description="Address `carejourney mllp` binds (0.0.0.0: all)."
