@@ -143,6 +143,7 @@ class _Mapper:
             if ready is None:
                 update = self.identity_update(event_id, nhs, organisation, system, occurred)
                 return update if update is not None else self.rejected(event_id, trigger)
+        data: dict[str, Any] | None
         if ready is not None:  # an A08 carrying "ready for discharge" (docs/alerts.md)
             event_type = "DischargeReady"
             data = {"encounter_id": self.field(self.pv1, "PV1-19", 19), **ready["data"]}

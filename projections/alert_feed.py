@@ -197,7 +197,8 @@ def changes(
     """Feed rows after ``seq`` ``after``, oldest first; when ``coordinator_id`` is given,
     only theirs held within ``organisations`` (in any organisation with ``anywhere``)
     and those organisations' team queues."""
-    where, params = "seq > %(after)s", {"after": after, "limit": limit}
+    where = "seq > %(after)s"
+    params: dict[str, Any] = {"after": after, "limit": limit}
     if coordinator_id is not None:
         where += (
             " AND (coordinator_id = %(who)s AND NOT team_queue"
