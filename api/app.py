@@ -20,7 +20,16 @@ from api.body_limit import BodyLimit
 from api.header_limit import HeaderLimit
 from api.metrics import MetricsMiddleware
 from api.routes import access_log as access_log_routes
-from api.routes import coordinators, events, measures, operations, optout, patients
+from api.routes import (
+    alerts,
+    coordinators,
+    events,
+    ledger_log,
+    measures,
+    operations,
+    optout,
+    patients,
+)
 from api.security import KeyRing
 from domain.ledger import Ledger, open_ledger
 from domain.settings import Settings, get_settings
@@ -64,6 +73,8 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         events,
         patients,
         coordinators,
+        alerts,
+        ledger_log,
         access_log_routes,
         operations,
         measures,

@@ -39,6 +39,7 @@ from domain.database import head_position
 from projections import care_plans, coordinators, evaluation, referrals, timeline
 from projections.fold import PersonEvents
 from projections.measures.period import IDENTIFIED, NONE, NOT_IDENTIFIED, Period
+from projections.readmodel import Folds
 
 PROJECTIONS = ("coordinators", "timeline", "care_plans", "referrals", "evaluation")
 
@@ -60,6 +61,7 @@ class Person:
     reviews: list[care_plans.ReviewEpisode] = field(default_factory=list)
     contacts: list[evaluation.Contact] = field(default_factory=list)
     outcomes: list[evaluation.Outcome] = field(default_factory=list)
+    ready: list[evaluation.Ready] = field(default_factory=list)
     _starts: list[datetime] = field(default_factory=list)
 
     def settle(self) -> Person:
@@ -71,6 +73,7 @@ class Person:
         self.reviews.sort(key=lambda r: r.seq)
         self.contacts.sort(key=lambda c: c.seq)
         self.outcomes.sort(key=lambda o: o.seq)
+        self.ready.sort(key=lambda r: (r.occurred_at, r.seq))
         self._starts = [i.valid_from for i in self.intervals]
         return self
 
@@ -146,20 +149,22 @@ def from_folds(people: Iterable[PersonEvents], position: int | None = None) -> P
         if person.entries:
             last = max(e.event.occurred_at for e in person.entries)
             horizon = last if horizon is None else max(horizon, last)
-        coord = coordinators.fold(person)
-        line = timeline.fold(person)
-        facts = evaluation.fold(person)
+        folds = Folds(person)  # each model folded once (the evaluation reuses the plans)
+        coord = folds.of(coordinators.MODEL)
+        line = folds.of(timeline.MODEL)
+        facts = folds.of(evaluation.MODEL)
         [identified] = facts[evaluation.PEOPLE.name]
         found[person.patient_id] = Person(
             person.patient_id,
             identified.identified_at,
             list(coord.intervals),
             list(line.spells),
-            list(referrals.fold(person).referrals),
-            list(care_plans.fold(person).plans),
+            list(folds.of(referrals.MODEL).referrals),
+            list(folds.of(care_plans.MODEL).plans),
             list(facts[evaluation.REVIEWS.name]),
             list(facts[evaluation.CONTACTS.name]),
             list(facts[evaluation.OUTCOMES.name]),
+            list(facts[evaluation.READY.name]),
         ).settle()
         top = max(top, person.position)
     at = top if position is None else position
@@ -181,6 +186,7 @@ READS: tuple[tuple[str, str, str, Any], ...] = (
     ("reviews", evaluation.REVIEWS.name, "opened_at", care_plans.ReviewEpisode),
     ("contacts", evaluation.CONTACTS.name, "occurred_at", evaluation.Contact),
     ("outcomes", evaluation.OUTCOMES.name, "occurred_at", evaluation.Outcome),
+    ("ready", evaluation.READY.name, "occurred_at", evaluation.Ready),
 )
 
 
