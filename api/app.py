@@ -15,11 +15,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import access_log, openapi, pages, problems
+from api import access_log, fhir_exports, openapi, pages, problems
 from api.body_limit import BodyLimit
 from api.metrics import MetricsMiddleware
 from api.routes import access_log as access_log_routes
-from api.routes import coordinators, events, measures, operations, patients
+from api.routes import coordinators, events, fhir, measures, operations, patients
 from api.security import KeyRing
 from domain.ledger import Ledger, open_ledger
 from domain.settings import Settings, get_settings
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
             with opened.connection() as conn:
                 access_log.migrate(conn)
                 pages.migrate(conn)
+                fhir_exports.migrate(conn)
             # The read models' tables exist before the first read, even if no
             # projection worker has run yet (reads then show nothing, /readyz the lag).
             await run_in_threadpool(Runner.for_ledger(opened).migrate)
@@ -59,7 +60,15 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     if ledger is not None:
         app.state.ledger = ledger
     problems.install(app)
-    for module in (events, patients, coordinators, access_log_routes, operations, measures):
+    for module in (
+        events,
+        patients,
+        coordinators,
+        access_log_routes,
+        operations,
+        measures,
+        fhir,
+    ):
         app.include_router(module.router)
     pages.install(app)
     # Added last = outermost: metrics see every answer, including the 413s.
