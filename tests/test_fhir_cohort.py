@@ -8,12 +8,15 @@ from collections import Counter
 from datetime import datetime
 
 import pytest
+import orjson
+from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 
 from domain.ledger import Ledger
 from domain.synthetic import delivery_order, generate_people
 from projections.fhir.bundle import intervals, person_bundle, spells
-from projections.fhir.resources import RESOURCE_TYPES, Subject
+from projections.fhir.resources import RESOURCE_TYPES, Subject, person_documents
+from projections.fold import prepare
 from projections.replay import replay
 
 PEOPLE = 120
@@ -63,6 +66,12 @@ def test_cohort_bundles_validate_and_round_trip(cohort_ledger: Ledger):
             if e.resource.get_resource_type() != "Provenance"
         }
         assert targets == others  # one Provenance for every resource
+        # The export writes each validated body: it parses back to the same resource.
+        documents = person_documents(prepare(events, patient), Subject(nhs_number="9434765919"))
+        assert len(documents) == len(again.entry)
+        for (kind, body), entry in zip(documents, again.entry, strict=True):
+            parsed = get_fhir_model_class(kind).model_validate(orjson.loads(orjson.dumps(body)))
+            assert parsed.model_dump() == entry.resource.model_dump()
         state = replay(events, patient_id=patient)
         expected = [
             (

@@ -4,7 +4,7 @@ What the FHIR Bulk Data ``$export`` hands out (docs/fhir.md): every person the l
 knows at one snapshot (``REPEATABLE READ``: the head position and the opt-out register
 are read in the same snapshot as the events), folded as the projections fold them,
 mapped by ``projections.fhir.resources`` and written one resource per line to
-``{type}.ndjson``. Pseudonymised: no NHS number and no publisher business ids;
+``{type}.ndjson`` (each line the body its R4B model validated, serialised by orjson). Pseudonymised: no NHS number and no publisher business ids;
 ``Patient.id`` is the evaluator pseudonym (``projections.measures.privacy.pseudonym``,
 the same as in per-person measure rows) and every other id is derived from it. People
 in the National Data Opt-out register (``domain.optout``) are left out entirely, as is
@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
+import orjson
 import psycopg
 from psycopg import IsolationLevel
 
 from domain.journey import RecordedEvent
 from domain.optout import opted_out_patient_ids
 from projections import fold, log
-from projections.fhir.resources import RESOURCE_TYPES, Subject, person_resources
+from projections.fhir.resources import RESOURCE_TYPES, Subject, person_documents
 from projections.fold import FoldConfig
 from projections.measures.privacy import pseudonym
 
@@ -110,10 +111,9 @@ def export(
                         result.excluded += 1
                     else:
                         person = fold.prepare(events, patient, config)
-                        for resource in person_resources(person, subject, today=today):
-                            kind = resource.get_resource_type()
+                        for kind, body in person_documents(person, subject, today=today):
                             if kind in files.handles:
-                                files.write(kind, resource.model_dump_json())
+                                files.write(kind, orjson.dumps(body))
                         result.people.append(patient)
                     if done - reported >= PROGRESS_EVERY:
                         report(done, total)
@@ -159,16 +159,15 @@ class _Files:
 
     def __init__(self, out_dir: Path, kinds: tuple[str, ...]) -> None:
         self._stack = ExitStack()
-        self.handles: dict[str, IO[str]] = {
-            k: self._stack.enter_context((out_dir / f"{k}.ndjson").open("w", encoding="utf-8"))
-            for k in kinds
+        self.handles: dict[str, IO[bytes]] = {
+            k: self._stack.enter_context((out_dir / f"{k}.ndjson").open("wb")) for k in kinds
         }
         self.counts: dict[str, int] = dict.fromkeys(kinds, 0)
 
-    def write(self, kind: str, line: str) -> None:
+    def write(self, kind: str, line: bytes) -> None:
         handle = self.handles[kind]
         handle.write(line)
-        handle.write("\n")
+        handle.write(b"\n")
         self.counts[kind] += 1
 
     def __enter__(self) -> _Files:

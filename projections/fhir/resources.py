@@ -104,24 +104,52 @@ class _Mapper:
         self.patient = subject.patient_id(person.patient_id)
         self.patient_ref = {"reference": f"Patient/{self.patient}", "type": "Patient"}
         self.by_id = {e.event.event_id: e.event for e in person.entries}
-        self.out: list[Resource] = []
+        self.out: list[tuple[Resource, dict[str, Any]]] = []
         self.sources: list[tuple[Resource, list[RecordedEvent], bool]] = []
 
     def uid(self, kind: str, key: object) -> str:
         return str(uuid5(NAMESPACE, f"{self.patient}/{kind}/{key}"))
 
+    def validated(self, model: type[Resource], body: dict[str, Any]) -> Resource:
+        """The resource as its R4B model validates it; the body is kept beside it (the
+        export writes the validated body, which is several times faster to serialise
+        than the model)."""
+        resource = model.model_validate(body)
+        self.out.append((resource, body))
+        return resource
+
     def add(
-        self, resource: Resource, events: Iterable[RecordedEvent], *, nullified: bool = False
+        self,
+        model: type[Resource],
+        body: dict[str, Any],
+        events: Iterable[RecordedEvent],
+        *,
+        nullified: bool = False,
     ) -> None:
-        self.out.append(resource)
+        resource = self.validated(model, body)
         self.sources.append((resource, _unique(events), nullified))
 
 
 def person_resources(
     person: PersonEvents, subject: Subject | None = None, *, today: date | None = None
 ) -> list[Resource]:
-    """Every resource of the person, each followed in the list by nothing: Provenance
-    resources come last, one per resource, in the same order."""
+    """Every resource of the person (Patient, EpisodeOfCare and CareTeam per journey,
+    Encounter, CarePlan, ServiceRequest), then one Provenance per resource in the same
+    order. ``today`` (default: now in the zone) decides overdue reviews and waits so far."""
+    return [resource for resource, _ in _mapped(person, subject, today)]
+
+
+def person_documents(
+    person: PersonEvents, subject: Subject | None = None, *, today: date | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The same resources as ``person_resources``, as (resource type, JSON-ready body):
+    each body exactly as its R4B model validated it."""
+    return [(r.get_resource_type(), body) for r, body in _mapped(person, subject, today)]
+
+
+def _mapped(
+    person: PersonEvents, subject: Subject | None, today: date | None
+) -> list[tuple[Resource, dict[str, Any]]]:
     subject = subject or Subject()
     zone = person.config.zone
     today = today or datetime.now(zone).date()
@@ -255,9 +283,9 @@ def _patients(m: _Mapper) -> None:
         )
     if links:
         body["link"] = links
-    m.add(Patient.model_validate(body), [*registrations, *died, *merges])
+    m.add(Patient, body, [*registrations, *died, *merges])
     for merged_body, merge in merged_bodies:
-        m.add(Patient.model_validate(merged_body), [merge])
+        m.add(Patient, merged_body, [merge])
 
 
 # -- EpisodeOfCare and CareTeam ---------------------------------------------------------
@@ -379,7 +407,7 @@ def _episode_of_care(m: _Mapper, episode: _Episode) -> None:
             }
         )
     events = [*episode.events, *_interval_events(m, episode.intervals)]
-    m.add(EpisodeOfCare.model_validate(body), events)
+    m.add(EpisodeOfCare, body, events)
     _care_team(m, episode, team_id, events)
 
 
@@ -427,7 +455,7 @@ def _care_team(m: _Mapper, episode: _Episode, team_id: str, events: list[Recorde
     }
     if participants:
         body["participant"] = participants
-    m.add(CareTeam.model_validate(body), events)
+    m.add(CareTeam, body, events)
 
 
 def _participant(who: dict[str, Any], text: str, period: dict[str, str]) -> dict[str, Any]:
@@ -461,7 +489,7 @@ def _voided_registrations(m: _Mapper) -> None:
             "managingOrganization": _org(str(event.data["practice"])),
             "period": _period(event.occurred_at),
         }
-        m.add(EpisodeOfCare.model_validate(body), [event, voider], nullified=True)
+        m.add(EpisodeOfCare, body, [event, voider], nullified=True)
 
 
 # -- Encounters -------------------------------------------------------------------------
@@ -599,7 +627,7 @@ def _spells(m: _Mapper, spells: Sequence[timeline.Spell], episodes: Sequence[_Ep
             locations = _locations(spell)
             if locations:
                 body["location"] = locations
-            m.add(Encounter.model_validate(body), _spell_events(m, spell))
+            m.add(Encounter, body, _spell_events(m, spell))
         if stay_id is not None:
             _stay(m, stay_id, chain, episodes)
     for event, voider in _voided(m, "Admitted"):
@@ -620,7 +648,7 @@ def _spells(m: _Mapper, spells: Sequence[timeline.Spell], episodes: Sequence[_Ep
                     "value": str(event.data["encounter_id"]),
                 }
             ]
-        m.add(Encounter.model_validate(body), [event, voider], nullified=True)
+        m.add(Encounter, body, [event, voider], nullified=True)
 
 
 def _stay(
@@ -648,7 +676,7 @@ def _stay(
     episode = _episode_ref(m, episodes, first.admitted_at)
     if episode:
         body["episodeOfCare"] = episode
-    m.add(Encounter.model_validate(body), [e for s in chain for e in _spell_events(m, s)])
+    m.add(Encounter, body, [e for s in chain for e in _spell_events(m, s)])
 
 
 def _contact_body(m: _Mapper, event: RecordedEvent, status: str) -> dict[str, Any]:
@@ -690,10 +718,11 @@ def _contacts(m: _Mapper, episodes: Sequence[_Episode]) -> None:
         episode = _episode_ref(m, episodes, event.occurred_at)
         if episode:
             body["episodeOfCare"] = episode
-        m.add(Encounter.model_validate(body), [event])
+        m.add(Encounter, body, [event])
     for event, voider in _voided(m, "ContactRecorded"):
         m.add(
-            Encounter.model_validate(_contact_body(m, event, ENTERED_IN_ERROR)),
+            Encounter,
+            _contact_body(m, event, ENTERED_IN_ERROR),
             [event, voider],
             nullified=True,
         )
@@ -806,7 +835,7 @@ def _care_plans(
             ]
         if plan.close_reason:
             body["note"] = [{"text": f"closed: {plan.close_reason}"}]
-        m.add(CarePlan.model_validate(body), _plan_events(m, plan.plan_id, plan.agreed_event_id))
+        m.add(CarePlan, body, _plan_events(m, plan.plan_id, plan.agreed_event_id))
     for event, voider in _voided(m, "CarePlanAgreed"):
         data = event.data
         goals = [_goal(m, n, dict(g)) for n, g in enumerate(data["goals"], start=1)]
@@ -825,7 +854,7 @@ def _care_plans(
             body["goal"] = [{"reference": f"#{g['id']}"} for g in goals]
         if m.subject.identifiers:
             body["identifier"] = [{"system": v.PLAN_ID, "value": str(data["plan_id"])}]
-        m.add(CarePlan.model_validate(body), [event, voider], nullified=True)
+        m.add(CarePlan, body, [event, voider], nullified=True)
 
 
 # -- ServiceRequest ---------------------------------------------------------------------
@@ -899,10 +928,10 @@ def _referrals(m: _Mapper, rows: Sequence[referrals.Referral]) -> None:
             and str(e.data.get("referral_id")) == r.referral_id
             and e.occurred_at >= made.occurred_at
         ]
-        m.add(ServiceRequest.model_validate(body), [made, *events])
+        m.add(ServiceRequest, body, [made, *events])
     for event, voider in _voided(m, "ReferralMade"):
         body = _referral_body(m, event, ENTERED_IN_ERROR, m.uid("referral", event.event_id))
-        m.add(ServiceRequest.model_validate(body), [event, voider], nullified=True)
+        m.add(ServiceRequest, body, [event, voider], nullified=True)
 
 
 # -- Provenance -------------------------------------------------------------------------
@@ -957,4 +986,4 @@ def _provenance(
         ],
         "entity": [_entity(e) for e in events],
     }
-    m.out.append(Provenance.model_validate(body))
+    m.validated(Provenance, body)
