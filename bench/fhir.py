@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/fhir.py [--people 5000] [--reuse]``
 
 One PostgreSQL server (``CAREJOURNEY_DATABASE_URL`` if set, else the embedded one), one
 database ``bench_fhir_<people>``: the synthetic cohort (two years) appended in batches
-of 500 (``--reuse`` keeps a database already loaded). Then, best of three runs each:
+of 500 (``--reuse`` keeps a database already loaded). Then, best of ``--runs`` (3) each:
 
 a. baseline: the same rows the export reads (every person's stream, the ledger index
    joined to the stored events, one REPEATABLE READ snapshot), fetched and decoded to
@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--runs", type=int, default=3, help="best of this many runs each")
     args = parser.parse_args()
     settings = get_settings()
     server = resolve_url(settings.database_url, settings.data_dir)
@@ -100,9 +101,9 @@ def main() -> None:
         person = fold.prepare(stream, stream[0].patient_id, config)
         return len(person_resources(person, subject))
 
-    a, (events, _) = best(3, lambda: streams(url, lambda s: 0))
+    a, (events, _) = best(args.runs, lambda: streams(url, lambda s: 0))
     print(f"a. bare read + decode     {a:6.2f}s  {events / a:9,.0f} events/s", flush=True)
-    b, (_, resources) = best(3, lambda: streams(url, mapped))
+    b, (_, resources) = best(args.runs, lambda: streams(url, mapped))
     print(
         f"b. read + fold + map      {b:6.2f}s  {resources / b:9,.0f} resources/s"
         f"  b/a = {b / a:.1f}",
@@ -110,7 +111,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         c, result = best(
-            3,
+            args.runs,
             lambda: export(
                 url,
                 Path(tmp),

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-import pytest
 import orjson
+import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 

@@ -4,7 +4,8 @@ What the FHIR Bulk Data ``$export`` hands out (docs/fhir.md): every person the l
 knows at one snapshot (``REPEATABLE READ``: the head position and the opt-out register
 are read in the same snapshot as the events), folded as the projections fold them,
 mapped by ``projections.fhir.resources`` and written one resource per line to
-``{type}.ndjson`` (each line the body its R4B model validated, serialised by orjson). Pseudonymised: no NHS number and no publisher business ids;
+``{type}.ndjson`` (each line the body its R4B model validated, serialised by orjson).
+Pseudonymised: no NHS number and no publisher business ids;
 ``Patient.id`` is the evaluator pseudonym (``projections.measures.privacy.pseudonym``,
 the same as in per-person measure rows) and every other id is derived from it. People
 in the National Data Opt-out register (``domain.optout``) are left out entirely, as is
