@@ -16,6 +16,7 @@ from cli import fhir as fhir_commands
 from cli import keys as keys_commands
 from cli import ledger as ledger_commands
 from cli import measures as measures_commands
+from cli import mllp as mllp_commands
 from cli import projections as projections_commands
 from cli import serve as serve_commands
 
@@ -35,6 +36,7 @@ keys_commands.register(app)
 consume_commands.register(app)
 measures_commands.register(app)
 fhir_commands.register(app)
+mllp_commands.register(app)
 
 
 def main() -> None:
