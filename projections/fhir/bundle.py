@@ -69,7 +69,11 @@ def collection(
 
 
 def resources_of(bundle: Bundle, kind: str) -> list[Any]:
-    return [e.resource for e in bundle.entry or () if e.resource.get_resource_type() == kind]
+    return [
+        e.resource
+        for e in bundle.entry or ()
+        if e.resource is not None and e.resource.get_resource_type() == kind
+    ]
 
 
 def _sub(extension: Any, url: str) -> Any:

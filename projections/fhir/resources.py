@@ -46,6 +46,7 @@ from fhir.resources.R4B.provenance import Provenance
 from fhir.resources.R4B.resource import Resource
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
+from domain.contract import EventType
 from domain.journey import RecordedEvent
 from projections import care_plans, coordinators, referrals, timeline
 from projections.fhir import vocabulary as v
@@ -53,6 +54,14 @@ from projections.fold import CANCELLED, MERGE, RETRACTED, STANDING, PersonEvents
 
 NAMESPACE = UUID("6f1c2d4e-8b7a-5c3d-9e0f-1a2b3c4d5e6f")
 ENTERED_IN_ERROR = "entered-in-error"
+PLAN_TYPES = frozenset(
+    {
+        EventType.CARE_PLAN_AGREED,
+        EventType.CARE_PLAN_REVISED,
+        EventType.CARE_PLAN_REVIEWED,
+        EventType.CARE_PLAN_CLOSED,
+    }
+)
 RESOURCE_TYPES: tuple[str, ...] = (
     "Patient",
     "EpisodeOfCare",
@@ -178,6 +187,10 @@ def _unique(events: Iterable[RecordedEvent]) -> list[RecordedEvent]:
     for event in events:
         seen.setdefault(event.position, event)
     return sorted(seen.values(), key=lambda e: e.position)
+
+
+def _at(event: RecordedEvent | None) -> datetime | None:
+    return None if event is None else event.occurred_at
 
 
 def _time(moment: datetime | None) -> str | None:
@@ -329,7 +342,7 @@ def _team_members(person: PersonEvents, episodes: Sequence[_Episode]) -> None:
     in; a member who joined outside any journey belongs to the next one, else the last."""
     open_: dict[str, dict[str, Any]] = {}
     for event in person.effective:
-        if event.type == "CareTeamMemberJoined":
+        if event.type == EventType.CARE_TEAM_MEMBER_JOINED:
             member = {"who": dict(event.data["member"]), "joined": event, "left": None}
             open_[str(event.data["member"]["id"])] = member
             owner = _episode_at(episodes, event.occurred_at) or next(
@@ -338,10 +351,10 @@ def _team_members(person: PersonEvents, episodes: Sequence[_Episode]) -> None:
             )
             if owner is not None:
                 owner.members.append(member)
-        elif event.type == "CareTeamMemberLeft":
-            member = open_.pop(str(event.data["member_id"]), None)
-            if member is not None:
-                member["left"] = event
+        elif event.type == EventType.CARE_TEAM_MEMBER_LEFT:
+            left = open_.pop(str(event.data["member_id"]), None)
+            if left is not None:
+                left["left"] = event
 
 
 def _interval_extension(interval: coordinators.Interval) -> dict[str, Any]:
@@ -365,7 +378,7 @@ def _episode_of_care(m: _Mapper, episode: _Episode) -> None:
     opened, closed = episode.opened.occurred_at, episode.closed
     episode_id = m.uid("episode", episode.opened.event_id)
     team_id = m.uid("care-team", episode.opened.event_id)
-    history = [{"status": "active", "period": _period(opened, closed and closed.occurred_at)}]
+    history = [{"status": "active", "period": _period(opened, _at(closed))}]
     if closed is not None:
         history.append({"status": "finished", "period": _period(closed.occurred_at)})
     body: dict[str, Any] = {
@@ -386,7 +399,7 @@ def _episode_of_care(m: _Mapper, episode: _Episode) -> None:
         ],
         "patient": m.patient_ref,
         "managingOrganization": _org(episode.practice),
-        "period": _period(opened, closed and closed.occurred_at),
+        "period": _period(opened, _at(closed)),
         "team": [{"reference": f"CareTeam/{team_id}"}],
     }
     if episode.intervals:
@@ -440,7 +453,7 @@ def _care_team(m: _Mapper, episode: _Episode, team_id: str, events: list[Recorde
             _participant(
                 member["who"],
                 "care team member",
-                _period(member["joined"].occurred_at, left and left.occurred_at),
+                _period(member["joined"].occurred_at, _at(left)),
             )
         )
         events = [*events, member["joined"], *([left] if left else [])]
@@ -450,7 +463,7 @@ def _care_team(m: _Mapper, episode: _Episode, team_id: str, events: list[Recorde
         "status": "active" if closed is None else "inactive",
         "name": "Care coordination team",
         "subject": m.patient_ref,
-        "period": _period(episode.opened.occurred_at, closed and closed.occurred_at),
+        "period": _period(episode.opened.occurred_at, _at(closed)),
         "managingOrganization": [_org(episode.practice)],
     }
     if participants:
@@ -765,7 +778,7 @@ def _plan_events(m: _Mapper, plan_id: str, agreed: UUID) -> list[RecordedEvent]:
     return [
         e
         for e in m.person.effective
-        if e.type in care_plans.PLAN_TYPES
+        if e.type in PLAN_TYPES
         and str(e.data.get("plan_id")) == plan_id
         and (e.occurred_at, e.position) >= (start.occurred_at, start.position)
     ]
