@@ -31,6 +31,9 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+# This script's own folder must not be on the path: it would shadow the ``fhir`` package
+# (fhir.resources) with this file.
+sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from psycopg import IsolationLevel
