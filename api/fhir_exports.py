@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 ENDPOINT = "GET /v1/fhir/$export"
 RUNNING, COMPLETE, FAILED, CANCELLED = "in-progress", "complete", "failed", "cancelled"
+# A running job reports progress every few dozen people; one silent this long lost its
+# worker (a restart, a crash) and is reported failed instead of running forever.
+STALE_AFTER = "10 minutes"
 
 SCHEMA: tuple[str, ...] = (
     """
@@ -49,6 +52,7 @@ SCHEMA: tuple[str, ...] = (
         request           text NOT NULL,
         status            text NOT NULL,
         created_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+        updated_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
         finished_at       timestamptz,
         transaction_time  timestamptz,
         position          bigint,
@@ -77,8 +81,9 @@ def export_dir(settings: Settings) -> Path:
 
 def running(conn: Any, principal: Principal) -> UUID | None:
     row = conn.execute(
-        "SELECT id FROM fhir_export_jobs WHERE principal = %s AND status = %s LIMIT 1",
-        (principal.name, RUNNING),
+        "SELECT id FROM fhir_export_jobs WHERE principal = %s AND status = %s"
+        " AND updated_at > clock_timestamp() - %s::interval LIMIT 1",
+        (principal.name, RUNNING, STALE_AFTER),
     ).fetchone()
     return None if row is None else row["id"]
 
@@ -118,10 +123,17 @@ def start(
 
 def get(conn: Any, job: UUID, principal: Principal) -> dict[str, Any] | None:
     """The job, if this principal started it (an admin sees every job)."""
-    row = conn.execute("SELECT * FROM fhir_export_jobs WHERE id = %s", (job,)).fetchone()
+    row = conn.execute(
+        "SELECT *, updated_at <= clock_timestamp() - %s::interval AS stale"
+        " FROM fhir_export_jobs WHERE id = %s",
+        (STALE_AFTER, job),
+    ).fetchone()
     if row is None or (row["principal"] != principal.name and principal.role.value != "admin"):
         return None
-    return dict(row)
+    found = dict(row)
+    if found["status"] == RUNNING and found.pop("stale"):
+        found.update(status=FAILED, error="the worker running it stopped")
+    return found
 
 
 def cancel(ledger: Ledger, settings: Settings, job: UUID) -> None:
@@ -142,7 +154,8 @@ def _run(
     def progress(done: int, total: int) -> None:
         with ledger.connection() as conn:
             row = conn.execute(
-                "UPDATE fhir_export_jobs SET done = %s, total = %s WHERE id = %s RETURNING status",
+                "UPDATE fhir_export_jobs SET done = %s, total = %s,"
+                " updated_at = clock_timestamp() WHERE id = %s RETURNING status",
                 (done, total, job),
             ).fetchone()
         if row is None or row["status"] != RUNNING:

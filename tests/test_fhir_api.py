@@ -211,3 +211,32 @@ def test_export_types_and_refusals(export_client: TestClient, ledger: Ledger):
         assert "export right" in refused.json()["detail"]
     # Someone else's job is not found, even for another key with the right.
     assert export_client.get(location, headers=auth("auditor")).status_code == 403
+
+
+def test_a_job_that_lost_its_worker_is_failed_not_running(
+    export_client: TestClient, ledger: Ledger
+):
+    """No progress for ten minutes: the worker is gone, so the job is reported failed and
+    the key may start another (instead of 429 for ever)."""
+    job = "0b6f3c1e-2a4d-4e5f-8a9b-0c1d2e3f4a5b"
+    with ledger.connection() as conn:
+        conn.execute(
+            "INSERT INTO fhir_export_jobs (id, principal, role, agreement, types, request,"
+            " status, updated_at) VALUES (%s, 'exporter', 'evaluator', %s, %s, 'x',"
+            " 'in-progress', clock_timestamp() - interval '11 minutes')",
+            (job, AGREEMENT, ["Patient"]),
+        )
+    status = export_client.get(f"/v1/fhir/export-jobs/{job}", headers=bearer(EXPORTER))
+    assert status.status_code == 500
+    assert "the worker running it stopped" in status.json()["detail"]
+    location = _kick_off(export_client)  # not 429: the stale job does not block
+    assert _poll(export_client, location)["manifest"]["output"] == []
+    with ledger.connection() as conn:
+        conn.execute(
+            "UPDATE fhir_export_jobs SET updated_at = clock_timestamp() WHERE id = %s", (job,)
+        )
+    busy = export_client.get(
+        "/v1/fhir/$export", headers={**bearer(EXPORTER), "Prefer": "respond-async"}
+    )
+    assert busy.status_code == 429  # a live job of the same key does block
+    assert busy.headers["retry-after"] == "5"
