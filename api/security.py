@@ -144,8 +144,15 @@ def write_keys_file(path: Path, entries: list[KeyEntry]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(KeysFile(keys=entries).model_dump_json(indent=2))
+        handle.write(json.dumps({"keys": [_stored(e) for e in entries]}, indent=2))
     tmp.replace(path)
+
+
+def _stored(entry: KeyEntry) -> dict[str, object]:
+    """An entry as the file keeps it; a key without the export right is written exactly
+    as before the field existed."""
+    exclude = {"export_agreement"} if entry.export_agreement is None else None
+    return entry.model_dump(mode="json", exclude=exclude)
 
 
 def check_entry(

@@ -46,7 +46,39 @@ Exporter = Annotated[Principal, Depends(allow(Role.EVALUATOR, purpose="run the F
 OUTPUT_FORMATS = frozenset({NDJSON, "application/ndjson", "ndjson"})
 KNOWN_PARAMETERS = frozenset({"_type", "_outputFormat"})
 FILE_NAME = re.compile(r"^([A-Za-z]+)\.ndjson$")
-FHIR_JSON = {"content": {CONTENT_TYPE: {"schema": {"type": "object"}}}}
+BUNDLE_EXAMPLE = {
+    "resourceType": "Bundle",
+    "id": "0b1d8c52-4a5e-5f2b-9c1e-2f3a4b5c6d7e",
+    "type": "collection",
+    "timestamp": "2026-03-04T09:12:44Z",
+    "entry": [
+        {
+            "fullUrl": "https://ledger.example/v1/fhir/Patient/5b1e2f0a-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+            "resource": {
+                "resourceType": "Patient",
+                "id": "5b1e2f0a-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+                "identifier": [
+                    {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765919"}
+                ],
+            },
+        }
+    ],
+}
+MANIFEST_EXAMPLE = {
+    "transactionTime": "2026-03-04T09:12:44Z",
+    "request": "https://ledger.example/v1/fhir/$export?_type=Patient",
+    "requiresAccessToken": True,
+    "output": [
+        {
+            "type": "Patient",
+            "url": "https://ledger.example/v1/fhir/export-jobs/"
+            "6f1c2d4e-8b7a-4c3d-9e0f-1a2b3c4d5e6f/Patient.ndjson",
+            "count": 5000,
+        }
+    ],
+    "error": [],
+}
+FHIR_JSON = {"content": {CONTENT_TYPE: {"schema": {"type": "object"}, "example": BUNDLE_EXAMPLE}}}
 
 
 @router.get(
@@ -174,13 +206,18 @@ def _job(ledger: Any, job: UUID, principal: Principal) -> dict[str, Any]:
     responses={
         200: {
             "description": "The manifest",
-            "content": {"application/json": {"schema": {"type": "object"}}},
+            "content": {
+                "application/json": {"schema": {"type": "object"}, "example": MANIFEST_EXAMPLE}
+            },
         },
         202: {"description": "Still running (X-Progress says how far)"},
         **problems.responses(401, 403, 404, 422),
     },
 )
 def export_status(request: Request, job: UUID, principal: Exporter, ledger: LedgerDep) -> Response:
+    """The Bulk Data status request: 202 with ``X-Progress`` and ``Retry-After`` while
+    the export runs, 200 with the manifest (``output``: one NDJSON file per type) when it
+    is done, a 500 problem if it failed, 404 once cancelled or for another key's job."""
     _export_right(principal)
     row = _job(ledger, job, principal)
     if row["status"] == fhir_exports.RUNNING:
@@ -217,6 +254,7 @@ def export_status(request: Request, job: UUID, principal: Exporter, ledger: Ledg
 def export_cancel(
     job: UUID, principal: Exporter, ledger: LedgerDep, settings: SettingsDep
 ) -> Response:
+    """Cancel a running export, or delete a finished one's files; later requests are 404."""
     _export_right(principal)
     _job(ledger, job, principal)
     fhir_exports.cancel(ledger, settings, job)
@@ -229,13 +267,21 @@ def export_cancel(
     summary="One NDJSON file of a finished export",
     response_class=FileResponse,
     responses={
-        200: {"description": "NDJSON", "content": {NDJSON: {}}},
+        200: {
+            "description": "NDJSON",
+            "content": {
+                NDJSON: {
+                    "example": '{"resourceType":"Patient","id":"f552ede8d0a9f617..."}\n',
+                }
+            },
+        },
         **problems.responses(401, 403, 404, 422),
     },
 )
 def export_file(
     job: UUID, name: str, principal: Exporter, ledger: LedgerDep, settings: SettingsDep
 ) -> FileResponse:
+    """One file of the manifest's ``output``: one resource per line, with the same key."""
     _export_right(principal)
     row = _job(ledger, job, principal)
     listed = {item["url"] for item in row["output"] or []}
