@@ -19,7 +19,16 @@ from api import access_log, fhir_exports, openapi, pages, problems
 from api.body_limit import BodyLimit
 from api.metrics import MetricsMiddleware
 from api.routes import access_log as access_log_routes
-from api.routes import coordinators, events, fhir, measures, operations, patients
+from api.routes import (
+    alerts,
+    coordinators,
+    events,
+    fhir,
+    ledger_log,
+    measures,
+    operations,
+    patients,
+)
 from api.security import KeyRing
 from domain.ledger import Ledger, open_ledger
 from domain.settings import Settings, get_settings
@@ -64,6 +73,8 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         events,
         patients,
         coordinators,
+        alerts,
+        ledger_log,
         access_log_routes,
         operations,
         measures,
