@@ -52,6 +52,8 @@ SCHEMA: tuple[str, ...] = (
     "ALTER TABLE api_access_log ADD COLUMN IF NOT EXISTS outcome text NOT NULL DEFAULT 'read'",
     "ALTER TABLE api_access_log ADD COLUMN IF NOT EXISTS status integer",
     "ALTER TABLE api_access_log ADD COLUMN IF NOT EXISTS via text NOT NULL DEFAULT 'api'",
+    # The data-sharing agreement a FHIR bulk export ran under (null for other reads).
+    "ALTER TABLE api_access_log ADD COLUMN IF NOT EXISTS agreement text",
 )
 
 log = logging.getLogger(__name__)
@@ -68,20 +70,22 @@ def migrate(conn: Connection[Any]) -> None:
 
 
 def record(
-    conn: Connection[DictRow],
+    conn: Connection[Any],
     principal: Principal,
     endpoint: str,
     patients: Sequence[UUID],
     *,
     via: str = "api",
+    agreement: str | None = None,
 ) -> None:
-    """One row per person read (a caseload of 40 people is 40 rows), in one statement."""
+    """One row per person read (a caseload of 40 people is 40 rows; an export of 5,000
+    people 5,000, each naming the data-sharing ``agreement``), in one statement."""
     if not patients:
         return
     conn.execute(
-        "INSERT INTO api_access_log (principal, role, endpoint, patient_id, via)"
-        " SELECT %s, %s, %s, p, %s FROM unnest(%s::uuid[]) AS p",
-        (principal.name, principal.role.value, endpoint, via, list(patients)),
+        "INSERT INTO api_access_log (principal, role, endpoint, patient_id, via, agreement)"
+        " SELECT %s, %s, %s, p, %s, %s FROM unnest(%s::uuid[]) AS p",
+        (principal.name, principal.role.value, endpoint, via, agreement, list(patients)),
     )
 
 
@@ -144,7 +148,7 @@ def entries(
         params.append(until)
     params.append(limit)
     return conn.execute(
-        "SELECT id, at, principal, role, endpoint, patient_id, outcome, status, via"
+        "SELECT id, at, principal, role, endpoint, patient_id, outcome, status, via, agreement"
         " FROM api_access_log"
         f" WHERE {' AND '.join(clauses)} ORDER BY id LIMIT %s",
         params,

@@ -74,6 +74,8 @@ class Problem(BaseModel):
 
 KINDS: dict[str, tuple[int, str]] = {
     "validation": (422, "Request is not valid"),
+    "bad-request": (400, "Bad request"),
+    "busy": (429, "Too many requests"),
     "envelope-rejected": (422, "Envelope rejected"),
     "unauthenticated": (401, "Authentication required"),
     "forbidden": (403, "Not allowed"),
@@ -95,6 +97,8 @@ EXAMPLES: dict[int, dict[str, Any]] = {
         "detail": "event_id: event_id already recorded with different content",
     },
     413: {"kind": "too-large", "detail": "request body is larger than 10485760 bytes"},
+    400: {"kind": "bad-request", "detail": "send 'Prefer: respond-async' to start an export"},
+    429: {"kind": "busy", "detail": "an export of yours is still running: poll it or cancel it"},
     415: {
         "kind": "unsupported-media-type",
         "detail": "send the body as application/json (Content-Type was text/plain)",

@@ -133,3 +133,13 @@ def _first(row: Any) -> Any:
     if isinstance(row, dict):
         return next(iter(row.values()))
     return row[0]
+
+
+def opt_out(conn: psycopg.Connection[Any], patient_id: str) -> None:
+    """Register an opt-out by internal patient id (idempotent): for a person the caller
+    already resolved, e.g. a register received with pseudonymous ids."""
+    conn.execute(
+        "INSERT INTO optout_register (patient_id, source) SELECT %s::uuid, 'id'"
+        " WHERE NOT EXISTS (SELECT 1 FROM optout_register WHERE patient_id = %s::uuid)",
+        (str(patient_id), str(patient_id)),
+    )

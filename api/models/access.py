@@ -26,6 +26,10 @@ class AccessEntry(BaseModel):
     )
     status: int | None = Field(default=None, description="The HTTP status of a refusal.")
     via: str = Field(default="api", description="`api`, `page` or `cli`.")
+    agreement: str | None = Field(
+        default=None,
+        description="The data-sharing agreement of a FHIR bulk export (null for other reads).",
+    )
 
 
 class AccessLog(BaseModel):
