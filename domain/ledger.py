@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
@@ -79,6 +79,18 @@ class _Valid:
     envelope: Envelope
     content: dict[str, Any]
     content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What a batch is judged against (``Ledger._read``)."""
+
+    valid: list[_Valid]
+    patient_of: dict[int, UUID]  # item index -> patient id named (before merges)
+    existing: dict[UUID, dict[str, Any]]
+    state: merges.MergeState
+    links: dict[int, tuple[UUID, UUID]]  # item index -> (local id's person, NHS person)
+    problems: dict[int, str]  # item index -> why its identifiers cannot be used
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,45 +224,69 @@ class Ledger(Application[UUID]):
         its commit (``domain/merges.py``); other batches read and write as before."""
         with self.connection() as conn:
             read = None if _has_merges(valid) else self._read(conn, valid)
-            if read is None or read[3].trees:  # it may move a merge: again, under the lock
-                with merges.serialised(conn):
-                    return self._judge(*self._read(conn, valid), trackings, extra_writes, judged)
-        return self._judge(*read, trackings, extra_writes, judged)
+            if read is None or read.state.trees or read.links:  # it may move a merge:
+                with merges.serialised(conn):  # again, under the lock
+                    return self._judge(self._read(conn, valid), trackings, extra_writes, judged)
+        return self._judge(read, trackings, extra_writes, judged)
 
-    def _read(
-        self, conn: Connection[DictRow], valid: list[_Valid]
-    ) -> tuple[list[_Valid], dict[str, UUID], dict[UUID, dict[str, Any]], merges.MergeState]:
-        """Resolve the NHS numbers (merges' ones too), store merges by patient id, and load
-        the prior events and merges the batch will be judged against."""
-        patient_ids = identity.resolve(
-            conn, [v.envelope.nhs_number for v in valid] + _merged_numbers(valid)
+    def _read(self, conn: Connection[DictRow], valid: list[_Valid]) -> _Read:
+        """Resolve the people named (merges' merged people too), store merges by patient
+        id, and load the prior events and merges the batch will be judged against."""
+        merging = [v for v in valid if v.envelope.type == merges.MERGE_TYPE]
+        named = [_named(v.envelope) for v in valid] + [_merged_named(v) for v in merging]
+        resolved = identity.resolve_people(conn, named)
+        patient_of = {
+            v.index: resolved.patients[i] for i, v in enumerate(valid) if i in resolved.patients
+        }
+        merged_of = {
+            v.index: resolved.patients[len(valid) + j]
+            for j, v in enumerate(merging)
+            if len(valid) + j in resolved.patients
+        }
+        problems = {valid[i].index: p for i, p in resolved.problems.items() if i < len(valid)}
+        problems.update(
+            (v.index, f"merged person: {resolved.problems[len(valid) + j]}")
+            for j, v in enumerate(merging)
+            if len(valid) + j in resolved.problems
         )
-        valid = [_stored_merge(v, patient_ids) for v in valid]
+        links = {valid[i].index: pair for i, pair in resolved.links.items() if i < len(valid)}
+        valid = [_stored_merge(v, merged_of) for v in valid]
         targets = _retraction_targets(valid)
         existing = _existing_events(conn, [v.envelope.event_id for v in valid] + targets)
-        people = [*patient_ids.values(), *(r["patient_id"] for r in existing.values())]
-        return valid, patient_ids, existing, merges.load(conn, people, targets)
+        people = [
+            *patient_of.values(),
+            *merged_of.values(),
+            *(p for pair in links.values() for p in pair),
+            *(r["patient_id"] for r in existing.values()),
+        ]
+        state = merges.load(conn, people, targets)
+        return _Read(valid, patient_of, existing, state, links, problems)
 
     def _judge(
         self,
-        valid: list[_Valid],
-        patient_ids: Mapping[str, UUID],
-        existing: Mapping[UUID, Mapping[str, Any]],
-        state: merges.MergeState,
+        read: _Read,
         trackings: Sequence[Tracking],
         extra_writes: Sequence[ExtraWrite],
         judged: Callable[[dict[int, ItemResult]], None] | None = None,
     ) -> dict[int, ItemResult]:
         """Judge each item in order against what is recorded and what the batch did before
         it, resolving people through standing merges (so a merge early in a batch
-        redirects later items), then write the recordable ones."""
+        redirects later items), then write the recordable ones. An item whose NHS number
+        and local id were two people is preceded by the merge that makes them one
+        (``_link``)."""
+        existing, state = read.existing, read.state
         out: dict[int, ItemResult] = {}
         seen: dict[UUID, tuple[_Valid, UUID]] = {}  # event id -> first item, its person
         to_record: list[tuple[_Valid, UUID]] = []
-        for v in valid:
+        for v in read.valid:
             env = v.envelope
-            patient = state.effective(patient_ids[env.nhs_number])
             event_id = env.event_id
+            if v.index in read.problems:
+                loc = "data.merged_local_id" if env.type == merges.MERGE_TYPE else "local_id"
+                problem = FieldError(loc, read.problems[v.index])
+                out[v.index] = ItemResult(v.index, str(event_id), "rejected", errors=(problem,))
+                continue
+            patient = state.effective(read.patient_of[v.index])
             prior = existing.get(event_id)
             if prior is not None:
                 other = state.effective(prior["patient_id"]) != patient
@@ -275,6 +311,17 @@ class Ledger(Application[UUID]):
                 )
                 continue
             problem: FieldError | None = None
+            link = read.links.get(v.index)
+            if link is not None and state.effective(link[0]) != patient:
+                linked = _link(v, state.effective(link[0]))
+                refused = state.merge(
+                    linked.envelope.event_id, merges.merged_patient(linked.content), patient
+                )
+                if refused is not None:
+                    problem = FieldError("local_id", f"cannot link the identifiers: {refused}")
+                    out[v.index] = ItemResult(v.index, str(event_id), "rejected", errors=(problem,))
+                    continue
+                to_record.append((linked, patient))
             if env.type == "EventRetracted":
                 problem = _retraction_problem(env, patient, existing, seen, state)
             elif env.type == merges.MERGE_TYPE:
@@ -292,6 +339,8 @@ class Ledger(Application[UUID]):
         by_event = {}
         for (v, _), position in zip(to_record, write.positions, strict=True):
             by_event[v.envelope.event_id] = position
+            if v.index < 0:  # a merge the ledger made to link two identifiers
+                continue
             out[v.index] = ItemResult(
                 v.index, str(v.envelope.event_id), "recorded", position=position
             )
@@ -334,16 +383,19 @@ class Ledger(Application[UUID]):
 
     # -- identity ----------------------------------------------------------------------
 
-    def patient_id(self, nhs_number: str) -> UUID | None:
-        """The person an NHS number identifies now: the survivor while a merge stands."""
+    def patient_id(
+        self, nhs_number: str | None, local_id: tuple[str, str] | None = None
+    ) -> UUID | None:
+        """The person an NHS number (or a local id: authority, value) identifies now: the
+        survivor while a merge stands."""
         with self.connection() as conn:
-            return merges.person_now(conn, nhs_number)
+            return merges.person_now(conn, nhs_number, local_id)
 
-    def erase(self, nhs_number: str) -> UUID | None:
-        """Erase the person the number identifies: with standing merges, every NHS number
-        that resolves to the same survivor goes (``merges.erase_person``)."""
+    def erase(self, nhs_number: str | None, local_id: tuple[str, str] | None = None) -> UUID | None:
+        """Erase the person the identifier names: every identifier (NHS numbers and local
+        ids) of everyone resolving to the same survivor goes (``merges.erase_person``)."""
         with self.connection() as conn:
-            return merges.erase_person(conn, nhs_number)
+            return merges.erase_person(conn, nhs_number, local_id)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -591,23 +643,62 @@ def _has_merges(valid: Sequence[_Valid]) -> bool:
     return any(v.envelope.type == merges.MERGE_TYPE for v in valid)
 
 
-def _merged_numbers(valid: Sequence[_Valid]) -> list[str]:
-    return [
-        str(v.content["data"]["merged_nhs_number"])
-        for v in valid
-        if v.envelope.type == merges.MERGE_TYPE
-    ]
+def _named(env: Envelope) -> identity.Named:
+    local = env.local_id
+    return identity.Named(env.nhs_number, None if local is None else (local.authority, local.value))
 
 
-def _stored_merge(v: _Valid, patient_ids: Mapping[str, UUID]) -> _Valid:
+def _merged_named(v: _Valid) -> identity.Named:
+    data = v.content["data"]
+    local = data.get("merged_local_id")
+    return identity.Named(
+        data.get("merged_nhs_number"),
+        None if local is None else (str(local["authority"]), str(local["value"])),
+    )
+
+
+def _stored_merge(v: _Valid, merged_of: Mapping[int, UUID]) -> _Valid:
     """A merge is stored (and hashed) naming the merged person's patient id, never the
-    NHS number the publisher sent (DESIGN.md §11); other items pass through."""
-    if v.envelope.type != merges.MERGE_TYPE:
+    identifier the publisher sent (DESIGN.md §11); other items pass through."""
+    if v.envelope.type != merges.MERGE_TYPE or v.index not in merged_of:
         return v
     data = dict(v.content["data"])
-    data["merged_patient_id"] = str(patient_ids[data.pop("merged_nhs_number")])
+    data.pop("merged_nhs_number", None)
+    data.pop("merged_local_id", None)
+    data["merged_patient_id"] = str(merged_of[v.index])
     content = {**v.content, "data": data}
     return _Valid(v.index, v.envelope, content, content_hash(content))
+
+
+# Fixed for ever: the id of the merge that links an item's two identifiers derives from it.
+LINK_NAMESPACE = UUID("6f1c9a52-52b1-5c38-9a57-2b7c0e6d3a11")
+LINK_REASON = (
+    "linked: one message named this NHS number and a local identifier of the merged person"
+)
+
+
+def _link(v: _Valid, merged: UUID) -> _Valid:
+    """The ``PatientsMerged`` the ledger records when an item names an NHS number and a
+    local id that were two people: the local id's person into the NHS number's, on the
+    same occurred time and source, just before the item (index -1: no item of its own)."""
+    env = v.envelope
+    content = {
+        "event_id": str(uuid5(LINK_NAMESPACE, str(env.event_id))),
+        "type": merges.MERGE_TYPE,
+        "schema_version": env.schema_version,
+        "occurred_at": v.content["occurred_at"],
+        "source": v.content["source"],
+        "recorded_by": v.content["recorded_by"],
+        "data": {"merged_patient_id": str(merged), "reason": LINK_REASON},
+    }
+    linked = parse_envelope(
+        {
+            **content,
+            "nhs_number": env.nhs_number,
+            "local_id": env.local_id and env.local_id.model_dump(),
+        }
+    )
+    return _Valid(-1, linked, envelope_content(linked), content_hash(envelope_content(linked)))
 
 
 def _existing_events(conn: Connection[DictRow], ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
