@@ -283,8 +283,8 @@ class Ledger(Application[UUID]):
             event_id = env.event_id
             if v.index in read.problems:
                 loc = "data.merged_local_id" if env.type == merges.MERGE_TYPE else "local_id"
-                problem = FieldError(loc, read.problems[v.index])
-                out[v.index] = ItemResult(v.index, str(event_id), "rejected", errors=(problem,))
+                unnamed = FieldError(loc, read.problems[v.index])
+                out[v.index] = ItemResult(v.index, str(event_id), "rejected", errors=(unnamed,))
                 continue
             patient = state.effective(read.patient_of[v.index])
             prior = existing.get(event_id)
@@ -318,8 +318,10 @@ class Ledger(Application[UUID]):
                     linked.envelope.event_id, merges.merged_patient(linked.content), patient
                 )
                 if refused is not None:
-                    problem = FieldError("local_id", f"cannot link the identifiers: {refused}")
-                    out[v.index] = ItemResult(v.index, str(event_id), "rejected", errors=(problem,))
+                    unlinked = FieldError("local_id", f"cannot link the identifiers: {refused}")
+                    out[v.index] = ItemResult(
+                        v.index, str(event_id), "rejected", errors=(unlinked,)
+                    )
                     continue
                 to_record.append((linked, patient))
             if env.type == "EventRetracted":
@@ -346,8 +348,8 @@ class Ledger(Application[UUID]):
             )
         for index, item in list(out.items()):
             if item.status == "duplicate" and item.position is None:
-                position = by_event[UUID(item.event_id)] if item.event_id else None
-                out[index] = ItemResult(index, item.event_id, "duplicate", position=position)
+                known = by_event[UUID(item.event_id)] if item.event_id else None
+                out[index] = ItemResult(index, item.event_id, "duplicate", position=known)
         return out
 
     def _write(
@@ -425,11 +427,12 @@ class Ledger(Application[UUID]):
 
     def event_status(self, event_id: UUID) -> dict[str, Any] | None:
         with self.connection() as conn:
-            return conn.execute(
+            row: dict[str, Any] | None = conn.execute(
                 "SELECT position, patient_id, type, occurred_at, recorded_at,"
                 " source_organisation, hash FROM ledger_events WHERE event_id = %s",
                 (event_id,),
             ).fetchone()
+            return row
 
     def head_position(self) -> int:
         with self.connection() as conn:
