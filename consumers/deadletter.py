@@ -162,19 +162,40 @@ def numbers_of(conn: psycopg.Connection[DictRow], nhs_number: str) -> list[str]:
     return sorted({nhs_number, *(r["nhs_number"] for r in rows)})
 
 
+def local_values_of(conn: psycopg.Connection[DictRow], nhs_number: str) -> list[str]:
+    """The local identifier values (hospital MRNs) of the person the number identifies
+    now, merges counted, so an erase scrubs dead letters naming them too. Values shorter
+    than ``LOCAL_SCRUB_MIN`` are left out: a short code would match strangers' letters."""
+    row = conn.execute(
+        "SELECT patient_id FROM identity_register WHERE nhs_number = %s", (nhs_number,)
+    ).fetchone()
+    if row is None:
+        return []
+    people = merges.family(conn, merges.effective(conn, row["patient_id"]))
+    rows = conn.execute(
+        "SELECT value FROM local_identifiers WHERE patient_id = ANY(%s)", (people,)
+    ).fetchall()
+    return sorted({r["value"] for r in rows if len(r["value"]) >= LOCAL_SCRUB_MIN})
+
+
+LOCAL_SCRUB_MIN = 5
+
+
 def _spellings(nhs_number: str) -> list[str]:
     """How a publisher may have written the number: plain, or grouped 3-3-4."""
     a, b, c = nhs_number[:3], nhs_number[3:6], nhs_number[6:]
     return [nhs_number, f"{a} {b} {c}", f"{a}-{b}-{c}"]
 
 
-def scrub(conn: psycopg.Connection[DictRow], nhs_numbers: Iterable[str]) -> int:
+def scrub(
+    conn: psycopg.Connection[DictRow], nhs_numbers: Iterable[str], local_values: Iterable[str] = ()
+) -> int:
     """Remove what identifies the people from their kept dead letters; returns how many
     rows were scrubbed. The row (topic, partition, offset, status) stays, so counts hold;
     an unsent scrubbed row is still produced, without key, value or header values.
     Copies already produced to Kafka age out with the topics' retention (docs/kafka.md).
     """
-    spellings = [s for n in nhs_numbers for s in _spellings(n)]
+    spellings = [s for n in nhs_numbers for s in _spellings(n)] + list(local_values)
     if not spellings:
         return 0
     needles = [s.encode() for s in spellings]
@@ -215,8 +236,9 @@ def erase_person(ledger: Ledger, nhs_number: str) -> tuple[UUID | None, int]:
     """
     with ledger.connection() as conn:
         numbers = numbers_of(conn, nhs_number)
+        local_values = local_values_of(conn, nhs_number)
     patient = ledger.erase(nhs_number)
     with ledger.connection() as conn:
         if conn.execute("SELECT to_regclass('consumer_rejections') AS t").fetchone()["t"] is None:
             return patient, 0
-        return patient, scrub(conn, numbers)
+        return patient, scrub(conn, numbers, local_values)
