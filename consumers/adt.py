@@ -318,7 +318,7 @@ class _Mapper:
             data: dict[str, Any] = {"encounter_id": encounter, "hospital": organisation}
             ward = value(self.pv1, 3, 1, 1)
             if ward and ward != HL7_NULL:
-                data["ward"] = ward
+                data["ward"] = ward[:TEXT_MAX]  # descriptive: never a reason to refuse
             default = None if trigger == "A01" else "inpatient"
             data |= self.coded(
                 "PV1-4", 4, "method", adt_codes.ADMISSION_METHODS, "admission_method"

@@ -147,31 +147,42 @@ def send_pending(
     return len(sent), len(sent) == len(rows) and len(rows) < limit
 
 
-def numbers_of(conn: psycopg.Connection[DictRow], nhs_number: str) -> list[str]:
+def _family_of(
+    conn: psycopg.Connection[DictRow], nhs_number: str | None, local_id: tuple[str, str] | None
+) -> list[UUID]:
+    """Everyone one person is made of now (merges count), from either identifier."""
+    patient = merges.person_now(conn, nhs_number, local_id)
+    return [] if patient is None else merges.family(conn, patient)
+
+
+def numbers_of(
+    conn: psycopg.Connection[DictRow],
+    nhs_number: str | None,
+    local_id: tuple[str, str] | None = None,
+) -> list[str]:
     """Every NHS number that identifies the same person now (merges count), so an erase
     scrubs the dead letters of all of them. Call before the register forgets them."""
-    row = conn.execute(
-        "SELECT patient_id FROM identity_register WHERE nhs_number = %s", (nhs_number,)
-    ).fetchone()
-    if row is None:
-        return [nhs_number]
-    people = merges.family(conn, merges.effective(conn, row["patient_id"]))
+    given = [nhs_number] if nhs_number is not None else []
+    people = _family_of(conn, nhs_number, local_id)
+    if not people:
+        return given
     rows = conn.execute(
         "SELECT nhs_number FROM identity_register WHERE patient_id = ANY(%s)", (people,)
     ).fetchall()
-    return sorted({nhs_number, *(r["nhs_number"] for r in rows)})
+    return sorted({*given, *(r["nhs_number"] for r in rows)})
 
 
-def local_values_of(conn: psycopg.Connection[DictRow], nhs_number: str) -> list[str]:
-    """The local identifier values (hospital MRNs) of the person the number identifies
-    now, merges counted, so an erase scrubs dead letters naming them too. Values shorter
-    than ``LOCAL_SCRUB_MIN`` are left out: a short code would match strangers' letters."""
-    row = conn.execute(
-        "SELECT patient_id FROM identity_register WHERE nhs_number = %s", (nhs_number,)
-    ).fetchone()
-    if row is None:
+def local_values_of(
+    conn: psycopg.Connection[DictRow],
+    nhs_number: str | None,
+    local_id: tuple[str, str] | None = None,
+) -> list[str]:
+    """The local identifier values (hospital MRNs) of the person named now, merges
+    counted, so an erase scrubs dead letters naming them too. Values shorter than
+    ``LOCAL_SCRUB_MIN`` are left out: a short code would match strangers' letters."""
+    people = _family_of(conn, nhs_number, local_id)
+    if not people:
         return []
-    people = merges.family(conn, merges.effective(conn, row["patient_id"]))
     rows = conn.execute(
         "SELECT value FROM local_identifiers WHERE patient_id = ANY(%s)", (people,)
     ).fetchall()
@@ -228,16 +239,18 @@ def scrub(
     return len(rows)
 
 
-def erase_person(ledger: Ledger, nhs_number: str) -> tuple[UUID | None, int]:
+def erase_person(
+    ledger: Ledger, nhs_number: str | None, local_id: tuple[str, str] | None = None
+) -> tuple[UUID | None, int]:
     """``Ledger.erase`` plus the dead letters: forget the person in the register, then
     scrub the kept rejections of every number that identified them. Returns the erased
     patient id (None if the number was not registered) and the rows scrubbed (rows are
     scrubbed even for a number never registered: its messages may all have been refused).
     """
     with ledger.connection() as conn:
-        numbers = numbers_of(conn, nhs_number)
-        local_values = local_values_of(conn, nhs_number)
-    patient = ledger.erase(nhs_number)
+        numbers = numbers_of(conn, nhs_number, local_id)
+        local_values = local_values_of(conn, nhs_number, local_id)
+    patient = ledger.erase(nhs_number, local_id)
     with ledger.connection() as conn:
         if conn.execute("SELECT to_regclass('consumer_rejections') AS t").fetchone()["t"] is None:
             return patient, 0

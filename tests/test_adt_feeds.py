@@ -305,3 +305,28 @@ def test_a03_location_is_the_discharge_location() -> None:
     env = decoded(epic("A03", ward="DISCH LOUNGE", room="", bed="")).envelope
     assert env["data"]["location"] == "DISCH LOUNGE"
     assert env["source"]["organisation"] == ODS
+
+
+def test_erase_by_local_id_on_the_command_line(
+    ledger: Ledger, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli.app import app
+    from domain.settings import get_settings
+
+    append_messages(ledger, [epic("A01", control="1", nhs=None, mrn="MRN-55501")], SETTINGS)
+    patient = person(ledger, mrn="MRN-55501")
+    monkeypatch.setenv("CAREJOURNEY_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        assert runner.invoke(app, ["erase"]).exit_code != 0  # neither identifier
+        done = runner.invoke(app, ["erase", "--local", "RXH:MRN-55501"])
+        assert done.exit_code == 0, done.output
+        assert str(patient) in done.stdout and "MRN-55501" not in done.stdout
+        assert ledger.patient_id(None, ("RXH", "MRN-55501")) is None
+        again = runner.invoke(app, ["erase", "--local", "RXH:MRN-55501"])
+        assert again.exit_code == 1 and "MRN-55501" not in again.output
+    finally:
+        get_settings.cache_clear()

@@ -29,7 +29,20 @@ def _schema_text() -> bytes:
     "/envelope",
     summary="The envelope contract v1 as JSON Schema (2020-12)",
     response_class=Response,
-    responses={200: {"content": {MEDIA_TYPE: {"schema": {"type": "object"}}}}},
+    responses={
+        200: {
+            "content": {
+                MEDIA_TYPE: {
+                    "schema": {"type": "object"},
+                    "example": {
+                        "$schema": "https://json-schema.org/draft/2020-12/schema",
+                        "title": "Care-journey ledger envelope, contract v1",
+                        "type": "object",
+                    },
+                }
+            }
+        }
+    },
 )
 def envelope_schema() -> Any:
     """What ``POST /v1/events``, Kafka and files accept, as a JSON Schema document."""
