@@ -39,7 +39,7 @@ from typing import Any
 
 from hl7.containers import Message, Segment
 
-from consumers import adt_codes, code_maps
+from consumers import adt_codes, code_maps, discharge_ready
 from consumers.hl7v2 import (
     HL7_NULL,
     Hl7Error,
@@ -171,11 +171,25 @@ class _Mapper:
         nhs, local = self.person(self.pid, "PID-3")
         occurred = self.occurred_at()
         system = (adt_codes.ADT_SYSTEM_PREFIX + (namespace(self.msh, 3) or "adt"))[:SYSTEM_MAX]
+        ready = None
         if trigger == adt_codes.IDENTITY_UPDATE:
-            update = self.identity_update(nhs, local, organisation, system, occurred)
-            return update if update is not None else self.rejected(None, trigger)
-        event_type = adt_codes.TRIGGERS[trigger]
-        data = self.data(trigger, organisation)
+            site = discharge_ready.mapping(self.settings.adt_discharge_ready)
+            ready = discharge_ready.decision(self.msg, site)
+            if ready is None:
+                update = self.identity_update(nhs, local, organisation, system, occurred)
+                return update if update is not None else self.rejected(None, trigger)
+        data: dict[str, Any] | None
+        if ready is not None:  # an A08 carrying "ready for discharge" (docs/alerts.md)
+            event_type = "DischargeReady"
+            data = {"encounter_id": self.field(self.pv1, "PV1-19", 19), **ready["data"]}
+            if ready["time"]:
+                try:
+                    occurred = timestamp(ready["time"], self.settings.zone)
+                except ValueError as exc:
+                    self.problem("discharge ready time", str(exc))
+        else:
+            event_type = adt_codes.TRIGGERS[trigger]
+            data = self.data(trigger, organisation)
         if self.errors or (nhs is None and local is None) or occurred is None:
             return self.rejected(None, trigger)
         assert organisation is not None and data is not None
