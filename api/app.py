@@ -22,6 +22,7 @@ from api.metrics import MetricsMiddleware
 from api.routes import access_log as access_log_routes
 from api.routes import (
     alerts,
+    contract,
     coordinators,
     events,
     fhir,
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         operations,
         measures,
         optout,
+        contract,
         fhir,
     ):
         app.include_router(module.router)

@@ -84,6 +84,8 @@ def _describe(result: MessageResult) -> str:
         text += f" ({kind} noted, no journey event)"
     if result.item.errors:
         text += f": {result.reason()}"
+    if result.status in ("duplicate", "conflict"):
+        text += f" ({result.collision()})"
     for note in result.notes:
         text += f" [note: {note}]"
     return text

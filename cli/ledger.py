@@ -172,22 +172,43 @@ def verify(
 
 
 def erase(
-    nhs_number: Annotated[str, typer.Argument(help="The person's NHS number.")],
+    nhs_number: Annotated[
+        str | None, typer.Argument(help="The person's NHS number (or give --local).")
+    ] = None,
+    local: Annotated[
+        str | None,
+        typer.Option(
+            "--local",
+            metavar="AUTHORITY:VALUE",
+            help="Name the person by a local identifier instead, e.g. RXH:4012345.",
+        ),
+    ] = None,
 ) -> None:
-    """Remove the NHS number from the identity register; the history stays, unlinkable.
+    """Remove every identifier of the person (NHS numbers and local ids) from the
+    identity register; the history stays, unlinkable.
 
     Kafka messages refused by the consumer and kept for the dead-letter topic that
-    mention the number are scrubbed too (docs/kafka.md).
+    mention the person's NHS numbers (or local ids of 5 characters or more) are scrubbed
+    too (docs/kafka.md).
     """
-    nhs = nhs_argument(nhs_number)
+    if (nhs_number is None) == (local is None):
+        fail("name the person by NHS_NUMBER or by --local AUTHORITY:VALUE (one of them)")
+    local_id: tuple[str, str] | None = None
+    if local is not None:
+        authority, _, value = local.partition(":")
+        if not authority or not value:
+            fail("--local takes AUTHORITY:VALUE, e.g. RXH:4012345")
+        local_id = (authority, value)
+    nhs = nhs_argument(nhs_number) if nhs_number is not None else None
     with ledger_session() as ledger:
-        patient, scrubbed = deadletter.erase_person(ledger, nhs)
+        patient, scrubbed = deadletter.erase_person(ledger, nhs, local_id)
         log_cli_access(ledger, "erase", patient, outcome="erased" if patient else "refused")
     if scrubbed:
-        out.print(f"scrubbed {scrubbed} kept dead letter(s) mentioning the number")
+        out.print(f"scrubbed {scrubbed} kept dead letter(s) mentioning the person")
     if patient is None:
-        fail("no journey is registered for this NHS number", code=1)
-    out.print(f"erased: NHS number no longer maps to patient {patient}")
+        what = "this NHS number" if nhs is not None else "that local identifier"
+        fail(f"no journey is registered for {what}", code=1)
+    out.print(f"erased: the person's identifiers no longer map to patient {patient}")
 
 
 def _check_expected(ledger: Ledger, expect: str) -> None:

@@ -17,6 +17,8 @@ TRIGGERS: Final[dict[str, str]] = {
     "A02": "Transferred",
     "A03": "Discharged",
     "A04": "ContactRecorded",
+    "A06": "Admitted",  # outpatient -> inpatient: the inpatient stay starts
+    "A07": "Discharged",  # inpatient -> outpatient: the inpatient stay ends
     "A08": "",  # identity/visit update: no journey event (recorded in adt_identity_updates)
     "A11": "AdmissionCancelled",
     "A12": "TransferCancelled",
@@ -82,6 +84,31 @@ DISCHARGE_DESTINATIONS: Final[dict[str, str]] = {
     "99": "other",  # not known
 }
 DESTINATION_NOT_KNOWN = "99"
+
+# PV1-2 -> PatientClass: HL7 table 0004 letters, NHS Data Dictionary "Patient
+# Classification" digits, and the words UK EPR feeds send (matched ignoring case).
+PATIENT_CLASSES: Final[dict[str, str]] = {
+    "I": "inpatient",  # HL7 0004: inpatient
+    "O": "outpatient",  # HL7 0004: outpatient
+    "E": "emergency",  # HL7 0004: emergency
+    "B": "maternity",  # HL7 0004: obstetrics
+    "R": "outpatient",  # HL7 0004: recurring patient
+    "P": "other",  # HL7 0004: preadmit
+    "C": "other",  # HL7 0004: commercial account
+    "N": "other",  # HL7 0004: not applicable
+    "U": "unknown",  # HL7 0004: unknown
+    "1": "inpatient",  # NHS: ordinary admission
+    "2": "day_case",  # NHS: day case admission
+    "3": "day_case",  # NHS: regular day admission
+    "4": "inpatient",  # NHS: regular night admission
+    "5": "maternity",  # NHS: mothers and babies using delivery facilities only
+    "INPATIENT": "inpatient",
+    "OUTPATIENT": "outpatient",
+    "DAY CASE": "day_case",
+    "DAYCASE": "day_case",
+    "EMERGENCY": "emergency",
+    "MATERNITY": "maternity",
+}
 
 # An A04 (registration/attendance) becomes a ContactRecorded in the acute setting. It is
 # not a follow-up contact: every ADT event's source.system starts with this prefix, and

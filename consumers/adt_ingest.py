@@ -22,6 +22,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -34,6 +35,7 @@ from consumers.adt import Decoded, IdentityUpdate, Outcome, Rejected, decode
 from consumers.feed import Aside, Feed, Rejection
 from consumers.feed import Decoded as FeedDecoded
 from consumers.outcome import Message
+from domain import merges
 from domain.contract import FieldError, utc_text
 from domain.ledger import ExtraWrite, ItemResult, Ledger
 from domain.settings import Settings
@@ -61,6 +63,14 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class Prior:
+    """The recorded message a duplicate or conflict collides with: where and when."""
+
+    position: int | None
+    recorded_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class MessageResult:
     """One message's outcome: its trigger (if read), the ledger-shaped result, notes."""
 
@@ -69,6 +79,8 @@ class MessageResult:
     item: ItemResult
     notes: tuple[str, ...] = ()
     identity_update: bool = False
+    control_id: str | None = None  # MSH-10 as sent (reports and ACKs name it)
+    prior: Prior | None = None  # for a duplicate or conflict: the message it collides with
 
     @property
     def status(self) -> str:
@@ -80,6 +92,19 @@ class MessageResult:
 
     def reason(self) -> str:
         return self.item.reason()
+
+    def collision(self) -> str:
+        """For a duplicate or conflict: which control id met which recorded message
+        (``MSH-10 'M1' = the message at position 12, recorded 2026-03-02T10:16:00Z``)."""
+        if self.item.status not in ("duplicate", "conflict"):
+            return ""
+        control = f"MSH-10 {self.control_id!r}" if self.control_id else "no MSH-10"
+        if self.prior is None or self.prior.position is None:
+            return f"{control}: the same as an earlier message of this batch"
+        when = utc_text(self.prior.recorded_at) if self.prior.recorded_at else "?"
+        return (
+            f"{control}: the same as the message at position {self.prior.position}, recorded {when}"
+        )
 
 
 def migrate(ledger: Ledger) -> None:
@@ -126,26 +151,50 @@ def record_outcomes(
                 index,
                 outcome.trigger,
                 ItemResult(index, outcome.event_id, "rejected", errors=outcome.errors),
+                control_id=outcome.control_id,
             )
         elif isinstance(outcome, IdentityUpdate):
             updates.append((index, outcome))
         else:
             envelopes.append((index, outcome))
     update_results, update_write = record_identity_updates(ledger, updates)
+    controls = {i: u.control_id for i, u in updates}
     for index, item in update_results.items():
-        results[index] = MessageResult(index, adt_codes.IDENTITY_UPDATE, item, identity_update=True)
+        results[index] = MessageResult(
+            index,
+            adt_codes.IDENTITY_UPDATE,
+            item,
+            identity_update=True,
+            control_id=controls[index],
+        )
     writes = [*extra_writes, *([update_write] if update_write is not None else [])]
     batch = ledger.append_batch(
         [d.envelope for _, d in envelopes], trackings=trackings, extra_writes=writes
     )
+    priors = _priors(ledger, [i for i in batch.items if i.status in ("duplicate", "conflict")])
     for (index, decoded), item in zip(envelopes, batch.items, strict=True):
         results[index] = MessageResult(
             index,
             decoded.trigger,
             ItemResult(index, item.event_id, item.status, item.position, item.errors),
             decoded.notes,
+            control_id=decoded.control_id,
+            prior=priors.get(item.event_id or ""),
         )
     return [results[i] for i in range(len(outcomes))]
+
+
+def _priors(ledger: Ledger, items: Sequence[ItemResult]) -> dict[str, Prior]:
+    """Position and recording time of the messages duplicates and conflicts met."""
+    ids = [UUID(i.event_id) for i in items if i.event_id]
+    if not ids:
+        return {}
+    with ledger.connection() as conn:
+        rows = conn.execute(
+            "SELECT event_id, position, recorded_at FROM ledger_events WHERE event_id = ANY(%s)",
+            (ids,),
+        ).fetchall()
+    return {str(r["event_id"]): Prior(r["position"], r["recorded_at"]) for r in rows}
 
 
 def _content_hash(update: IdentityUpdate) -> str:
@@ -186,7 +235,8 @@ def record_identity_updates(
             rows.append(
                 (
                     event_id,
-                    ledger.patient_id(update.nhs_number),
+                    update.nhs_number,
+                    update.local_id,
                     update.organisation,
                     update.system,
                     update.occurred_at,
@@ -208,11 +258,18 @@ def record_identity_updates(
         return results, None
 
     def write(curs: Cursor[DictRow]) -> None:
+        # The person is looked up here, inside the batch's transaction, after the batch's
+        # events registered their identifiers: an A08 in the same run as the person's
+        # first event is linked to that person.
+        conn = curs.connection
         curs.executemany(
             "INSERT INTO adt_identity_updates (event_id, patient_id, organisation, system,"
             " occurred_at, sent, deleted, content_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (event_id) DO NOTHING",
-            rows,
+            [
+                (event_id, merges.person_now(conn, nhs, local), *rest)
+                for event_id, nhs, local, *rest in rows
+            ],
         )
 
     return results, write

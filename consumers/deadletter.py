@@ -147,19 +147,49 @@ def send_pending(
     return len(sent), len(sent) == len(rows) and len(rows) < limit
 
 
-def numbers_of(conn: psycopg.Connection[DictRow], nhs_number: str) -> list[str]:
+def _family_of(
+    conn: psycopg.Connection[DictRow], nhs_number: str | None, local_id: tuple[str, str] | None
+) -> list[UUID]:
+    """Everyone one person is made of now (merges count), from either identifier."""
+    patient = merges.person_now(conn, nhs_number, local_id)
+    return [] if patient is None else merges.family(conn, patient)
+
+
+def numbers_of(
+    conn: psycopg.Connection[DictRow],
+    nhs_number: str | None,
+    local_id: tuple[str, str] | None = None,
+) -> list[str]:
     """Every NHS number that identifies the same person now (merges count), so an erase
     scrubs the dead letters of all of them. Call before the register forgets them."""
-    row = conn.execute(
-        "SELECT patient_id FROM identity_register WHERE nhs_number = %s", (nhs_number,)
-    ).fetchone()
-    if row is None:
-        return [nhs_number]
-    people = merges.family(conn, merges.effective(conn, row["patient_id"]))
+    given = [nhs_number] if nhs_number is not None else []
+    people = _family_of(conn, nhs_number, local_id)
+    if not people:
+        return given
     rows = conn.execute(
         "SELECT nhs_number FROM identity_register WHERE patient_id = ANY(%s)", (people,)
     ).fetchall()
-    return sorted({nhs_number, *(r["nhs_number"] for r in rows)})
+    return sorted({*given, *(r["nhs_number"] for r in rows)})
+
+
+def local_values_of(
+    conn: psycopg.Connection[DictRow],
+    nhs_number: str | None,
+    local_id: tuple[str, str] | None = None,
+) -> list[str]:
+    """The local identifier values (hospital MRNs) of the person named now, merges
+    counted, so an erase scrubs dead letters naming them too. Values shorter than
+    ``LOCAL_SCRUB_MIN`` are left out: a short code would match strangers' letters."""
+    people = _family_of(conn, nhs_number, local_id)
+    if not people:
+        return []
+    rows = conn.execute(
+        "SELECT value FROM local_identifiers WHERE patient_id = ANY(%s)", (people,)
+    ).fetchall()
+    return sorted({r["value"] for r in rows if len(r["value"]) >= LOCAL_SCRUB_MIN})
+
+
+LOCAL_SCRUB_MIN = 5
 
 
 def _spellings(nhs_number: str) -> list[str]:
@@ -168,13 +198,15 @@ def _spellings(nhs_number: str) -> list[str]:
     return [nhs_number, f"{a} {b} {c}", f"{a}-{b}-{c}"]
 
 
-def scrub(conn: psycopg.Connection[DictRow], nhs_numbers: Iterable[str]) -> int:
+def scrub(
+    conn: psycopg.Connection[DictRow], nhs_numbers: Iterable[str], local_values: Iterable[str] = ()
+) -> int:
     """Remove what identifies the people from their kept dead letters; returns how many
     rows were scrubbed. The row (topic, partition, offset, status) stays, so counts hold;
     an unsent scrubbed row is still produced, without key, value or header values.
     Copies already produced to Kafka age out with the topics' retention (docs/kafka.md).
     """
-    spellings = [s for n in nhs_numbers for s in _spellings(n)]
+    spellings = [s for n in nhs_numbers for s in _spellings(n)] + list(local_values)
     if not spellings:
         return 0
     needles = [s.encode() for s in spellings]
@@ -207,31 +239,24 @@ def scrub(conn: psycopg.Connection[DictRow], nhs_numbers: Iterable[str]) -> int:
     return len(rows)
 
 
-def erase_person(ledger: Ledger, nhs_number: str) -> tuple[UUID | None, int]:
+def erase_person(
+    ledger: Ledger, nhs_number: str | None, local_id: tuple[str, str] | None = None
+) -> tuple[UUID | None, int]:
     """``Ledger.erase`` plus the dead letters: forget the person in the register, then
     scrub the kept rejections of every number that identified them. Returns the erased
     patient id (None if the number was not registered) and the rows scrubbed (rows are
     scrubbed even for a number never registered: its messages may all have been refused).
     """
     with ledger.connection() as conn:
-        numbers = numbers_of(conn, nhs_number)
-        people = people_of(conn, nhs_number)
-    patient = ledger.erase(nhs_number)
+        numbers = numbers_of(conn, nhs_number, local_id)
+        local_values = local_values_of(conn, nhs_number, local_id)
+        people = _family_of(conn, nhs_number, local_id)
+    patient = ledger.erase(nhs_number, local_id)
     with ledger.connection() as conn:
         forget_identity_updates(conn, people)
         if conn.execute("SELECT to_regclass('consumer_rejections') AS t").fetchone()["t"] is None:
             return patient, 0
-        return patient, scrub(conn, numbers)
-
-
-def people_of(conn: psycopg.Connection[DictRow], nhs_number: str) -> list[UUID]:
-    """The patient ids of the person the number identifies now (merges count)."""
-    row = conn.execute(
-        "SELECT patient_id FROM identity_register WHERE nhs_number = %s", (nhs_number,)
-    ).fetchone()
-    if row is None:
-        return []
-    return merges.family(conn, merges.effective(conn, row["patient_id"]))
+        return patient, scrub(conn, numbers, local_values)
 
 
 def forget_identity_updates(conn: psycopg.Connection[DictRow], people: list[UUID]) -> int:

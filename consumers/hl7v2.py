@@ -33,9 +33,10 @@ _DTM = re.compile(
 )
 
 # The NHS number in a CX list (PID-3, MRG-1): identifier type code CX.5 = "NH" (HL7 table
-# 0203, as NHS England's HL7 v2 ITK specification uses it), or assigning authority CX.4
-# naming the NHS: HD.1 "NHS" (any case) or HD.2 the NHS number OID.
-NHS_TYPE_CODE = "NH"
+# 0203, as NHS England's HL7 v2 ITK specification uses it), "HN" or "NHS" (as several UK
+# EPR feeds send it), or assigning authority CX.4 naming the NHS: HD.1 "NHS" (any case) or
+# HD.2 the NHS number OID.
+NHS_TYPE_CODES = frozenset({"NH", "HN", "NHS"})
 NHS_AUTHORITY = "NHS"
 NHS_NUMBER_OID = "2.16.840.1.113883.2.1.4.1"
 
@@ -139,7 +140,7 @@ def nhs_number(seg: Segment | None, field: int, where: str) -> NhsNumberFound:
         if kind and kind not in types:
             types.append(kind)
         if (
-            kind.upper() == NHS_TYPE_CODE
+            kind.upper() in NHS_TYPE_CODES
             or authority.upper() == NHS_AUTHORITY
             or authority_oid == NHS_NUMBER_OID
         ):
@@ -156,6 +157,43 @@ def nhs_number(seg: Segment | None, field: int, where: str) -> NhsNumberFound:
     if len(numbers) > 1:
         return NhsNumberFound(None, f"{where} holds {len(numbers)} different NHS numbers")
     return NhsNumberFound(numbers.pop(), None)
+
+
+# Local identifiers read from a CX list: HL7 table 0203 "MR" (medical record number) and
+# "PI" (patient internal identifier), the hospital numbers UK EPRs send.
+LOCAL_TYPE_CODES = ("MR", "PI")
+
+
+def local_identifier(
+    seg: Segment | None, field: int, default_authority: str
+) -> tuple[str, str] | None:
+    """The first repetition typed MR, else PI, that is not the NHS number, as
+    (assigning authority, value): the authority is CX.4.1, else CX.4.2, else
+    ``default_authority`` (the sending facility)."""
+    for wanted in LOCAL_TYPE_CODES:
+        for rep in range(1, repetitions(seg, field) + 1):
+            if value(seg, field, rep, 5).upper() != wanted:
+                continue
+            number = value(seg, field, rep, 1)
+            if not number or number == HL7_NULL:
+                continue
+            authority = (
+                value(seg, field, rep, 4, 1) or value(seg, field, rep, 4, 2) or default_authority
+            )
+            if authority.upper() == NHS_AUTHORITY or not authority:
+                continue
+            return authority, number
+    return None
+
+
+def identifier_types(seg: Segment | None, field: int) -> list[str]:
+    """The identifier type codes (CX.5) present, in order, once each."""
+    found: list[str] = []
+    for rep in range(1, repetitions(seg, field) + 1):
+        kind = value(seg, field, rep, 5)
+        if kind and kind not in found:
+            found.append(kind)
+    return found
 
 
 def timestamp(text: str, zone: ZoneInfo) -> datetime:

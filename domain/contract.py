@@ -42,6 +42,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     SerializeAsAny,
     Strict,
     StringConstraints,
@@ -176,6 +177,7 @@ class AdmissionMethod(StrEnum):
     ELECTIVE = "elective"
     MATERNITY = "maternity"
     TRANSFER = "transfer"
+    UNKNOWN = "unknown"  # v1 addition: sent empty or as a local code no map translates
 
 
 class DischargeDestination(StrEnum):
@@ -186,6 +188,19 @@ class DischargeDestination(StrEnum):
     OTHER_HOSPITAL = "other_hospital"
     DIED = "died"
     OTHER = "other"
+    UNKNOWN = "unknown"  # v1 addition: sent as free text or a local code no map translates
+
+
+class PatientClass(StrEnum):
+    """v1 addition: the hospital's class of the visit (HL7 PV1-2), when a feed says it."""
+
+    INPATIENT = "inpatient"
+    OUTPATIENT = "outpatient"
+    DAY_CASE = "day_case"
+    EMERGENCY = "emergency"
+    MATERNITY = "maternity"
+    OTHER = "other"
+    UNKNOWN = "unknown"
 
 
 class ContactMode(StrEnum):
@@ -288,6 +303,30 @@ def _date_input(value: Any) -> Any:
 
 
 Day = Annotated[date, BeforeValidator(_date_input)]
+
+
+def _moment_input(value: Any) -> Any:
+    if isinstance(value, str | datetime):
+        return value
+    raise PydanticCustomError(
+        "datetime_type", "should be an ISO-8601 date-time string with a UTC offset"
+    )
+
+
+def _aware_moment(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise PydanticCustomError("timezone_aware", "a date-time must carry a UTC offset")
+    return value
+
+
+# An instant inside ``data`` (v1 addition): offset required, stored as UTC with ``Z`` so two
+# spellings of one instant hash the same.
+Moment = Annotated[
+    datetime,
+    BeforeValidator(_moment_input),
+    AfterValidator(_aware_moment),
+    PlainSerializer(lambda v: utc_text(v), return_type=str, when_used="json"),
+]
 
 
 def _occurred_input(value: Any) -> Any:
@@ -398,6 +437,33 @@ class ContactWith(BaseModel):
     organisation: OdsCode
 
 
+class LocalId(BaseModel):
+    """v1 addition: a person named by a local identifier (a hospital MRN from PID-3): the
+    assigning authority (e.g. the trust's code) and the value it assigned. Like the NHS
+    number it lives only in the identity register, never in the log."""
+
+    model_config = FROZEN
+
+    authority: Id
+    value: Id
+
+
+class AsSent(BaseModel):
+    """v1 addition: a coded field as the source sent it (HL7 CWE: code and/or text), kept
+    beside the contract's value so an uncoded or locally coded field loses nothing."""
+
+    model_config = FROZEN
+
+    code: Text | None = None
+    text: Text | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.code is None and self.text is None:
+            raise PydanticCustomError("as_sent_empty", "give the code, the text or both")
+        return self
+
+
 def _unique_goal_ids(goals: tuple[Goal, ...] | None, field: str) -> None:
     """Two goals with one id in the same list would make later revisions ambiguous."""
     if not goals:
@@ -493,12 +559,20 @@ class CoordinatorReleased(BaseModel):
 
 
 class Admitted(BaseModel):
+    """An admission. v1 additions (optional): the method and the patient class as sent,
+    the class, and ``sent_at`` (when the source sent this version: of two admissions of
+    one encounter at one time, the later sent corrects the other)."""
+
     model_config = FROZEN
 
     encounter_id: Id
     hospital: OdsCode
     ward: Text | None = None
     method: AdmissionMethod
+    method_as_sent: AsSent | None = None
+    patient_class: PatientClass | None = None
+    patient_class_as_sent: AsSent | None = None
+    sent_at: Moment | None = None
 
 
 class Transferred(BaseModel):
@@ -510,10 +584,18 @@ class Transferred(BaseModel):
 
 
 class Discharged(BaseModel):
+    """A discharge. v1 additions (optional): the destination and patient class as sent,
+    the class, the location discharged from, and ``sent_at`` (as for ``Admitted``)."""
+
     model_config = FROZEN
 
     encounter_id: Id
     destination: DischargeDestination
+    destination_as_sent: AsSent | None = None
+    location: Text | None = None
+    patient_class: PatientClass | None = None
+    patient_class_as_sent: AsSent | None = None
+    sent_at: Moment | None = None
 
 
 class AdmissionCancelled(BaseModel):
@@ -699,23 +781,26 @@ class AlertAcknowledged(BaseModel):
 class PatientsMerged(BaseModel):
     """HL7 A40: the envelope's person (the survivor) and the merged person are one.
 
-    Publishers name the merged person by ``merged_nhs_number``; the ledger stores
-    ``merged_patient_id`` instead (resolved through the identity register, so the log
-    never holds an NHS number) and refuses a publisher that sends it. Exactly one of the
-    two is present: the number on the way in, the id in stored content.
+    Publishers name the merged person by ``merged_nhs_number`` or (v1 addition) by
+    ``merged_local_id``; the ledger stores ``merged_patient_id`` instead (resolved
+    through the identity register, so the log never holds an identifier) and refuses a
+    publisher that sends it. Exactly one of the three is present: an identifier on the
+    way in, the id in stored content.
     """
 
     model_config = FROZEN
 
     merged_nhs_number: Annotated[str, AfterValidator(_nhs)] | None = None
+    merged_local_id: LocalId | None = None
     merged_patient_id: UUID | None = None
     reason: Text | None = None
 
     @model_validator(mode="after")
     def _one_person(self) -> Self:
-        if (self.merged_nhs_number is None) == (self.merged_patient_id is None):
+        named = (self.merged_nhs_number, self.merged_local_id, self.merged_patient_id)
+        if sum(n is not None for n in named) != 1:
             raise PydanticCustomError(
-                "merged_person", "name the merged person by merged_nhs_number"
+                "merged_person", "name the merged person by merged_nhs_number or merged_local_id"
             )
         return self
 
@@ -790,7 +875,8 @@ class Envelope(BaseModel):
     event_id: UUID
     type: Annotated[str, AfterValidator(_known_type)]
     schema_version: Annotated[int, Strict(), AfterValidator(_supported_version)]
-    nhs_number: Annotated[str, AfterValidator(_nhs)]
+    nhs_number: Annotated[str, AfterValidator(_nhs)] | None = None
+    local_id: LocalId | None = None
     occurred_at: Annotated[datetime, BeforeValidator(_occurred_input), AfterValidator(_aware)]
     source: Source
     recorded_by: RecordedBy | None = None
@@ -818,6 +904,15 @@ class Envelope(BaseModel):
             raise PydanticCustomError(
                 "data_invalid", "{errors}", {"errors": str(_contract_error(exc, "data"))}
             ) from None
+
+    @model_validator(mode="after")
+    def _names_a_person(self) -> Self:
+        if self.nhs_number is None and self.local_id is None:
+            raise PydanticCustomError("person_missing", PERSON_MISSING)
+        return self
+
+
+PERSON_MISSING: Final = "Field required: name the person by nhs_number or local_id (or both)"
 
 
 # -- errors ---------------------------------------------------------------------------
@@ -900,6 +995,8 @@ def parse_envelope(raw: Mapping[str, Any] | str | bytes) -> Envelope:
     """
     obj = _load(raw)
     errors: list[FieldError] = []
+    if obj.get("nhs_number") is None and obj.get("local_id") is None:
+        errors.append(FieldError("nhs_number", PERSON_MISSING))
     kind = obj.get("type")
     model = DATA_MODELS.get(kind) if isinstance(kind, str) else None
     fields = dict(obj)
@@ -911,15 +1008,27 @@ def parse_envelope(raw: Mapping[str, Any] | str | bytes) -> Envelope:
             try:
                 fields["data"] = model.model_validate(obj["data"])
             except ValidationError as exc:
-                errors = _field_errors(exc, "data")
+                errors.extend(_field_errors(exc, "data"))
     try:
         envelope = Envelope.model_validate(fields)
     except ValidationError as exc:
         # Envelope-field errors first, in field order, then the data's.
-        raise ContractError(_field_errors(exc) + errors) from None
+        found = _field_errors(exc)
+        raise ContractError(_in_field_order(found, errors)) from None
     if errors:
         raise ContractError(errors)
     return envelope
+
+
+def _in_field_order(found: list[FieldError], ours: list[FieldError]) -> list[FieldError]:
+    """The model's errors and ours (a missing person, the data's), envelope fields in
+    field order first, without the model's own summary of a missing person."""
+    order = {name: i for i, name in enumerate(Envelope.model_fields)}
+    person = [e for e in ours if e.loc == "nhs_number"]
+    data = [e for e in ours if e.loc != "nhs_number"]
+    fields = [e for e in found if e.msg != PERSON_MISSING] + person
+    fields.sort(key=lambda e: order.get(e.loc.split(".")[0], len(order)))
+    return fields + data
 
 
 def data_from_content(type: str, data: Mapping[str, Any]) -> BaseModel:
@@ -959,4 +1068,4 @@ def envelope_content(env: Envelope) -> dict[str, Any]:
     return content
 
 
-_NOT_CONTENT: Final = {"nhs_number"}
+_NOT_CONTENT: Final = {"nhs_number", "local_id"}

@@ -54,6 +54,18 @@ SCHEMA: tuple[str, ...] = (
         created_at   timestamptz NOT NULL DEFAULT now()
     )
     """,
+    # Local identifiers (an MRN from PID-3, a local_id in an envelope): a person may hold
+    # several (one per assigning authority), never in the log (domain/identity.py).
+    """
+    CREATE TABLE IF NOT EXISTS local_identifiers (
+        authority    text NOT NULL,
+        value        text NOT NULL,
+        patient_id   uuid NOT NULL,
+        created_at   timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (authority, value)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS local_identifiers_patient_idx ON local_identifiers (patient_id)",
     """
     CREATE TABLE IF NOT EXISTS ledger_events (
         position             bigint PRIMARY KEY,

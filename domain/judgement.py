@@ -24,7 +24,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from domain import authority, merges
 from domain.contract import (
@@ -117,7 +117,7 @@ def check(
         elif getattr(env.data, "merged_patient_id", None) is not None:
             problem = FieldError(
                 "data.merged_patient_id",
-                "set by the ledger: name the merged person by merged_nhs_number",
+                "set by the ledger: name the merged person by merged_nhs_number or merged_local_id",
             )
         if problem is not None:
             results[index] = ItemResult(index, str(env.event_id), "rejected", errors=(problem,))
@@ -135,19 +135,36 @@ def judge(
     existing: Mapping[UUID, Mapping[str, Any]],
     state: merges.MergeState,
     people: dict[UUID, authority.PersonAuthority] | None = None,
+    *,
+    patient_of: Mapping[int, UUID] | None = None,
+    links: Mapping[int, tuple[UUID, UUID]] | None = None,
+    problems: Mapping[int, str] | None = None,
 ) -> Judgement:
     """Each item in order against what is recorded (``existing``: event id -> its
     ``patient_id``, ``content_hash``, ``position`` and ``source_organisation``) and what
     the batch did before it, resolving people through ``state``'s standing merges
-    (module docstring). ``people``: what the authority rules know of each person (kept
-    up as items are accepted); None when the caller is exempt from them."""
+    (module docstring).
+
+    People: ``patient_of`` (item index -> the patient id its identifiers named, NHS
+    number or local id) when given, else ``patient_ids`` by NHS number. ``links``: items
+    whose NHS number and local id were two people (local's, NHS's): the merge that makes
+    them one is recorded just before the item (``link_merge``). ``problems``: items whose
+    identifiers cannot be used (``domain/identity.py``), rejected with the reason.
+    ``people``: what the authority rules know of each person (kept up as items are
+    accepted); None when the caller is exempt from them."""
     out: dict[int, ItemResult] = {}
     seen: dict[UUID, tuple[Valid, UUID]] = {}  # event id -> first item, its person
     to_record: list[tuple[Valid, UUID]] = []
     for v in valid:
         env = v.envelope
-        patient = state.effective(patient_ids[env.nhs_number])
         event_id = env.event_id
+        if problems and v.index in problems:
+            loc = "data.merged_local_id" if env.type == merges.MERGE_TYPE else "local_id"
+            unnamed = FieldError(loc, problems[v.index])
+            out[v.index] = ItemResult(v.index, str(event_id), "rejected", errors=(unnamed,))
+            continue
+        named = patient_of[v.index] if patient_of is not None else patient_ids[str(env.nhs_number)]
+        patient = state.effective(named)
         prior = existing.get(event_id)
         if prior is not None:
             other = state.effective(prior["patient_id"]) != patient
@@ -173,7 +190,18 @@ def judge(
             continue
         problem: FieldError | None = None
         if people is not None:
-            problem = _authority_problem(v, patient_ids, existing, seen, people)
+            problem = _authority_problem(v, named, existing, seen, people)
+        link = links.get(v.index) if links and problem is None else None
+        if link is not None and state.effective(link[0]) != patient:
+            linked = link_merge(v, state.effective(link[0]))
+            refused = state.merge(
+                linked.envelope.event_id, merges.merged_patient(linked.content), patient
+            )
+            if refused is not None:
+                unlinked = FieldError("local_id", f"cannot link the identifiers: {refused}")
+                out[v.index] = ItemResult(v.index, str(event_id), "rejected", errors=(unlinked,))
+                continue
+            to_record.append((linked, patient))
         if problem is not None:
             pass  # refused by the authority rules: nothing else is judged or changed
         elif env.type == EventType.EVENT_RETRACTED:
@@ -187,14 +215,14 @@ def judge(
             continue
         seen[event_id] = (v, patient)
         to_record.append((v, patient))
-        if people is not None and patient_ids[env.nhs_number] in people:
-            people[patient_ids[env.nhs_number]].learn(env.type, v.content["data"])
+        if people is not None and named in people:
+            people[named].learn(env.type, v.content["data"])
     return Judgement(out, to_record)
 
 
 def _authority_problem(
     v: Valid,
-    patient_ids: Mapping[str, UUID],
+    named: UUID,
     existing: Mapping[UUID, Mapping[str, Any]],
     seen: Mapping[UUID, tuple[Valid, UUID]],
     people: Mapping[UUID, authority.PersonAuthority],
@@ -210,11 +238,40 @@ def _authority_problem(
             target_org = seen[target][0].envelope.source.organisation
     elif env.type not in authority.COORDINATOR_FACTS:
         return None
-    person = people.get(patient_ids[env.nhs_number]) or authority.PersonAuthority()
+    person = people.get(named) or authority.PersonAuthority()
     refused = authority.refusal(
         env.type, env.source.organisation, v.content["data"], person, target_organisation=target_org
     )
     return None if refused is None else FieldError("source.organisation", refused)
+
+
+# Fixed for ever: the id of the merge that links an item's two identifiers derives from it.
+LINK_NAMESPACE = UUID("6f1c9a52-52b1-5c38-9a57-2b7c0e6d3a11")
+LINK_REASON = (
+    "linked: one message named this NHS number and a local identifier of the merged person"
+)
+
+
+def link_merge(v: Valid, merged: UUID) -> Valid:
+    """The ``PatientsMerged`` the ledger records when an item names an NHS number and a
+    local id that were two people: the local id's person into the NHS number's, on the
+    same occurred time and source, just before the item (index -1: no item of its own)."""
+    env = v.envelope
+    linked = parse_envelope(
+        {
+            "event_id": str(uuid5(LINK_NAMESPACE, str(env.event_id))),
+            "type": merges.MERGE_TYPE,
+            "schema_version": env.schema_version,
+            "nhs_number": env.nhs_number,
+            "local_id": None if env.local_id is None else env.local_id.model_dump(),
+            "occurred_at": v.content["occurred_at"],
+            "source": v.content["source"],
+            "recorded_by": v.content["recorded_by"],
+            "data": {"merged_patient_id": str(merged), "reason": LINK_REASON},
+        }
+    )
+    content = envelope_content(linked)
+    return Valid(-1, linked, content, content_hash(content))
 
 
 def _conflict(other_person: bool) -> FieldError:

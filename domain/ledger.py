@@ -27,7 +27,7 @@ from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
 from domain import authority, identity, merges
-from domain.contract import EventType
+from domain.contract import Envelope, EventType
 from domain.database import head_position, library_env, migrate, resolve_url
 from domain.integrity import Break, ChainLink, content_hash, first_break, head_digest
 from domain.journey import Journey, RecordedEvent, journey_event
@@ -52,6 +52,18 @@ class BatchResult:
         for item in self.items:
             out[item.status] += 1
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What a batch is judged against (``Ledger._read``)."""
+
+    valid: list[Valid]
+    patient_of: dict[int, UUID]  # item index -> patient id named (before merges)
+    existing: dict[UUID, dict[str, Any]]
+    state: merges.MergeState
+    links: dict[int, tuple[UUID, UUID]]  # item index -> (local id's person, NHS person)
+    problems: dict[int, str]  # item index -> why its identifiers cannot be used
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,25 +172,25 @@ class Ledger(Application[UUID]):
         its commit (``domain/merges.py``); other batches read and write as before."""
         with self.connection() as conn:
             read = None if _has_merges(valid) else self._read(conn, valid)
-            if read is None or read[3].trees:  # it may move a merge: again, under the lock
-                with merges.serialised(conn):
+            if read is None or read.state.trees or read.links:  # it may move a merge:
+                with merges.serialised(conn):  # again, under the lock
                     read = self._read(conn, valid)
-                    people = None if exempt else self._authorities(conn, read[0], read[1])
-                    return self._judge(*read, trackings, extra_writes, judged, people)
-            people = None if exempt else self._authorities(conn, read[0], read[1])
-        return self._judge(*read, trackings, extra_writes, judged, people)
+                    people = None if exempt else self._authorities(conn, read)
+                    return self._judge(read, trackings, extra_writes, judged, people)
+            people = None if exempt else self._authorities(conn, read)
+        return self._judge(read, trackings, extra_writes, judged, people)
 
     def _authorities(
-        self, conn: Connection[DictRow], valid: list[Valid], patient_ids: Mapping[str, UUID]
+        self, conn: Connection[DictRow], read: _Read
     ) -> dict[UUID, authority.PersonAuthority]:
         """What the authority rules need to know of the people the batch states
         coordinator facts about (their registrations and coordinators so far); one read,
         and none for a batch without coordinator facts."""
         wanted = sorted(
             {
-                patient_ids[v.envelope.nhs_number]
-                for v in valid
-                if v.envelope.type in authority.COORDINATOR_FACTS
+                read.patient_of[v.index]
+                for v in read.valid
+                if v.envelope.type in authority.COORDINATOR_FACTS and v.index in read.patient_of
             }
         )
         people = {p: authority.PersonAuthority() for p in wanted}
@@ -194,26 +206,43 @@ class Ledger(Application[UUID]):
             people[row["patient_id"]].learn(event.type, event.data)
         return people
 
-    def _read(
-        self, conn: Connection[DictRow], valid: list[Valid]
-    ) -> tuple[list[Valid], dict[str, UUID], dict[UUID, dict[str, Any]], merges.MergeState]:
-        """Resolve the NHS numbers (merges' ones too), store merges by patient id, and load
-        the prior events and merges the batch will be judged against."""
-        patient_ids = identity.resolve(
-            conn, [v.envelope.nhs_number for v in valid] + _merged_numbers(valid)
+    def _read(self, conn: Connection[DictRow], valid: list[Valid]) -> _Read:
+        """Resolve the people named (merges' merged people too) by NHS number and local
+        id, store merges by patient id, and load the prior events and merges the batch
+        will be judged against."""
+        merging = [v for v in valid if v.envelope.type == merges.MERGE_TYPE]
+        named = [_named(v.envelope) for v in valid] + [_merged_named(v) for v in merging]
+        resolved = identity.resolve_people(conn, named)
+        patient_of = {
+            v.index: resolved.patients[i] for i, v in enumerate(valid) if i in resolved.patients
+        }
+        merged_of = {
+            v.index: resolved.patients[len(valid) + j]
+            for j, v in enumerate(merging)
+            if len(valid) + j in resolved.patients
+        }
+        problems = {valid[i].index: p for i, p in resolved.problems.items() if i < len(valid)}
+        problems.update(
+            (v.index, f"merged person: {resolved.problems[len(valid) + j]}")
+            for j, v in enumerate(merging)
+            if len(valid) + j in resolved.problems
         )
-        valid = [_stored_merge(v, patient_ids) for v in valid]
+        links = {valid[i].index: pair for i, pair in resolved.links.items() if i < len(valid)}
+        valid = [_stored_merge(v, merged_of) for v in valid]
         targets = _retraction_targets(valid)
         existing = _existing_events(conn, [v.envelope.event_id for v in valid] + targets)
-        people = [*patient_ids.values(), *(r["patient_id"] for r in existing.values())]
-        return valid, patient_ids, existing, merges.load(conn, people, targets)
+        people = [
+            *patient_of.values(),
+            *merged_of.values(),
+            *(p for pair in links.values() for p in pair),
+            *(r["patient_id"] for r in existing.values()),
+        ]
+        state = merges.load(conn, people, targets)
+        return _Read(valid, patient_of, existing, state, links, problems)
 
     def _judge(
         self,
-        valid: list[Valid],
-        patient_ids: Mapping[str, UUID],
-        existing: Mapping[UUID, Mapping[str, Any]],
-        state: merges.MergeState,
+        read: _Read,
         trackings: Sequence[Tracking],
         extra_writes: Sequence[ExtraWrite],
         judged: Callable[[dict[int, ItemResult]], None] | None = None,
@@ -221,7 +250,17 @@ class Ledger(Application[UUID]):
     ) -> dict[int, ItemResult]:
         """The judgement (``domain/judgement.judge``, pure: no database), then the writes
         of what it decided to record, with the caller's trackings and extra writes."""
-        decided = judge(valid, patient_ids, existing, state, people)
+        state = read.state
+        decided = judge(
+            read.valid,
+            {},
+            read.existing,
+            state,
+            people,
+            patient_of=read.patient_of,
+            links=read.links,
+            problems=read.problems,
+        )
         out = dict(decided.results)
         to_record = decided.to_record
         if judged is not None:
@@ -230,6 +269,8 @@ class Ledger(Application[UUID]):
         by_event = {}
         for (v, _), position in zip(to_record, write.positions, strict=True):
             by_event[v.envelope.event_id] = position
+            if v.index < 0:  # a merge the ledger made to link two identifiers
+                continue
             out[v.index] = ItemResult(
                 v.index, str(v.envelope.event_id), "recorded", position=position
             )
@@ -272,16 +313,19 @@ class Ledger(Application[UUID]):
 
     # -- identity ----------------------------------------------------------------------
 
-    def patient_id(self, nhs_number: str) -> UUID | None:
-        """The person an NHS number identifies now: the survivor while a merge stands."""
+    def patient_id(
+        self, nhs_number: str | None, local_id: tuple[str, str] | None = None
+    ) -> UUID | None:
+        """The person an NHS number (or a local id: authority, value) identifies now: the
+        survivor while a merge stands."""
         with self.connection() as conn:
-            return merges.person_now(conn, nhs_number)
+            return merges.person_now(conn, nhs_number, local_id)
 
-    def erase(self, nhs_number: str) -> UUID | None:
-        """Erase the person the number identifies: with standing merges, every NHS number
-        that resolves to the same survivor goes (``merges.erase_person``)."""
+    def erase(self, nhs_number: str | None, local_id: tuple[str, str] | None = None) -> UUID | None:
+        """Erase the person the identifier names: every identifier (NHS numbers and local
+        ids) of everyone resolving to the same survivor goes (``merges.erase_person``)."""
         with self.connection() as conn:
-            return merges.erase_person(conn, nhs_number)
+            return merges.erase_person(conn, nhs_number, local_id)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -483,21 +527,30 @@ def _has_merges(valid: Sequence[Valid]) -> bool:
     return any(v.envelope.type == merges.MERGE_TYPE for v in valid)
 
 
-def _merged_numbers(valid: Sequence[Valid]) -> list[str]:
-    return [
-        str(v.content["data"]["merged_nhs_number"])
-        for v in valid
-        if v.envelope.type == merges.MERGE_TYPE
-    ]
+def _named(env: Envelope) -> identity.Named:
+    local = env.local_id
+    return identity.Named(env.nhs_number, None if local is None else (local.authority, local.value))
 
 
-def _stored_merge(v: Valid, patient_ids: Mapping[str, UUID]) -> Valid:
+def _merged_named(v: Valid) -> identity.Named:
+    data = v.content["data"]
+    local = data.get("merged_local_id")
+    return identity.Named(
+        data.get("merged_nhs_number"),
+        None if local is None else (str(local["authority"]), str(local["value"])),
+    )
+
+
+def _stored_merge(v: Valid, merged_of: Mapping[int, UUID]) -> Valid:
     """A merge is stored (and hashed) naming the merged person's patient id, never the
-    NHS number the publisher sent (docs/adt.md, "Person merges"); other items pass through."""
-    if v.envelope.type != merges.MERGE_TYPE:
+    identifier the publisher sent (docs/adt.md, "Person merges"); other items pass
+    through."""
+    if v.envelope.type != merges.MERGE_TYPE or v.index not in merged_of:
         return v
     data = dict(v.content["data"])
-    data["merged_patient_id"] = str(patient_ids[data.pop("merged_nhs_number")])
+    data.pop("merged_nhs_number", None)
+    data.pop("merged_local_id", None)
+    data["merged_patient_id"] = str(merged_of[v.index])
     content = {**v.content, "data": data}
     return Valid(v.index, v.envelope, content, content_hash(content))
 

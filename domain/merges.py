@@ -295,13 +295,31 @@ PERSON_NOW = """
     )
     SELECT patient_id FROM up ORDER BY depth DESC LIMIT 1
 """
+# The same from a local identifier (assigning authority, value).
+PERSON_NOW_LOCAL = """
+    WITH RECURSIVE up(patient_id, depth) AS (
+        SELECT patient_id, 0 FROM local_identifiers WHERE authority = %s AND value = %s
+        UNION ALL
+        SELECT m.survivor_patient_id, up.depth + 1
+        FROM person_merges m JOIN up ON m.merged_patient_id = up.patient_id
+        WHERE m.standing AND up.depth < 1000
+    )
+    SELECT patient_id FROM up ORDER BY depth DESC LIMIT 1
+"""
 
 
-def person_now(conn: psycopg.Connection[Any], nhs_number: str) -> UUID | None:
-    """The person an NHS number identifies now (the survivor while a merge stands), or
-    None when the number is not registered; ``effective(lookup(...))`` in one statement.
-    The depth bound only guards against bad data: the rules never make a cycle."""
-    row = conn.execute(PERSON_NOW, (nhs_number,)).fetchone()
+def person_now(
+    conn: psycopg.Connection[Any], nhs_number: str | None, local_id: tuple[str, str] | None = None
+) -> UUID | None:
+    """The person an NHS number (or a local id) identifies now (the survivor while a
+    merge stands), or None when it is not registered; ``effective(lookup(...))`` in one
+    statement. The depth bound only guards against bad data: the rules never make a cycle."""
+    if nhs_number is not None:
+        row = conn.execute(PERSON_NOW, (nhs_number,)).fetchone()
+    elif local_id is not None:
+        row = conn.execute(PERSON_NOW_LOCAL, local_id).fetchone()
+    else:
+        return None
     if row is None:
         return None
     patient: UUID = row["patient_id"] if isinstance(row, dict) else row[0]
@@ -344,20 +362,34 @@ def family(
     return found
 
 
-def erase_person(conn: psycopg.Connection[DictRow], nhs_number: str) -> UUID | None:
-    """Erase the person an NHS number identifies now: every NHS number that resolves to
-    the same survivor (a merge says they are one person). Returns that person's id."""
+def erase_person(
+    conn: psycopg.Connection[DictRow],
+    nhs_number: str | None,
+    local_id: tuple[str, str] | None = None,
+) -> UUID | None:
+    """Erase the person an NHS number (or a local id) identifies now: every identifier,
+    NHS number and local, that resolves to the same survivor (a merge says they are one
+    person). Returns that person's id."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MERGE_LOCK,))
-        row = conn.execute(
-            "SELECT patient_id FROM identity_register WHERE nhs_number = %s", (nhs_number,)
-        ).fetchone()
+        if nhs_number is not None:
+            row = conn.execute(
+                "SELECT patient_id FROM identity_register WHERE nhs_number = %s", (nhs_number,)
+            ).fetchone()
+        elif local_id is not None:
+            row = conn.execute(
+                "SELECT patient_id FROM local_identifiers WHERE authority = %s AND value = %s",
+                local_id,
+            ).fetchone()
+        else:
+            row = None
         if row is None:
             return None
         root = effective(conn, row["patient_id"])
         people = family(conn, root)
         optout.forget_numbers(conn, people)  # an opt-out outlives the erased number
         conn.execute("DELETE FROM identity_register WHERE patient_id = ANY(%s)", (people,))
+        conn.execute("DELETE FROM local_identifiers WHERE patient_id = ANY(%s)", (people,))
     return root
 
 

@@ -155,6 +155,16 @@ class Settings(BaseSettings):
             "message from a facility not listed is rejected.",
         )
     )
+    adt_code_maps: Path | None = Field(
+        default=None,
+        description="JSON or YAML file of per-facility code maps: local PV1-2/PV1-4/PV1-36 "
+        "codes -> the contract's values (docs/adt.md).",
+    )
+    adt_identity_key: str = Field(
+        default="carejourney-adt-identity-v1",
+        description="Secret keying ADT event ids (they are derived from message content "
+        "including the patient identifier); set once, before the first message.",
+    )
     adt_discharge_ready: dict[str, Any] | None = Field(
         default=None,
         description="JSON object: how this site's A08s say 'ready for discharge' (segment, "

@@ -38,9 +38,9 @@ def fold_people(
     """Fold everyone ``touched`` (and anyone a recorded merge links to them) over their
     complete streams up to ``upto``: the rows to write for the named projections."""
     touched = set(touched)
-    people = log.merge_component(conn, touched) if touched else set()
+    people, linked = log.merge_component(conn, touched) if touched else (set(), False)
     streams = log.streams(conn, people, upto, loads)
-    if len(people) == len(touched):
+    if not linked:
         groups = streams  # no merge links anyone here: each stream is one person
     else:
         groups = fold.people(e for events in streams.values() for e in events)

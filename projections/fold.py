@@ -17,6 +17,10 @@ once, for every fold, what the events *mean*:
   ledger, so deciding from the highest position down settles every chain in one pass.
   Retractions are corrections of the record, not facts in occurred time: they apply
   whatever their own ``occurred_at``.
+* **Corrections** (repeated HL7 A01/A03): two standing ``Admitted`` (or ``Discharged``)
+  of one ``encounter_id`` with the same ``occurred_at`` are versions of one fact; the
+  one sent last (``data.sent_at``, then ledger position) stands and the others are
+  ``corrected`` by it, whatever order they were recorded in.
 * **Cancels** (HL7 A11/A12/A13, docs/adt.md): each standing cancel, in occurred order,
   voids the latest not-yet-cancelled standing event of its kind (Admitted, Transferred,
   Discharged) for the same ``encounter_id`` that occurred at or before it. A cancel with
@@ -25,8 +29,9 @@ once, for every fold, what the events *mean*:
 
 Retracted and cancelled events stay in the timeline, marked, and count nowhere else:
 ``PersonEvents.effective`` holds only the standing facts, which is all the other folds
-read. Data-quality findings made here (retractions, cancels without target, late and
-out-of-order arrivals) are collected by ``projections/quality.py``.
+read. Data-quality findings made here (retractions, corrections, cancels without target,
+values recorded as ``unknown``, late and out-of-order arrivals) are collected by
+``projections/quality.py``.
 """
 
 from __future__ import annotations
@@ -59,6 +64,14 @@ CORRECTIONS = frozenset({RETRACTION, MERGE, *CANCELS})
 STANDING = "recorded"
 RETRACTED = "retracted"
 CANCELLED = "cancelled"
+CORRECTED = "corrected"
+VERSIONED = frozenset({EventType.ADMITTED.value, EventType.DISCHARGED.value})  # later sent corrects
+# data fields that may hold "unknown" (uncoded at the source), with their as-sent field
+UNCODED = {
+    "method": "method_as_sent",
+    "destination": "destination_as_sent",
+    "patient_class": "patient_class_as_sent",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +112,7 @@ class Entry(NamedTuple):
     """One event in the person's order, with what became of it."""
 
     event: RecordedEvent
-    status: str  # STANDING, RETRACTED or CANCELLED
+    status: str  # STANDING, RETRACTED, CORRECTED or CANCELLED
     voided_by: RecordedEvent | None
 
 
@@ -166,9 +179,13 @@ def prepare(
         )
         streams = {root}
     ordered = sorted(by_position, key=_OCCURRED)  # stable: ties stay in position order
-    cancelled_by, pending = _cancels(ordered, retracted_by) if kinds & CANCEL_KINDS else ({}, [])
+    corrected_by = _corrections(ordered, retracted_by) if kinds & VERSIONED else {}
+    voided = {**retracted_by, **corrected_by}
+    cancelled_by, pending = _cancels(ordered, voided) if kinds & CANCEL_KINDS else ({}, [])
     findings: list[Finding] = []
-    if not retracted_by and not cancelled_by:
+    if kinds & VERSIONED:
+        findings.extend(_uncoded(ordered))
+    if not retracted_by and not cancelled_by and not corrected_by:
         entries = [Entry(e, STANDING, None) for e in ordered]
         effective = [e for e in ordered if e.type not in CORRECTIONS]
     else:
@@ -178,6 +195,13 @@ def prepare(
             if voider is not None:
                 entries.append(Entry(event, RETRACTED, voider))
                 findings.append(Finding(RETRACTED, event, _retracted_detail(voider)))
+                continue
+            voider = corrected_by.get(event.event_id)
+            if voider is not None:
+                entries.append(Entry(event, CORRECTED, voider))
+                findings.append(
+                    Finding(CORRECTED, event, f"corrected by {voider.event_id}, sent later")
+                )
                 continue
             voider = cancelled_by.get(event.event_id)
             if voider is not None:
@@ -341,6 +365,42 @@ def _cancels(
         else:
             cancelled_by[chosen.event_id] = cancel
     return cancelled_by, pending
+
+
+def _corrections(
+    ordered: list[RecordedEvent], retracted_by: dict[UUID, RecordedEvent]
+) -> dict[UUID, RecordedEvent]:
+    """Corrected event id -> the version that stands (module docstring)."""
+    groups: dict[tuple[str, str, datetime], list[RecordedEvent]] = {}
+    for event in ordered:
+        if event.type in VERSIONED and event.event_id not in retracted_by:
+            key = (event.type, str(event.data.get("encounter_id")), event.occurred_at)
+            groups.setdefault(key, []).append(event)
+    out: dict[UUID, RecordedEvent] = {}
+    for versions in groups.values():
+        if len(versions) < 2:
+            continue
+        latest = max(versions, key=lambda e: (str(e.data.get("sent_at") or ""), e.position))
+        out.update((e.event_id, latest) for e in versions if e is not latest)
+    return out
+
+
+def _uncoded(ordered: list[RecordedEvent]) -> list[Finding]:
+    """An ``unknown`` the source could not code (HL7 ADT: empty or local values), with
+    what it sent: the fact counts, and the finding says what to map."""
+    findings = []
+    for event in ordered:
+        if event.type not in VERSIONED:
+            continue
+        for name, sent_field in UNCODED.items():
+            if event.data.get(name) != "unknown":
+                continue
+            sent = event.data.get(sent_field) or {}
+            shown = " / ".join(f"{k} {v!r}" for k, v in sorted(sent.items())) or "nothing"
+            findings.append(
+                Finding("uncoded_value", event, f"{name} recorded as unknown: sent {shown}")
+            )
+    return findings
 
 
 def _retracted_detail(retraction: RecordedEvent) -> str:

@@ -171,11 +171,17 @@ def head(conn: psycopg.Connection[Any]) -> int:
     return head_position(conn)
 
 
-def merge_component(conn: psycopg.Connection[Any], people: Iterable[UUID]) -> set[UUID]:
+def merge_component(
+    conn: psycopg.Connection[Any], people: Iterable[UUID]
+) -> tuple[set[UUID], bool]:
     """Everyone linked to ``people`` by any merge the ledger ever recorded (standing or
-    not): the folds decide from the events which merges stand at the position read."""
+    not), and whether any merge links them at all: the folds decide from the events
+    which merges stand at the position read. (The second answer matters when every
+    member of a merge was touched: the set is then no larger than ``people``, yet their
+    streams must still be folded as one person.)"""
     found = set(people)
     frontier = list(found)
+    linked = False
     while frontier:
         rows = conn.execute(
             sql.SQL(
@@ -184,9 +190,10 @@ def merge_component(conn: psycopg.Connection[Any], people: Iterable[UUID]) -> se
             ),
             (frontier, frontier),
         ).fetchall()
+        linked = linked or bool(rows)
         frontier = [p for row in rows for p in row if p not in found]
         found.update(frontier)
-    return found
+    return found, linked
 
 
 def merged_people(conn: psycopg.Connection[Any]) -> list[UUID]:

@@ -8,6 +8,8 @@ position), so an auditor or a data-quality dashboard reads them in one place. Ki
 ===============================  ===========================================================
 ``retracted``                    the event was retracted (it counts nowhere else)
 ``cancel_without_target``        an A11/A12/A13 cancel with nothing (yet) to cancel
+``corrected``                    a later-sent version of the admission/discharge replaced it
+``uncoded_value``                a method, destination or class recorded as ``unknown``
 ``out_of_order``                 recorded after a later-occurring event of the person
 ``late_arrival``                 out of order by more than the configured days
 ``outside_journey``              occurred before registration or after the journey closed

@@ -3,7 +3,7 @@
 Timeline: every event of the person (all merged streams), ordered by occurred time with
 ties by ledger position, each with its lane (``RecordedEvent.setting``: the source's
 setting, a contact's own), a coarse kind, a one-line summary, the source, both clocks,
-the position, and its status: ``recorded``, ``retracted`` or ``cancelled`` (with the
+the position, and its status: ``recorded``, ``retracted``, ``corrected`` or ``cancelled`` (with the
 event that voided it). Corrections (retractions, cancels, merges) are in the timeline
 too, so an auditor sees what changed and why.
 

