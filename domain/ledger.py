@@ -113,7 +113,7 @@ class Ledger(Application[UUID]):
         assert isinstance(self.recorder, LedgerRecorder)
         self.store: LedgerRecorder = self.recorder
         with self.connection() as conn:
-            migrate(conn)
+            migrate(conn, self.store.events_table_name)
 
     # -- connections -------------------------------------------------------------------
 
