@@ -164,6 +164,36 @@ class JourneyCloseReason(StrEnum):
     NO_LONGER_NEEDED = "no_longer_needed"
 
 
+class DelayReason(StrEnum):
+    """Why a person medically fit to leave hospital is still there (``DischargeReady``)."""
+
+    SOCIAL_CARE_ASSESSMENT = "social_care_assessment"
+    HOME_CARE_PACKAGE = "home_care_package"
+    CARE_HOME_PLACE = "care_home_place"
+    EQUIPMENT = "equipment"
+    FAMILY = "family"
+    OTHER = "other"
+
+
+class InformedAbout(StrEnum):
+    """What a person was told (``PersonInformed``)."""
+
+    COORDINATOR = "coordinator"
+    CARE_PLAN = "care_plan"
+    HANDOFF = "handoff"
+
+
+class InformedHow(StrEnum):
+    """How a person was told."""
+
+    FACE_TO_FACE = "face_to_face"
+    PHONE = "phone"
+    VIDEO = "video"
+    HOME_VISIT = "home_visit"
+    LETTER = "letter"
+    MESSAGE = "message"
+
+
 # -- field types ----------------------------------------------------------------------
 
 ID_MAX = 100
@@ -580,6 +610,43 @@ class EventRetracted(BaseModel):
     reason: Text
 
 
+class DischargeReady(BaseModel):
+    """The hospital's decision that the person no longer needs to be in hospital
+    (medically optimised, no criteria to reside). A later one for the same encounter
+    updates the delay reason; the discharge ends the wait."""
+
+    model_config = FROZEN
+
+    encounter_id: Id
+    delay_reason: DelayReason | None = None
+    detail: Text | None = None
+
+
+class PersonInformed(BaseModel):
+    """Someone (``by``) told the person or their carer (``told``) about their
+    coordinator, care plan or a handoff; ``coordinator_id`` / ``plan_id`` say which."""
+
+    model_config = FROZEN
+
+    by: ContactWith
+    told: AgreedWith
+    about: InformedAbout
+    how: InformedHow
+    coordinator_id: Id | None = None
+    plan_id: Id | None = None
+
+
+class AlertAcknowledged(BaseModel):
+    """A coordinator saw an alert (``docs/alerts.md``): the audit trail of who saw what
+    when. The alert id is the read model's deterministic id."""
+
+    model_config = FROZEN
+
+    alert_id: UUID
+    coordinator_id: Id
+    note: Text | None = None
+
+
 class PatientsMerged(BaseModel):
     """HL7 A40: the envelope's person (the survivor) and the merged person are one.
 
@@ -635,6 +702,9 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
         JourneyClosed,
         EventRetracted,
         PatientsMerged,
+        DischargeReady,
+        PersonInformed,
+        AlertAcknowledged,
     )
 }
 EVENT_TYPES: tuple[str, ...] = tuple(sorted(DATA_MODELS))

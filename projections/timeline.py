@@ -103,6 +103,9 @@ KINDS: dict[str, str] = {
     "CarerRecorded": "carer",
     "OutcomeRecorded": "outcome",
     "EventRetracted": "correction",
+    "DischargeReady": "hospital",
+    "PersonInformed": "coordination",
+    "AlertAcknowledged": "alert",
 }
 
 
@@ -336,4 +339,13 @@ _SUMMARIES: dict[str, Any] = {
     "OutcomeRecorded": lambda d: f"{d['instrument']} score {d['score']:g}",
     "JourneyClosed": lambda d: f"Journey closed: {_words(d['reason'])}",
     "PatientsMerged": lambda d: "Another patient record merged into this journey" + _reason(d),
+    "DischargeReady": lambda d: (
+        f"Ready for discharge [{d['encounter_id']}]"
+        + (f"; waiting for {_words(d['delay_reason'])}" if d.get("delay_reason") else "")
+    ),
+    "PersonInformed": lambda d: (
+        f"{_words(d['told']).capitalize()} told about their {_words(d['about'])} "
+        f"by {_who(d['by'])} ({_words(d['how'])})"
+    ),
+    "AlertAcknowledged": lambda d: f"Alert acknowledged by {d['coordinator_id']}",
 }
