@@ -18,6 +18,7 @@ from cli import measures as measures_commands
 from cli import mllp as mllp_commands
 from cli import projections as projections_commands
 from cli import serve as serve_commands
+from cli import transparency as transparency_commands
 
 app = typer.Typer(
     name="carejourney",
@@ -34,6 +35,7 @@ serve_commands.register(app)
 keys_commands.register(app)
 consume_commands.register(app)
 measures_commands.register(app)
+transparency_commands.register(app)
 mllp_commands.register(app)
 
 

@@ -134,18 +134,21 @@ def new_nodes(
 ) -> list[tuple[int, int, bytes]]:
     """Append leaf hashes to a tree of ``size`` leaves whose frontier is given: every
     complete node that comes to exist, as ``(level, index, hash)``, level 0 included.
-    O(1) hashes a leaf on average, O(log n) at worst."""
-    known: dict[Node, bytes] = dict(frontier)
+    O(1) hashes a leaf on average, O(log n) at worst (a stack, as ``Frontier``: the
+    recorder runs this under the ledger's lock)."""
+    stack = [frontier[node] for node in frontier_nodes(size)]
     out: list[tuple[int, int, bytes]] = []
+    append = out.append
+    sha256 = hashlib.sha256
     for i, leaf in enumerate(leaves, start=size):
-        level, index, value = 0, i, leaf
-        known[(0, i)] = leaf
-        out.append((0, i, leaf))
+        append((0, i, leaf))
+        value, level, index = leaf, 0, i
         while index & 1:
-            value = node_hash(known[(level, index - 1)], value)
-            level, index = level + 1, index >> 1
-            known[(level, index)] = value
-            out.append((level, index, value))
+            value = sha256(b"\x01" + stack.pop() + value).digest()
+            level += 1
+            index >>= 1
+            append((level, index, value))
+        stack.append(value)
     return out
 
 

@@ -77,7 +77,7 @@ def new_signer(name: str) -> Signer:
 
 
 def parse_signer(skey: str) -> Signer:
-    parts = skey.strip().split("+")
+    parts = skey.strip().split("+", 4)  # the base64 key may itself hold "+"
     if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
         msg = "not a signer key (PRIVATE+KEY+<name>+<id>+<key>)"
         raise NoteError(msg)
@@ -94,7 +94,7 @@ def parse_signer(skey: str) -> Signer:
 
 
 def parse_verifier(vkey: str) -> Verifier:
-    parts = vkey.strip().split("+")
+    parts = vkey.strip().split("+", 2)
     if len(parts) != 3:
         msg = "not a verifier key (<name>+<hex id>+<base64 key>)"
         raise NoteError(msg)

@@ -31,6 +31,7 @@ from psycopg import Connection, Cursor
 from psycopg.rows import tuple_row
 
 from domain import merkle, note
+from domain.integrity import tree_leaf
 
 SCHEMA: tuple[str, ...] = (
     """
@@ -92,9 +93,7 @@ class TreeError(Exception):
     """The stored tree cannot answer: a node is missing, or the size is beyond it."""
 
 
-def leaf_of(chain_hash: str) -> bytes:
-    """The tree's leaf hash of an event: SHA-256(0x00 || its 32 chain-hash bytes)."""
-    return merkle.leaf_hash(bytes.fromhex(chain_hash))
+leaf_of = tree_leaf
 
 
 # -- maintaining the tree ------------------------------------------------------------------
@@ -452,3 +451,107 @@ def check_tree(conn: Connection[Any], sizes: set[int], limit: int = 20) -> TreeC
             interior.close()
     check.size = frontier.size
     return check
+
+
+def inclusion_proofs(conn: Connection[Any], indexes: Sequence[int], size: int) -> list[list[bytes]]:
+    """Several leaves' proofs in one tree, from one read of the nodes they need."""
+    _check_size(conn, size)
+    all_ranges = [merkle.inclusion_ranges(i, size) for i in indexes]
+    nodes = _nodes(conn, merkle.nodes_for(r for ranges in all_ranges for r in ranges))
+    return [[merkle.range_hash(a, b, nodes) for a, b in ranges] for ranges in all_ranges]
+
+
+def inclusion_answer(conn: Connection[Any], position: int, size: int | None) -> dict[str, Any]:
+    """The inclusion proof of the event at ``position`` (JSON-ready, base64 hashes);
+    without a size, in the tree of the latest checkpoint."""
+    if size is None:
+        last = latest_checkpoint(conn)
+        if last is None:
+            msg = "no checkpoint has been issued yet: name a tree_size"
+            raise TreeError(msg)
+        size = last.size
+    leaf = leaf_at(conn, position)
+    if leaf is None:
+        msg = f"no event at position {position} in the tree"
+        raise TreeError(msg)
+    if leaf.index >= size:
+        msg = f"the event at position {position} is leaf {leaf.index}, not in a tree of {size}"
+        raise TreeError(msg)
+    (proof,) = inclusion_proofs(conn, [leaf.index], size)
+    return {
+        "position": position,
+        "leaf_index": leaf.index,
+        "tree_size": size,
+        "leaf_hash": _b64(leaf.hash),
+        "root_hash": _b64(root(conn, size)),
+        "hashes": [_b64(p) for p in proof],
+    }
+
+
+def consistency_answer(conn: Connection[Any], old: int, new: int) -> dict[str, Any]:
+    if old > new:
+        msg = f"no consistency proof from size {old} down to size {new}"
+        raise TreeError(msg)
+    proof = consistency_proof(conn, old, new)
+    return {
+        "from": old,
+        "to": new,
+        "from_root": _b64(root(conn, old)),
+        "to_root": _b64(root(conn, new)),
+        "hashes": [_b64(p) for p in proof],
+    }
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def log_problems(
+    conn: Connection[Any],
+    verifier: note.Verifier | None,
+    kept: Sequence[str] = (),
+) -> tuple[TreeCheck, list[str]]:
+    """The tree recomputed from the events and compared with the stored tree, every
+    stored checkpoint (signature, if a verifier is given, and root) and every kept one
+    (checkpoints an auditor held outside the database; they need the verifier)."""
+    stored = list(checkpoints(conn))
+    outside: list[note.Checkpoint] = []
+    problems: list[str] = []
+    for n, text in enumerate(kept, start=1):
+        if verifier is None:
+            problems.append(f"kept checkpoint #{n}: no verifier key to check it with")
+            continue
+        try:
+            outside.append(note.open_checkpoint(text, verifier))
+        except note.NoteError as exc:
+            problems.append(f"kept checkpoint #{n}: {exc}")
+    sizes = {c.size for c in stored} | {c.size for c in outside}
+    check = check_tree(conn, sizes)
+    problems.extend(p.describe() for p in check.problems or [])
+    roots = check.roots or {}
+    for c in stored:
+        name = f"checkpoint {c.id} (tree size {c.size})"
+        if verifier is not None:
+            try:
+                body = note.open_checkpoint(c.note, verifier)
+            except note.NoteError as exc:
+                problems.append(f"{name}: {exc}")
+                continue
+            if (body.size, body.root) != (c.size, c.root):
+                problems.append(f"{name}: the stored columns disagree with the signed note")
+        problems.extend(_against(name, c.size, c.root, check.size, roots))
+    for n, c in enumerate(outside, start=1):
+        problems.extend(
+            _against(
+                f"kept checkpoint #{n} (tree size {c.size})", c.size, c.root, check.size, roots
+            )
+        )
+    return check, problems
+
+
+def _against(name: str, size: int, signed: bytes, have: int, roots: dict[int, bytes]) -> list[str]:
+    if size > have:
+        return [f"{name}: the ledger now holds only {have} events: the log shrank"]
+    if roots.get(size) != signed:
+        return [f"{name}: the events no longer hash to its root: history before it was rewritten"]
+    return []

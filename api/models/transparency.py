@@ -1,0 +1,24 @@
+"""Transparency answers: RFC 9162 proofs with base64 hashes (as C2SP tooling writes them)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class InclusionProof(BaseModel):
+    position: int = Field(description="The event's ledger position.")
+    leaf_index: int = Field(description="Its leaf in the tree (events in position order).")
+    tree_size: int
+    leaf_hash: str = Field(description="base64 SHA-256(0x00 || the 32 chain-hash bytes).")
+    root_hash: str = Field(description="base64 root of the tree of tree_size leaves.")
+    hashes: list[str] = Field(description="base64 PATH(leaf_index, D[tree_size]), leaf first.")
+
+
+class ConsistencyProof(BaseModel):
+    from_: int = Field(alias="from", description="Older tree size.")
+    to: int = Field(description="Newer tree size.")
+    from_root: str = Field(description="base64 root at the older size.")
+    to_root: str = Field(description="base64 root at the newer size.")
+    hashes: list[str] = Field(description="base64 PROOF(from, D[to]).")
+
+    model_config = {"populate_by_name": True}
