@@ -123,7 +123,7 @@ APPEND_ONLY_FUNCTION = """
     $$
 """
 
-APPEND_ONLY_TABLES = ("ledger_events", "ledger_tree_nodes", "ledger_checkpoints")
+APPEND_ONLY_TABLES = ("ledger_events", "ledger_tree", "ledger_checkpoints")
 
 
 def append_only(conn: psycopg.Connection[Any], table: str) -> None:

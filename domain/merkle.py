@@ -248,3 +248,31 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     return fr == old_root and sr == new_root and sn == 0
+
+
+def grow(size: int, stack: list[bytes], leaves: Sequence[bytes]) -> list[bytes]:
+    """Append leaf hashes to a tree of ``size`` leaves whose frontier hashes (left to
+    right, as ``Frontier.stack``) are ``stack``, which becomes the new frontier; returns
+    the interior complete nodes created, in creation order (leaf by leaf, level by
+    level). O(1) hashes a leaf on average, O(log n) at worst."""
+    created: list[bytes] = []
+    sha256 = hashlib.sha256
+    for index in range(size, size + len(leaves)):
+        value = leaves[index - size]
+        while index & 1:
+            value = sha256(b"\x01" + stack.pop() + value).digest()
+            index >>= 1
+            created.append(value)
+        stack.append(value)
+    return created
+
+
+def creating_leaf(level: int, index: int) -> int:
+    """The leaf whose arrival completes node (level, index)."""
+    return ((index + 1) << level) - 1
+
+
+def interior_before(leaves: int) -> int:
+    """How many interior complete nodes a tree of ``leaves`` leaves has (the number its
+    leaves created, in order): n - popcount(n)."""
+    return leaves - bin(leaves).count("1")

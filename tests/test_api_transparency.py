@@ -197,7 +197,8 @@ def test_the_log_refuses_to_sign_an_inconsistent_tree(
     _issue(ledger, signer)
     with superuser(database_url) as conn:
         conn.execute(
-            "UPDATE ledger_tree_nodes SET hash = sha256(hash) WHERE level = 2 AND index = 0"
+            "UPDATE ledger_tree SET hashes = overlay(hashes PLACING sha256(hashes)"
+            " || sha256(hashes) FROM 32 * leaf_count + 1) WHERE first_leaf = 2"
         )
     ledger.append_batch([envelope("ContactRecorded", at=later(9))])
     with pytest.raises(transparency.InconsistentLog):

@@ -180,3 +180,23 @@ def test_bad_arguments() -> None:
         merkle.consistency_ranges(6, 5)
     assert not merkle.verify_inclusion(0, 0, b"x" * 32, [], b"x" * 32)
     assert not merkle.verify_consistency(3, 2, b"", b"", [])
+
+
+def test_grow_packs_the_nodes_where_the_offsets_say() -> None:
+    """The storage layout: each append's interior nodes in creation order, found again by
+    ``creating_leaf`` and ``interior_before`` (what the recorder's rows rely on)."""
+    data, nodes = tree(1000)
+    leaves = [merkle.leaf_hash(d) for d in data]
+    stack: list[bytes] = []
+    size = 0
+    for batch in (1, 2, 5, 100, 3, 389, 500):
+        first = size
+        created = merkle.grow(size, stack, leaves[size : size + batch])
+        size += batch
+        assert stack == [nodes[n] for n in merkle.frontier_nodes(size)]
+        for (level, index), value in nodes.items():
+            j = merkle.creating_leaf(level, index)
+            if level and first <= j < size:
+                offset = merkle.interior_before(j) - merkle.interior_before(first) + level - 1
+                assert created[offset] == value
+        assert len(created) == merkle.interior_before(size) - merkle.interior_before(first)

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from domain import note, signing
 from domain.settings import Settings
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def test_key_id_vkey_and_skey_follow_the_spec() -> None:
     signer = note.new_signer("example.com/log")
@@ -74,3 +76,44 @@ def test_a_configured_deployment_must_make_its_key(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         signing.create_key(signing.key_path(settings), "log.example/a")
     assert signing.load_signer(settings).verifier.vkey() == made.verifier.vkey()
+
+
+def test_the_worked_example_of_docs_integrity_md() -> None:
+    """docs/integrity.md's example, recomputed: Ed25519 is deterministic, so the note is."""
+    from datetime import datetime
+    from uuid import UUID
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from domain import merkle
+    from domain.integrity import chain_hash
+
+    seed = hashlib.sha256(b"carejourney docs/integrity.md example key").digest()
+    signer = note.Signer("carejourney.example/ledger", Ed25519PrivateKey.from_private_bytes(seed))
+    patient = UUID("7a1d3c6e-0b8f-4f4e-9a51-2d6c1e0f9b11")
+    content = hashlib.sha256(b"example content").hexdigest()
+    assert content == "a2dee47ba6268925da97750ab742baf67f02e2fb54ce23d499fb66a5b0222903"
+    h1 = chain_hash(
+        position=1,
+        patient_id=patient,
+        version=1,
+        recorded_at=datetime.fromisoformat("2026-03-02T10:15:00.123456+00:00"),
+        prev_hash=None,
+        content_digest=content,
+    )
+    h2 = chain_hash(
+        position=2,
+        patient_id=patient,
+        version=2,
+        recorded_at=datetime.fromisoformat("2026-03-02T10:16:00+00:00"),
+        prev_hash=h1,
+        content_digest=hashlib.sha256(b"more content").hexdigest(),
+    )
+    doc = (ROOT / "docs" / "integrity.md").read_text()
+    leaves = [merkle.leaf_hash(bytes.fromhex(h)) for h in (h1, h2)]
+    root = merkle.node_hash(*leaves)
+    for value in (h1, h2, leaves[0].hex(), leaves[1].hex(), root.hex()):
+        assert value in doc
+    signed = note.sign(note.checkpoint_text("carejourney.example/ledger", 2, root), signer)
+    assert signed.rstrip("\n") in doc
+    assert signer.verifier.vkey() in doc

@@ -258,7 +258,7 @@ def test_tampering_is_caught(
     # The forger covers their tracks: the tree rebuilt from the edited events, the
     # stored checkpoints gone, a new checkpoint signed with the (stolen) key.
     with superuser(database_url) as conn:
-        conn.execute("DELETE FROM ledger_tree_nodes")
+        conn.execute("DELETE FROM ledger_tree")
         conn.execute("DELETE FROM ledger_checkpoints")
         migrate(conn)
     signed = run("checkpoint")
@@ -324,8 +324,8 @@ EDITS = [
     "UPDATE ledger_events SET hash = hash",
     "DELETE FROM ledger_events",
     "TRUNCATE ledger_events CASCADE",
-    "UPDATE ledger_tree_nodes SET hash = hash",
-    "DELETE FROM ledger_tree_nodes",
+    "UPDATE ledger_tree SET hashes = hashes",
+    "DELETE FROM ledger_tree",
     "DELETE FROM ledger_checkpoints",
     "ALTER TABLE ledger_events DISABLE TRIGGER carejourney_append_only",
     "SET session_replication_role = replica",
@@ -343,7 +343,7 @@ def test_the_application_role_cannot_edit_history(
             conn.execute(edit)
         assert refused.value.sqlstate in ("42501",), (edit, refused.value)
     with psycopg.connect(app_role_url, autocommit=True) as conn:
-        for table in ("journeys_events", "ledger_events", "ledger_tree_nodes"):
+        for table in ("journeys_events", "ledger_events"):
             count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
             assert count.fetchone()[0] >= 9
         # erase touches only the identity register, which stays an ordinary table

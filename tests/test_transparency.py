@@ -56,7 +56,7 @@ def test_the_migration_builds_the_tree_of_an_older_ledger(
 ) -> None:
     _grow(ledger, [5, 4])
     with superuser(database_url) as conn:
-        conn.execute("DELETE FROM ledger_tree_nodes")  # as a ledger written before the tree
+        conn.execute("DELETE FROM ledger_tree")  # as a ledger written before the tree
     with psycopg.connect(database_url) as conn:
         migrate(conn)
         migrate(conn)  # idempotent
