@@ -19,7 +19,16 @@ from api import access_log, openapi, pages, problems
 from api.body_limit import BodyLimit
 from api.metrics import MetricsMiddleware
 from api.routes import access_log as access_log_routes
-from api.routes import coordinators, events, measures, operations, patients, transparency
+from api.routes import (
+    alerts,
+    coordinators,
+    events,
+    ledger_log,
+    measures,
+    operations,
+    patients,
+    transparency,
+)
 from api.security import KeyRing
 from domain.ledger import Ledger, open_ledger
 from domain.settings import Settings, get_settings
@@ -63,6 +72,8 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         events,
         patients,
         coordinators,
+        alerts,
+        ledger_log,
         access_log_routes,
         operations,
         measures,

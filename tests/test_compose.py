@@ -30,6 +30,7 @@ SERVICES = {
     "mllp",
     "checkpointer",
     "projections",
+    "alerts-publisher",
 }
 
 
@@ -133,6 +134,7 @@ def test_commands_exist_in_the_cli(compose: dict[str, Any]) -> None:
         "mllp": ["mllp"],
         "checkpointer": ["checkpoint", "--every", "60"],
         "projections": ["projections", "run"],
+        "alerts-publisher": ["alerts", "publish"],
     }
     for name, service in _ours(compose).items():
         command = service["command"]
