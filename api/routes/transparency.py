@@ -43,12 +43,22 @@ Reader = Annotated[
     responses={
         200: {
             "description": "A C2SP tlog-checkpoint wrapped as a C2SP signed note.",
-            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "content": {
+                "text/plain": {
+                    "schema": {"type": "string"},
+                    "example": "carejourney.local/ledger\n2\n"
+                    "LMp14Ybc0oC7ref4q1Jeghp/e0z/d+p5dKX2By7GlcA=\n\n"
+                    "\u2014 carejourney.local/ledger mfu3xBZcBAoQVVi7WwF2c9t5kAyx0Sa/GRth95q5oO8X"
+                    "EXh224ONhlwn9US4eMcLObHW5bdHj3ST3/OkIfCd06oQzgw=\n",
+                }
+            },
         },
         **problems.responses(401, 403, 404),
     },
 )
 def latest_checkpoint(_: Reader, ledger: LedgerDep) -> PlainTextResponse:
+    """The latest C2SP checkpoint, byte for byte as signed (verify it with the log's
+    vkey; keep it: a later consistency proof shows the log only grew from it)."""
     with ledger.connection() as conn:
         found = transparency.latest_checkpoint(conn)
     if found is None:
