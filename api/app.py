@@ -31,6 +31,7 @@ from api.routes import (
     operations,
     optout,
     patients,
+    transparency,
 )
 from api.security import KeyRing
 from domain.ledger import Ledger, open_ledger
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         measures,
         optout,
         contract,
+        transparency,
         fhir,
     ):
         app.include_router(module.router)

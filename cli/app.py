@@ -22,6 +22,7 @@ from cli import optout as optout_commands
 from cli import projections as projections_commands
 from cli import retention as retention_commands
 from cli import serve as serve_commands
+from cli import transparency as transparency_commands
 
 app = typer.Typer(
     name="carejourney",
@@ -38,6 +39,7 @@ serve_commands.register(app)
 keys_commands.register(app)
 consume_commands.register(app)
 measures_commands.register(app)
+transparency_commands.register(app)
 fhir_commands.register(app)
 mllp_commands.register(app)
 alerts_commands.register(app)

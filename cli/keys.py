@@ -23,10 +23,13 @@ from api.security import (
     write_keys_file,
 )
 from cli.console import err, fail, out
+from domain import note, signing
 from domain.settings import get_settings
 
 keys_app = typer.Typer(
-    help="Create, list and revoke API keys (stored hashed).", no_args_is_help=True
+    help="Create, list and revoke API keys (stored hashed); make and show the checkpoint"
+    " signing key.",
+    no_args_is_help=True,
 )
 
 
@@ -127,3 +130,38 @@ def revoke(name: Annotated[str, typer.Argument(help="The key's name (see `keys l
         fail(f"no key named {name!r} in {path}", code=1)
     write_keys_file(path, kept)
     err.print(f"revoked key {name}")
+
+
+@keys_app.command("signing-create")
+def signing_create(
+    name: Annotated[
+        str | None,
+        typer.Option(help="Key name (default: the log origin, CAREJOURNEY_LOG_ORIGIN)."),
+    ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Overwrite an existing key (rotation: docs/integrity.md)."),
+    ] = False,
+) -> None:
+    """Make the Ed25519 checkpoint signing key (file mode 0600) and print its verifier
+    key, the `<name>+<id>+<key>` string auditors pin."""
+    settings = get_settings()
+    path = signing.key_path(settings)
+    try:
+        signer = signing.create_key(path, name or settings.log_origin, replace=replace)
+    except (FileExistsError, note.NoteError, OSError) as exc:
+        fail(f"{exc} (--replace to rotate)" if isinstance(exc, FileExistsError) else str(exc))
+    err.print(f"created the checkpoint signing key in {path}; its verifier key:", highlight=False)
+    out.print(signer.verifier.vkey(), markup=False, highlight=False, soft_wrap=True)
+
+
+@keys_app.command("signing-show")
+def signing_show() -> None:
+    """Print the verifier key of the configured signing key (made on first use on the
+    embedded default), for auditors to pin."""
+    settings = get_settings()
+    try:
+        signer = signing.load_signer(settings)
+    except (signing.SigningKeyMissing, note.NoteError, OSError) as exc:
+        fail(str(exc))
+    out.print(signer.verifier.vkey(), markup=False, highlight=False, soft_wrap=True)

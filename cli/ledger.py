@@ -24,7 +24,9 @@ from cli.console import (
 )
 from cli.projections import catch_up as catch_up_projections
 from consumers import deadletter
+from domain import note, signing
 from domain.ledger import BatchResult, Ledger
+from domain.settings import get_settings
 from domain.synthetic import delivery_order, generate_people
 
 # 2,000 envelopes per append hung here (psycopg pipeline waits on the server, which waits
@@ -144,8 +146,24 @@ def verify(
             help="A saved 'POSITION:DIGEST': check the ledger up to POSITION is unchanged."
         ),
     ] = None,
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            exists=True,
+            dir_okay=False,
+            help="A checkpoint you kept outside the database (repeat for several).",
+        ),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(help="Verifier key for the checkpoints (default: the configured key's)."),
+    ] = None,
 ) -> None:
-    """Recompute hash chains; exit 1 naming the first broken event if anything was altered."""
+    """Recompute hash chains, the Merkle tree and every checkpoint against the events;
+    exit 1 naming what was altered."""
+    verifier = _verifier(key)
+    kept = [path.read_text() for path in checkpoint or []]
     with ledger_session() as ledger:
         if nhs_number is not None:
             nhs = nhs_argument(nhs_number)
@@ -154,18 +172,37 @@ def verify(
                 fail("no journey is registered for this NHS number", code=1)
             broken = ledger.verify(patient)
             if broken is not None:
+                if (
+                    broken.event_id is None
+                    and broken.position is None
+                    and "no events" in broken.reason
+                ):
+                    fail(f"patient {patient}: {broken.reason}; nothing was verified", code=1)
                 fail(f"chain broken at {broken.describe()}", code=1)
-            out.print(f"ok: chain of patient {patient} verified")
+            out.print(f"ok: chain of patient {patient} verified, every event in the Merkle tree")
             return
         people = ledger.people()
         with progress() as bar:
             task = bar.add_task("verifying chains", total=people)
-            report = ledger.verify_all(progress=lambda n: bar.advance(task, n))
+            report = ledger.verify_all(
+                progress=lambda n: bar.advance(task, n), verifier=verifier, kept=kept
+            )
         if not report.ok:
             for broken in report.breaks:
                 err.print(f"chain broken at {broken.describe()}", markup=False)
+            for problem in report.problems:
+                err.print(f"integrity: {problem}", markup=False, highlight=False)
+            if expect is not None:
+                _check_expected(ledger, expect)
             raise typer.Exit(1)
         out.print(f"ok: {report.events} events of {report.people} people verified")
+        signed = "signatures checked" if verifier is not None else "no key: signatures unchecked"
+        out.print(
+            f"ok: Merkle tree of {report.tree_size} leaves matches the events;"
+            f" {report.checkpoints} stored and {len(kept)} kept checkpoint(s) consistent"
+            f" ({signed})",
+            highlight=False,
+        )
         out.print(f"head digest {report.position}:{report.digest}")
         if expect is not None:
             _check_expected(ledger, expect)
@@ -209,6 +246,18 @@ def erase(
         what = "this NHS number" if nhs is not None else "that local identifier"
         fail(f"no journey is registered for {what}", code=1)
     out.print(f"erased: the person's identifiers no longer map to patient {patient}")
+
+
+def _verifier(key: str | None) -> note.Verifier | None:
+    """The key to check checkpoints with: the one given, else the configured signing
+    key's (none configured: signatures go unchecked, roots are still compared)."""
+    try:
+        if key is not None:
+            return note.parse_verifier(key)
+        path = signing.key_path(get_settings())
+        return signing.read_key(path).verifier if path.exists() else None
+    except (note.NoteError, OSError) as exc:
+        fail(f"verifier key: {exc}")
 
 
 def _check_expected(ledger: Ledger, expect: str) -> None:

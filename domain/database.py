@@ -2,8 +2,16 @@
 
 The event store tables belong to the ``eventsourcing`` library (it creates them); the
 tables here are ours: the identity register, the ledger index that makes dedupe, time
-queries and the hash chain plain indexed SQL, and each person's chain head. Every
-statement is idempotent so any process may run ``migrate`` at start-up.
+queries and the hash chain plain indexed SQL, each person's chain head, and the Merkle
+tree and checkpoints (``domain/transparency.py``). Every statement is idempotent so any
+process may run ``migrate`` at start-up.
+
+Append-only in the database: triggers refuse UPDATE, DELETE and TRUNCATE on the
+library's stored events, the ledger index, the tree and the checkpoints, for every role
+(the owner included); only a superuser or the tables' owner can switch them off
+(``ALTER TABLE ... DISABLE TRIGGER``, ``session_replication_role``), which is why the
+services should not connect as the owner (docs/integrity.md). The identity register,
+the chain heads, merges and every read model stay ordinary tables.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import tuple_row
 
-from domain import optout
+from domain import optout, transparency
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +123,56 @@ SCHEMA: tuple[str, ...] = (
 )
 
 
-def migrate(conn: psycopg.Connection[Any]) -> None:
-    """Create the ledger's own tables; safe to run any number of times."""
+APPEND_ONLY_FUNCTION = """
+    CREATE OR REPLACE FUNCTION carejourney_append_only() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'carejourney: % on % refused: the ledger is append-only',
+            TG_OP, TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'history is corrected by new events (EventRetracted), never edited';
+    END
+    $$
+"""
+
+APPEND_ONLY_TABLES = ("ledger_events", "ledger_tree", "ledger_checkpoints")
+
+
+def append_only(conn: psycopg.Connection[Any], table: str) -> None:
+    """The two triggers that make ``table`` append-only (idempotent)."""
+    name = sql.Identifier(table)
+    conn.execute(
+        sql.SQL(
+            "CREATE OR REPLACE TRIGGER carejourney_append_only BEFORE UPDATE OR DELETE ON {}"
+            " FOR EACH ROW EXECUTE FUNCTION carejourney_append_only()"
+        ).format(name)
+    )
+    conn.execute(
+        sql.SQL(
+            "CREATE OR REPLACE TRIGGER carejourney_no_truncate BEFORE TRUNCATE ON {}"
+            " FOR EACH STATEMENT EXECUTE FUNCTION carejourney_append_only()"
+        ).format(name)
+    )
+
+
+def migrate(conn: psycopg.Connection[Any], events_table: str = "journeys_events") -> None:
+    """Create the ledger's own tables, the tree (built for events recorded before it
+    existed) and the append-only triggers; safe to run any number of times."""
     with conn.transaction():
         # Serialise concurrent start-ups: CREATE ... IF NOT EXISTS is not race-free.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('carejourney.migrate'))")
-        for statement in (*SCHEMA, *optout.SCHEMA):
+        for statement in (*SCHEMA, *optout.SCHEMA, *transparency.SCHEMA):
             conn.execute(statement)
+        conn.execute(APPEND_ONLY_FUNCTION)
+        tables = list(APPEND_ONLY_TABLES)
+        with conn.cursor(row_factory=tuple_row) as curs:
+            exists = curs.execute("SELECT to_regclass(%s) IS NOT NULL", (events_table,))
+            found = exists.fetchone()
+        if found and found[0]:
+            tables.append(events_table)
+            transparency.backfill(conn, events_table)
+        for table in tables:
+            append_only(conn, table)
 
 
 def library_env(url: str) -> dict[str, str]:

@@ -244,3 +244,10 @@ def head_digest(heads: Iterable[tuple[UUID, int, str]]) -> str:
     for patient_id, version, hash_ in heads:
         digest.update(f"{patient_id}:{version}:{hash_}\n".encode())
     return digest.hexdigest()
+
+
+def tree_leaf(chain_hash_hex: str) -> bytes:
+    """The Merkle tree's leaf hash of an event: SHA-256(0x00 || its 32 chain-hash bytes)
+    (RFC 9162 §2.1.1; the chain hash already commits to position, patient id, version,
+    ledger clock, previous link and content hash)."""
+    return hashlib.sha256(b"\x00" + bytes.fromhex(chain_hash_hex)).digest()

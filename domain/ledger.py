@@ -26,7 +26,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
-from domain import authority, identity, merges
+from domain import authority, identity, merges, merkle, note, transparency
 from domain.contract import Envelope, EventType
 from domain.database import head_position, library_env, migrate, resolve_url
 from domain.integrity import Break, ChainLink, content_hash, first_break, head_digest
@@ -73,10 +73,13 @@ class VerifyReport:
     breaks: list[Break]
     position: int
     digest: str
+    tree_size: int = 0
+    checkpoints: int = 0
+    problems: list[str] = field(default_factory=list)  # the tree's and the checkpoints'
 
     @property
     def ok(self) -> bool:
-        return not self.breaks
+        return not self.breaks and not self.problems
 
 
 class Ledger(Application[UUID]):
@@ -98,7 +101,7 @@ class Ledger(Application[UUID]):
         assert isinstance(self.recorder, LedgerRecorder)
         self.store: LedgerRecorder = self.recorder
         with self.connection() as conn:
-            migrate(conn)
+            migrate(conn, self.store.events_table_name)
 
     # -- connections -------------------------------------------------------------------
 
@@ -395,6 +398,10 @@ class Ledger(Application[UUID]):
             prev_hash=row["prev_hash"],
         )
 
+    def stored_content(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """The envelope content of a stored event row (``topic``, ``state``), as hashed."""
+        return self._decode(row).content()
+
     def _decode(self, row: Mapping[str, Any]) -> Journey.Recorded:
         stored = StoredEvent(row["patient_id"], row["version"], row["topic"], bytes(row["state"]))
         event = self.mapper.to_domain_event(stored)
@@ -404,12 +411,59 @@ class Ledger(Application[UUID]):
     # -- integrity ---------------------------------------------------------------------
 
     def verify(self, patient_id: UUID) -> Break | None:
-        """Recompute one person's chain from storage; the first broken link or None."""
+        """Recompute one person's chain from storage, then find each event's leaf in the
+        Merkle tree and prove it in the latest checkpoint; the first problem or None.
+        A person with no events is a problem too: there is nothing to verify."""
         with self.connection() as conn:
-            return self._verify_person(conn, patient_id)
+            return self._verify_person(conn, patient_id) or self._verify_in_tree(conn, patient_id)
 
-    def verify_all(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
-        """Every person's chain, plus every stored event having its index row."""
+    def _verify_in_tree(self, conn: Connection[DictRow], patient_id: UUID) -> Break | None:
+        rows = conn.execute(
+            "SELECT position, event_id, hash FROM ledger_events WHERE patient_id = %s"
+            " ORDER BY position",
+            (patient_id,),
+        ).fetchall()
+        if not rows:
+            return Break(patient_id, None, None, "no events are recorded for this person")
+        leaves = transparency.leaves_at(conn, [r["position"] for r in rows])
+        for r in rows:
+            leaf = leaves.get(r["position"])
+            if leaf is None or leaf.hash != transparency.leaf_of(r["hash"]):
+                reason = "no leaf in the Merkle tree" if leaf is None else "Merkle leaf differs"
+                return Break(patient_id, r["event_id"], r["position"], reason)
+        checkpoint = transparency.latest_checkpoint(conn)
+        if checkpoint is None:
+            return None
+        covered = [r for r in rows if leaves[r["position"]].index < checkpoint.size]
+        try:
+            proofs = transparency.inclusion_proofs(
+                conn, [leaves[r["position"]].index for r in covered], checkpoint.size
+            )
+        except transparency.TreeError as exc:
+            return Break(patient_id, None, None, f"checkpoint {checkpoint.id}: {exc}")
+        for r, proof in zip(covered, proofs, strict=True):
+            leaf = leaves[r["position"]]
+            if not merkle.verify_inclusion(
+                leaf.index, checkpoint.size, leaf.hash, proof, checkpoint.root
+            ):
+                return Break(
+                    patient_id,
+                    r["event_id"],
+                    r["position"],
+                    f"not included in checkpoint {checkpoint.id} (tree size {checkpoint.size})",
+                )
+        return None
+
+    def verify_all(
+        self,
+        progress: Callable[[int], None] | None = None,
+        *,
+        verifier: note.Verifier | None = None,
+        kept: Sequence[str] = (),
+    ) -> VerifyReport:
+        """Every person's chain, every stored event having its index row, the Merkle
+        tree recomputed from the events against the stored tree, and every checkpoint
+        (stored ones, and ``kept`` ones an auditor held outside) against it."""
         breaks: list[Break] = []
         events = 0
         with self.connection() as conn:
@@ -441,12 +495,18 @@ class Ledger(Application[UUID]):
                     )
                 )
             events = int(conn.execute("SELECT count(*) AS n FROM ledger_events").fetchone()["n"])
+            tree, problems = transparency.log_problems(conn, verifier, kept)
+            stored = int(
+                conn.execute("SELECT count(*) AS n FROM ledger_checkpoints").fetchone()["n"]
+            )
         position, digest = self.digest()
-        return VerifyReport(len(people), events, breaks, position, digest)
+        return VerifyReport(
+            len(people), events, breaks, position, digest, tree.size, stored, problems
+        )
 
     def _verify_person(self, conn: Connection[DictRow], patient_id: UUID) -> Break | None:
         rows = conn.execute(
-            SELECT_RECORDED.replace(" JOIN ", " LEFT JOIN ")
+            SELECT_STORED.replace(" JOIN ", " LEFT JOIN ")
             + " WHERE l.patient_id = %s ORDER BY l.version",
             (patient_id,),
         ).fetchall()
@@ -460,6 +520,15 @@ class Ledger(Application[UUID]):
                 event = self._decode(row)
                 content = event.content()
                 mismatch = _index_mismatch(row, content)
+                if row["notification_id"] != row["position"]:
+                    return Break(
+                        patient_id,
+                        row["event_id"],
+                        row["position"],
+                        "the library's notification id is not the ledger position",
+                        str(row["position"]),
+                        str(row["notification_id"]),
+                    )
                 if mismatch:
                     return Break(
                         patient_id,
@@ -504,6 +573,8 @@ SELECT_RECORDED = (
     " FROM ledger_events l JOIN journeys_events s"
     " ON s.originator_id = l.patient_id AND s.originator_version = l.version"
 )
+
+SELECT_STORED = SELECT_RECORDED.replace("s.topic, s.state", "s.topic, s.state, s.notification_id")
 
 
 def open_ledger(settings: Settings | None = None) -> Ledger:

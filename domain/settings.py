@@ -124,6 +124,22 @@ class Settings(BaseSettings):
         description="Lifetime of a browser session cookie (pages sign-in).",
     )
 
+    log_origin: str = Field(
+        default="carejourney.local/ledger",
+        pattern=r"^[^\s+]+$",
+        description="The transparency log's origin line in checkpoints (and the default "
+        "signing key name): a schema-less URL, no spaces or '+'.",
+    )
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="File of the Ed25519 checkpoint signing key (default "
+        "<DATA_DIR>/checkpoint-signing.key; made on first use on the embedded default).",
+    )
+    checkpoint_topic: str = Field(
+        default="care.checkpoints.v1",
+        description="Kafka topic every signed checkpoint is published to.",
+    )
+
     kafka_bootstrap_servers: str | None = Field(
         default=None,
         validation_alias=AliasChoices(

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from domain.ledger import Ledger
 from tests.envelopes import NHS_A, NHS_B, NHS_C, envelope, later
 from tests.fixtures_api import auth
+from tests.tampering import superuser
 
 PROBLEM = "application/problem+json"
 
@@ -79,7 +80,7 @@ def test_verify_ok_then_tampering_is_named(client: TestClient, publish: Callable
     ok = client.get(f"/v1/patients/{NHS_A}/verify", headers=auth("auditor")).json()
     assert ok["ok"] is True and ok["break"] is None and ok["events"] == 4
     assert ok["head"]["version"] == 4 and ok["head"]["position"] == items[3]["position"]
-    with psycopg.connect(ledger.database_url, autocommit=True) as conn:
+    with superuser(ledger.database_url) as conn:
         conn.execute(
             "UPDATE ledger_events SET hash = repeat('0', 64) WHERE position = %s",
             (items[1]["position"],),

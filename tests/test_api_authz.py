@@ -33,9 +33,9 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /v1/patients/{nhs}/replay": (401, 403, 403, 200, 403, 403, 403, 200),
     "GET /v1/patients/{nhs}/verify": (401, 403, 403, 200, 403, 403, 403, 200),
     "GET /v1/access-log": (401, 403, 403, 200, 403, 403, 403, 200),
-    "GET /v1/patients/{nhs}/coordinator": (401, 403, 403, 403, 200, 404, 403, 200),
-    "GET /v1/patients/{nhs}/journey": (401, 403, 403, 403, 200, 404, 403, 200),
-    "GET /v1/patients/{nhs}/care-plans": (401, 403, 403, 403, 200, 404, 403, 200),
+    "GET /v1/patients/{nhs}/coordinator": (401, 403, 403, 200, 200, 404, 403, 200),
+    "GET /v1/patients/{nhs}/journey": (401, 403, 403, 200, 200, 404, 403, 200),
+    "GET /v1/patients/{nhs}/care-plans": (401, 403, 403, 200, 200, 404, 403, 200),
     "GET /v1/coordinators/{id}/caseload": (401, 403, 403, 403, 200, 403, 403, 200),
     "GET /v1/unassigned": (401, 403, 403, 403, 200, 200, 403, 200),
     "GET /v1/coordinators/{id}/alerts": (401, 403, 403, 200, 200, 200, 403, 200),
@@ -50,6 +50,11 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "POST /v1/optout": (401, 403, 403, 403, 403, 403, 403, 200),
     "DELETE /v1/optout/{nhs}": (401, 403, 403, 403, 403, 403, 403, 200),
     "GET /v1/patients/{nhs}/fhir": (401, 403, 403, 200, 200, 404, 403, 200),
+    # Hashes only, nothing about a person: every key may read the transparency log (no
+    # checkpoint is issued here, so the latest is 404 for everyone let through).
+    "GET /v1/transparency/checkpoint": (401, 404, 404, 404, 404, 404, 404, 404),
+    "GET /v1/transparency/inclusion?position=1&tree_size=2": (401,) + (200,) * 7,
+    "GET /v1/transparency/consistency?from=1&to=2": (401,) + (200,) * 7,
     # Bulk export needs an explicit export right (a key made --export-agreement REF): no
     # role has it by default, not even admin (tests/test_fhir_api.py grants it).
     "GET /v1/fhir/$export": (401, 403, 403, 403, 403, 403, 403, 403),

@@ -159,3 +159,28 @@ def test_unassigned_longest_first_and_filtered_by_relationship(
     assert [p["nhs_number"] for p in y99["people"]] == [NHS_C]
     other = client.get(f"/v1/patients/{NHS_B}/journey", headers=auth("coordinator"))
     assert other.status_code == 404  # outside the care relationship: as if not registered
+
+
+def test_auditors_read_every_persons_coordination_views_logged(
+    client: TestClient, publish: Callable, catch_up: Callable
+):
+    """An auditor answering "my coordinator changed and nobody told me" reads the
+    person's views without a care relationship; each read is in the access log."""
+    publish(
+        envelope(nhs=NHS_C),
+        envelope("CoordinatorAssigned", nhs=NHS_C, at=later(1), data={"coordinator": OTHER_NURSE}),
+    )
+    catch_up()
+    paths = [f"/v1/patients/{NHS_C}/{view}" for view in ("coordinator", "journey", "care-plans")]
+    for path in paths:
+        assert client.get(path, headers=auth("other-coordinator")).status_code == 200
+        assert client.get(path, headers=auth("coordinator")).status_code == 404
+        assert client.get(path, headers=auth("auditor")).status_code == 200, path
+        assert client.get(path, headers=auth("evaluator")).status_code == 403
+    log = client.get("/v1/access-log", headers=auth("auditor")).json()["entries"]
+    audited = [e["endpoint"] for e in log if e["role"] == "auditor"]
+    assert audited == [
+        "GET /v1/patients/{nhs}/coordinator",
+        "GET /v1/patients/{nhs}/journey",
+        "GET /v1/patients/{nhs}/care-plans",
+    ]

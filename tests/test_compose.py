@@ -28,6 +28,7 @@ SERVICES = {
     "events-consumer",
     "adt-consumer",
     "mllp",
+    "checkpointer",
     "projections",
     "alerts-publisher",
 }
@@ -131,6 +132,7 @@ def test_commands_exist_in_the_cli(compose: dict[str, Any]) -> None:
         "events-consumer": ["consume"],
         "adt-consumer": ["consume", "--adt"],
         "mllp": ["mllp"],
+        "checkpointer": ["checkpoint", "--every", "60"],
         "projections": ["projections", "run"],
         "alerts-publisher": ["alerts", "publish"],
     }

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 
 from domain.ledger import Ledger
 from tests.envelopes import NHS_A, NHS_B, envelope, later
+from tests.tampering import superuser
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def journey(ledger: Ledger) -> list[dict]:
 
 
 def _sql(url: str, statement: str, *params: object) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
+    with superuser(url) as conn:
         conn.execute(statement, params)
 
 

@@ -5,8 +5,8 @@ These read the live projections (``projections/queries.py``), which follow the l
 little behind; each answer names the projection position it reflects (``position`` or
 ``projected_to``). A coordinator key reads only people its organisations have a care
 relationship with (``api/care_relationship.py``): others are 403 on person endpoints and
-left out of lists. Admins read everyone. Every person shown, on a list too, is one
-access-log row.
+left out of lists. Auditors read every person's coordinator, journey and care plans;
+admins read everyone. Every person shown, on a list too, is one access-log row.
 """
 
 from __future__ import annotations
@@ -37,7 +37,11 @@ from projections import queries
 router = APIRouter(prefix="/v1", tags=["coordinators"])
 
 PURPOSE = "read person-level coordination data"
-CaredFor = Annotated[PersonRead, Depends(person_read(Role.COORDINATOR, purpose=PURPOSE))]
+# Auditors read every person's coordination views (each read in the access log like any
+# other): "my coordinator changed and nobody told me" is answered from these.
+CaredFor = Annotated[
+    PersonRead, Depends(person_read(Role.COORDINATOR, Role.AUDITOR, purpose=PURPOSE))
+]
 CoordinatorKey = Annotated[Principal, Depends(allow(Role.COORDINATOR, purpose=PURPOSE))]
 
 
