@@ -112,7 +112,7 @@ def exposition(
     the consumers' health."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry)
         counters = generate_latest(registry)
     else:
         counters = generate_latest(REGISTRY)

@@ -15,6 +15,7 @@ from cli import consume as consume_commands
 from cli import keys as keys_commands
 from cli import ledger as ledger_commands
 from cli import measures as measures_commands
+from cli import mllp as mllp_commands
 from cli import projections as projections_commands
 from cli import serve as serve_commands
 
@@ -33,6 +34,7 @@ serve_commands.register(app)
 keys_commands.register(app)
 consume_commands.register(app)
 measures_commands.register(app)
+mllp_commands.register(app)
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -52,11 +52,9 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from consumers import offsets
+from consumers.outcome import Outcome
 from domain import merges
 from domain.ledger import Ledger
-
-if TYPE_CHECKING:
-    from consumers.feed import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -228,9 +226,9 @@ def send_pending(
         if f.is_done and f.succeeded():
             sent.append(row_id)
         elif f.is_done:
-            exc = f.exception
-            result.failure = f"dead letter {row_id}: {exc}"
-            result.fatal = result.fatal or isinstance(exc, FATAL_PRODUCER_ERRORS)
+            error = f.exception
+            result.failure = f"dead letter {row_id}: {error}"
+            result.fatal = result.fatal or isinstance(error, FATAL_PRODUCER_ERRORS)
     if sent:
         with conn.transaction():
             conn.execute(

@@ -19,17 +19,15 @@ import logging
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from consumers import offsets
+from consumers.outcome import Outcome, Status
 from domain.contract import FieldError
 from domain.ledger import ItemResult, Ledger
-
-if TYPE_CHECKING:
-    from consumers.feed import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +108,7 @@ def settle(
     judged: dict[int, ItemResult],
     hold: float,
     done: Retried,
-) -> list[tuple[int, str, tuple[FieldError, ...]]]:
+) -> list[tuple[int, Status, tuple[FieldError, ...]]]:
     """Inside the retry's transaction: delete what is settled and move the counters;
     returns the refused (row index, status, errors) for the caller to keep as dead
     letters. A row already gone (another consumer settled it) aborts the whole retry
@@ -118,7 +116,7 @@ def settle(
     done.statuses.clear()
     settled: list[int] = []
     kept: list[int] = []
-    refused: list[tuple[int, str, tuple[FieldError, ...]]] = []
+    refused: list[tuple[int, Status, tuple[FieldError, ...]]] = []
     moves: dict[tuple[str, int], Counter[str]] = {}
     for i, row in enumerate(rows):
         item = judged.get(i)

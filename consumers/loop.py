@@ -51,10 +51,12 @@ from eventsourcing.persistence import OperationalError as LibraryOperationalErro
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 from kafka.structs import OffsetAndMetadata
+from psycopg.rows import DictRow
 
 from consumers import deadletter, offsets, processes
 from consumers.broker import Broker
-from consumers.feed import Feed, Message, Outcome, record_batch, retry_held
+from consumers.feed import Feed, record_batch, retry_held
+from consumers.outcome import Message, Outcome
 from domain.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -288,7 +290,11 @@ class ConsumerLoop:
             self._join_started = None
         wanted = [(tp.topic, tp.partition) for tp in partitions]
 
-        def read(conn: psycopg.Connection) -> tuple[dict, dict, dict]:
+        def read(
+            conn: psycopg.Connection[DictRow],
+        ) -> tuple[
+            dict[tuple[str, int], int], dict[tuple[str, int], str], dict[tuple[str, int], str]
+        ]:
             return (
                 offsets.stored_offsets(conn, wanted),
                 offsets.stored_topic_ids(conn, wanted),
@@ -539,7 +545,7 @@ class ConsumerLoop:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _with_database(self, work: Callable[[psycopg.Connection], T]) -> T:
+    def _with_database(self, work: Callable[[psycopg.Connection[DictRow]], T]) -> T:
         """Run a read or set-up against PostgreSQL, retrying while it is away."""
         delay = 0.5
         while True:

@@ -19,8 +19,10 @@ UUID strings, dates, enum values) and strict where coercion would hide a mistake
 (booleans, numbers and versions sent as strings). Models and validators are built once
 at import, never per call: the ledger must validate 20,000+ envelopes per second.
 
-Adding an event type: define its data model below (class name = type name) and add one
-line to ``DATA_MODELS``.
+Adding an event type: add it to ``EventType``, define its data model below (class name =
+type name) and list it in ``DATA_MODELS``; then every read model must say whether it
+handles or ignores it (``tests/test_vocabulary.py`` fails until each has decided;
+CONTRIBUTING.md has the recipe).
 """
 
 from __future__ import annotations
@@ -56,6 +58,43 @@ SCHEMA_VERSION: Final = 1
 SUPPORTED_SCHEMA_VERSIONS: Final = frozenset({SCHEMA_VERSION})
 
 # -- vocabularies ---------------------------------------------------------------------
+
+
+class EventType(StrEnum):
+    """Every event type of contract v1: the one vocabulary the ledger, the folds and the
+    API share. A ``StrEnum``, so a member equals (and hashes as) its name: code that
+    compares ``event.type`` with a plain string keeps working."""
+
+    PATIENT_REGISTERED = "PatientRegistered"
+    CASE_IDENTIFIED = "CaseIdentified"
+    REFERRAL_MADE = "ReferralMade"
+    REFERRAL_ACCEPTED = "ReferralAccepted"
+    REFERRAL_DECLINED = "ReferralDeclined"
+    FIRST_CONTACT_MADE = "FirstContactMade"
+    COORDINATOR_ASSIGNED = "CoordinatorAssigned"
+    COORDINATOR_HANDED_OFF = "CoordinatorHandedOff"
+    COORDINATOR_RELEASED = "CoordinatorReleased"
+    ADMITTED = "Admitted"
+    TRANSFERRED = "Transferred"
+    DISCHARGED = "Discharged"
+    ADMISSION_CANCELLED = "AdmissionCancelled"
+    TRANSFER_CANCELLED = "TransferCancelled"
+    DISCHARGE_CANCELLED = "DischargeCancelled"
+    CONTACT_RECORDED = "ContactRecorded"
+    CARE_PLAN_AGREED = "CarePlanAgreed"
+    CARE_PLAN_REVISED = "CarePlanRevised"
+    CARE_PLAN_REVIEWED = "CarePlanReviewed"
+    CARE_PLAN_CLOSED = "CarePlanClosed"
+    CARE_TEAM_MEMBER_JOINED = "CareTeamMemberJoined"
+    CARE_TEAM_MEMBER_LEFT = "CareTeamMemberLeft"
+    CARER_RECORDED = "CarerRecorded"
+    OUTCOME_RECORDED = "OutcomeRecorded"
+    JOURNEY_CLOSED = "JourneyClosed"
+    EVENT_RETRACTED = "EventRetracted"
+    PATIENTS_MERGED = "PatientsMerged"
+    DISCHARGE_READY = "DischargeReady"
+    PERSON_INFORMED = "PersonInformed"
+    ALERT_ACKNOWLEDGED = "AlertAcknowledged"
 
 
 class Setting(StrEnum):
@@ -162,6 +201,36 @@ class JourneyCloseReason(StrEnum):
     DIED = "died"
     MOVED_AWAY = "moved_away"
     NO_LONGER_NEEDED = "no_longer_needed"
+
+
+class DelayReason(StrEnum):
+    """Why a person medically fit to leave hospital is still there (``DischargeReady``)."""
+
+    SOCIAL_CARE_ASSESSMENT = "social_care_assessment"
+    HOME_CARE_PACKAGE = "home_care_package"
+    CARE_HOME_PLACE = "care_home_place"
+    EQUIPMENT = "equipment"
+    FAMILY = "family"
+    OTHER = "other"
+
+
+class InformedAbout(StrEnum):
+    """What a person was told (``PersonInformed``)."""
+
+    COORDINATOR = "coordinator"
+    CARE_PLAN = "care_plan"
+    HANDOFF = "handoff"
+
+
+class InformedHow(StrEnum):
+    """How a person was told."""
+
+    FACE_TO_FACE = "face_to_face"
+    PHONE = "phone"
+    VIDEO = "video"
+    HOME_VISIT = "home_visit"
+    LETTER = "letter"
+    MESSAGE = "message"
 
 
 # -- field types ----------------------------------------------------------------------
@@ -580,6 +649,43 @@ class EventRetracted(BaseModel):
     reason: Text
 
 
+class DischargeReady(BaseModel):
+    """The hospital's decision that the person no longer needs to be in hospital
+    (medically optimised, no criteria to reside). A later one for the same encounter
+    updates the delay reason; the discharge ends the wait."""
+
+    model_config = FROZEN
+
+    encounter_id: Id
+    delay_reason: DelayReason | None = None
+    detail: Text | None = None
+
+
+class PersonInformed(BaseModel):
+    """Someone (``by``) told the person or their carer (``told``) about their
+    coordinator, care plan or a handoff; ``coordinator_id`` / ``plan_id`` say which."""
+
+    model_config = FROZEN
+
+    by: ContactWith
+    told: AgreedWith
+    about: InformedAbout
+    how: InformedHow
+    coordinator_id: Id | None = None
+    plan_id: Id | None = None
+
+
+class AlertAcknowledged(BaseModel):
+    """A coordinator saw an alert (``docs/alerts.md``): the audit trail of who saw what
+    when. The alert id is the read model's deterministic id."""
+
+    model_config = FROZEN
+
+    alert_id: UUID
+    coordinator_id: Id
+    note: Text | None = None
+
+
 class PatientsMerged(BaseModel):
     """HL7 A40: the envelope's person (the survivor) and the merged person are one.
 
@@ -604,7 +710,7 @@ class PatientsMerged(BaseModel):
         return self
 
 
-# The registry: event type name -> data model. Adding a type is one line here.
+# The registry: event type name -> data model (the class name is the type's name).
 DATA_MODELS: dict[str, type[BaseModel]] = {
     model.__name__: model
     for model in (
@@ -635,8 +741,15 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
         JourneyClosed,
         EventRetracted,
         PatientsMerged,
+        DischargeReady,
+        PersonInformed,
+        AlertAcknowledged,
     )
 }
+if set(DATA_MODELS) != set(EventType):  # one vocabulary: the enum and the models agree
+    raise RuntimeError(
+        f"EventType and DATA_MODELS differ: {sorted(set(DATA_MODELS) ^ set(EventType))}"
+    )
 EVENT_TYPES: tuple[str, ...] = tuple(sorted(DATA_MODELS))
 
 
@@ -836,4 +949,4 @@ def envelope_content(env: Envelope) -> dict[str, Any]:
     return content
 
 
-_NOT_CONTENT: Final = frozenset({"nhs_number"})
+_NOT_CONTENT: Final = {"nhs_number"}

@@ -109,6 +109,21 @@ class Settings(BaseSettings):
             "message from a facility not listed is rejected.",
         )
     )
+    mllp_host: str = Field(
+        default="127.0.0.1", description="Address `carejourney mllp` binds (0.0.0.0: all)."
+    )
+    mllp_port: int = Field(default=2575, description="Port `carejourney mllp` listens on.")
+    mllp_max_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest MLLP message accepted; a larger one closes its connection.",
+    )
+    mllp_idle_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="An MLLP connection silent this long (or this slow to send one message "
+        "or read one ACK) is closed.",
+    )
     consumer_group: str = "carejourney-ledger"
     kafka_allowed_organisations: str | None = Field(
         default=None,
@@ -135,11 +150,10 @@ class Settings(BaseSettings):
     def kafka_allowed(self) -> frozenset[str] | None:
         """The Kafka source allow-list as a set; None when unset or blank (compose's
         ``${VAR:-}``): everyone allowed."""
-        if not (self.kafka_allowed_organisations or "").strip():
+        listed = (self.kafka_allowed_organisations or "").strip()
+        if not listed:
             return None
-        return frozenset(
-            c.strip() for c in self.kafka_allowed_organisations.split(",") if c.strip()
-        )
+        return frozenset(c.strip() for c in listed.split(",") if c.strip())
 
     @field_validator("timezone")
     @classmethod

@@ -22,7 +22,12 @@ from domain.database import with_dbname
 from domain.ledger import Ledger
 from domain.settings import Settings
 
-pytest_plugins = ["tests.fixtures_api", "tests.fixtures_kafka", "tests.fixtures_measures"]
+pytest_plugins = [
+    "tests.fixtures_api",
+    "tests.fixtures_kafka",
+    "tests.fixtures_measures",
+    "tests.own_postgres",
+]
 
 TEMPLATE_DB = "carejourney_test_template"
 

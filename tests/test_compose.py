@@ -27,6 +27,7 @@ SERVICES = {
     "api",
     "events-consumer",
     "adt-consumer",
+    "mllp",
     "projections",
 }
 
@@ -128,6 +129,7 @@ def test_commands_exist_in_the_cli(compose: dict[str, Any]) -> None:
         "api": ["serve"],
         "events-consumer": ["consume"],
         "adt-consumer": ["consume", "--adt"],
+        "mllp": ["mllp"],
         "projections": ["projections", "run"],
     }
     for name, service in _ours(compose).items():
@@ -165,5 +167,10 @@ def test_hosts_ports_and_topics_agree(compose: dict[str, Any]) -> None:
     assert api_env["CAREJOURNEY_API_HOST"] == "0.0.0.0"
     (mapping,) = services["api"]["ports"]
     assert mapping.split(":")[-1] == api_env["CAREJOURNEY_API_PORT"]
+    mllp_env = _environment(services["mllp"])
+    assert mllp_env["CAREJOURNEY_MLLP_HOST"] == "0.0.0.0"
+    (mapping,) = services["mllp"]["ports"]
+    assert mapping.split(":")[-1] == mllp_env["CAREJOURNEY_MLLP_PORT"]
+    assert Settings.model_fields["mllp_port"].default == 2575
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert "broker,controller" in kafka_env["KAFKA_PROCESS_ROLES"]  # KRaft, one node

@@ -86,6 +86,18 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "reason": "entered in error",
     },
     "PatientsMerged": {"merged_nhs_number": "9434765870", "reason": "duplicate registration"},
+    "DischargeReady": {"encounter_id": "E1", "delay_reason": "home_care_package"},
+    "PersonInformed": {
+        "by": {"id": "N1", "role": "community_nurse", "organisation": "RX1"},
+        "told": "patient",
+        "about": "coordinator",
+        "how": "phone",
+        "coordinator_id": "N1",
+    },
+    "AlertAcknowledged": {
+        "alert_id": "4c1d2b8e-1f0a-5b7e-9c3d-2a6b8e0f1c2d",
+        "coordinator_id": "N1",
+    },
 }
 
 
@@ -443,3 +455,51 @@ def test_control_characters_are_refused(data: dict, loc: str) -> None:
 def test_line_breaks_are_allowed_in_free_text() -> None:
     data = {"referral_id": "R1", "reason": "first line\nsecond line"}
     assert parse_envelope(envelope("ReferralDeclined", data=data)).data.reason.count("\n") == 1
+
+
+# -- the v1 additions of docs/alerts.md (compatible: new types only) -------------------
+
+
+def test_discharge_ready_delay_reasons() -> None:
+    reasons = {
+        "social_care_assessment",
+        "home_care_package",
+        "care_home_place",
+        "equipment",
+        "family",
+        "other",
+    }
+    for reason in reasons:
+        data = {"encounter_id": "E1", "delay_reason": reason}
+        env = parse_envelope(envelope("DischargeReady", data=data))
+        assert envelope_content(env)["data"] == data
+    unknown = parse_envelope(envelope("DischargeReady", data={"encounter_id": "E1"}))
+    assert envelope_content(unknown)["data"] == {"encounter_id": "E1"}
+    errs = errors_of(envelope("DischargeReady", data={"encounter_id": "E1", "delay_reason": "x"}))
+    assert list(errs) == ["data.delay_reason"]
+    assert list(errors_of(envelope("DischargeReady", data={}))) == ["data.encounter_id"]
+
+
+def test_person_informed_needs_who_whom_what_and_how() -> None:
+    errs = errors_of(envelope("PersonInformed", data={}))
+    assert set(errs) == {"data.by", "data.told", "data.about", "data.how"}
+    bad = {**EXAMPLES["PersonInformed"], "about": "weather", "how": "pigeon"}
+    assert set(errors_of(envelope("PersonInformed", data=bad))) == {"data.about", "data.how"}
+
+
+def test_alert_acknowledged_names_an_alert_by_uuid() -> None:
+    data = {"alert_id": "not-a-uuid", "coordinator_id": "N1"}
+    assert list(errors_of(envelope("AlertAcknowledged", data=data))) == ["data.alert_id"]
+
+
+def test_envelopes_valid_before_the_additions_hash_the_same() -> None:
+    """Content hashes of the original types, fixed when the v1 additions were made."""
+    from domain.integrity import content_hash
+
+    assert content_hash(envelope_content(parse_envelope(envelope()))) == GOLDEN_HANDOFF_HASH
+    admitted = content_hash(envelope_content(parse_envelope(envelope("Admitted"))))
+    assert admitted == GOLDEN_ADMITTED_HASH
+
+
+GOLDEN_HANDOFF_HASH = "f6430f03bc6bacc1a6ef359a91f81f383d3ec6054a0bb69f453a432e4a38fff6"
+GOLDEN_ADMITTED_HASH = "f1febf0b18e57cfbc64f3d2694e2d7962c122fda735a4b931ed24a943f69ed17"

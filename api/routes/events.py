@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 
 from api import metrics, problems
 from api.deps import AppenderDep, LedgerDep, SettingsDep, allow
+from api.models import example
 from api.models.events import EXAMPLE_ENVELOPE, EXAMPLE_REGISTERED, BatchResult, EventStatus
 from api.openapi import component_ref
 from api.problems import ProblemError
@@ -71,9 +72,7 @@ PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
             "application/json": {
                 "schema": {"anyOf": [component_ref("BatchResult"), component_ref("ItemResult")]},
                 "examples": {
-                    "batch": {
-                        "value": BatchResult.model_config["json_schema_extra"]["examples"][0]
-                    },  # type: ignore[index]
+                    "batch": {"value": example(BatchResult)},
                     "duplicate": {
                         "value": {
                             "index": 0,
