@@ -39,9 +39,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from eventsourcing.persistence import InterfaceError as LibraryInterfaceError
-from eventsourcing.persistence import OperationalError as LibraryOperationalError
 from hl7.mllp import InvalidBlockError, start_hl7_server
 from hl7.mllp.streams import HL7StreamReader, HL7StreamWriter
 
@@ -49,17 +46,11 @@ from consumers import acknowledgement
 from consumers.acknowledgement import Answer
 from consumers.adt_ingest import append_messages
 from consumers.hl7v2 import normalise, text_of
+from domain.database import RETRYABLE_DB
 from domain.ledger import Ledger
 from domain.settings import Settings
 
 log = logging.getLogger(__name__)
-
-RETRYABLE_DB = (
-    LibraryOperationalError,
-    LibraryInterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
 
 
 class NotCommitted(Exception):

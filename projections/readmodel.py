@@ -2,8 +2,9 @@
 
 A read model is one module (``projections/care_plans.py`` is a short example) that
 declares its row types, its tables and a pure fold, and one ``ReadModel`` value built
-from them, listed once in ``projections/catalog.py``. Nothing else names it: the runner,
-the rebuild, the status command and the replay all walk the catalog.
+from them, listed once in ``projections/catalog.py``. Nothing else lists the models: the
+runner, the rebuild and the status command walk the catalog; the replay asks the same
+``ReadModel`` values for the folds it shows (through ``Folds``, never the tables).
 
 ``handles`` and ``ignores`` are the model's decision about every event type of the
 contract (``domain.contract.EventType``): ``tests/test_vocabulary.py`` fails when a type
@@ -27,6 +28,12 @@ R = TypeVar("R")
 
 Rows = Mapping[str, Sequence[Any]]  # table name -> the person's rows (NamedTuples)
 EVERY_TYPE: frozenset[EventType] = frozenset(EventType)
+
+
+def named(types: str) -> frozenset[EventType]:
+    """Event types by name, separated by spaces (a name not in the contract fails at
+    import): how a model lists the types it ignores, short enough to read at a glance."""
+    return frozenset(EventType(name) for name in types.split())
 
 
 @dataclass(frozen=True, slots=True, eq=False)

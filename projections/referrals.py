@@ -9,8 +9,8 @@ order) is flagged ``unknown_referral`` and ignored; a second ``ReferralMade`` of
 same id is flagged ``repeated_referral`` and ignored.
 
 ``wait_days`` is referral to first contact in calendar days in the configured zone
-(DESIGN.md §6); a referral still waiting has none: its wait so far depends on the day it
-is asked, and the queries compute it (an incomplete wait, reported, never dropped).
+(docs/measures.md, "Calendar days"); a referral still waiting has none: its wait so far depends
+on the day it is asked, and the queries compute it (an incomplete wait, reported, never dropped).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from uuid import UUID
 
-from domain.contract import EventType
+from domain.contract import EventType, by_type
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
-from projections.readmodel import ReadModel, Rows
-from projections.tables import TS, Index, table
+from projections.readmodel import ReadModel, Rows, named
+from projections.tables import Index, table
 
 
 class Referral(NamedTuple):
@@ -55,13 +55,27 @@ class ReferralFold:
 
 
 # The event that moves a referral on -> the column it sets (the first one counts).
-STEPS: dict[str, str] = {
-    EventType.REFERRAL_ACCEPTED: "accepted_at",
-    EventType.REFERRAL_DECLINED: "declined_at",
-    EventType.FIRST_CONTACT_MADE: "first_contact_at",
-}
+STEPS: dict[str, str] = by_type(
+    {
+        EventType.REFERRAL_ACCEPTED: "accepted_at",
+        EventType.REFERRAL_DECLINED: "declined_at",
+        EventType.FIRST_CONTACT_MADE: "first_contact_at",
+    }
+)
 
-_Found = dict[str, dict[str, Any]]
+
+@dataclass(slots=True)
+class _Open:
+    """A referral while the fold runs: when each step first happened."""
+
+    made: RecordedEvent
+    accepted_at: datetime | None = None
+    declined_at: datetime | None = None
+    decline_reason: str | None = None
+    first_contact_at: datetime | None = None
+
+
+_Found = dict[str, _Open]
 _Handler = Callable[[_Found, RecordedEvent, list[Finding]], None]
 
 
@@ -72,13 +86,7 @@ def _made(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
             Finding("repeated_referral", event, f"referral {referral_id} was already made")
         )
         return
-    found[referral_id] = {
-        "event": event,
-        "accepted_at": None,
-        "declined_at": None,
-        "decline_reason": None,
-        "first_contact_at": None,
-    }
+    found[referral_id] = _Open(event)
 
 
 def _step(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
@@ -90,17 +98,14 @@ def _step(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
         )
         return
     column = STEPS[event.type]
-    if referral[column] is None:
-        referral[column] = event.occurred_at
-        if event.type == EventType.REFERRAL_DECLINED:
-            referral["decline_reason"] = event.data.get("reason")
+    if getattr(referral, column) is None:
+        setattr(referral, column, event.occurred_at)
+        if event.type == EventType.REFERRAL_DECLINED.value:
+            referral.decline_reason = event.data.get("reason")
 
 
 # The dispatch table; every other fact says nothing about referrals.
-ON: dict[str, _Handler] = {
-    EventType.REFERRAL_MADE: _made,
-    **{kind: _step for kind in STEPS},
-}
+ON: dict[str, _Handler] = {EventType.REFERRAL_MADE.value: _made, **dict.fromkeys(STEPS, _step)}
 
 
 def fold(person: PersonEvents) -> ReferralFold:
@@ -109,28 +114,27 @@ def fold(person: PersonEvents) -> ReferralFold:
     found: _Found = {}
     findings: list[Finding] = []
     for event in person.effective:
-        handler = ON.get(event.type)
-        if handler is not None:
-            handler(found, event, findings)
+        if event.type in ON:  # most events are not this model's: the cheapest test first
+            ON[event.type](found, event, findings)
     rows = []
     for referral_id, r in found.items():
-        made = r["event"]
+        made = r.made
         to = made.data["to"]
-        if r["first_contact_at"] is not None:
+        wait: int | None = None
+        if r.first_contact_at is not None:
             status = "first_contact"
             wait = (
-                r["first_contact_at"].astimezone(zone).date()
+                r.first_contact_at.astimezone(zone).date()
                 - made.occurred_at.astimezone(zone).date()
             ).days
         else:
             status = (
                 "declined"
-                if r["declined_at"] is not None
+                if r.declined_at is not None
                 else "accepted"
-                if r["accepted_at"] is not None
+                if r.accepted_at is not None
                 else "open"
             )
-            wait = None
         rows.append(
             Referral(
                 person.patient_id,
@@ -142,10 +146,10 @@ def fold(person: PersonEvents) -> ReferralFold:
                 str(made.data["priority"]),
                 made.data.get("reason"),
                 status,
-                r["accepted_at"],
-                r["declined_at"],
-                r["decline_reason"],
-                r["first_contact_at"],
+                r.accepted_at,
+                r.declined_at,
+                r.decline_reason,
+                r.first_contact_at,
                 wait,
                 made.event_id,
             )
@@ -158,57 +162,20 @@ def is_open(referral: Referral) -> bool:
     return referral.status in ("open", "accepted")
 
 
-IGNORES = frozenset(
-    {
-        EventType.PATIENT_REGISTERED,
-        EventType.CASE_IDENTIFIED,
-        EventType.COORDINATOR_ASSIGNED,
-        EventType.COORDINATOR_HANDED_OFF,
-        EventType.COORDINATOR_RELEASED,
-        EventType.ADMITTED,
-        EventType.TRANSFERRED,
-        EventType.DISCHARGED,
-        EventType.ADMISSION_CANCELLED,
-        EventType.TRANSFER_CANCELLED,
-        EventType.DISCHARGE_CANCELLED,
-        EventType.CONTACT_RECORDED,
-        EventType.CARE_PLAN_AGREED,
-        EventType.CARE_PLAN_REVISED,
-        EventType.CARE_PLAN_REVIEWED,
-        EventType.CARE_PLAN_CLOSED,
-        EventType.CARE_TEAM_MEMBER_JOINED,
-        EventType.CARE_TEAM_MEMBER_LEFT,
-        EventType.CARER_RECORDED,
-        EventType.OUTCOME_RECORDED,
-        EventType.JOURNEY_CLOSED,
-        EventType.EVENT_RETRACTED,
-        EventType.PATIENTS_MERGED,
-        EventType.DISCHARGE_READY,
-        EventType.PERSON_INFORMED,
-        EventType.ALERT_ACKNOWLEDGED,
-    }
+IGNORES = named(
+    """
+    PatientRegistered CaseIdentified CoordinatorAssigned CoordinatorHandedOff
+    CoordinatorReleased Admitted Transferred Discharged AdmissionCancelled TransferCancelled
+    DischargeCancelled ContactRecorded CarePlanAgreed CarePlanRevised CarePlanReviewed
+    CarePlanClosed CareTeamMemberJoined CareTeamMemberLeft CarerRecorded OutcomeRecorded
+    JourneyClosed EventRetracted PatientsMerged DischargeReady PersonInformed
+    AlertAcknowledged
+    """
 )
 
 REFERRALS = table(
     "referral_status",
     Referral,
-    {
-        "patient_id": "uuid NOT NULL",
-        "referral_id": "text NOT NULL",
-        "made_at": f"{TS} NOT NULL",
-        "to_organisation": "text NOT NULL",
-        "service": "text NOT NULL",
-        "setting": "text NOT NULL",
-        "priority": "text NOT NULL",
-        "reason": "text",
-        "status": "text NOT NULL",
-        "accepted_at": TS,
-        "declined_at": TS,
-        "decline_reason": "text",
-        "first_contact_at": TS,
-        "wait_days": "integer",
-        "made_event_id": "uuid NOT NULL",
-    },
     Index("key", "patient_id, referral_id", unique=True),
 )
 

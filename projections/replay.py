@@ -1,8 +1,8 @@
 """The auditor's replay: one person's state as at occurred time T, as the ledger knew it
 at time K, computed by the same folds as the projections (never read from the tables).
 
-``known_at`` keeps the events recorded at or before K (``recorded_at <= K``, DESIGN.md
-§3 rule 4), so corrections recorded after K (retractions, cancels, merges) are not yet
+``known_at`` keeps the events recorded at or before K (``recorded_at <= K``, docs/architecture.md,
+"Two clocks"), so corrections recorded after K (retractions, cancels, merges) are not yet
 applied; ``as_of`` then cuts what occurred after T. Corrections known at K apply whatever
 their own occurred time: a retraction says the target was never true, so it is gone
 from the answer about any T. Hand it the person's history, e.g.
@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.journey import RecordedEvent
-from projections import care_plans, coordinators, quality, queries, referrals, timeline
+from projections import alerts, care_plans, coordinators, quality, queries, referrals, timeline
 from projections.fold import DEFAULT_CONFIG, FoldConfig, prepare
 from projections.readmodel import Folds
 from projections.tables import as_dict, jsonable
@@ -67,6 +67,7 @@ def replay(
         "care_plans": [queries.plan_view(p._asdict(), today) for p in plans.plans],
         "referrals": [queries.referral_view(r._asdict(), today, zone) for r in refs.referrals],
         "quality_findings": [as_dict(f) for f in folds.of(quality.MODEL)],
+        "alerts": [_drop(as_dict(a)) for a in folds.of(alerts.MODEL) if a.opened_at <= moment],
         "timeline": [_drop(as_dict(e)) for e in line.entries],
     }
 

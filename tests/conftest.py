@@ -1,4 +1,4 @@
-"""Real services for the tests, started here when none is configured (DESIGN.md §7).
+"""Real services for the tests, started here when none is configured (README, "Configuration").
 
 PostgreSQL: ``CAREJOURNEY_TEST_DATABASE_URL`` names a server, else one embedded server is
 started for the whole session. Every test gets its own database cloned from a template
@@ -30,6 +30,15 @@ pytest_plugins = [
 ]
 
 TEMPLATE_DB = "carejourney_test_template"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the real PostgreSQL (any fixture built on ``pg_server_url``) is
+    ``slow`` too, like those marked for a broker, Chromium or processes: ``make
+    test-fast`` runs only the unit, contract and fold tests, which need none of them."""
+    for item in items:
+        if "pg_server_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.models.coordination import (
+    EXAMPLE_AS_OF,
     EXAMPLE_INTERVAL,
+    EXAMPLE_NOW,
     EXAMPLE_PLAN,
     EXAMPLE_SPELL,
     EXAMPLE_TIMELINE,
-    NURSE,
     CarePlan,
     CoordinatorAsOf,
     CoordinatorNow,
@@ -67,28 +69,8 @@ class Replay(BaseModel):
                     "known_at": "2026-03-03T00:00:00Z",
                     "position": 1042,
                     "events": 3,
-                    "coordinator": {
-                        "patient_id": P,
-                        "journey": "open",
-                        "coordinator": NURSE,
-                        "named": True,
-                        "since": "2026-03-02T10:15:00Z",
-                        "unnamed_since": None,
-                        "practice": "A81001",
-                        "gp_id": "G1234567",
-                        "opened_at": "2026-03-01T09:00:00Z",
-                        "closed_at": None,
-                        "first_named_at": "2026-03-02T10:15:00Z",
-                        "handoffs": 1,
-                        "position": 1042,
-                    },
-                    "coordinator_as_of": {
-                        "patient_id": P,
-                        "at": "2026-03-02T12:00:00Z",
-                        "coordinator": NURSE,
-                        "named": True,
-                        "interval": EXAMPLE_INTERVAL,
-                    },
+                    "coordinator": EXAMPLE_NOW,
+                    "coordinator_as_of": EXAMPLE_AS_OF,
                     "coordinator_intervals": [EXAMPLE_INTERVAL],
                     "open_spells": [],
                     "spells": [EXAMPLE_SPELL],
@@ -114,4 +96,9 @@ class Replay(BaseModel):
     care_plans: list[CarePlan]
     referrals: list[Referral]
     quality_findings: list[QualityFinding]
+    alerts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The alerts the same facts give (docs/alerts.md), as visible at "
+        "`as_of` (or now): what the coordinator was shown.",
+    )
     timeline: list[TimelineEntry]

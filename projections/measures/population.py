@@ -16,7 +16,7 @@ of the period), or, for a journey already closed then, the last interval before 
 and setting are the named coordinator's, or ``none`` when nobody was named (the practice
 default answered); the organisation is the interval's: the named coordinator's, or the
 registered practice's when nobody was named (the practice is accountable by default,
-DESIGN.md §11). Measures with an organisation of their own (the discharging hospital,
+docs/projections.md). Measures with an organisation of their own (the discharging hospital,
 the receiving organisation of a referral) say so. ``cohort`` is ``identified`` when the
 person had a standing ``CaseIdentified`` before the end of the period, else
 ``not_identified``.
@@ -35,9 +35,11 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
+from domain.database import head_position
 from projections import care_plans, coordinators, evaluation, referrals, timeline
 from projections.fold import PersonEvents
 from projections.measures.period import IDENTIFIED, NONE, NOT_IDENTIFIED, Period
+from projections.readmodel import Folds
 
 PROJECTIONS = ("coordinators", "timeline", "care_plans", "referrals", "evaluation")
 
@@ -56,9 +58,10 @@ class Person:
     spells: list[timeline.Spell] = field(default_factory=list)
     referrals: list[referrals.Referral] = field(default_factory=list)
     plans: list[care_plans.CarePlan] = field(default_factory=list)
-    reviews: list[evaluation.ReviewEpisode] = field(default_factory=list)
+    reviews: list[care_plans.ReviewEpisode] = field(default_factory=list)
     contacts: list[evaluation.Contact] = field(default_factory=list)
     outcomes: list[evaluation.Outcome] = field(default_factory=list)
+    ready: list[evaluation.Ready] = field(default_factory=list)
     _starts: list[datetime] = field(default_factory=list)
 
     def settle(self) -> Person:
@@ -70,6 +73,7 @@ class Person:
         self.reviews.sort(key=lambda r: r.seq)
         self.contacts.sort(key=lambda c: c.seq)
         self.outcomes.sort(key=lambda o: o.seq)
+        self.ready.sort(key=lambda r: (r.occurred_at, r.seq))
         self._starts = [i.valid_from for i in self.intervals]
         return self
 
@@ -138,20 +142,22 @@ def from_folds(people: Iterable[PersonEvents], position: int | None = None) -> P
     found: dict[UUID, Person] = {}
     top = 0
     for person in people:
-        coord = coordinators.fold(person)
-        line = timeline.fold(person)
-        facts = evaluation.fold(person)
+        folds = Folds(person)  # each model folded once (the evaluation reuses the plans)
+        coord = folds.of(coordinators.MODEL)
+        line = folds.of(timeline.MODEL)
+        facts = folds.of(evaluation.MODEL)
         [identified] = facts[evaluation.PEOPLE.name]
         found[person.patient_id] = Person(
             person.patient_id,
             identified.identified_at,
             list(coord.intervals),
             list(line.spells),
-            list(referrals.fold(person).referrals),
-            list(care_plans.fold(person).plans),
+            list(folds.of(referrals.MODEL).referrals),
+            list(folds.of(care_plans.MODEL).plans),
             list(facts[evaluation.REVIEWS.name]),
             list(facts[evaluation.CONTACTS.name]),
             list(facts[evaluation.OUTCOMES.name]),
+            list(facts[evaluation.READY.name]),
         ).settle()
         top = max(top, person.position)
     at = top if position is None else position
@@ -167,9 +173,10 @@ READS: tuple[tuple[str, str, str, Any], ...] = (
     ("spells", "admission_spells", "admitted_at", timeline.Spell),
     ("referrals", "referral_status", "made_at", referrals.Referral),
     ("plans", "care_plan_status", "agreed_at", care_plans.CarePlan),
-    ("reviews", evaluation.REVIEWS.name, "opened_at", evaluation.ReviewEpisode),
+    ("reviews", evaluation.REVIEWS.name, "opened_at", care_plans.ReviewEpisode),
     ("contacts", evaluation.CONTACTS.name, "occurred_at", evaluation.Contact),
     ("outcomes", evaluation.OUTCOMES.name, "occurred_at", evaluation.Outcome),
+    ("ready", evaluation.READY.name, "occurred_at", evaluation.Ready),
 )
 
 
@@ -207,10 +214,7 @@ def load(conn: psycopg.Connection[Any], period: Period) -> Population:
             ).fetchall()
         }
         positions = {name: positions.get(name, 0) for name in PROJECTIONS}
-        head_row = cur.execute(
-            "SELECT coalesce(max(position), 0) AS head FROM ledger_events"
-        ).fetchone()
-        head = int(head_row["head"]) if head_row else 0
+        head = head_position(conn)
         people: dict[UUID, Person] = {}
         for row in cur.execute("SELECT patient_id, identified_at FROM evaluation_people"):
             people[row["patient_id"]] = Person(row["patient_id"], row["identified_at"])
