@@ -15,11 +15,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import access_log, openapi, pages, problems
+from api import access_log, fhir_exports, openapi, pages, problems
 from api.body_limit import BodyLimit
 from api.metrics import MetricsMiddleware
 from api.routes import access_log as access_log_routes
-from api.routes import alerts, coordinators, events, ledger_log, measures, operations, patients
+from api.routes import (
+    alerts,
+    coordinators,
+    events,
+    fhir,
+    ledger_log,
+    measures,
+    operations,
+    patients,
+)
 from api.security import KeyRing
 from domain.ledger import Ledger, open_ledger
 from domain.settings import Settings, get_settings
@@ -38,6 +47,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
             with opened.connection() as conn:
                 access_log.migrate(conn)
                 pages.migrate(conn)
+                fhir_exports.migrate(conn)
             # The read models' tables exist before the first read, even if no
             # projection worker has run yet (reads then show nothing, /readyz the lag).
             await run_in_threadpool(Runner.for_ledger(opened).migrate)
@@ -68,6 +78,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         access_log_routes,
         operations,
         measures,
+        fhir,
     ):
         app.include_router(module.router)
     pages.install(app)
