@@ -74,8 +74,44 @@ class ProjectionLag(Collector):
         yield position
 
 
-def exposition(status: Callable[[], list[dict[str, Any]]]) -> bytes:
-    """The text exposition: this process's (or all workers') counters, then lag."""
+class ConsumerHealth(Collector):
+    """Kafka consumers as PostgreSQL knows them (they run in other processes): stopped
+    partitions (reading on would skip messages), held retractions, unsent dead letters,
+    by source topic."""
+
+    def __init__(self, health: Callable[[], list[dict[str, Any]]]) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[Metric]:
+        families = {
+            "stopped": GaugeMetricFamily(
+                "carejourney_consumer_partitions_stopped",
+                "Partitions the consumer stopped until an operator resets them.",
+                labels=["topic"],
+            ),
+            "held": GaugeMetricFamily(
+                "carejourney_consumer_held_messages",
+                "Retractions held until their target is recorded or the hold ends.",
+                labels=["topic"],
+            ),
+            "unsent": GaugeMetricFamily(
+                "carejourney_consumer_dead_letters_unsent",
+                "Refused messages kept in PostgreSQL, not yet on the dead-letter topic.",
+                labels=["topic"],
+            ),
+        }
+        for row in self.health():
+            for name, family in families.items():
+                family.add_metric([row["topic"]], row[name])
+        yield from families.values()
+
+
+def exposition(
+    status: Callable[[], list[dict[str, Any]]],
+    consumers: Callable[[], list[dict[str, Any]]] | None = None,
+) -> bytes:
+    """The text exposition: this process's (or all workers') counters, then lag and
+    the consumers' health."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
@@ -84,6 +120,8 @@ def exposition(status: Callable[[], list[dict[str, Any]]]) -> bytes:
         counters = generate_latest(REGISTRY)
     lag_registry = CollectorRegistry()
     lag_registry.register(ProjectionLag(status))
+    if consumers is not None:
+        lag_registry.register(ConsumerHealth(consumers))
     return counters + generate_latest(lag_registry)
 
 

@@ -1,28 +1,40 @@
-"""Append throughput: raw COPY vs plain eventsourcing vs the ledger's validated batch append.
+"""Append throughput: raw COPY vs plain eventsourcing vs the ledger's validated append.
 
 Run: ``.venv/bin/python bench/append.py [--events 100000] [--batch 2000]``
 
-All three runs use the same generated envelopes on the same PostgreSQL server (the
+Every run uses the same generated envelopes on the same PostgreSQL server (the
 configured ``CAREJOURNEY_DATABASE_URL``, else the embedded one), each in a fresh
 database, in one process run, so the ratios survive a noisy machine:
 
 (a) raw psycopg ``COPY`` of equivalent rows (person, version, type, time, JSON content);
-(b) plain ``eventsourcing``: one aggregate event per ``Application.save`` (one
-    transaction each), the library's default PostgreSQL mode;
-(c) ``Ledger.append_batch``: contract validation + dedupe + retraction rule + hash
-    chain + index rows + the Merkle tree, one transaction per batch;
-(d) the same with the Merkle tree's maintenance switched off (the recorder's
-    ``maintain_tree``), to show what the tree costs.
+(b) plain ``eventsourcing``, its best batch path: many aggregates' new events in one
+    ``Application.save(*aggregates)`` call (one transaction), ``--batch`` events per
+    call: the strongest baseline the library offers;
+(c) ``Ledger.append_batch`` in this process: contract validation + dedupe +
+    retraction rule + hash chain + index rows + the Merkle tree, one transaction per
+    batch; (c0) the same with the Merkle tree's maintenance switched off (the recorder's
+    ``maintain_tree``), to show what the tree costs (c/c0);
+(d) ``carejourney ingest FILE`` as a whole process (start-up, reading the NDJSON file,
+    the appends, the report) on the same envelopes, timed from outside.
 
-(c) and (d) run ``--rounds`` times alternately (d, c, d, c, ...), each in a fresh
-database, and the best of each counts. The last lines print c/a, c/b and c/d.
+An extra line (b1) times the library's slowest common use, one event per ``save``,
+on the first ``--one-per-save`` events (default 10,000), for reference only.
+The last lines print c/a, c/b, d/a and d/b (b = the best batch path).
+
+Point ``CAREJOURNEY_DATABASE_URL`` at a server over TCP (e.g.
+``postgresql://postgres@127.0.0.1:5432/bench``): over the embedded server's Unix socket,
+(b) at 2,000 events per save hangs in psycopg's pipeline mode (the statement-size hang
+docs/kafka.md describes), which the ledger's own recorder no longer uses.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -37,6 +49,8 @@ from domain.database import ensure_database, library_env, resolve_url, with_dbna
 from domain.ledger import Ledger
 from domain.settings import Settings, get_settings
 from domain.synthetic import generate_people
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Fact(Aggregate):
@@ -87,7 +101,28 @@ def run_copy(url: str, events: list[dict]) -> float:
         return time.perf_counter() - start
 
 
-def run_library(url: str, events: list[dict]) -> float:
+def run_library_batch(url: str, events: list[dict], batch: int) -> float:
+    """(b): ``batch`` events per ``save``, over as many aggregates as they touch."""
+    app = Baseline(env=library_env(url))
+    aggregates: dict[str, Fact] = {}
+    start = time.perf_counter()
+    for i in range(0, len(events), batch):
+        touched: dict[str, Fact] = {}
+        for e in events[i : i + batch]:
+            agg = aggregates.get(e["nhs_number"])
+            if agg is None:
+                agg = aggregates[e["nhs_number"]] = Fact(e)
+            else:
+                agg.report(e)
+            touched[e["nhs_number"]] = agg
+        app.save(*touched.values())
+    elapsed = time.perf_counter() - start
+    app.close()
+    return elapsed
+
+
+def run_library_one(url: str, events: list[dict]) -> float:
+    """(b1): one event per ``save`` (one transaction each)."""
     app = Baseline(env=library_env(url))
     aggregates: dict[str, Fact] = {}
     start = time.perf_counter()
@@ -100,6 +135,28 @@ def run_library(url: str, events: list[dict]) -> float:
         app.save(agg)
     elapsed = time.perf_counter() - start
     app.close()
+    return elapsed
+
+
+def run_ingest(url: str, events: list[dict]) -> float:
+    """(d): ``carejourney ingest FILE`` in its own process, wall clock."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "envelopes.ndjson"
+        path.write_text("".join(json.dumps(e) + "\n" for e in events))
+        env = dict(os.environ, CAREJOURNEY_DATABASE_URL=url)
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "cli.app", "ingest", str(path)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            check=False,
+        )
+        elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"carejourney ingest failed ({done.returncode}): {done.stdout[-500:]}")
     return elapsed
 
 
@@ -123,41 +180,58 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=2_000)
-    parser.add_argument("--rounds", type=int, default=2, help="Runs of (c) and (d) each.")
+    parser.add_argument("--one-per-save", type=int, default=10_000)
+    parser.add_argument("--skip", default="", help="labels to leave out, e.g. b1")
     args = parser.parse_args()
     settings = get_settings()
     server = resolve_url(settings.database_url, settings.data_dir)
     events = envelopes(args.events)
     n = len(events)
-    print(f"{n} events of {len({e['nhs_number'] for e in events})} people")
-    rates: dict[str, float] = {}
-    runs = [
-        ("a COPY", lambda url: run_copy(url, events)),
-        ("b eventsourcing one-per-save", lambda url: run_library(url, events)),
-    ]
-    for _ in range(args.rounds):
-        runs.append(
-            (
-                "d ledger append_batch without the Merkle tree",
-                lambda url: run_ledger(url, events, args.batch, settings, tree=False),
-            )
-        )
-        runs.append(
-            (
-                "c ledger append_batch with the Merkle tree",
-                lambda url: run_ledger(url, events, args.batch, settings),
-            )
-        )
-    for label, run in runs:
-        url = ensure_database(with_dbname(server, f"bench_append_{label[0]}"), fresh=True)
-        elapsed = run(url)
-        rates[label[0]] = max(rates.get(label[0], 0.0), n / elapsed)
-        print(f"({label}): {n / elapsed:,.0f} events/s ({elapsed:.1f} s)", flush=True)
-    print(f"best: c {rates['c']:,.0f} events/s, d {rates['d']:,.0f} events/s")
-    print(
-        f"ratios: c/a = {rates['c'] / rates['a']:.3f}, c/b = {rates['c'] / rates['b']:.2f},"
-        f" c/d = {rates['c'] / rates['d']:.3f} (the tree's cost)"
+    print(f"{n} events of {len({e['nhs_number'] for e in events})} people; batch {args.batch}")
+    few = events[: args.one_per_save]
+    rates = {}
+    runs = (
+        ("a", "COPY", n, lambda url: run_copy(url, events)),
+        (
+            "b",
+            "eventsourcing, batch save",
+            n,
+            lambda url: run_library_batch(url, events, args.batch),
+        ),
+        ("b1", "eventsourcing, one per save", len(few), lambda url: run_library_one(url, few)),
+        (
+            "c0",
+            "ledger append_batch without the Merkle tree",
+            n,
+            lambda url: run_ledger(url, events, args.batch, settings, tree=False),
+        ),
+        (
+            "c",
+            "ledger append_batch with the Merkle tree",
+            n,
+            lambda url: run_ledger(url, events, args.batch, settings),
+        ),
+        ("d", "carejourney ingest FILE", n, lambda url: run_ingest(url, events)),
     )
+    skip = set(args.skip.split(",")) - {""}
+    for key, label, count, run in runs:
+        if key in skip:
+            continue
+        url = ensure_database(with_dbname(server, f"bench_append_{key}"), fresh=True)
+        elapsed = run(url)
+        rates[key] = count / elapsed
+        print(
+            f"({key}) {label}: {count / elapsed:,.0f} events/s ({count} in {elapsed:.1f} s)",
+            flush=True,
+        )
+    if "c" in rates and "c0" in rates:
+        print(f"tree cost: c/c0 = {rates['c'] / rates['c0']:.3f}")
+    for top in ("c", "d"):
+        if top in rates and "a" in rates and "b" in rates:
+            print(
+                f"ratios: {top}/a = {rates[top] / rates['a']:.3f}, "
+                f"{top}/b = {rates[top] / rates['b']:.2f}"
+            )
 
 
 if __name__ == "__main__":

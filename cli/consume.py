@@ -20,7 +20,7 @@ import typer
 from rich.table import Table
 
 from cli.console import err, fail, ledger_session, out
-from consumers import offsets
+from consumers import offsets, processes
 from consumers.broker import Broker
 from consumers.events import envelope_feed
 from consumers.feed import Feed
@@ -97,6 +97,25 @@ def consume(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --stats: print JSON.")] = False,
+    reset_partition: Annotated[
+        str | None,
+        typer.Option(
+            "--reset-partition",
+            metavar="TOPIC:P",
+            help="The operator's decision for a stopped partition (its stored offset lay "
+            "past the partition's end, or the topic was made again): resume it at --to, "
+            "then exit. The counts stay.",
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="earliest|OFFSET",
+            help="With --reset-partition: where to resume (the partition's earliest "
+            "offset, or this offset).",
+        ),
+    ] = None,
 ) -> None:
     """Consume a Kafka topic into the ledger with exactly-once effect.
 
@@ -106,6 +125,9 @@ def consume(
     """
     settings = get_settings()
     feed = _feed(settings, adt, topic)
+    if reset_partition is not None or to is not None:
+        _reset(reset_partition, to)
+        return
     if stats:
         _print_stats(feed, as_json)
         return
@@ -158,23 +180,48 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def _describe(totals: Totals) -> str:
-    parts = ", ".join(f"{n} {status}" for status, n in sorted(totals.statuses.items()))
-    return (
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(totals.statuses.items()) if n)
+    line = (
         f"{totals.messages} messages ({parts or 'none'}) in {totals.batches} batches, "
         f"{totals.rate():,.0f}/s; {totals.dead_letters_sent} dead letters sent"
     )
+    if totals.waiting:
+        line += f"; waiting for {totals.waiting}"
+    if totals.stopped:
+        line += "; STOPPED " + ", ".join(f"{t}:{p}" for t, p in sorted(totals.stopped))
+    return line
 
 
 def _report(totals: Totals) -> None:
     err.print(_describe(totals), highlight=False)
 
 
+def _reset(partition: str | None, to: str | None) -> None:
+    if partition is None or to is None:
+        fail("--reset-partition TOPIC:P and --to earliest|OFFSET go together")
+    topic, _, number = partition.rpartition(":")
+    if not topic or not number.isdigit():
+        fail(f"--reset-partition wants TOPIC:PARTITION, e.g. care.events.v1:3, not {partition!r}")
+    if to != "earliest" and not to.isdigit():
+        fail(f"--to wants earliest or an offset (a whole number), not {to!r}")
+    offset = None if to == "earliest" else int(to)
+    with ledger_session() as ledger, ledger.connection() as conn:
+        offsets.migrate(conn)
+        before = offsets.reset_partition(conn, topic, int(number), offset)
+    where = "its earliest offset" if offset is None else f"offset {offset}"
+    was = "nothing stored" if before is None else f"stored offset was {before}"
+    out.print(f"{topic}:{number} will resume at {where} ({was}); a running consumer resumes it")
+
+
 def _print_stats(feed: Feed, as_json: bool) -> None:
     with ledger_session() as ledger, ledger.connection() as conn:
         offsets.migrate(conn)
         rows = offsets.partition_stats(conn, list(feed.topics))
-    if as_json:
+        running = processes.states(conn, list(feed.topics))
+    if as_json:  # the partitions (a list, as before); what the processes do on stderr
         out.print_json(json.dumps([r.as_dict() for r in rows]))
+        for p in running:
+            err.print(f"consumer {p.consumer}: {p.state} for {p.seconds:.0f} s", highlight=False)
         return
     table = Table(title=f"consumer {feed.name}: {', '.join(feed.topics)}")
     counted = (
@@ -184,6 +231,7 @@ def _print_stats(feed: Feed, as_json: bool) -> None:
         "conflicts",
         "rejected",
         "noted",
+        "held",
         "dead_letters_pending",
     )
     columns = ("topic", "partition", "last offset", *counted[:-1], "DLQ unsent")
@@ -196,3 +244,14 @@ def _print_stats(feed: Feed, as_json: bool) -> None:
     sums = [sum(getattr(r, a) for r in rows) for a in counted]
     table.add_row("[bold]total[/]", "", "", *(f"[bold]{n}[/]" for n in sums))
     out.print(table)
+    for r in rows:
+        if r.stopped:
+            out.print(
+                f"[bold red]STOPPED[/] {r.topic}:{r.partition}: {r.stopped}\n"
+                f"  resume with: carejourney consume --reset-partition "
+                f"{r.topic}:{r.partition} --to earliest|OFFSET",
+                highlight=False,
+            )
+    for p in running:
+        heard = "" if p.silent < 60 else f" (no heartbeat for {p.silent:.0f} s: gone?)"
+        out.print(f"consumer {p.consumer}: {p.state} for {p.seconds:.0f} s{heard}", highlight=False)

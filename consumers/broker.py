@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from domain.settings import Settings
@@ -22,6 +22,26 @@ from domain.settings import Settings
 log = logging.getLogger(__name__)
 
 UNKNOWN_TOPIC = 3  # Kafka error code UNKNOWN_TOPIC_OR_PARTITION
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_588  # Kafka's message.max.bytes default
+LIMIT_CONFIGS = ("max.message.bytes", "message.max.bytes")
+
+
+def message_limit_of(described: Iterable[object]) -> int:
+    """The smallest size limit in ``describe_configs`` answers (kafka-python returns
+    ``{"topic"|"broker": {name: {config: value}}}``), or Kafka's default if none says."""
+    limits: list[int] = []
+    for answer in described:
+        if not isinstance(answer, Mapping):
+            continue
+        for by_name in answer.values():
+            for configs in (by_name or {}).values():
+                for name in LIMIT_CONFIGS:
+                    value = (configs or {}).get(name)
+                    if isinstance(value, Mapping):  # some versions give {value: ...}
+                        value = value.get("value")
+                    if value is not None and str(value).isdigit():
+                        limits.append(int(value))
+    return min(limits, default=DEFAULT_MAX_MESSAGE_BYTES)
 
 
 def parse_api_version(text: str | None) -> tuple[int, ...] | None:
@@ -67,28 +87,64 @@ class Broker:
             options["api_version"] = self.api_version
         return options
 
-    def consumer(self, group_id: str | None, max_poll_records: int) -> KafkaConsumer:
-        """A consumer that never commits on its own and starts a partition with no
-        stored offset at its beginning (the ledger must not skip anything)."""
+    def consumer(
+        self, group_id: str | None, max_poll_records: int, reset: str = "earliest"
+    ) -> KafkaConsumer:
+        """A consumer that never commits on its own. ``reset`` is what happens to an
+        offset Kafka says is out of range: the ledger's loop passes ``"none"`` (it seeks
+        every partition itself and must hear of it, never skip)."""
         return KafkaConsumer(
             **self._common(),
             group_id=group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=reset,
             allow_auto_create_topics=False,
             max_poll_records=max_poll_records,
             bootstrap_timeout_ms=self.timeout_ms,
         )
 
-    def producer(self) -> KafkaProducer:
-        """Dead letters: acknowledged by all in-sync replicas, bounded blocking."""
+    def producer(self, max_request_size: int = DEFAULT_MAX_MESSAGE_BYTES) -> KafkaProducer:
+        """Dead letters: acknowledged by all in-sync replicas, bounded blocking, requests
+        no larger than the broker takes (``message_limit``)."""
         return KafkaProducer(
             **self._common(),
             acks="all",
             linger_ms=5,
             max_block_ms=self.timeout_ms,
             bootstrap_timeout_ms=self.timeout_ms,
+            max_request_size=max_request_size,
         )
+
+    def message_limit(self, topic: str) -> int:
+        """The largest record ``topic`` takes: the smaller of the topic's
+        ``max.message.bytes`` and the brokers' ``message.max.bytes`` where they report
+        them, else Kafka's default (tansu reports neither)."""
+        admin = self.admin()
+        try:
+            nodes = [str(b.node_id) for b in admin._client.cluster.brokers()]
+            resources = [ConfigResource(ConfigResourceType.TOPIC, topic)] + [
+                ConfigResource(ConfigResourceType.BROKER, n) for n in nodes
+            ]
+            found = [admin.describe_configs([r]) for r in resources]
+        except KafkaError as exc:
+            log.info("broker configs not readable (%s): assuming Kafka's defaults", exc)
+            return DEFAULT_MAX_MESSAGE_BYTES
+        finally:
+            admin.close()
+        return message_limit_of(found)
+
+    def topic_ids(self, topics: Iterable[str]) -> dict[str, str]:
+        """Each existing topic's id (changes when a topic is deleted and made again)."""
+        admin = self.admin()
+        try:
+            found = admin.describe_topics(list(topics))
+        finally:
+            admin.close()
+        return {
+            t["name"]: str(t["topic_id"])
+            for t in found
+            if t["error_code"] != UNKNOWN_TOPIC and t.get("topic_id")
+        }
 
     def admin(self) -> KafkaAdminClient:
         return KafkaAdminClient(**self._common(), bootstrap_timeout_ms=self.timeout_ms)

@@ -43,4 +43,5 @@ def envelope_feed(settings: Settings, topics: Sequence[str] | None = None) -> Fe
         dead_letter_topic=settings.dead_letter_topic,
         decode=decode_envelope,
         allowed_organisations=settings.kafka_allowed,
+        retraction_hold=settings.consumer_retraction_hold_seconds,
     )

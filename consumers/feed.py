@@ -42,7 +42,7 @@ belong to the loop and work the same for every feed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +50,7 @@ from eventsourcing.persistence import Tracking
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
-from consumers import deadletter, offsets
+from consumers import deadletter, held, offsets
 from consumers.outcome import Message, Outcome, Status
 from domain.contract import FieldError
 from domain.ledger import ExtraWrite, ItemResult, Ledger, RawEnvelope
@@ -91,6 +91,7 @@ class Feed:
     decode: Callable[[Message], Decoded]
     allowed_organisations: frozenset[str] | None = None
     record_asides: AsideRecorder | None = None
+    retraction_hold: float = 0.0  # seconds a retraction may wait for its target
 
 
 def tracking_name(topic: str, partition: int) -> str:
@@ -102,6 +103,7 @@ def record_batch(
     feed: Feed,
     messages: Sequence[Message],
     expected: Mapping[tuple[str, int], int | None],
+    topic_ids: Mapping[str, str] | None = None,
 ) -> list[Outcome]:
     """Decode and record ``messages`` (any partitions, offsets ascending per partition)
     in one transaction with their offsets, counters and refusals.
@@ -109,7 +111,8 @@ def record_batch(
     ``expected`` is each partition's stored offset as this consumer last saw it (None:
     nothing stored); if PostgreSQL holds another value the transaction is abandoned and
     ``offsets.Fenced`` raised (eventsourcing's ``IntegrityError`` when the tracking row itself
-    refuses to go backwards).
+    refuses to go backwards). A retraction refused only because its target is not
+    recorded yet is ``held`` when the feed holds retractions (``consumers/held.py``).
     """
     offsets.ensure_tables(ledger)
     pre: dict[int, Outcome] = {}
@@ -143,14 +146,22 @@ def record_batch(
         judged.clear()
         for k, item in items.items():
             i = ledger_index[k]
-            judged[i] = Outcome(messages[i], item.status, item.event_id, item.position, item.errors)
+            status: Status = item.status
+            if (
+                feed.retraction_hold > 0
+                and status == "rejected"
+                and held.waits_for_target(item.errors)
+            ):
+                status = "held"
+            judged[i] = Outcome(messages[i], status, item.event_id, item.position, item.errors)
 
     def write(curs: Cursor[DictRow]) -> None:
         final = [
             pre.get(i) or judged.get(i) or Outcome(m, "recorded") for i, m in enumerate(messages)
         ]
-        offsets.advance(curs, final, expected)
+        offsets.advance(curs, final, expected, topic_ids)
         deadletter.insert(curs, [o for o in final if o.refused], feed.dead_letter_topic)
+        held.insert(curs, [o for o in final if o.status == "held"], feed.dead_letter_topic)
 
     last: dict[tuple[str, int], int] = {}
     for m in messages:
@@ -168,6 +179,56 @@ def record_batch(
         if i in pre:
             out.append(pre[i])
             continue
+        if i in judged and judged[i].status == "held":
+            out.append(judged[i])
+            continue
         item = recorded[i]
         out.append(Outcome(m, item.status, item.event_id, item.position, item.errors))
     return out
+
+
+def retry_held(
+    ledger: Ledger, feed: Feed, partitions: Collection[tuple[str, int]], limit: int = 500
+) -> held.Retried:
+    """Try this feed's held messages of ``partitions`` again, in one transaction with
+    whatever they settle (``consumers/held.py``)."""
+    done = held.Retried()
+    rows = held.select(ledger, partitions, limit)
+    if not rows:
+        return done
+    messages = [held.message(r) for r in rows]
+    pre: dict[int, ItemResult] = {}
+    items: list[RawEnvelope] = []
+    index: list[int] = []
+    for i, m in enumerate(messages):
+        decoded = feed.decode(m)
+        if isinstance(decoded, Rejection):  # scrubbed by an erasure while held
+            pre[i] = ItemResult(i, rows[i]["event_id"], "rejected", errors=decoded.errors)
+        elif isinstance(decoded, Aside):
+            pre[i] = ItemResult(
+                i, rows[i]["event_id"], "rejected", errors=(FieldError("", "not an event"),)
+            )
+        else:
+            index.append(i)
+            items.append(decoded)
+    judged: dict[int, ItemResult] = {}
+
+    def on_judged(out: Mapping[int, ItemResult]) -> None:
+        judged.clear()
+        judged.update({index[k]: item for k, item in out.items()})
+
+    def write(curs: Cursor[DictRow]) -> None:
+        refused = held.settle(curs, rows, {**judged, **pre}, feed.retraction_hold, done)
+        deadletter.insert(
+            curs,
+            [Outcome(messages[i], s, rows[i]["event_id"], errors=e) for i, s, e in refused],
+            feed.dead_letter_topic,
+        )
+
+    ledger.append_batch(
+        items,
+        allowed_organisations=feed.allowed_organisations,
+        extra_writes=[write],
+        on_judged=on_judged,
+    )
+    return done

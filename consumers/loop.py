@@ -19,6 +19,18 @@ Behaviour (docs/kafka.md):
   during backoff; a transaction in flight is finished, one waiting to be retried is
   abandoned (nothing of it was committed), then the clients close and ``run`` returns.
 * Kafka commits are advisory (group mode only), sent after the PostgreSQL commit.
+* Dead letters are produced by a thread of their own (``deadletter.Sender``), so a
+  dead-letter topic that fails never holds up consumption.
+* Never skip silently: a partition whose stored offset lies past its end (the broker
+  lost messages: the fetch's high watermark says so; or Kafka answers "offset out of
+  range"), or whose topic has another id than the one kept with the offset (made
+  again), is paused, recorded in ``consumer_stopped`` and logged as an error, until the
+  operator decides (``carejourney consume --reset-partition TOPIC:P --to ...``).
+* A retraction read before its target is held (``consumers/held.py``) and retried
+  after every batch that records events, until the feed's ``retraction_hold`` runs out.
+* What the process is doing or waiting for (the group join, the broker, PostgreSQL,
+  the dead-letter topic) is logged when it changes, in every periodic report, and
+  kept in ``consumer_processes`` for ``consume --stats``.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,13 +47,13 @@ from typing import TypeVar
 import psycopg
 from eventsourcing.persistence import IntegrityError as LibraryIntegrityError
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, OffsetOutOfRangeError
 from kafka.structs import OffsetAndMetadata
 from psycopg.rows import DictRow
 
-from consumers import deadletter, offsets, retention
+from consumers import deadletter, offsets, processes, retention
 from consumers.broker import Broker
-from consumers.feed import Feed, record_batch
+from consumers.feed import Feed, record_batch, retry_held
 from consumers.outcome import Message, Outcome
 from domain.database import RETRYABLE_DB
 from domain.ledger import Ledger
@@ -49,6 +62,8 @@ log = logging.getLogger(__name__)
 
 FENCED = (offsets.Fenced, LibraryIntegrityError, psycopg.IntegrityError)
 DEAD_LETTER_RETRY_SECONDS = 5.0
+HELD_RETRY_SECONDS = 1.0  # held retractions are tried at least this often (their hold)
+STOPS_CHECK_SECONDS = 5.0  # how often a stopped partition looks for the operator's reset
 T = TypeVar("T")
 
 
@@ -72,6 +87,8 @@ class Totals:
     statuses: Counter[str] = field(default_factory=Counter)
     batches: int = 0
     dead_letters_sent: int = 0
+    waiting: str | None = None  # what the loop waits for, when it takes nothing in
+    stopped: dict[tuple[str, int], str] = field(default_factory=dict)
 
     @property
     def messages(self) -> int:
@@ -106,12 +123,20 @@ class ConsumerLoop:
         self.totals = Totals()
         self.expected: dict[tuple[str, int], int | None] = {}
         self.consumer: KafkaConsumer | None = None
-        self.producer: KafkaProducer | None = None
-        self._dead_letters_due = True  # rows an earlier run could not send
-        self._dead_letters_retry_at = 0.0
+        self.sender: deadletter.Sender | None = None
+        self.name = f"{processes.here()}:{feed.name}:{uuid.uuid4().hex[:6]}"
+        self.topic_ids: dict[str, str] = {}
+        self.stopped: dict[tuple[str, int], str] = self.totals.stopped
         self._reported = time.monotonic()
         self._fenced = 0  # fenced batches in a row
         self._retention_due = 0.0  # the scheduled retention step (consumers/retention.py)
+        self._state = ""
+        self._state_since = time.monotonic()
+        self._heartbeat = 0.0
+        self._holding = True  # held messages may wait from an earlier run
+        self._held_at = 0.0
+        self._stops_checked = 0.0
+        self._join_started: float | None = None
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -133,21 +158,31 @@ class ConsumerLoop:
             polled = self.consumer.poll(
                 timeout_ms=self.options.poll_ms, max_records=self.options.batch_size
             )
+        except OffsetOutOfRangeError as exc:
+            self._out_of_range(exc)
+            return
         except KafkaError as exc:
-            log.warning("Kafka poll failed (%s); retrying", exc)
+            self._waiting(f"the broker (poll failed: {exc})")
             self._sleep(1.0)
             return
-        messages: list[Message] = [m for records in polled.values() for m in records]
+        self._verify_ends()
+        messages: list[Message] = [
+            m for records in polled.values() for m in records if not self._is_stopped(m)
+        ]
+        before = self.totals.statuses["recorded"]
         for chunk in chunks(messages, self.options.batch_size, self.options.batch_bytes):
             if self.stop.is_set() or not self._commit(chunk):
                 break  # stopped, or re-sought from PostgreSQL: the rest will come again
-        self._send_dead_letters()
+        self._retry_held(recorded=self.totals.statuses["recorded"] > before)
+        self._check_stops()
+        self._watch(bool(messages))
         now = time.monotonic()
         if now >= self._retention_due:
             self._retention_due = now + retention.RUN_EVERY_SECONDS
             self._apply_retention()
         if self.report is not None and now - self._reported >= self.options.report_every:
             self._reported = now
+            self.totals.dead_letters_sent = self.sender.sent if self.sender else 0
             self.report(self.totals)
 
     def _apply_retention(self) -> None:
@@ -184,6 +219,8 @@ class ConsumerLoop:
                 delay = min(delay * 2, self.options.max_backoff)
         self._fenced = 0
         self._committed(outcomes)
+        if any(o.status == "held" for o in outcomes):
+            self._holding = True
         return True
 
     def _committed(self, outcomes: Sequence[Outcome]) -> None:
@@ -192,8 +229,8 @@ class ConsumerLoop:
             tp = (o.message.topic, o.message.partition)
             last[tp] = max(o.message.offset, last.get(tp, -1))
             self.totals.statuses[o.status] += 1
-            if o.refused:
-                self._dead_letters_due = True
+            if o.refused and self.sender is not None:
+                self.sender.wake()
         self.expected.update(last)
         self.totals.batches += 1
         if self.options.group_id is not None and self.consumer is not None:
@@ -207,7 +244,7 @@ class ConsumerLoop:
 
     # -- partitions --------------------------------------------------------------------
 
-    def _connect(self) -> None:
+    def _connect(self, *, sender: bool = True) -> None:
         """Wait for the broker and the source topics, make sure the dead-letter topic
         exists, then subscribe (group) or assign every partition (manual)."""
         delay = 0.5
@@ -218,40 +255,90 @@ class ConsumerLoop:
                 missing = [t for t in self.feed.topics if t not in counts]
                 if not missing:
                     self.broker.create_topics({self.feed.dead_letter_topic: max(counts.values())})
+                    self.topic_ids = self.broker.topic_ids(self.feed.topics)
                     self.consumer = self.broker.consumer(
-                        self.options.group_id, self.options.batch_size
+                        self.options.group_id, self.options.batch_size, reset="none"
                     )
-                    self.producer = self.broker.producer()
                     break
-                log.warning("waiting for topics %s to exist", ", ".join(missing))
+                self._waiting(f"topics {', '.join(missing)} to exist")
             except KafkaError as exc:
-                log.warning(
-                    "Kafka unavailable at %s (%s); retrying in %.1f s",
-                    self.broker.bootstrap_servers,
-                    exc,
-                    delay,
-                )
+                self._waiting(f"the broker at {self.broker.bootstrap_servers} ({exc})")
             self._sleep(delay)
             delay = min(delay * 2, self.options.max_backoff)
+        if sender:
+            self.sender = deadletter.Sender(
+                self.ledger,
+                self._dead_letter_producer,
+                self.feed.topics,
+                DEAD_LETTER_RETRY_SECONDS,
+            )
+            self.sender.start()
         if self.options.group_id is None:
             partitions = [TopicPartition(t, p) for t in self.feed.topics for p in range(counts[t])]
             self.consumer.assign(partitions)
             self.assigned(partitions)
         else:
+            self._join_started = time.monotonic()
             self.consumer.subscribe(list(self.feed.topics), listener=_Rebalance(self))
 
+    def _dead_letter_producer(self) -> tuple[KafkaProducer, int]:
+        """A producer whose request limit follows what the dead-letter topic takes."""
+        limit = self.broker.message_limit(self.feed.dead_letter_topic)
+        return self.broker.producer(max_request_size=limit), limit
+
     def assigned(self, partitions: Sequence[TopicPartition]) -> None:
-        """Seek each partition to its stored offset + 1 (or its beginning)."""
+        """Seek each partition to its stored offset + 1 (or its beginning), unless
+        reading there would skip messages (see the module docstring)."""
         assert self.consumer is not None
+        if self._join_started is not None:
+            log.info(
+                "group %s joined after %.0f s",
+                self.options.group_id,
+                time.monotonic() - self._join_started,
+            )
+            self._join_started = None
         wanted = [(tp.topic, tp.partition) for tp in partitions]
-        stored = self._with_database(lambda conn: offsets.stored_offsets(conn, wanted))
+
+        def read(
+            conn: psycopg.Connection[DictRow],
+        ) -> tuple[
+            dict[tuple[str, int], int], dict[tuple[str, int], str], dict[tuple[str, int], str]
+        ]:
+            return (
+                offsets.stored_offsets(conn, wanted),
+                offsets.stored_topic_ids(conn, wanted),
+                offsets.stopped_partitions(conn, self.feed.topics),
+            )
+
+        stored, stored_ids, stops = self._with_database(read)
+        try:
+            self.topic_ids.update(self.broker.topic_ids(self.feed.topics))
+        except KafkaError as exc:
+            log.warning("topic ids not readable now (%s): using those of start-up", exc)
         for tp in partitions:
-            offset = stored.get((tp.topic, tp.partition))
-            self.expected[(tp.topic, tp.partition)] = offset
-            if offset is None:
+            key = (tp.topic, tp.partition)
+            offset = stored.get(key)
+            self.expected[key] = offset
+            now_id, then_id = self.topic_ids.get(tp.topic), stored_ids.get(key)
+            if offset is None or offset < 0:  # every partition needs a position, even paused
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset + 1)
+            if key in stops:
+                self._pause(tp, stops[key])
+            elif now_id and then_id and now_id != then_id:
+                self._stop_partition(
+                    offsets.Stop(
+                        tp.topic,
+                        tp.partition,
+                        offset,
+                        None,
+                        then_id,
+                        now_id,
+                        f"topic {tp.topic} was made again (id {now_id}; the stored offset "
+                        f"{offset} belongs to id {then_id}): reading on could skip messages",
+                    )
+                )
         log.info(
             "assigned %s",
             ", ".join(f"{t}:{p}@{stored.get((t, p), -1) + 1}" for t, p in wanted) or "nothing",
@@ -259,37 +346,211 @@ class ConsumerLoop:
 
     def revoked(self, partitions: Sequence[TopicPartition]) -> None:
         """Nothing to commit: the offsets are in PostgreSQL with the events."""
+        if self._join_started is None:
+            self._join_started = time.monotonic()
         for tp in partitions:
             self.expected.pop((tp.topic, tp.partition), None)
+            self.stopped.pop((tp.topic, tp.partition), None)
+
+    # -- never skipping ----------------------------------------------------------------
+
+    def _verify_ends(self) -> None:
+        """After each poll, for every partition read: does it still reach the offset
+        stored for it (the fetch's high watermark; tansu's ListOffsets cannot be trusted
+        for this), and is its topic still the one the offset was stored for (the id in
+        the client's metadata)? Either failing means reading on would skip messages."""
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            key = (tp.topic, tp.partition)
+            if key in self.stopped:
+                continue
+            stored = self.expected.get(key)
+            end = self.consumer.highwater(tp)
+            now_id, then_id = _topic_id(self.consumer, tp.topic), self.topic_ids.get(tp.topic)
+            if now_id and then_id and now_id != then_id:
+                self._stop_partition(
+                    offsets.Stop(
+                        tp.topic,
+                        tp.partition,
+                        stored,
+                        end,
+                        then_id,
+                        now_id,
+                        f"topic {tp.topic} was made again (id {now_id}; the stored offset "
+                        f"{stored} belongs to id {then_id}): reading on could skip messages",
+                    )
+                )
+            elif stored is not None and stored >= 0 and end is not None and stored + 1 > end:
+                self._stop_partition(
+                    offsets.Stop(
+                        tp.topic,
+                        tp.partition,
+                        stored,
+                        end,
+                        then_id,
+                        now_id,
+                        f"stored offset {stored} lies past the partition's end {end} (the "
+                        "broker lost messages, or the partition was made again): reading "
+                        f"on would skip offsets {end} to {stored}",
+                    )
+                )
+
+    def _out_of_range(self, exc: OffsetOutOfRangeError) -> None:
+        """Kafka says the offset we fetch is not in the partition: stop, never reset."""
+        found = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+        for tp, offset in found.items():
+            self._stop_partition(
+                offsets.Stop(
+                    tp.topic,
+                    tp.partition,
+                    offset - 1,
+                    None,
+                    None,
+                    self.topic_ids.get(tp.topic),
+                    f"the broker says offset {offset} is out of range (messages lost or "
+                    "deleted by retention): reading elsewhere would skip messages",
+                )
+            )
+        if not found:
+            log.error("Kafka said an offset is out of range (%s); re-seeking", exc)
+            self._resync()
+
+    def _stop_partition(self, stop: offsets.Stop) -> None:
+        self._with_database(lambda conn: offsets.stop_partition(conn, stop))
+        self._pause(TopicPartition(stop.topic, stop.partition), stop.reason)
+
+    def _pause(self, tp: TopicPartition, reason: str) -> None:
+        assert self.consumer is not None
+        self.consumer.pause(tp)
+        self.stopped[(tp.topic, tp.partition)] = reason
+        log.error(
+            "partition %s:%s STOPPED: %s. Nothing more is read there until an operator runs "
+            "`carejourney consume --reset-partition %s:%s --to earliest|OFFSET`",
+            tp.topic,
+            tp.partition,
+            reason,
+            tp.topic,
+            tp.partition,
+        )
+
+    def _is_stopped(self, m: Message) -> bool:
+        return (m.topic, m.partition) in self.stopped
+
+    def _check_stops(self) -> None:
+        """Resume the stopped partitions an operator has reset meanwhile."""
+        if not self.stopped:
+            return
+        now = time.monotonic()
+        if now - self._stops_checked < STOPS_CHECK_SECONDS:
+            return
+        self._stops_checked = now
+        stops = self._with_database(lambda conn: offsets.stopped_partitions(conn, self.feed.topics))
+        lifted = [TopicPartition(t, p) for t, p in self.stopped if (t, p) not in stops]
+        if not lifted:
+            return
+        for tp in lifted:
+            del self.stopped[(tp.topic, tp.partition)]
+            log.warning("partition %s:%s reset by an operator: reading on", tp.topic, tp.partition)
+        # A fresh client: the old one's fetch state for a partition made again was seen
+        # to stay at the old partition's high watermark (tansu), reading nothing.
+        self._reconnect()
+
+    def _reconnect(self) -> None:
+        assert self.consumer is not None
+        self.consumer.close(autocommit=False)
+        self.consumer = None
+        self.expected.clear()
+        self._connect(sender=False)
+
+    # -- held retractions ------------------------------------------------------------
+
+    def _retry_held(self, *, recorded: bool) -> None:
+        if not self._holding or self.feed.retraction_hold <= 0 or self.consumer is None:
+            return
+        now = time.monotonic()
+        if not recorded and now - self._held_at < HELD_RETRY_SECONDS:
+            return
+        self._held_at = now
+        mine = {(tp.topic, tp.partition) for tp in self.consumer.assignment()} - set(self.stopped)
+        try:
+            done = retry_held(self.ledger, self.feed, mine)
+        except FENCED as exc:
+            log.info("held messages moved under this consumer (%s)", exc)
+            return
+        except RETRYABLE_DB as exc:
+            log.warning("held messages not retried now (%s)", exc)
+            return
+        for status, n in done.statuses.items():
+            self.totals.statuses[status] += n
+            self.totals.statuses["held"] -= n
+        if done.dead_lettered and self.sender is not None:
+            self.sender.wake()
+        if done.statuses:
+            log.info(
+                "held retractions: %s; %d still held",
+                ", ".join(f"{n} {s}" for s, n in sorted(done.statuses.items())),
+                done.still_held,
+            )
+        self._holding = done.still_held > 0 or sum(done.statuses.values()) > 0
+
+    # -- what the loop is doing --------------------------------------------------------
+
+    def _waiting(self, what: str | None) -> None:
+        """Say (once, when it changes) what the loop waits for; None: it is consuming."""
+        state = "consuming" if what is None else f"waiting for {what}"
+        self.totals.waiting = what
+        if state != self._state:
+            if what is not None:
+                log.warning("%s", state)
+            elif self._state:
+                log.info("consuming again after %.0f s", time.monotonic() - self._state_since)
+            self._state = state
+            self._state_since = time.monotonic()
+            self._heartbeat = 0.0
+        self._beat()
+
+    def _beat(self) -> None:
+        now = time.monotonic()
+        if now - self._heartbeat < min(self.options.report_every, 5.0):
+            return
+        self._heartbeat = now
+        since = time.time() - (now - self._state_since)
+        stopped = "; ".join(f"{t}:{p} stopped" for t, p in sorted(self.stopped))
+        state = f"{self._state}; {stopped}" if stopped else self._state
+        try:
+            with self.ledger.connection() as conn:
+                processes.beat(conn, self.name, self.feed, self.options.group_id, state, since)
+        except RETRYABLE_DB:
+            pass  # the batch path reports PostgreSQL being away
+
+    def _watch(self, took_messages: bool) -> None:
+        """After each poll: name what nothing came in for."""
+        assert self.consumer is not None
+        what: str | None = None
+        if not took_messages:
+            if self.options.group_id is not None and not self.consumer.assignment():
+                started = self._join_started or self._state_since
+                what = (
+                    f"the consumer group {self.options.group_id} to assign partitions "
+                    f"(join or rebalance, {time.monotonic() - started:.0f} s so far)"
+                )
+            elif not _broker_connected(self.consumer):
+                what = f"the broker at {self.broker.bootstrap_servers} (not connected)"
+            elif self.sender is not None and self.sender.waiting:
+                what = self.sender.waiting
+        if (
+            what is not None
+            and what.startswith("the consumer group")
+            and self._state.startswith("waiting for the consumer group")
+        ):
+            self.totals.waiting = what  # the count goes up: no new log line each poll
+            self._beat()
+            return
+        self._waiting(what)
 
     def _resync(self) -> None:
         assert self.consumer is not None
         self.assigned(sorted(self.consumer.assignment()))
-
-    # -- dead letters ------------------------------------------------------------------
-
-    def _send_dead_letters(self, *, force: bool = False) -> None:
-        """Produce the unsent dead letters (this run's and any left by an earlier one);
-        after a failure, wait ``DEAD_LETTER_RETRY_SECONDS`` before the next try."""
-        if not self._dead_letters_due or self.producer is None:
-            return
-        now = time.monotonic()
-        if not force and now < self._dead_letters_retry_at:
-            return
-        producer = self.producer
-        done = False
-        try:
-            while True:
-                with self.ledger.connection() as conn:
-                    sent, done = deadletter.send_pending(conn, producer, self.feed.topics)
-                self.totals.dead_letters_sent += sent
-                if done or sent == 0:
-                    break
-        except RETRYABLE_DB as exc:
-            log.warning("cannot read dead letters (%s); will retry", exc)
-        self._dead_letters_due = not done
-        if not done:
-            self._dead_letters_retry_at = now + DEAD_LETTER_RETRY_SECONDS
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -314,14 +575,35 @@ class ConsumerLoop:
             raise Stopped
 
     def _close(self) -> None:
-        if self.producer is not None:
-            try:
-                self._send_dead_letters(force=True)
-                self.producer.close(timeout=5)
-            except KafkaError as exc:
-                log.warning("closing the dead-letter producer: %s", exc)
+        if self.sender is not None:
+            self.sender.close(timeout=5)
+            self.totals.dead_letters_sent = self.sender.sent
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
+        try:
+            with self.ledger.connection() as conn:
+                processes.gone(conn, self.name)
+        except RETRYABLE_DB:
+            pass
+
+
+def _topic_id(consumer: KafkaConsumer, topic: str) -> str | None:
+    """The topic's id in the client's metadata (None when it does not know)."""
+    try:
+        found = consumer._client.cluster.topic_id(topic)
+    except Exception:  # a private API: never let it break the loop
+        return None
+    return str(found) if found else None
+
+
+def _broker_connected(consumer: KafkaConsumer) -> bool:
+    """Is the consumer connected to any broker? (kafka-python reconnects by itself and
+    says nothing; True when it cannot tell.)"""
+    try:
+        client = consumer._client
+        return any(client.connected(b.node_id) for b in client.cluster.brokers())
+    except Exception:  # a private API: never let it break the loop
+        return True
 
 
 class _Rebalance(ConsumerRebalanceListener):

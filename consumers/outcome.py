@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 
 from domain.contract import FieldError
 
-Status = Literal["recorded", "duplicate", "conflict", "rejected", "noted"]
+Status = Literal["recorded", "duplicate", "conflict", "rejected", "noted", "held"]
 REFUSED: frozenset[str] = frozenset({"rejected", "conflict"})
 
 

@@ -217,6 +217,12 @@ class Settings(BaseSettings):
     consumer_max_backoff_seconds: float = Field(
         default=30.0, gt=0, description="Longest wait between retries when a service is down."
     )
+    consumer_retraction_hold_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long a Kafka retraction read before its target is held and "
+        "retried as new events arrive before it is dead-lettered (0: at once).",
+    )
 
     @property
     def kafka_allowed(self) -> frozenset[str] | None:

@@ -166,7 +166,10 @@ def test_postgres_restart_mid_ingest_loses_and_doubles_nothing(
     # loop must be writing to notice the server is gone).
     feed_input = mixed_input(6_000, seed=9)
     positions = list(produce(kafka_broker, topic, feed_input.messages))
-    settings = Settings(kafka_allowed_organisations=",".join(feed_input.organisations))
+    settings = Settings(
+        kafka_allowed_organisations=",".join(feed_input.organisations),
+        consumer_retraction_hold_seconds=0,  # poison retractions: dead letters at once
+    )
     ledger = Ledger(url, settings)
     feed = replace(envelope_feed(settings, [topic]), dead_letter_topic=f"{topic}.dlq")
     options = LoopOptions(group_id=None, batch_size=100, max_backoff=1.0)

@@ -18,6 +18,7 @@ from api import metrics, problems
 from api.deps import LedgerDep, SettingsDep
 from api.models.operations import Health, Readiness
 from api.problems import ProblemError
+from consumers import offsets
 from domain.ledger import Ledger
 from projections import runner
 
@@ -78,7 +79,15 @@ def readyz(ledger: LedgerDep, settings: SettingsDep) -> dict[str, Any]:
     },
 )
 async def prometheus_metrics(ledger: LedgerDep) -> Response:
-    """Requests (by route template and status), events appended, rejections, and each
-    projection's position and lag."""
-    body = await run_in_threadpool(metrics.exposition, lambda: projection_status(ledger))
+    """Requests (by route template and status), events appended, rejections, each
+    projection's position and lag, and the Kafka consumers' stopped partitions, held
+    messages and unsent dead letters."""
+    body = await run_in_threadpool(
+        metrics.exposition, lambda: projection_status(ledger), lambda: _consumers(ledger)
+    )
     return Response(body, media_type=metrics.CONTENT_TYPE)
+
+
+def _consumers(ledger: Ledger) -> list[dict[str, Any]]:
+    with ledger.connection() as conn:
+        return offsets.health(conn)
