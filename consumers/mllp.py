@@ -48,7 +48,7 @@ from hl7.mllp.streams import HL7StreamReader, HL7StreamWriter
 from consumers import acknowledgement
 from consumers.acknowledgement import Answer
 from consumers.adt_ingest import append_messages
-from consumers.hl7v2 import normalise, text_of
+from consumers.hl7v2 import text_of
 from domain.ledger import Ledger
 from domain.settings import Settings
 
@@ -159,9 +159,10 @@ class Committer:
 
     def _commit(self, raws: Sequence[bytes]) -> list[bytes]:
         """Record (one transaction) and build each message's ACK; runs in a thread."""
-        answers: list[Answer | None] = [acknowledgement.precheck(raw) for raw in raws]
+        headers = [acknowledgement.header(raw) for raw in raws]
+        answers: list[Answer | None] = [acknowledgement.precheck(h) for h in headers]
         to_record = [i for i, answer in enumerate(answers) if answer is None]
-        texts = [normalise(text_of(raws[i])) for i in to_record]
+        texts = [text_of(raws[i]) for i in to_record]
         results = append_messages(self.ledger, texts, self.settings) if texts else []
         for i, result in zip(to_record, results, strict=True):
             answers[i] = (
@@ -170,10 +171,10 @@ class Committer:
                 else acknowledgement.accepted()
             )
         acks = []
-        for raw, answer in zip(raws, answers, strict=True):
+        for source, answer in zip(headers, answers, strict=True):
             assert answer is not None
             self.stats.codes[answer.code] = self.stats.codes.get(answer.code, 0) + 1
-            acks.append(acknowledgement.build(raw, answer, f"{self._prefix}{next(self._ids)}"))
+            acks.append(acknowledgement.build(source, answer, f"{self._prefix}{next(self._ids)}"))
         return acks
 
 
