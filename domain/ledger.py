@@ -379,6 +379,48 @@ class Ledger(Application[UUID]):
                 (event_id,),
             ).fetchone()
 
+    def preview(
+        self, items: Sequence[RawEnvelope], *, allowed_organisations: Collection[str] | None = None
+    ) -> BatchResult:
+        """What ``append_batch`` would answer for ``items``, writing nothing (a dry run):
+        the same contract, organisation and time checks; an ``event_id`` already recorded
+        is a ``duplicate`` (same content, same person, with its position) or a
+        ``conflict``; the same id twice in ``items`` likewise. Everything else is
+        ``recorded`` without a position. Not judged, because they depend on where the
+        batch would land: a retraction's target and a merge's standing. Identities are
+        looked up, never registered."""
+        results: dict[int, ItemResult] = {}
+        valid = self._validate(items, allowed_organisations, results)
+        with self.connection() as conn:
+            existing = _existing_events(conn, [v.envelope.event_id for v in valid])
+            people = {n: merges.person_now(conn, n) for n in {v.envelope.nhs_number for v in valid}}
+        seen: dict[UUID, _Valid] = {}
+        for v in valid:
+            env = v.envelope
+            prior = existing.get(env.event_id)
+            first = seen.get(env.event_id)
+            if prior is None and first is None:
+                seen[env.event_id] = v
+                results[v.index] = ItemResult(v.index, str(env.event_id), "recorded")
+                continue
+            if prior is not None:
+                other = people[env.nhs_number] != prior["patient_id"]
+                same = prior["content_hash"] == v.content_hash and not other
+                position = prior["position"]
+            else:
+                assert first is not None
+                other = first.envelope.nhs_number != env.nhs_number
+                same = first.content_hash == v.content_hash and not other
+                position = None
+            results[v.index] = ItemResult(
+                v.index,
+                str(env.event_id),
+                "duplicate" if same else "conflict",
+                position=position,
+                errors=() if same else (_conflict(other),),
+            )
+        return BatchResult([results[i] for i in range(len(items))])
+
     def head_position(self) -> int:
         with self.connection() as conn:
             row = conn.execute("SELECT coalesce(max(position), 0) AS p FROM ledger_events")

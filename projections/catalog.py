@@ -178,6 +178,7 @@ FINDINGS = table(
     },
     Index("key", "patient_id, seq", unique=True),
     Index("kind", "kind"),
+    Index("position", "position, seq"),  # a publisher's findings, in ledger order
 )
 
 PROJECTIONS: dict[str, tuple[Table, ...]] = {

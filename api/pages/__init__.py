@@ -3,7 +3,8 @@
 * ``/pages/sign-in``: the API key form (``session``); ``/pages/sign-out``;
 * ``/pages/``: what the signed-in role may open;
 * ``/pages/journey/{nhs}``: one person's journey (coordinators, auditors; ``journey``);
-* ``/pages/measures``: the measures dashboard (evaluators; ``dashboard``).
+* ``/pages/measures``: the measures dashboard (evaluators; ``dashboard``);
+* ``/pages/outcomes``: a publisher's refusals and data-quality findings (``outcomes``).
 
 Server-rendered HTML (Jinja2 templates in ``templates/``), inline SVG, one stylesheet
 in ``static/``, no script and no build step. Not part of the OpenAPI document.
@@ -18,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from psycopg import Connection
 
-from api.pages import dashboard, journey, render, session
+from api.pages import dashboard, journey, outcomes, render, session
 from api.pages.render import HERE, page
 from api.pages.session import SignedIn
 
@@ -33,6 +34,7 @@ def home(request: Request, principal: SignedIn) -> Response:
 router.include_router(session.router)
 router.include_router(journey.router)
 router.include_router(dashboard.router)
+router.include_router(outcomes.router)
 
 
 def install(app: FastAPI) -> None:

@@ -12,6 +12,7 @@ The body is parsed once (pydantic-core's JSON parser) and judged by the domain c
 only; FastAPI does not validate it, so every door of the ledger refuses the same things
 with the same messages. Appends go through the process's queue (``api/appends.py``):
 one transaction at a time, single envelopes posted meanwhile sharing the next one.
+Refused envelopes are kept (reasons, not content) for ``/v1/publishers/me/outcomes``.
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
+import anyio.to_thread
 import pydantic_core
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from api import metrics, problems
+from api.appends import Appender
 from api.deps import AppenderDep, LedgerDep, SettingsDep, allow
 from api.models.events import EXAMPLE_ENVELOPE, EXAMPLE_REGISTERED, BatchResult, EventStatus
 from api.openapi import component_ref
 from api.problems import ProblemError
 from api.security import Principal, Role
+from consumers import outcomes
 from domain.contract import FieldError, utc_text
 from domain.ledger import BatchResult as LedgerBatch
 
@@ -141,6 +145,7 @@ async def publish(
             )
         result = await appender.append(payload, allowed)
         _count(result)
+        await _keep_refusals(appender, result, payload, allowed)
         counts = result.counts()
         return JSONResponse({"results": [i.as_dict() for i in result.items], "counts": counts})
     if not isinstance(payload, dict):
@@ -160,12 +165,22 @@ async def publish(
         )
     result = await appender.append([payload], allowed, single=True)
     _count(result)
+    await _keep_refusals(appender, result, [payload], allowed)
     item = result.items[0]
     if item.status == "rejected":
         raise ProblemError("envelope-rejected", item.reason(), errors=list(item.errors))
     if item.status == "conflict":
         raise ProblemError("conflict", item.reason(), errors=list(item.errors))
     return JSONResponse(item.as_dict(), status_code=201 if item.status == "recorded" else 200)
+
+
+async def _keep_refusals(
+    appender: Appender, result: LedgerBatch, payloads: list[Any], allowed: Any
+) -> None:
+    """Refusals are kept for ``GET /v1/publishers/me/outcomes`` (consumers/outcomes.py)."""
+    refused = outcomes.of_items(result.items, payloads, allowed)
+    if refused:
+        await anyio.to_thread.run_sync(outcomes.record, appender.ledger, refused)
 
 
 def _count(result: LedgerBatch) -> None:
