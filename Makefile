@@ -1,10 +1,12 @@
-# The two commands of the README. Each creates or refreshes .venv itself.
+# The README's commands. Each creates or refreshes .venv itself.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
+
+PACKAGES := domain projections consumers api cli
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,11 +17,24 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/carejourney demo
 
-test: $(STAMP)
+# ruff, the formatter check, mypy (strict for domain/ and projections/: pyproject.toml)
+# and the layer contracts (import-linter: pyproject.toml [tool.importlinter]).
+lint: $(STAMP)
+	$(BIN)/ruff check $(PACKAGES) tests bench
+	$(BIN)/ruff format --check $(PACKAGES) tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# The whole suite (what CI runs: .ci/run).
+test: lint
 	# The browser test drives Debian's Chromium (never a downloaded one); CI runs as root.
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
-	$(BIN)/ruff check domain projections consumers api cli tests bench
 	$(BIN)/python -m pytest -q
+
+# The quick loop while working: everything but the tests marked slow (a real broker,
+# Chromium, or our processes started and killed).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/append.py

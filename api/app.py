@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        opened = ledger or await run_in_threadpool(open_ledger, settings)
+        opened = ledger if ledger is not None else await run_in_threadpool(open_ledger, settings)
         try:
             with opened.connection() as conn:
                 access_log.migrate(conn)

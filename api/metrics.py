@@ -76,7 +76,7 @@ def exposition(status: Callable[[], list[dict[str, Any]]]) -> bytes:
     """The text exposition: this process's (or all workers') counters, then lag."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry)
         counters = generate_latest(registry)
     else:
         counters = generate_latest(REGISTRY)

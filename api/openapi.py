@@ -81,4 +81,5 @@ def install(app: FastAPI, settings: Settings) -> None:
         app.openapi_schema = document
         return document
 
+    # FastAPI's documented way to extend the schema is to replace app.openapi.
     app.openapi = build  # type: ignore[method-assign]

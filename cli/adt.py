@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.console import ledger_session, out, progress
-from consumers import outcomes
+from consumers import publisher_outcomes as outcomes
 from consumers.adt_ingest import MessageResult, append_messages, preview_messages
 from consumers.hl7v2 import split_messages
 from domain.settings import get_settings

@@ -213,7 +213,7 @@ def coordinator(
     if as_json:
         out.print_json(json.dumps({"current": now, "as_of": at, "intervals": intervals}))
         return
-    if at is not None:
+    if at is not None and as_of is not None:
         out.print(f"as of {as_of.isoformat()}: {_who(at['coordinator'], at['named'])}")
     else:
         out.print(

@@ -22,7 +22,7 @@ import json
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking
@@ -31,9 +31,10 @@ from psycopg.rows import DictRow
 
 from consumers import acknowledgement, adt_codes
 from consumers.adt import Decoded, IdentityUpdate, Outcome, Rejected, decode
-from consumers.feed import Aside, Feed, Message, Rejection
+from consumers.feed import Aside, Feed, Rejection
 from consumers.feed import Decoded as FeedDecoded
 from consumers.hl7v2 import value
+from consumers.outcome import Message
 from domain.contract import FieldError, utc_text
 from domain.ledger import ExtraWrite, ItemResult, Ledger
 from domain.settings import Settings
@@ -296,7 +297,7 @@ def record_identity_updates(
                     digest,
                 )
             )
-            status = "recorded"
+            status: Literal["recorded", "duplicate", "conflict"] = "recorded"
         else:
             status = "duplicate" if prior == digest else "conflict"
         errors = (

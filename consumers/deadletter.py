@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -42,11 +42,9 @@ from kafka.errors import KafkaError
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
+from consumers.outcome import Outcome
 from domain import merges
 from domain.ledger import Ledger
-
-if TYPE_CHECKING:
-    from consumers.feed import Outcome
 
 log = logging.getLogger(__name__)
 

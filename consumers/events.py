@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import pydantic_core
 
-from consumers.feed import Decoded, Feed, Message, Rejection
+from consumers.feed import Decoded, Feed, Rejection
+from consumers.outcome import Message
 from domain.settings import Settings
 
 

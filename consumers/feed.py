@@ -43,36 +43,17 @@ belong to the loop and work the same for every feed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from eventsourcing.persistence import Tracking
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from consumers import deadletter, offsets
+from consumers.outcome import Message, Outcome, Status
 from domain.contract import FieldError
 from domain.ledger import ExtraWrite, ItemResult, Ledger, RawEnvelope
-
-Status = Literal["recorded", "duplicate", "conflict", "rejected", "noted"]
-REFUSED: frozenset[str] = frozenset({"rejected", "conflict"})
-
-
-class Message(Protocol):
-    """What the loop hands to ``decode``: kafka-python's ``ConsumerRecord`` fits."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes | None]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,24 +91,6 @@ class Feed:
     decode: Callable[[Message], Decoded]
     allowed_organisations: frozenset[str] | None = None
     record_asides: AsideRecorder | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """One message's fate; ``position`` is set for recorded (and known duplicate) events."""
-
-    message: Message
-    status: Status
-    event_id: str | None = None
-    position: int | None = None
-    errors: tuple[FieldError, ...] = field(default=())
-
-    @property
-    def refused(self) -> bool:
-        return self.status in REFUSED
-
-    def reason(self) -> str:
-        return "; ".join(f"{e.loc}: {e.msg}" if e.loc else e.msg for e in self.errors)
 
 
 def tracking_name(topic: str, partition: int) -> str:

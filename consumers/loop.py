@@ -38,10 +38,12 @@ from eventsourcing.persistence import OperationalError as LibraryOperationalErro
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
+from psycopg.rows import DictRow
 
 from consumers import deadletter, offsets
 from consumers.broker import Broker
-from consumers.feed import Feed, Message, Outcome, record_batch
+from consumers.feed import Feed, record_batch
+from consumers.outcome import Message, Outcome
 from domain.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -282,7 +284,7 @@ class ConsumerLoop:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _with_database(self, work: Callable[[psycopg.Connection], T]) -> T:
+    def _with_database(self, work: Callable[[psycopg.Connection[DictRow]], T]) -> T:
         """Run a read or set-up against PostgreSQL, retrying while it is away."""
         delay = 0.5
         while True:

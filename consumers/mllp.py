@@ -4,7 +4,7 @@ Framing is python-hl7's asyncio MLLP server (``hl7.mllp.start_hl7_server``: star
 0x0B, end 0x1C 0x0D, its ``limit`` is ``CAREJOURNEY_MLLP_MAX_BYTES``); mapping and
 recording are the ADT import's own (``consumers/adt_ingest.append_messages``), so a
 message gets the same result over MLLP as from ``carejourney adt import``; refusals are
-kept for the publisher (``consumers/outcomes.py``).
+kept for the publisher (``consumers/publisher_outcomes.py``).
 
 Why the ACK waits for the commit: ``AA`` makes an interface engine drop the message from
 its queue, so an ``AA`` for anything not yet durable could lose it. Each connection reads
@@ -46,7 +46,8 @@ from eventsourcing.persistence import OperationalError as LibraryOperationalErro
 from hl7.mllp import InvalidBlockError, start_hl7_server
 from hl7.mllp.streams import HL7StreamReader, HL7StreamWriter
 
-from consumers import acknowledgement, outcomes
+from consumers import acknowledgement
+from consumers import publisher_outcomes as outcomes
 from consumers.acknowledgement import Answer
 from consumers.adt_ingest import append_messages
 from consumers.hl7v2 import namespace, text_of, value

@@ -20,16 +20,14 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
+from consumers.outcome import Outcome
 from domain.ledger import Ledger
-
-if TYPE_CHECKING:
-    from consumers.feed import Outcome
 
 SCHEMA: tuple[str, ...] = (
     """

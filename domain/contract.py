@@ -19,8 +19,10 @@ UUID strings, dates, enum values) and strict where coercion would hide a mistake
 (booleans, numbers and versions sent as strings). Models and validators are built once
 at import, never per call: the ledger must validate 20,000+ envelopes per second.
 
-Adding an event type: define its data model below (class name = type name) and add one
-line to ``DATA_MODELS``.
+Adding an event type: add it to ``EventType``, define its data model below (class name =
+type name) and list it in ``DATA_MODELS``; then every read model must say whether it
+handles or ignores it (``tests/test_vocabulary.py`` fails until each has decided;
+CONTRIBUTING.md has the recipe).
 """
 
 from __future__ import annotations
@@ -56,6 +58,43 @@ SCHEMA_VERSION: Final = 1
 SUPPORTED_SCHEMA_VERSIONS: Final = frozenset({SCHEMA_VERSION})
 
 # -- vocabularies ---------------------------------------------------------------------
+
+
+class EventType(StrEnum):
+    """Every event type of contract v1: the one vocabulary the ledger, the folds and the
+    API share. A ``StrEnum``, so a member equals (and hashes as) its name: code that
+    compares ``event.type`` with a plain string keeps working."""
+
+    PATIENT_REGISTERED = "PatientRegistered"
+    CASE_IDENTIFIED = "CaseIdentified"
+    REFERRAL_MADE = "ReferralMade"
+    REFERRAL_ACCEPTED = "ReferralAccepted"
+    REFERRAL_DECLINED = "ReferralDeclined"
+    FIRST_CONTACT_MADE = "FirstContactMade"
+    COORDINATOR_ASSIGNED = "CoordinatorAssigned"
+    COORDINATOR_HANDED_OFF = "CoordinatorHandedOff"
+    COORDINATOR_RELEASED = "CoordinatorReleased"
+    ADMITTED = "Admitted"
+    TRANSFERRED = "Transferred"
+    DISCHARGED = "Discharged"
+    ADMISSION_CANCELLED = "AdmissionCancelled"
+    TRANSFER_CANCELLED = "TransferCancelled"
+    DISCHARGE_CANCELLED = "DischargeCancelled"
+    CONTACT_RECORDED = "ContactRecorded"
+    CARE_PLAN_AGREED = "CarePlanAgreed"
+    CARE_PLAN_REVISED = "CarePlanRevised"
+    CARE_PLAN_REVIEWED = "CarePlanReviewed"
+    CARE_PLAN_CLOSED = "CarePlanClosed"
+    CARE_TEAM_MEMBER_JOINED = "CareTeamMemberJoined"
+    CARE_TEAM_MEMBER_LEFT = "CareTeamMemberLeft"
+    CARER_RECORDED = "CarerRecorded"
+    OUTCOME_RECORDED = "OutcomeRecorded"
+    JOURNEY_CLOSED = "JourneyClosed"
+    EVENT_RETRACTED = "EventRetracted"
+    PATIENTS_MERGED = "PatientsMerged"
+    DISCHARGE_READY = "DischargeReady"
+    PERSON_INFORMED = "PersonInformed"
+    ALERT_ACKNOWLEDGED = "AlertAcknowledged"
 
 
 class Setting(StrEnum):
@@ -671,7 +710,7 @@ class PatientsMerged(BaseModel):
         return self
 
 
-# The registry: event type name -> data model. Adding a type is one line here.
+# The registry: event type name -> data model (the class name is the type's name).
 DATA_MODELS: dict[str, type[BaseModel]] = {
     model.__name__: model
     for model in (
@@ -707,6 +746,10 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
         AlertAcknowledged,
     )
 }
+if set(DATA_MODELS) != set(EventType):  # one vocabulary: the enum and the models agree
+    raise RuntimeError(
+        f"EventType and DATA_MODELS differ: {sorted(set(DATA_MODELS) ^ set(EventType))}"
+    )
 EVENT_TYPES: tuple[str, ...] = tuple(sorted(DATA_MODELS))
 
 
@@ -906,4 +949,4 @@ def envelope_content(env: Envelope) -> dict[str, Any]:
     return content
 
 
-_NOT_CONTENT: Final = frozenset({"nhs_number"})
+_NOT_CONTENT: Final = {"nhs_number"}

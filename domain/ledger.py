@@ -297,8 +297,8 @@ class Ledger(Application[UUID]):
             )
         for index, item in list(out.items()):
             if item.status == "duplicate" and item.position is None:
-                position = by_event[UUID(item.event_id)] if item.event_id else None
-                out[index] = ItemResult(index, item.event_id, "duplicate", position=position)
+                known = by_event[UUID(item.event_id)] if item.event_id else None
+                out[index] = ItemResult(index, item.event_id, "duplicate", position=known)
         return out
 
     def _write(
@@ -373,11 +373,12 @@ class Ledger(Application[UUID]):
 
     def event_status(self, event_id: UUID) -> dict[str, Any] | None:
         with self.connection() as conn:
-            return conn.execute(
+            row: dict[str, Any] | None = conn.execute(
                 "SELECT position, patient_id, type, occurred_at, recorded_at,"
                 " source_organisation, hash FROM ledger_events WHERE event_id = %s",
                 (event_id,),
             ).fetchone()
+            return row
 
     def preview(
         self, items: Sequence[RawEnvelope], *, allowed_organisations: Collection[str] | None = None

@@ -144,11 +144,10 @@ class Settings(BaseSettings):
     def kafka_allowed(self) -> frozenset[str] | None:
         """The Kafka source allow-list as a set; None when unset or blank (compose's
         ``${VAR:-}``): everyone allowed."""
-        if not (self.kafka_allowed_organisations or "").strip():
+        listed = (self.kafka_allowed_organisations or "").strip()
+        if not listed:
             return None
-        return frozenset(
-            c.strip() for c in self.kafka_allowed_organisations.split(",") if c.strip()
-        )
+        return frozenset(c.strip() for c in listed.split(",") if c.strip())
 
     @field_validator("timezone")
     @classmethod

@@ -153,7 +153,9 @@ def load(
     """Fold everyone at the head into the ``suffix`` tables; (head, events, people)."""
     with _snapshot_reader(url, None) as reader:
         head = log.head(reader)
-        snapshot = str(reader.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
+        exported = reader.execute("SELECT pg_export_snapshot()").fetchone()
+        assert exported is not None  # a SELECT of a function always returns its row
+        snapshot = str(exported[0])
         total_row = reader.execute(
             "SELECT count(*) FROM ledger_events WHERE position <= %s", (head,)
         ).fetchone()

@@ -21,13 +21,17 @@ compute it, the replay as at its ``as_of``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from domain.contract import EventType
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
+from projections.readmodel import ReadModel, Rows
+from projections.tables import TS, Index, table
 
 
 class CarePlan(NamedTuple):
@@ -54,41 +58,18 @@ class CarePlanFold:
     findings: tuple[Finding, ...]
 
 
-PLAN_TYPES = frozenset({"CarePlanAgreed", "CarePlanRevised", "CarePlanReviewed", "CarePlanClosed"})
+_Plans = dict[str, dict[str, Any]]
+_Handler = Callable[[_Plans, RecordedEvent, list[Finding]], None]
 
 
 def fold(person: PersonEvents) -> CarePlanFold:
     """The person's care plans in order of agreement, and findings (module docstring)."""
-    plans: dict[str, dict[str, Any]] = {}
+    plans: _Plans = {}
     findings: list[Finding] = []
     for event in person.effective:
-        if event.type not in PLAN_TYPES:
-            continue
-        data = event.data
-        plan_id = str(data["plan_id"])
-        plan = plans.get(plan_id)
-        if event.type == "CarePlanAgreed":
-            if plan is not None:
-                findings.append(
-                    Finding("plan_agreed_again", event, f"care plan {plan_id} was already agreed")
-                )
-                del plans[plan_id]  # re-agreed: it moves to its new place in the order
-            plans[plan_id] = _agreed(event)
-            continue
-        if plan is None or plan["status"] != "active":
-            state = "is closed" if plan is not None else "was never agreed"
-            findings.append(Finding("unknown_plan", event, f"care plan {plan_id} {state}"))
-            continue
-        if event.type == "CarePlanRevised":
-            _revise(plan, event, findings)
-        elif event.type == "CarePlanReviewed":
-            plan["last_reviewed_at"] = event.occurred_at
-            plan["review_due"] = date.fromisoformat(str(data["next_review_due"]))
-            plan["reviews"] += 1
-        else:
-            plan["status"] = "closed"
-            plan["closed_at"] = event.occurred_at
-            plan["close_reason"] = data.get("reason")
+        handler = ON.get(event.type)
+        if handler is not None:
+            handler(plans, event, findings)
     rows = tuple(
         CarePlan(
             person.patient_id,
@@ -108,6 +89,49 @@ def fold(person: PersonEvents) -> CarePlanFold:
         for plan_id, p in plans.items()
     )
     return CarePlanFold(rows, tuple(findings))
+
+
+def _agree(plans: _Plans, event: RecordedEvent, findings: list[Finding]) -> None:
+    plan_id = str(event.data["plan_id"])
+    if plan_id in plans:
+        findings.append(
+            Finding("plan_agreed_again", event, f"care plan {plan_id} was already agreed")
+        )
+        del plans[plan_id]  # re-agreed: it moves to its new place in the order
+    plans[plan_id] = _agreed(event)
+
+
+def _active(plans: _Plans, event: RecordedEvent, findings: list[Finding]) -> dict[str, Any] | None:
+    """The active plan the event names, or None (flagged: never agreed, or closed)."""
+    plan_id = str(event.data["plan_id"])
+    plan = plans.get(plan_id)
+    if plan is None or plan["status"] != "active":
+        state = "is closed" if plan is not None else "was never agreed"
+        findings.append(Finding("unknown_plan", event, f"care plan {plan_id} {state}"))
+        return None
+    return plan
+
+
+def _revised(plans: _Plans, event: RecordedEvent, findings: list[Finding]) -> None:
+    plan = _active(plans, event, findings)
+    if plan is not None:
+        _revise(plan, event, findings)
+
+
+def _reviewed(plans: _Plans, event: RecordedEvent, findings: list[Finding]) -> None:
+    plan = _active(plans, event, findings)
+    if plan is not None:
+        plan["last_reviewed_at"] = event.occurred_at
+        plan["review_due"] = date.fromisoformat(str(event.data["next_review_due"]))
+        plan["reviews"] += 1
+
+
+def _closed(plans: _Plans, event: RecordedEvent, findings: list[Finding]) -> None:
+    plan = _active(plans, event, findings)
+    if plan is not None:
+        plan["status"] = "closed"
+        plan["closed_at"] = event.occurred_at
+        plan["close_reason"] = event.data.get("reason")
 
 
 def _goal(goal: dict[str, Any], status: str = "open") -> dict[str, Any]:
@@ -165,3 +189,77 @@ def _unknown_goal(event: RecordedEvent, goal_id: Any) -> Finding:
 def review_overdue(plan: CarePlan, today: date) -> bool:
     """An active plan whose review was due before ``today``."""
     return plan.status == "active" and plan.review_due < today
+
+
+# The dispatch table; every other fact says nothing about care plans.
+ON: dict[str, _Handler] = {
+    EventType.CARE_PLAN_AGREED: _agree,
+    EventType.CARE_PLAN_REVISED: _revised,
+    EventType.CARE_PLAN_REVIEWED: _reviewed,
+    EventType.CARE_PLAN_CLOSED: _closed,
+}
+IGNORES = frozenset(
+    {
+        EventType.PATIENT_REGISTERED,
+        EventType.CASE_IDENTIFIED,
+        EventType.REFERRAL_MADE,
+        EventType.REFERRAL_ACCEPTED,
+        EventType.REFERRAL_DECLINED,
+        EventType.FIRST_CONTACT_MADE,
+        EventType.COORDINATOR_ASSIGNED,
+        EventType.COORDINATOR_HANDED_OFF,
+        EventType.COORDINATOR_RELEASED,
+        EventType.ADMITTED,
+        EventType.TRANSFERRED,
+        EventType.DISCHARGED,
+        EventType.ADMISSION_CANCELLED,
+        EventType.TRANSFER_CANCELLED,
+        EventType.DISCHARGE_CANCELLED,
+        EventType.CONTACT_RECORDED,
+        EventType.CARE_TEAM_MEMBER_JOINED,
+        EventType.CARE_TEAM_MEMBER_LEFT,
+        EventType.CARER_RECORDED,
+        EventType.OUTCOME_RECORDED,
+        EventType.JOURNEY_CLOSED,
+        EventType.EVENT_RETRACTED,
+        EventType.PATIENTS_MERGED,
+        EventType.DISCHARGE_READY,
+        EventType.PERSON_INFORMED,
+        EventType.ALERT_ACKNOWLEDGED,
+    }
+)
+
+CARE_PLANS = table(
+    "care_plan_status",
+    CarePlan,
+    {
+        "patient_id": "uuid NOT NULL",
+        "plan_id": "text NOT NULL",
+        "status": "text NOT NULL",
+        "agreed_at": f"{TS} NOT NULL",
+        "agreed_with": "text NOT NULL",
+        "review_due": "date NOT NULL",
+        "last_reviewed_at": TS,
+        "reviews": "integer NOT NULL",
+        "revisions": "integer NOT NULL",
+        "goals": "jsonb",
+        "closed_at": TS,
+        "close_reason": "text",
+        "agreed_event_id": "uuid NOT NULL",
+    },
+    Index("key", "patient_id, plan_id", unique=True),
+)
+
+
+def _rows(result: CarePlanFold) -> Rows:
+    return {CARE_PLANS.name: result.plans}
+
+
+MODEL: ReadModel[CarePlanFold] = ReadModel(
+    "care_plans",
+    (CARE_PLANS,),
+    frozenset(ON),
+    IGNORES,
+    lambda person, _folds: fold(person),
+    _rows,
+)

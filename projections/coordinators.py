@@ -27,19 +27,23 @@ same instant leave a zero-length interval, which no "as of" question ever select
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from domain.contract import EventType
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
+from projections.readmodel import ReadModel, Rows
+from projections.tables import TS, Index, table
 
-REGISTERED = "PatientRegistered"
-ASSIGNED = "CoordinatorAssigned"
-HANDED_OFF = "CoordinatorHandedOff"
-RELEASED = "CoordinatorReleased"
-CLOSED = "JourneyClosed"
+REGISTERED = EventType.PATIENT_REGISTERED
+ASSIGNED = EventType.COORDINATOR_ASSIGNED
+HANDED_OFF = EventType.COORDINATOR_HANDED_OFF
+RELEASED = EventType.COORDINATOR_RELEASED
+CLOSED = EventType.JOURNEY_CLOSED
 
 
 class Interval(NamedTuple):
@@ -212,55 +216,60 @@ class _State:
     # -- the facts ----------------------------------------------------------------------
 
     def apply(self, event: RecordedEvent) -> None:
-        kind = event.type
-        data = event.data
-        if kind == REGISTERED:
-            self._register(event)
-            return
-        if kind == CLOSED:
-            self._close_journey(event)
-            return
+        handler = ON.get(event.type)
+        if handler is not None:
+            handler(self, event)
+
+    def _fact(self, event: RecordedEvent) -> None:
+        """Any fact but a registration or closure: flagged outside an open journey."""
         if not self.open:
             self._flag(
                 "outside_journey",
                 event,
-                f"{kind} occurred while no journey was open "
+                f"{event.type} occurred while no journey was open "
                 f"({'after it closed' if self.ever_opened else 'before registration'})",
             )
-        if kind == ASSIGNED:
-            if self.named is not None:
-                self._flag(
-                    "assigned_while_coordinated",
-                    event,
-                    f"assigned while {self.named['id']} was the named coordinator",
-                )
-            self.named = dict(data["coordinator"])
+
+    def _assigned(self, event: RecordedEvent) -> None:
+        self._fact(event)
+        if self.named is not None:
+            self._flag(
+                "assigned_while_coordinated",
+                event,
+                f"assigned while {self.named['id']} was the named coordinator",
+            )
+        self.named = dict(event.data["coordinator"])
+        self._changed(event)
+
+    def _handed_off(self, event: RecordedEvent) -> None:
+        self._fact(event)
+        data = event.data
+        answer = self.answer()
+        current = str(answer[0]["id"]) if answer is not None else None
+        if str(data["from_id"]) != current:
+            who = f"the current coordinator is {current}" if current else "nobody coordinates"
+            self._flag(
+                "handoff_from_non_coordinator",
+                event,
+                f"handed off from {data['from_id']}, but {who}",
+            )
+        self.named = dict(data["to"])
+        self.handoffs += 1
+        self._changed(event)
+
+    def _released(self, event: RecordedEvent) -> None:
+        self._fact(event)
+        released = str(event.data["coordinator_id"])
+        if self.named is not None and str(self.named["id"]) == released:
+            self.named = None
             self._changed(event)
-        elif kind == HANDED_OFF:
-            answer = self.answer()
-            current = str(answer[0]["id"]) if answer is not None else None
-            if str(data["from_id"]) != current:
-                who = f"the current coordinator is {current}" if current else "nobody coordinates"
-                self._flag(
-                    "handoff_from_non_coordinator",
-                    event,
-                    f"handed off from {data['from_id']}, but {who}",
-                )
-            self.named = dict(data["to"])
-            self.handoffs += 1
-            self._changed(event)
-        elif kind == RELEASED:
-            if self.named is not None and str(self.named["id"]) == str(data["coordinator_id"]):
-                self.named = None
-                self._changed(event)
-            else:
-                current = self.named["id"] if self.named is not None else "nobody"
-                self._flag(
-                    "release_of_non_coordinator",
-                    event,
-                    f"released {data['coordinator_id']}, but the named coordinator "
-                    f"is {current}; not applied",
-                )
+        else:
+            current = self.named["id"] if self.named is not None else "nobody"
+            self._flag(
+                "release_of_non_coordinator",
+                event,
+                f"released {released}, but the named coordinator is {current}; not applied",
+            )
 
     def _register(self, event: RecordedEvent) -> None:
         before = (self.practice, self.gp_id)
@@ -313,3 +322,105 @@ class _State:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+_Handler = Callable[[_State, RecordedEvent], None]
+
+# The dispatch table: what each standing fact does to the state. Every other fact only
+# has to occur inside an open journey; corrections never reach a fold (fold.prepare).
+ON: dict[str, _Handler] = {
+    REGISTERED: _State._register,
+    CLOSED: _State._close_journey,
+    ASSIGNED: _State._assigned,
+    HANDED_OFF: _State._handed_off,
+    RELEASED: _State._released,
+    EventType.CASE_IDENTIFIED: _State._fact,
+    EventType.REFERRAL_MADE: _State._fact,
+    EventType.REFERRAL_ACCEPTED: _State._fact,
+    EventType.REFERRAL_DECLINED: _State._fact,
+    EventType.FIRST_CONTACT_MADE: _State._fact,
+    EventType.ADMITTED: _State._fact,
+    EventType.TRANSFERRED: _State._fact,
+    EventType.DISCHARGED: _State._fact,
+    EventType.CONTACT_RECORDED: _State._fact,
+    EventType.CARE_PLAN_AGREED: _State._fact,
+    EventType.CARE_PLAN_REVISED: _State._fact,
+    EventType.CARE_PLAN_REVIEWED: _State._fact,
+    EventType.CARE_PLAN_CLOSED: _State._fact,
+    EventType.CARE_TEAM_MEMBER_JOINED: _State._fact,
+    EventType.CARE_TEAM_MEMBER_LEFT: _State._fact,
+    EventType.CARER_RECORDED: _State._fact,
+    EventType.OUTCOME_RECORDED: _State._fact,
+    EventType.DISCHARGE_READY: _State._fact,
+    EventType.PERSON_INFORMED: _State._fact,
+    EventType.ALERT_ACKNOWLEDGED: _State._fact,
+}
+IGNORES = frozenset(
+    {
+        EventType.EVENT_RETRACTED,
+        EventType.PATIENTS_MERGED,
+        EventType.ADMISSION_CANCELLED,
+        EventType.TRANSFER_CANCELLED,
+        EventType.DISCHARGE_CANCELLED,
+    }
+)
+
+INTERVALS = table(
+    "coordinator_intervals",
+    Interval,
+    {
+        "patient_id": "uuid NOT NULL",
+        "seq": "integer NOT NULL",
+        "valid_from": f"{TS} NOT NULL",
+        "valid_to": TS,
+        "coordinator_id": "text NOT NULL",
+        "role": "text NOT NULL",
+        "organisation": "text NOT NULL",
+        "setting": "text NOT NULL",
+        "named": "boolean NOT NULL",
+        "opened_by": "uuid NOT NULL",
+        "opened_by_type": "text NOT NULL",
+        "closed_by": "uuid",
+        "closed_by_type": "text",
+    },
+    Index("key", "patient_id, seq", unique=True),
+)
+STATUS = table(
+    "coordination_status",
+    Coordination,
+    {
+        "patient_id": "uuid NOT NULL",
+        "journey": "text NOT NULL",
+        "opened_at": TS,
+        "closed_at": TS,
+        "practice": "text",
+        "gp_id": "text",
+        "coordinator_id": "text",
+        "role": "text",
+        "organisation": "text",
+        "setting": "text",
+        "named": "boolean NOT NULL",
+        "since": TS,
+        "unnamed_since": TS,
+        "first_named_at": TS,
+        "handoffs": "integer NOT NULL",
+        "position": "bigint NOT NULL",
+    },
+    Index("key", "patient_id", unique=True),
+    Index("caseload", "coordinator_id", where="named AND journey = 'open'"),
+    Index("unassigned", "unnamed_since", where="journey = 'open' AND NOT named"),
+)
+
+
+def _rows(result: CoordinatorFold) -> Rows:
+    return {INTERVALS.name: result.intervals, STATUS.name: (result.status,)}
+
+
+MODEL: ReadModel[CoordinatorFold] = ReadModel(
+    "coordinators",
+    (INTERVALS, STATUS),
+    frozenset(ON),
+    IGNORES,
+    lambda person, _folds: fold(person),
+    _rows,
+)

@@ -24,19 +24,21 @@ plans fold flags them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from domain.contract import EventType
+from domain.journey import RecordedEvent
 from projections.fold import PersonEvents
-from projections.tables import Index, Table, table
+from projections.readmodel import ReadModel, Rows
+from projections.tables import TS, Index, Table, table
 
 # Every event the HL7 v2 ADT adapter makes carries a source.system with this prefix
 # (consumers/adt_codes.py ADT_SYSTEM_PREFIX; docs/adt.md). Projections may not import
 # consumers, so the convention is restated here and a test holds the two equal.
 ADT_SYSTEM_PREFIX = "hl7v2:"
-
-TS = "timestamptz"
 
 
 class Contact(NamedTuple):
@@ -146,54 +148,108 @@ PEOPLE = table(
 TABLES: tuple[Table, ...] = (CONTACTS, OUTCOMES, REVIEWS, PEOPLE)
 
 
+class _Facts:
+    """The fold's running state: what the handlers of ``ON`` add to."""
+
+    def __init__(self, patient_id: UUID) -> None:
+        self.patient_id = patient_id
+        self.contacts: list[Contact] = []
+        self.outcomes: list[Outcome] = []
+        self.episodes = _Episodes(patient_id)
+        self.identified_at: datetime | None = None
+
+    def contact(self, event: RecordedEvent) -> None:
+        data = event.data
+        who = data["with"]
+        system = str(event.source.get("system", ""))
+        self.contacts.append(
+            Contact(
+                self.patient_id,
+                len(self.contacts),
+                event.occurred_at,
+                str(data["setting"]),
+                str(data["mode"]),
+                str(who["id"]),
+                str(who["role"]),
+                str(who["organisation"]),
+                str(event.source.get("organisation")),
+                system.startswith(ADT_SYSTEM_PREFIX),
+                event.event_id,
+            )
+        )
+
+    def outcome(self, event: RecordedEvent) -> None:
+        data = event.data
+        self.outcomes.append(
+            Outcome(
+                self.patient_id,
+                len(self.outcomes),
+                str(data["instrument"]),
+                float(data["score"]),
+                event.occurred_at,
+                event.event_id,
+            )
+        )
+
+    def identified(self, event: RecordedEvent) -> None:
+        if self.identified_at is None:
+            self.identified_at = event.occurred_at
+
+    def plan(self, event: RecordedEvent) -> None:
+        self.episodes.apply(event.type, event.data, event.occurred_at)
+
+
+# The dispatch table; every other fact is kept by another read model, not here.
+ON: dict[str, Callable[[_Facts, RecordedEvent], None]] = {
+    EventType.CONTACT_RECORDED: _Facts.contact,
+    EventType.OUTCOME_RECORDED: _Facts.outcome,
+    EventType.CASE_IDENTIFIED: _Facts.identified,
+    EventType.CARE_PLAN_AGREED: _Facts.plan,
+    EventType.CARE_PLAN_REVIEWED: _Facts.plan,
+    EventType.CARE_PLAN_CLOSED: _Facts.plan,
+}
+IGNORES = frozenset(
+    {
+        EventType.PATIENT_REGISTERED,
+        EventType.REFERRAL_MADE,
+        EventType.REFERRAL_ACCEPTED,
+        EventType.REFERRAL_DECLINED,
+        EventType.FIRST_CONTACT_MADE,
+        EventType.COORDINATOR_ASSIGNED,
+        EventType.COORDINATOR_HANDED_OFF,
+        EventType.COORDINATOR_RELEASED,
+        EventType.ADMITTED,
+        EventType.TRANSFERRED,
+        EventType.DISCHARGED,
+        EventType.ADMISSION_CANCELLED,
+        EventType.TRANSFER_CANCELLED,
+        EventType.DISCHARGE_CANCELLED,
+        EventType.CARE_PLAN_REVISED,  # goals change, review episodes do not
+        EventType.CARE_TEAM_MEMBER_JOINED,
+        EventType.CARE_TEAM_MEMBER_LEFT,
+        EventType.CARER_RECORDED,
+        EventType.JOURNEY_CLOSED,
+        EventType.EVENT_RETRACTED,
+        EventType.PATIENTS_MERGED,
+        EventType.DISCHARGE_READY,
+        EventType.PERSON_INFORMED,
+        EventType.ALERT_ACKNOWLEDGED,
+    }
+)
+
+
 def fold(person: PersonEvents) -> dict[str, tuple[Any, ...]]:
     """Table name -> the person's rows (module docstring)."""
-    pid = person.patient_id
-    contacts: list[Contact] = []
-    outcomes: list[Outcome] = []
-    episodes = _Episodes(pid)
-    identified_at: datetime | None = None
+    facts = _Facts(person.patient_id)
     for event in person.effective:
-        kind, data = event.type, event.data
-        if kind == "ContactRecorded":
-            who = data["with"]
-            system = str(event.source.get("system", ""))
-            contacts.append(
-                Contact(
-                    pid,
-                    len(contacts),
-                    event.occurred_at,
-                    str(data["setting"]),
-                    str(data["mode"]),
-                    str(who["id"]),
-                    str(who["role"]),
-                    str(who["organisation"]),
-                    str(event.source.get("organisation")),
-                    system.startswith(ADT_SYSTEM_PREFIX),
-                    event.event_id,
-                )
-            )
-        elif kind == "OutcomeRecorded":
-            outcomes.append(
-                Outcome(
-                    pid,
-                    len(outcomes),
-                    str(data["instrument"]),
-                    float(data["score"]),
-                    event.occurred_at,
-                    event.event_id,
-                )
-            )
-        elif kind == "CaseIdentified":
-            if identified_at is None:
-                identified_at = event.occurred_at
-        elif kind.startswith("CarePlan"):
-            episodes.apply(kind, data, event.occurred_at)
+        handler = ON.get(event.type)
+        if handler is not None:
+            handler(facts, event)
     return {
-        CONTACTS.name: tuple(contacts),
-        OUTCOMES.name: tuple(outcomes),
-        REVIEWS.name: episodes.rows(),
-        PEOPLE.name: (Identification(pid, identified_at, person.position),),
+        CONTACTS.name: tuple(facts.contacts),
+        OUTCOMES.name: tuple(facts.outcomes),
+        REVIEWS.name: facts.episodes.rows(),
+        PEOPLE.name: (Identification(person.patient_id, facts.identified_at, person.position),),
     }
 
 
@@ -228,16 +284,16 @@ class _Episodes:
 
     def apply(self, kind: str, data: dict[str, Any], at: datetime) -> None:
         plan_id = str(data["plan_id"])
-        if kind == "CarePlanAgreed":
+        if kind == EventType.CARE_PLAN_AGREED:
             self._end(plan_id, at, "replaced")
             self.active.add(plan_id)
             self._start(plan_id, data["review_due"], at)
         elif plan_id not in self.active:
             return  # never agreed, or closed: the care plans fold flags it
-        elif kind == "CarePlanReviewed":
+        elif kind == EventType.CARE_PLAN_REVIEWED:
             self._end(plan_id, at, "reviewed")
             self._start(plan_id, data["next_review_due"], at)
-        elif kind == "CarePlanClosed":
+        elif kind == EventType.CARE_PLAN_CLOSED:
             self._end(plan_id, at, "closed")
             self.active.discard(plan_id)
 
@@ -255,3 +311,12 @@ class _Episodes:
             )
             for seq, e in enumerate(self.done)
         )
+
+
+def _rows(result: dict[str, tuple[Any, ...]]) -> Rows:
+    return result
+
+
+MODEL: ReadModel[dict[str, tuple[Any, ...]]] = ReadModel(
+    "evaluation", TABLES, frozenset(ON), IGNORES, lambda person, _folds: fold(person), _rows
+)

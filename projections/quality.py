@@ -34,6 +34,8 @@ from uuid import UUID
 
 from projections import care_plans, coordinators, referrals, timeline
 from projections.fold import Finding, PersonEvents
+from projections.readmodel import EVERY_TYPE, Folds, ReadModel, Rows
+from projections.tables import TS, Index, table
 
 
 class QualityFinding(NamedTuple):
@@ -81,3 +83,43 @@ def collect(person: PersonEvents, *found: Iterable[Finding]) -> tuple[QualityFin
         )
         for seq, f in enumerate(every)
     )
+
+
+def _fold(person: PersonEvents, folds: Folds) -> tuple[QualityFinding, ...]:
+    return collect(
+        person,
+        folds.of(coordinators.MODEL).findings,
+        folds.of(timeline.MODEL).findings,
+        folds.of(care_plans.MODEL).findings,
+        folds.of(referrals.MODEL).findings,
+    )
+
+
+FINDINGS = table(
+    "quality_findings",
+    QualityFinding,
+    {
+        "patient_id": "uuid NOT NULL",
+        "seq": "integer NOT NULL",
+        "kind": "text NOT NULL",
+        "event_id": "uuid NOT NULL",
+        "event_type": "text NOT NULL",
+        "position": "bigint NOT NULL",
+        "occurred_at": f"{TS} NOT NULL",
+        "recorded_at": f"{TS} NOT NULL",
+        "detail": "text NOT NULL",
+    },
+    Index("key", "patient_id, seq", unique=True),
+    Index("kind", "kind"),
+    Index("position", "position, seq"),  # a publisher's findings, in ledger order
+)
+
+
+def _rows(result: tuple[QualityFinding, ...]) -> Rows:
+    return {FINDINGS.name: result}
+
+
+# Every type: any fact may arrive late or out of order, be retracted or cancelled.
+MODEL: ReadModel[tuple[QualityFinding, ...]] = ReadModel(
+    "quality", (FINDINGS,), EVERY_TYPE, frozenset(), _fold, _rows
+)

@@ -297,7 +297,8 @@ def quality_findings(
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Findings of one person (in timeline order) or of everyone, optionally one kind."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if patient_id is not None:
         where.append("patient_id = %s")
         params.append(resolve(conn, patient_id))

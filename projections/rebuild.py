@@ -31,21 +31,34 @@ import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 
 from projections import bulk, catalog, log
-from projections.runner import batch_end, fold_people, touched_between, write_rows
+from projections.batches import batch_end, fold_people, touched_between, write_rows
+from projections.fold import FoldConfig
 from projections.tables import Table
-
-if TYPE_CHECKING:
-    from projections.runner import Runner
 
 SUFFIX = "_rebuild"
 LOCK = "carejourney.projections.rebuild"
 SWAP_ATTEMPTS = 3
+
+
+class Runner(Protocol):
+    """What a rebuild needs of the runner it serves (``projections.runner.Runner``)."""
+
+    database_url: str
+    names: tuple[str, ...]
+    batch_size: int
+    config: FoldConfig
+    loads: log.Loads
+    workers: int
+
+    def migrate(self) -> None: ...
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]: ...
+    def positions(self, conn: psycopg.Connection[Any]) -> dict[str, int]: ...
 
 
 class RebuildBusy(RuntimeError):

@@ -15,12 +15,17 @@ is asked, and the queries compute it (an incomplete wait, reported, never droppe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from domain.contract import EventType
+from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
+from projections.readmodel import ReadModel, Rows
+from projections.tables import TS, Index, table
 
 
 class Referral(NamedTuple):
@@ -49,50 +54,64 @@ class ReferralFold:
     findings: tuple[Finding, ...]
 
 
-STEPS = {
-    "ReferralAccepted": "accepted_at",
-    "ReferralDeclined": "declined_at",
-    "FirstContactMade": "first_contact_at",
+# The event that moves a referral on -> the column it sets (the first one counts).
+STEPS: dict[str, str] = {
+    EventType.REFERRAL_ACCEPTED: "accepted_at",
+    EventType.REFERRAL_DECLINED: "declined_at",
+    EventType.FIRST_CONTACT_MADE: "first_contact_at",
+}
+
+_Found = dict[str, dict[str, Any]]
+_Handler = Callable[[_Found, RecordedEvent, list[Finding]], None]
+
+
+def _made(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
+    referral_id = str(event.data["referral_id"])
+    if referral_id in found:
+        findings.append(
+            Finding("repeated_referral", event, f"referral {referral_id} was already made")
+        )
+        return
+    found[referral_id] = {
+        "event": event,
+        "accepted_at": None,
+        "declined_at": None,
+        "decline_reason": None,
+        "first_contact_at": None,
+    }
+
+
+def _step(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
+    referral_id = str(event.data["referral_id"])
+    referral = found.get(referral_id)
+    if referral is None:
+        findings.append(
+            Finding("unknown_referral", event, f"no referral {referral_id} was made before this")
+        )
+        return
+    column = STEPS[event.type]
+    if referral[column] is None:
+        referral[column] = event.occurred_at
+        if event.type == EventType.REFERRAL_DECLINED:
+            referral["decline_reason"] = event.data.get("reason")
+
+
+# The dispatch table; every other fact says nothing about referrals.
+ON: dict[str, _Handler] = {
+    EventType.REFERRAL_MADE: _made,
+    **{kind: _step for kind in STEPS},
 }
 
 
 def fold(person: PersonEvents) -> ReferralFold:
     """The person's referrals in order of referral, and findings (module docstring)."""
     zone = person.config.zone
-    found: dict[str, dict[str, Any]] = {}
+    found: _Found = {}
     findings: list[Finding] = []
     for event in person.effective:
-        kind = event.type
-        if kind != "ReferralMade" and kind not in STEPS:
-            continue
-        referral_id = str(event.data["referral_id"])
-        referral = found.get(referral_id)
-        if kind == "ReferralMade":
-            if referral is not None:
-                findings.append(
-                    Finding("repeated_referral", event, f"referral {referral_id} was already made")
-                )
-                continue
-            found[referral_id] = {
-                "event": event,
-                "accepted_at": None,
-                "declined_at": None,
-                "decline_reason": None,
-                "first_contact_at": None,
-            }
-            continue
-        if referral is None:
-            findings.append(
-                Finding(
-                    "unknown_referral", event, f"no referral {referral_id} was made before this"
-                )
-            )
-            continue
-        column = STEPS[kind]
-        if referral[column] is None:
-            referral[column] = event.occurred_at
-            if kind == "ReferralDeclined":
-                referral["decline_reason"] = event.data.get("reason")
+        handler = ON.get(event.type)
+        if handler is not None:
+            handler(found, event, findings)
     rows = []
     for referral_id, r in found.items():
         made = r["event"]
@@ -137,3 +156,72 @@ def fold(person: PersonEvents) -> ReferralFold:
 def is_open(referral: Referral) -> bool:
     """Still waiting for a first contact (made or accepted, not declined)."""
     return referral.status in ("open", "accepted")
+
+
+IGNORES = frozenset(
+    {
+        EventType.PATIENT_REGISTERED,
+        EventType.CASE_IDENTIFIED,
+        EventType.COORDINATOR_ASSIGNED,
+        EventType.COORDINATOR_HANDED_OFF,
+        EventType.COORDINATOR_RELEASED,
+        EventType.ADMITTED,
+        EventType.TRANSFERRED,
+        EventType.DISCHARGED,
+        EventType.ADMISSION_CANCELLED,
+        EventType.TRANSFER_CANCELLED,
+        EventType.DISCHARGE_CANCELLED,
+        EventType.CONTACT_RECORDED,
+        EventType.CARE_PLAN_AGREED,
+        EventType.CARE_PLAN_REVISED,
+        EventType.CARE_PLAN_REVIEWED,
+        EventType.CARE_PLAN_CLOSED,
+        EventType.CARE_TEAM_MEMBER_JOINED,
+        EventType.CARE_TEAM_MEMBER_LEFT,
+        EventType.CARER_RECORDED,
+        EventType.OUTCOME_RECORDED,
+        EventType.JOURNEY_CLOSED,
+        EventType.EVENT_RETRACTED,
+        EventType.PATIENTS_MERGED,
+        EventType.DISCHARGE_READY,
+        EventType.PERSON_INFORMED,
+        EventType.ALERT_ACKNOWLEDGED,
+    }
+)
+
+REFERRALS = table(
+    "referral_status",
+    Referral,
+    {
+        "patient_id": "uuid NOT NULL",
+        "referral_id": "text NOT NULL",
+        "made_at": f"{TS} NOT NULL",
+        "to_organisation": "text NOT NULL",
+        "service": "text NOT NULL",
+        "setting": "text NOT NULL",
+        "priority": "text NOT NULL",
+        "reason": "text",
+        "status": "text NOT NULL",
+        "accepted_at": TS,
+        "declined_at": TS,
+        "decline_reason": "text",
+        "first_contact_at": TS,
+        "wait_days": "integer",
+        "made_event_id": "uuid NOT NULL",
+    },
+    Index("key", "patient_id, referral_id", unique=True),
+)
+
+
+def _rows(result: ReferralFold) -> Rows:
+    return {REFERRALS.name: result.referrals}
+
+
+MODEL: ReadModel[ReferralFold] = ReadModel(
+    "referrals",
+    (REFERRALS,),
+    frozenset(ON),
+    IGNORES,
+    lambda person, _folds: fold(person),
+    _rows,
+)

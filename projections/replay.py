@@ -18,9 +18,9 @@ from typing import Any
 from uuid import UUID
 
 from domain.journey import RecordedEvent
-from projections import care_plans, coordinators, queries, referrals, timeline
+from projections import care_plans, coordinators, quality, queries, referrals, timeline
 from projections.fold import DEFAULT_CONFIG, FoldConfig, prepare
-from projections.quality import collect
+from projections.readmodel import Folds
 from projections.tables import as_dict, jsonable
 
 
@@ -40,10 +40,11 @@ def replay(
     person = prepare(known, patient_id, config)
     if as_of is not None:
         person = person.cut(as_of)
-    coord = coordinators.fold(person)
-    line = timeline.fold(person)
-    plans = care_plans.fold(person)
-    refs = referrals.fold(person)
+    folds = Folds(person)
+    coord = folds.of(coordinators.MODEL)
+    line = folds.of(timeline.MODEL)
+    plans = folds.of(care_plans.MODEL)
+    refs = folds.of(referrals.MODEL)
     zone = config.zone
     moment = as_of or datetime.now(UTC)
     today = moment.astimezone(zone).date()
@@ -65,10 +66,7 @@ def replay(
         "spells": [_drop(as_dict(s)) for s in line.spells],
         "care_plans": [queries.plan_view(p._asdict(), today) for p in plans.plans],
         "referrals": [queries.referral_view(r._asdict(), today, zone) for r in refs.referrals],
-        "quality_findings": [
-            as_dict(f)
-            for f in collect(person, coord.findings, line.findings, plans.findings, refs.findings)
-        ],
+        "quality_findings": [as_dict(f) for f in folds.of(quality.MODEL)],
         "timeline": [_drop(as_dict(e)) for e in line.entries],
     }
 

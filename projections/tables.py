@@ -19,6 +19,8 @@ from uuid import UUID
 
 from psycopg import Copy, Cursor, sql
 
+TS = "timestamptz"
+
 # SQL column type -> the type name binary COPY dumps it as.
 COPY_TYPES = {
     "uuid": "uuid",
@@ -53,11 +55,11 @@ class Table:
         """The columns' types as binary COPY is told them (``Copy.set_types``)."""
         return [COPY_TYPES[t.replace(" NOT NULL", "")] for t in self.types]
 
-    def create(self, name: str | None = None, *, with_indexes: bool = True) -> list[sql.SQL]:
+    def create(self, name: str | None = None, *, with_indexes: bool = True) -> list[sql.Composed]:
         """DDL for this table (under ``name`` when building a replacement)."""
         target = name or self.name
         cols = sql.SQL(", ").join(
-            sql.SQL("{} {}").format(sql.Identifier(f), sql.SQL(t))  # type: ignore[arg-type]
+            sql.SQL("{} {}").format(sql.Identifier(f), sql.SQL(t))
             for f, t in zip(self.fields, self.types, strict=True)
         )
         statements = [
@@ -67,18 +69,18 @@ class Table:
             statements.extend(self.create_indexes(target))
         return statements
 
-    def create_indexes(self, name: str | None = None) -> list[sql.SQL]:
+    def create_indexes(self, name: str | None = None) -> list[sql.Composed]:
         target = name or self.name
-        out = []
+        out: list[sql.Composed] = []
         for index in self.indexes:
             text = "CREATE {unique}INDEX IF NOT EXISTS {index} ON {table} ({columns}){where}"
             out.append(
-                sql.SQL(text).format(  # type: ignore[arg-type]
+                sql.SQL(text).format(
                     unique=sql.SQL("UNIQUE " if index.unique else ""),
                     index=sql.Identifier(f"{target}_{index.suffix}"),
                     table=sql.Identifier(target),
-                    columns=sql.SQL(index.columns),  # type: ignore[arg-type]
-                    where=sql.SQL(f" WHERE {index.where}" if index.where else ""),  # type: ignore[arg-type]
+                    columns=sql.SQL(index.columns),
+                    where=sql.SQL(f" WHERE {index.where}" if index.where else ""),
                 )
             )
         return out

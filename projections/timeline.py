@@ -19,13 +19,17 @@ ignored (the timeline still shows them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from domain.contract import EventType
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
+from projections.readmodel import ReadModel, Rows
+from projections.tables import TS, Index, table
 
 
 class TimelineEntry(NamedTuple):
@@ -75,38 +79,42 @@ class TimelineFold:
     findings: tuple[Finding, ...]
 
 
+# The dispatch table: every event type's coarse kind (its summary is in _SUMMARIES).
+# The timeline shows every event, corrections included, so no type is ignored.
 KINDS: dict[str, str] = {
-    "PatientRegistered": "journey",
-    "JourneyClosed": "journey",
-    "PatientsMerged": "journey",
-    "CaseIdentified": "identification",
-    "ReferralMade": "referral",
-    "ReferralAccepted": "referral",
-    "ReferralDeclined": "referral",
-    "FirstContactMade": "referral",
-    "CoordinatorAssigned": "coordination",
-    "CoordinatorHandedOff": "coordination",
-    "CoordinatorReleased": "coordination",
-    "Admitted": "hospital",
-    "Transferred": "hospital",
-    "Discharged": "hospital",
-    "AdmissionCancelled": "hospital",
-    "TransferCancelled": "hospital",
-    "DischargeCancelled": "hospital",
-    "ContactRecorded": "contact",
-    "CarePlanAgreed": "care_plan",
-    "CarePlanRevised": "care_plan",
-    "CarePlanReviewed": "care_plan",
-    "CarePlanClosed": "care_plan",
-    "CareTeamMemberJoined": "care_team",
-    "CareTeamMemberLeft": "care_team",
-    "CarerRecorded": "carer",
-    "OutcomeRecorded": "outcome",
-    "EventRetracted": "correction",
-    "DischargeReady": "hospital",
-    "PersonInformed": "coordination",
-    "AlertAcknowledged": "alert",
+    EventType.PATIENT_REGISTERED: "journey",
+    EventType.JOURNEY_CLOSED: "journey",
+    EventType.PATIENTS_MERGED: "journey",
+    EventType.CASE_IDENTIFIED: "identification",
+    EventType.REFERRAL_MADE: "referral",
+    EventType.REFERRAL_ACCEPTED: "referral",
+    EventType.REFERRAL_DECLINED: "referral",
+    EventType.FIRST_CONTACT_MADE: "referral",
+    EventType.COORDINATOR_ASSIGNED: "coordination",
+    EventType.COORDINATOR_HANDED_OFF: "coordination",
+    EventType.COORDINATOR_RELEASED: "coordination",
+    EventType.ADMITTED: "hospital",
+    EventType.TRANSFERRED: "hospital",
+    EventType.DISCHARGED: "hospital",
+    EventType.ADMISSION_CANCELLED: "hospital",
+    EventType.TRANSFER_CANCELLED: "hospital",
+    EventType.DISCHARGE_CANCELLED: "hospital",
+    EventType.CONTACT_RECORDED: "contact",
+    EventType.CARE_PLAN_AGREED: "care_plan",
+    EventType.CARE_PLAN_REVISED: "care_plan",
+    EventType.CARE_PLAN_REVIEWED: "care_plan",
+    EventType.CARE_PLAN_CLOSED: "care_plan",
+    EventType.CARE_TEAM_MEMBER_JOINED: "care_team",
+    EventType.CARE_TEAM_MEMBER_LEFT: "care_team",
+    EventType.CARER_RECORDED: "carer",
+    EventType.OUTCOME_RECORDED: "outcome",
+    EventType.EVENT_RETRACTED: "correction",
+    EventType.DISCHARGE_READY: "hospital",
+    EventType.PERSON_INFORMED: "coordination",
+    EventType.ALERT_ACKNOWLEDGED: "alert",
 }
+
+SPELL_TYPES = frozenset({EventType.ADMITTED, EventType.TRANSFERRED, EventType.DISCHARGED})
 
 
 def fold(person: PersonEvents) -> TimelineFold:
@@ -115,7 +123,7 @@ def fold(person: PersonEvents) -> TimelineFold:
     by_id: dict[UUID, RecordedEvent] | None = None
     entries = []
     for seq, (e, status, voider) in enumerate(person.entries):
-        if e.type == "EventRetracted" and by_id is None:  # names its target's type
+        if e.type == EventType.EVENT_RETRACTED and by_id is None:  # names its target's type
             by_id = {entry.event.event_id: entry.event for entry in person.entries}
         source = e.source
         entries.append(
@@ -148,12 +156,12 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
     findings: list[Finding] = []
     for event in person.effective:
         kind = event.type
-        if kind not in ("Admitted", "Transferred", "Discharged"):
+        if kind not in SPELL_TYPES:
             continue
         data = event.data
         encounter = str(data["encounter_id"])
         spell = open_.get(encounter)
-        if kind == "Admitted":
+        if kind == EventType.ADMITTED:
             if spell is not None:
                 findings.append(
                     Finding(
@@ -167,7 +175,7 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
             open_[encounter] = spell
             done.append(spell)
         elif spell is None:
-            what = "discharge" if kind == "Discharged" else "transfer"
+            what = "discharge" if kind == EventType.DISCHARGED else "transfer"
             findings.append(
                 Finding(
                     f"{what}_without_admission",
@@ -175,7 +183,7 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
                     f"no open admission of encounter {encounter}",
                 )
             )
-        elif kind == "Transferred":
+        elif kind == EventType.TRANSFERRED:
             spell["transfers"].append(
                 {
                     "at": event.occurred_at.isoformat(),
@@ -231,8 +239,9 @@ def summary(event: RecordedEvent, by_id: dict[UUID, RecordedEvent] | None = None
     maker = _SUMMARIES.get(kind)
     if maker is not None:
         return maker(d)
-    if kind == "EventRetracted":
-        target = (by_id or {}).get(_uuid(d.get("retracted_event_id")))
+    if kind == EventType.EVENT_RETRACTED:
+        target_id = _uuid(d.get("retracted_event_id"))
+        target = (by_id or {}).get(target_id) if target_id is not None else None
         what = (
             f"{target.type} of {target.occurred_at.date().isoformat()}"
             if target is not None
@@ -306,46 +315,114 @@ def _carer(d: dict[str, Any]) -> str:
     return f"Carer {d['carer_id']}{rel} recorded; {consent} to share"
 
 
-_SUMMARIES: dict[str, Any] = {
-    "PatientRegistered": _registered,
-    "CaseIdentified": _identified,
-    "ReferralMade": _referred,
-    "ReferralAccepted": lambda d: f"Referral {d['referral_id']} accepted",
-    "ReferralDeclined": lambda d: f"Referral {d['referral_id']} declined: {d['reason']}",
-    "FirstContactMade": lambda d: f"First contact on referral {d['referral_id']}",
-    "CoordinatorAssigned": lambda d: f"Coordinator assigned: {_who(d['coordinator'])}" + _reason(d),
-    "CoordinatorHandedOff": lambda d: (
+_SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
+    EventType.PATIENT_REGISTERED: _registered,
+    EventType.CASE_IDENTIFIED: _identified,
+    EventType.REFERRAL_MADE: _referred,
+    EventType.REFERRAL_ACCEPTED: lambda d: f"Referral {d['referral_id']} accepted",
+    EventType.REFERRAL_DECLINED: lambda d: f"Referral {d['referral_id']} declined: {d['reason']}",
+    EventType.FIRST_CONTACT_MADE: lambda d: f"First contact on referral {d['referral_id']}",
+    EventType.COORDINATOR_ASSIGNED: lambda d: (
+        f"Coordinator assigned: {_who(d['coordinator'])}" + _reason(d)
+    ),
+    EventType.COORDINATOR_HANDED_OFF: lambda d: (
         f"Coordination handed off from {d['from_id']} to {_who(d['to'])}" + _reason(d)
     ),
-    "CoordinatorReleased": lambda d: f"Coordinator {d['coordinator_id']} released" + _reason(d),
-    "Admitted": _admitted,
-    "Transferred": lambda d: (
+    EventType.COORDINATOR_RELEASED: lambda d: (
+        f"Coordinator {d['coordinator_id']} released" + _reason(d)
+    ),
+    EventType.ADMITTED: _admitted,
+    EventType.TRANSFERRED: lambda d: (
         f"Transferred from {d['from_location']} to {d['to_location']} [{d['encounter_id']}]"
     ),
-    "Discharged": lambda d: f"Discharged to {_words(d['destination'])} [{d['encounter_id']}]",
-    "AdmissionCancelled": lambda d: f"Admission cancelled [{d['encounter_id']}]",
-    "TransferCancelled": lambda d: f"Transfer cancelled [{d['encounter_id']}]",
-    "DischargeCancelled": lambda d: f"Discharge cancelled [{d['encounter_id']}]",
-    "ContactRecorded": _contact,
-    "CarePlanAgreed": _plan_agreed,
-    "CarePlanRevised": _plan_revised,
-    "CarePlanReviewed": lambda d: (
+    EventType.DISCHARGED: lambda d: (
+        f"Discharged to {_words(d['destination'])} [{d['encounter_id']}]"
+    ),
+    EventType.ADMISSION_CANCELLED: lambda d: f"Admission cancelled [{d['encounter_id']}]",
+    EventType.TRANSFER_CANCELLED: lambda d: f"Transfer cancelled [{d['encounter_id']}]",
+    EventType.DISCHARGE_CANCELLED: lambda d: f"Discharge cancelled [{d['encounter_id']}]",
+    EventType.CONTACT_RECORDED: _contact,
+    EventType.CARE_PLAN_AGREED: _plan_agreed,
+    EventType.CARE_PLAN_REVISED: _plan_revised,
+    EventType.CARE_PLAN_REVIEWED: lambda d: (
         f"Care plan {d['plan_id']} reviewed; next review due {d['next_review_due']}"
     ),
-    "CarePlanClosed": lambda d: f"Care plan {d['plan_id']} closed" + _reason(d),
-    "CareTeamMemberJoined": lambda d: f"{_who(d['member'])} joined the care team",
-    "CareTeamMemberLeft": lambda d: f"{d['member_id']} left the care team" + _reason(d),
-    "CarerRecorded": _carer,
-    "OutcomeRecorded": lambda d: f"{d['instrument']} score {d['score']:g}",
-    "JourneyClosed": lambda d: f"Journey closed: {_words(d['reason'])}",
-    "PatientsMerged": lambda d: "Another patient record merged into this journey" + _reason(d),
-    "DischargeReady": lambda d: (
+    EventType.CARE_PLAN_CLOSED: lambda d: f"Care plan {d['plan_id']} closed" + _reason(d),
+    EventType.CARE_TEAM_MEMBER_JOINED: lambda d: f"{_who(d['member'])} joined the care team",
+    EventType.CARE_TEAM_MEMBER_LEFT: lambda d: f"{d['member_id']} left the care team" + _reason(d),
+    EventType.CARER_RECORDED: _carer,
+    EventType.OUTCOME_RECORDED: lambda d: f"{d['instrument']} score {d['score']:g}",
+    EventType.JOURNEY_CLOSED: lambda d: f"Journey closed: {_words(d['reason'])}",
+    EventType.PATIENTS_MERGED: lambda d: (
+        "Another patient record merged into this journey" + _reason(d)
+    ),
+    EventType.DISCHARGE_READY: lambda d: (
         f"Ready for discharge [{d['encounter_id']}]"
         + (f"; waiting for {_words(d['delay_reason'])}" if d.get("delay_reason") else "")
     ),
-    "PersonInformed": lambda d: (
+    EventType.PERSON_INFORMED: lambda d: (
         f"{_words(d['told']).capitalize()} told about their {_words(d['about'])} "
         f"by {_who(d['by'])} ({_words(d['how'])})"
     ),
-    "AlertAcknowledged": lambda d: f"Alert acknowledged by {d['coordinator_id']}",
+    EventType.ALERT_ACKNOWLEDGED: lambda d: f"Alert acknowledged by {d['coordinator_id']}",
 }
+
+
+TIMELINE = table(
+    "journey_timeline",
+    TimelineEntry,
+    {
+        "patient_id": "uuid NOT NULL",
+        "seq": "integer NOT NULL",
+        "position": "bigint NOT NULL",
+        "event_id": "uuid NOT NULL",
+        "stream_patient_id": "uuid NOT NULL",
+        "type": "text NOT NULL",
+        "kind": "text NOT NULL",
+        "setting": "text NOT NULL",
+        "summary": "text NOT NULL",
+        "source_organisation": "text NOT NULL",
+        "source_system": "text NOT NULL",
+        "occurred_at": f"{TS} NOT NULL",
+        "recorded_at": f"{TS} NOT NULL",
+        "status": "text NOT NULL",
+        "voided_by": "uuid",
+    },
+    Index("key", "patient_id, seq", unique=True),
+)
+SPELLS = table(
+    "admission_spells",
+    Spell,
+    {
+        "patient_id": "uuid NOT NULL",
+        "seq": "integer NOT NULL",
+        "encounter_id": "text NOT NULL",
+        "hospital": "text NOT NULL",
+        "ward": "text",
+        "location": "text",
+        "method": "text NOT NULL",
+        "admitted_at": f"{TS} NOT NULL",
+        "discharged_at": TS,
+        "destination": "text",
+        "length_of_stay_days": "integer",
+        "transfers": "jsonb",
+        "admitted_event_id": "uuid NOT NULL",
+        "discharged_event_id": "uuid",
+        "status": "text NOT NULL",
+    },
+    Index("key", "patient_id, seq", unique=True),
+)
+
+
+def _rows(result: TimelineFold) -> Rows:
+    return {TIMELINE.name: result.entries, SPELLS.name: result.spells}
+
+
+MODEL: ReadModel[TimelineFold] = ReadModel(
+    "timeline",
+    (TIMELINE, SPELLS),
+    frozenset(KINDS),
+    frozenset(),
+    lambda person, _folds: fold(person),
+    _rows,
+)

@@ -506,6 +506,7 @@ def test_adt_import_reports_each_message_and_exits_1_on_refusals(
 # -- end to end through the real broker (consume --adt) ---------------------------------
 
 
+@pytest.mark.slow  # a real broker
 def test_consume_adt_through_the_broker_with_dead_letters(
     kafka_broker, make_topic, database_url: str
 ) -> None:

@@ -96,6 +96,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow  # starts the server in a subprocess
 def test_serve_works_on_the_embedded_default_with_no_configuration(tmp_path: Path):
     """A fresh data folder, no database configured: serve starts the embedded PostgreSQL,
     two workers share it, the first admin key is made with ``keys create admin``."""

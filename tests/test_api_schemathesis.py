@@ -32,6 +32,9 @@ from domain.settings import Settings
 from tests.envelopes import envelope, later
 from tests.fixtures_api import auth
 
+# Generates thousands of requests against the whole API.
+pytestmark = pytest.mark.slow
+
 NURSE = {"id": "N100", "role": "community_nurse", "organisation": "RYX01", "setting": "community"}
 
 

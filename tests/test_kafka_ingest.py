@@ -39,6 +39,9 @@ from tests.kafka_inputs import (
     wait_for,
 )
 
+# Every test here runs a real Kafka-protocol broker (tansu) in a subprocess.
+pytestmark = pytest.mark.slow
+
 
 def _headers(record: ConsumerRecord) -> dict[str, str]:
     return {k: v.decode() for k, v in record.headers}

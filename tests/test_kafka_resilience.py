@@ -39,6 +39,9 @@ from tests.kafka_inputs import (
 )
 from tests.own_postgres import pg_ctl
 
+# Every test here runs a real broker and kills or restarts processes.
+pytestmark = pytest.mark.slow
+
 CLI = [sys.executable, "-m", "cli.app", "consume"]
 ROOT = Path(__file__).resolve().parent.parent
 

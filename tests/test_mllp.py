@@ -375,6 +375,7 @@ def _send_until_aa(port: Callable[[], int], texts: list[str], log: list[str]) ->
 
 
 @pytest.mark.slow
+@pytest.mark.slow  # restarts its own PostgreSQL
 def test_postgres_crash_mid_stream_loses_and_doubles_nothing(
     own_postgres: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -444,6 +445,7 @@ def _wait_listening(port: int, timeout: float = 60) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.slow  # starts and kills the listener process
 def test_sigkilled_listener_loses_and_doubles_nothing(database_url: str, tmp_path: Path) -> None:
     port = _free_port()
     log_file = tmp_path / "mllp.log"

@@ -31,6 +31,9 @@ from tests.fixtures_api import KEYS
 from tests.fixtures_measures import Measured
 from tests.journeys import Journey
 
+# Drives a real Chromium.
+pytestmark = pytest.mark.slow
+
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless",

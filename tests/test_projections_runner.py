@@ -356,6 +356,7 @@ def runner_waits_on_a_lock(conn: psycopg.Connection, query_part: str) -> bool:
     return any(query_part in r[0] for r in rows)
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses
 def test_runner_killed_between_batches_and_inside_one_resumes_to_identical_rows(
     ledger: Ledger, database_url: str
 ) -> None:
@@ -409,6 +410,7 @@ def test_runner_killed_between_batches_and_inside_one_resumes_to_identical_rows(
     assert dump(database_url) == expected
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses
 def test_following_runner_stops_cleanly_on_sigterm(ledger: Ledger, database_url: str) -> None:
     append(ledger, [envelope(), envelope("CaseIdentified", at=later(1))])
     follower = start_runner(database_url, "--poll", "600")

@@ -15,7 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 P = "5b1e2f0a-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 E1 = "0b6f1c2e-9a43-4d8e-8f3a-3c1d2b4a5e60"
 E2 = "7b0f6a8e-5d0c-4e59-a7de-0f4f3c1f9a10"
-NURSE = {"id": "N100", "role": "specialist_nurse", "organisation": "Y02345", "setting": "community"}
+NURSE: dict[str, Any] = {
+    "id": "N100",
+    "role": "specialist_nurse",
+    "organisation": "Y02345",
+    "setting": "community",
+}
 
 
 class Coordinator(BaseModel):

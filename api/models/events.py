@@ -47,10 +47,9 @@ EXAMPLE_REGISTERED: dict[str, Any] = {
 
 
 def _envelope_model(type_name: str, data_model: type[BaseModel]) -> type[BaseModel]:
-    return create_model(  # type: ignore[call-overload, no-any-return]
-        f"{type_name}Envelope",
-        __config__=ConfigDict(extra="forbid", title=f"{type_name} envelope"),
-        __doc__=f"An envelope of type {type_name}; unknown fields are refused.",
+    # Field types built at run time (a Literal of this type's name): a dict of them,
+    # because create_model's typed keywords cannot describe them.
+    fields: dict[str, Any] = dict(
         event_id=(UUID, Field(description="Publisher-assigned id; the idempotency key.")),
         type=(Literal[type_name], ...),
         schema_version=(Literal[SCHEMA_VERSION], ...),
@@ -69,6 +68,12 @@ def _envelope_model(type_name: str, data_model: type[BaseModel]) -> type[BaseMod
         recorded_by=(RecordedBy | None, None),
         data=(data_model, ...),
     )
+    return create_model(
+        f"{type_name}Envelope",
+        __config__=ConfigDict(extra="forbid", title=f"{type_name} envelope"),
+        __doc__=f"An envelope of type {type_name}; unknown fields are refused.",
+        **fields,
+    )
 
 
 ENVELOPE_MODELS = tuple(_envelope_model(name, model) for name, model in DATA_MODELS.items())
@@ -78,7 +83,8 @@ def envelope_schema(ref_template: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(schema of one envelope, definitions it references) for the OpenAPI document."""
     from typing import Union
 
-    union = Annotated[Union[ENVELOPE_MODELS], Field(discriminator="type")]  # noqa: UP007
+    # A union of models made at run time: mypy cannot check it as a type.
+    union = Annotated[Union[ENVELOPE_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
     schema = TypeAdapter(union).json_schema(ref_template=ref_template)
     defs = schema.pop("$defs", {})
     return schema, defs

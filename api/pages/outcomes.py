@@ -1,7 +1,7 @@
 """The publisher's outcomes page: what happened to what the organisation sent.
 
 The same rows, order and cursor as ``GET /v1/publishers/me/outcomes``
-(``consumers/outcomes.py``), so an integration engineer can read the page beside the
+(``consumers/publisher_outcomes.py``), so an integration engineer can read the page beside the
 API: the refusals with their reasons and the sender's message ids, and the data-quality
 findings about the organisation's recorded events. Publishers see their organisations'
 outcomes, admins everyone's.
@@ -18,7 +18,7 @@ from api.deps import LedgerDep
 from api.pages.render import page
 from api.pages.session import SignedIn, require
 from api.security import Role
-from consumers import outcomes
+from consumers import publisher_outcomes as outcomes
 
 router = APIRouter()
 

@@ -17,11 +17,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from psycopg import Connection
-from pydantic import BaseModel
 
 from api import problems
 from api.care_relationship import related
 from api.deps import Db, PersonRead, allow, log_reads, person_read
+from api.models import example
 from api.models.coordination import (
     CarePlans,
     Caseload,
@@ -41,8 +41,7 @@ CaredFor = Annotated[PersonRead, Depends(person_read(Role.COORDINATOR, purpose=P
 CoordinatorKey = Annotated[Principal, Depends(allow(Role.COORDINATOR, purpose=PURPOSE))]
 
 
-def _example(model: type[BaseModel]) -> Any:
-    return model.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
+_example = example
 
 
 NOT_PROJECTED = (

@@ -28,11 +28,12 @@ from fastapi.responses import JSONResponse
 from api import metrics, problems
 from api.appends import Appender
 from api.deps import AppenderDep, LedgerDep, SettingsDep, allow
+from api.models import example
 from api.models.events import EXAMPLE_ENVELOPE, EXAMPLE_REGISTERED, BatchResult, EventStatus
 from api.openapi import component_ref
 from api.problems import ProblemError
 from api.security import Principal, Role
-from consumers import outcomes
+from consumers import publisher_outcomes as outcomes
 from domain.contract import FieldError, utc_text
 from domain.ledger import BatchResult as LedgerBatch
 
@@ -75,9 +76,7 @@ PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
             "application/json": {
                 "schema": {"anyOf": [component_ref("BatchResult"), component_ref("ItemResult")]},
                 "examples": {
-                    "batch": {
-                        "value": BatchResult.model_config["json_schema_extra"]["examples"][0]
-                    },  # type: ignore[index]
+                    "batch": {"value": example(BatchResult)},
                     "duplicate": {
                         "value": {
                             "index": 0,
@@ -177,7 +176,7 @@ async def publish(
 async def _keep_refusals(
     appender: Appender, result: LedgerBatch, payloads: list[Any], allowed: Any
 ) -> None:
-    """Refusals are kept for ``GET /v1/publishers/me/outcomes`` (consumers/outcomes.py)."""
+    """Refusals are kept for the publisher (consumers/publisher_outcomes.py)."""
     refused = outcomes.of_items(result.items, payloads, allowed)
     if refused:
         await anyio.to_thread.run_sync(outcomes.record, appender.ledger, refused)

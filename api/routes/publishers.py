@@ -27,7 +27,7 @@ from api.deps import LedgerDep, SettingsDep, allow
 from api.models.outcomes import AdtResult, Outcomes
 from api.problems import ProblemError
 from api.security import Principal, Role
-from consumers import outcomes
+from consumers import publisher_outcomes as outcomes
 from consumers.adt_ingest import append_messages, preview_messages
 from consumers.hl7v2 import split_messages
 from domain.contract import FieldError

@@ -96,7 +96,7 @@ def coordination(life: Life) -> None:
             continue
         successor = _pick(life, roles, current)
         _end(life, when, current)
-        data = {"from_id": current.id, "to": successor.professional}
+        data: dict[str, object] = {"from_id": current.id, "to": successor.professional}
         if rng.random() < 0.8:
             data["reason"] = one_of(rng, HANDOFF_REASONS)
         _start(life, when, "CoordinatorHandedOff", successor, current, data)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from domain.contract import EventType
+from projections.coordinators import Interval
 from projections.measures.period import Period, median, month_runs, p90, ratio
 from projections.measures.population import Person, Population, coordinator_keys
 from projections.measures.result import Context, Measure, Shape, by_key, definition, grouped
@@ -313,9 +315,9 @@ def handoffs(pop: Population, ctx: Context) -> Measure:
     units: list[Handoff | DayRun] = []
     for person in pop:
         cohort = {"cohort": person.cohort(period)}
-        previous = None
+        previous: Interval | None = None
         for interval in person.intervals:
-            if interval.opened_by_type == "CoordinatorHandedOff" and period.contains(
+            if interval.opened_by_type == EventType.COORDINATOR_HANDED_OFF and period.contains(
                 interval.valid_from
             ):
                 handed = (

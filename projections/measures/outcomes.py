@@ -66,9 +66,10 @@ def outcome_change(pop: Population, ctx: Context) -> Measure:
         }
 
     groups: list[dict[str, Any]] = []
+    by = ctx.by
     for instrument in sorted({u.instrument for u in units}):
         mine = [u for u in units if u.instrument == instrument]
-        for row in grouped(mine, (lambda u: u.keys[ctx.by]) if ctx.by else None, summarise):
+        for row in grouped(mine, (lambda u: u.keys[by]) if by else None, summarise):
             label = instrument if row["group"] == ALL else f"{instrument} | {row['group']}"
             groups.append({**row, "group": label, "instrument": instrument})
     shape = Shape(

@@ -217,10 +217,10 @@ def load(conn: psycopg.Connection[Any], period: Period) -> Population:
         with conn.cursor(row_factory=tuple_row) as rows:  # tuples map onto the row types
             for attr, table, column, kind in READS:
                 make = kind._make
-                for row in rows.execute(read_query(table, column, kind), params):
-                    person = people.get(row[0])
+                for values in rows.execute(read_query(table, column, kind), params):
+                    person = people.get(values[0])
                     if person is None:
-                        person = people[row[0]] = Person(row[0])
-                    getattr(person, attr).append(make(row))
+                        person = people[values[0]] = Person(values[0])
+                    getattr(person, attr).append(make(values))
     ordered = {pid: people[pid].settle() for pid in sorted(people)}  # stable row order
     return Population(ordered, min(positions.values()), head, positions)

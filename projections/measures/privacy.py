@@ -52,7 +52,8 @@ class Suppression:
             return None
         if self.base <= 1:
             return int(count)
-        return math.floor(count / self.base + 0.5) * self.base
+        rounded: int = math.floor(count / self.base + 0.5) * self.base
+        return rounded
 
     def describe(self) -> dict[str, Any]:
         return {
