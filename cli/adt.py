@@ -72,8 +72,8 @@ def import_files(
     settings = get_settings()
     messages: list[tuple[str, int, str]] = []
     for path in files:
-        found = split_messages(path.read_bytes())
-        messages.extend((path.name, number, text) for number, text in enumerate(found, 1))
+        split = split_messages(path.read_bytes())
+        messages.extend((path.name, number, text) for number, text in enumerate(split, 1))
     totals: dict[str, int] = {}
     found: list[dict[str, Any]] = []
     refused = 0

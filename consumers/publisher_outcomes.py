@@ -183,7 +183,7 @@ def refusals(
     """The refusals attributed to ``organisations`` (None: all), oldest first, after the
     row id ``after``; at most ``limit``."""
     migrate(ledger)
-    where, params = "id > %s", [after]
+    where, params = "id > %s", list[Any]([after])
     if organisations is not None:
         where += " AND organisation = ANY(%s)"
         params.append(sorted(organisations))
@@ -203,7 +203,7 @@ def findings(
     """Data-quality findings about events the organisations published, in ledger order
     after (position, seq) ``after``; at most ``limit``. Empty until the ``quality``
     projection exists."""
-    where, params = "(q.position, q.seq) > (%s, %s)", [after[0], after[1]]
+    where, params = "(q.position, q.seq) > (%s, %s)", list[Any](after)
     if organisations is not None:
         where += " AND e.source_organisation = ANY(%s)"
         params.append(sorted(organisations))
