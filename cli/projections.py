@@ -1,5 +1,5 @@
 """Projection commands: run, status, rebuild, and the person-level reads ``coordinator``
-and ``journey`` (DESIGN.md §5; docs/projections.md)."""
+and ``journey`` (docs/projections.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HL7 v2 ADT message -> one contract envelope (DESIGN.md §4), an identity update, or a
+"""HL7 v2 ADT message -> one contract envelope (domain/contract.py), an identity update, or a
 rejection with its reasons.
 
 Pure: no database, no broker. ``decode`` is the seam both doors use: ``carejourney adt

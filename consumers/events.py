@@ -1,4 +1,4 @@
-"""The envelope feed: topic ``care.events.v1`` carries the JSON envelopes of DESIGN.md §4,
+"""The envelope feed: topic ``care.events.v1`` carries the contract's JSON envelopes,
 keyed by NHS number (one person's events stay in one partition, in order).
 
 Decoding only reads the JSON; the contract, dedupe on ``event_id``, retraction rules

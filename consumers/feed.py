@@ -5,7 +5,7 @@ Why one transaction: the events, each topic-partition's last offset (eventsourci
 ``Tracking("kafka:TOPIC:PARTITION", offset)``), the per-partition counters and the rows of
 the refused messages commit or vanish together, so a crash, a PostgreSQL restart or a
 rebalance can neither lose nor double anything, and ``consume --stats`` counts are exact
-(DESIGN.md §11 "Kafka").
+(docs/kafka.md, "Exactly-once effect").
 
 Plugging in another message format (the HL7 v2 ADT feed does this)
 ----------------------------------------------------------------------
@@ -24,7 +24,7 @@ Build a ``Feed`` and hand it to ``consumers.loop.ConsumerLoop`` (the CLI does th
 ``decode(message)`` gets the Kafka record (``.topic .partition .offset .key .value
 .headers``; ``value`` is the raw ``bytes``, ``None`` for a tombstone) and returns one of:
 
-* an envelope (a ``dict`` shaped as DESIGN.md §4, or the raw JSON ``bytes``/``str``) —
+* an envelope (a ``dict`` shaped as the contract, or the raw JSON ``bytes``/``str``) —
   the ledger validates it and reports recorded / duplicate / conflict / rejected;
 * ``Rejection(errors, event_id=None)`` — refused before the ledger (not JSON, not HL7,
   no NHS number, unsupported trigger ...): a ``consumer_rejections`` row in the same

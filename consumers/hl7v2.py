@@ -3,8 +3,8 @@
 The library parses one message into segments, fields, repetitions, components and
 sub-components (``hl7.parse``), splits a file into messages (``hl7.split_file``) and
 reads ``TS``/``DTM`` values (``hl7.parse_datetime``). It expects the standard segment
-terminator ``\\r``; files and feeds also carry ``\\n`` or ``\\r\\n`` (DESIGN.md §9), so
-terminators are normalised first. This module adds what the ADT mapping needs on top:
+terminator ``\\r``; files and feeds also carry ``\\n`` or ``\\r\\n`` (docs/adt.md, "Reading
+messages"), so terminators are normalised first. This module adds what the ADT mapping needs on top:
 safe field access, the NHS number rule for ``CX`` lists, the sending-facility name, and
 times read in the configured zone when they carry no offset.
 """

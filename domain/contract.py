@@ -1,4 +1,4 @@
-"""The published event contract, version 1 (DESIGN.md §4): envelope, data models, errors.
+"""The published event contract v1 (docs/api.md, "Publishing"): envelope, data, errors.
 
 Services publish facts as JSON envelopes. This module is the single place that decides
 whether an envelope is well formed, so every door (HTTP, Kafka, HL7 ADT, the CLI)
@@ -8,9 +8,9 @@ accepts and rejects exactly the same things with the same messages:
   *every* problem at once as a ``ContractError`` whose ``errors`` carry dotted paths
   (``data.to.setting``), so a publisher can fix a message in one round trip.
 * ``envelope_content`` is what the ledger stores and hashes: the envelope without the
-  NHS number (DESIGN.md §3 rule 5), times in UTC spelled with ``Z``, optional fields
-  that are absent and ones that are ``null`` spelled the same, so idempotency compares
-  meaning rather than spelling.
+  NHS number (docs/architecture.md, "No direct identifier"), times in UTC spelled with ``Z``,
+  optional fields that are absent and ones that are ``null`` spelled the same, so idempotency
+  compares meaning rather than spelling.
 * ``data_from_content`` rebuilds the typed data model from stored content.
 
 Every model forbids unknown fields (a typo never passes silently) and is frozen (a
@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Final, Self
+from typing import Annotated, Any, Final, Self, TypeVar
 from uuid import UUID
 
 import pydantic_core
@@ -97,8 +97,18 @@ class EventType(StrEnum):
     ALERT_ACKNOWLEDGED = "AlertAcknowledged"
 
 
+T = TypeVar("T")
+
+
+def by_type(table: Mapping[EventType, T]) -> dict[str, T]:
+    """A dispatch table keyed by the types' plain names. Stored events carry ``type`` as
+    a plain ``str``, and a dict of exact ``str`` keys (unlike one of enum members) takes
+    the interpreter's fast lookup: half the cost, on every event of every fold."""
+    return {kind.value: value for kind, value in table.items()}
+
+
 class Setting(StrEnum):
-    """Where care happens; also the timeline lane of an event (DESIGN.md §11)."""
+    """Where care happens; also the timeline lane of an event (docs/projections.md)."""
 
     PRIMARY_CARE = "primary_care"
     ACUTE = "acute"

@@ -16,10 +16,22 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import tuple_row
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_DBNAME = "carejourney"
+
+HEAD_POSITION = "SELECT coalesce(max(position), 0) FROM ledger_events"
+
+
+def head_position(conn: psycopg.Connection[Any]) -> int:
+    """The ledger's highest position (0 when empty), read in the caller's transaction
+    (so inside a snapshot it is that snapshot's head). The one place this is asked."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        row = cur.execute(HEAD_POSITION).fetchone()
+    return int(row[0]) if row else 0
+
 
 SCHEMA: tuple[str, ...] = (
     """
@@ -140,7 +152,7 @@ def start_embedded(data_dir: Path) -> str:
 
 
 def resolve_url(database_url: str | None, data_dir: Path) -> str:
-    """A configured server wins; otherwise the embedded one (DESIGN.md §7)."""
+    """A configured server wins; otherwise the embedded one (README, "Configuration")."""
     if database_url:
         ensure_database(database_url)
         return database_url

@@ -3,7 +3,7 @@
 An ordinary, mutable table, kept apart from the immutable log so the log never holds an
 NHS number and a person can be erased without rewriting history: after ``erase`` the
 old ``patient_id`` is unlinkable, and a later event for the same NHS number opens a new
-``patient_id`` (DESIGN.md §11).
+``patient_id`` (docs/architecture.md, "No direct identifier").
 Connections come from the ledger's pool, so rows are dicts.
 """
 

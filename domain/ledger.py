@@ -24,7 +24,7 @@ from psycopg.rows import DictRow
 
 from domain import identity, merges
 from domain.contract import ContractError, Envelope, FieldError, envelope_content, parse_envelope
-from domain.database import library_env, migrate, resolve_url
+from domain.database import head_position, library_env, migrate, resolve_url
 from domain.integrity import Break, ChainLink, content_hash, first_break, head_digest
 from domain.journey import Journey, RecordedEvent, journey_event
 from domain.recorder import LedgerRecorder, LedgerWrite, PendingEvent, StateTranscoder
@@ -424,8 +424,7 @@ class Ledger(Application[UUID]):
 
     def head_position(self) -> int:
         with self.connection() as conn:
-            row = conn.execute("SELECT coalesce(max(position), 0) AS p FROM ledger_events")
-            return int(row.fetchone()["p"])
+            return head_position(conn)
 
     def counts_by_type(self) -> dict[str, int]:
         with self.connection() as conn:
@@ -546,11 +545,7 @@ class Ledger(Application[UUID]):
         """The ledger's head digest at a position (default: now), as ``(position, hex)``."""
         with self.connection() as conn:
             if at_position is None:
-                at_position = int(
-                    conn.execute(
-                        "SELECT coalesce(max(position), 0) AS p FROM ledger_events"
-                    ).fetchone()["p"]
-                )
+                at_position = head_position(conn)
             rows = conn.execute(
                 "SELECT DISTINCT ON (patient_id) patient_id, version, hash FROM ledger_events"
                 " WHERE position <= %s ORDER BY patient_id, version DESC",
@@ -572,7 +567,7 @@ SELECT_RECORDED = (
 
 
 def open_ledger(settings: Settings | None = None) -> Ledger:
-    """The ledger on the configured server, or on the embedded one (DESIGN.md §7)."""
+    """The ledger on the configured server, or on the embedded one (README, "Configuration")."""
     settings = settings or get_settings()
     url = resolve_url(settings.database_url, settings.data_dir)
     return Ledger(url, settings)
@@ -644,7 +639,7 @@ def _merged_numbers(valid: Sequence[_Valid]) -> list[str]:
 
 def _stored_merge(v: _Valid, patient_ids: Mapping[str, UUID]) -> _Valid:
     """A merge is stored (and hashed) naming the merged person's patient id, never the
-    NHS number the publisher sent (DESIGN.md §11); other items pass through."""
+    NHS number the publisher sent (docs/adt.md, "Person merges"); other items pass through."""
     if v.envelope.type != merges.MERGE_TYPE:
         return v
     data = dict(v.content["data"])

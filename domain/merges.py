@@ -10,7 +10,7 @@ stands:
 * folds read the survivor's stream plus the streams merged into it.
 
 Retracting the ``PatientsMerged`` (an ``EventRetracted`` naming it) undoes the merge;
-retracting that retraction restores it (DESIGN.md §11), so a merge's standing is the
+retracting that retraction restores it (docs/adt.md, "Person merges"), so a merge's standing is the
 fold of its *retraction tree*: an event is retracted when at least one retraction naming
 it is not itself retracted.
 
@@ -55,7 +55,9 @@ import psycopg
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
-MERGE_TYPE = "PatientsMerged"
+from domain.contract import EventType
+
+MERGE_TYPE: str = EventType.PATIENTS_MERGED.value
 MERGE_LOCK = 0x0CA3E_4E26  # pg_advisory_lock key: "merge decisions are being made"
 
 STANDING_UP = """
@@ -79,6 +81,17 @@ STANDING_DOWN = """
     )
     SELECT patient_id FROM down
 """
+
+
+def chain_root(patient: UUID, survivor: Callable[[UUID], UUID | None]) -> UUID:
+    """Up the chain of standing merges (``survivor(p)``: who ``p`` was merged into, or
+    None) to the person who stands for ``patient``. The one walk the ledger, the folds
+    and the reads share; the rules never make a cycle, and bad data must not loop."""
+    seen = {patient}
+    while (up := survivor(patient)) is not None and up not in seen:
+        patient = up
+        seen.add(up)
+    return patient
 
 
 @dataclass(slots=True)
@@ -107,13 +120,11 @@ class MergeState:
 
     def effective(self, patient: UUID) -> UUID:
         """The person a patient id stands for now: the root of its chain of merges."""
-        seen = {patient}
-        while patient in self.up:
-            patient = self.up[patient].survivor
-            if patient in seen:  # impossible by the rules; never loop on bad data
-                break
-            seen.add(patient)
-        return patient
+        return chain_root(patient, self._survivor)
+
+    def _survivor(self, patient: UUID) -> UUID | None:
+        merge = self.up.get(patient)
+        return merge.survivor if merge is not None else None
 
     def merge(self, event_id: UUID, merged: UUID, survivor: UUID) -> str | None:
         """Merge ``merged`` into ``survivor`` (already resolved to its root), or say why not."""
@@ -267,12 +278,8 @@ def serialised(conn: psycopg.Connection[DictRow]) -> Iterator[None]:
 def effective(conn: psycopg.Connection[DictRow], patient: UUID) -> UUID:
     """The person a patient id stands for now (itself unless merged)."""
     rows = conn.execute(STANDING_UP, ([patient],)).fetchall()
-    up = {r["merged_patient_id"]: r["survivor_patient_id"] for r in rows}
-    seen = {patient}
-    while patient in up and up[patient] not in seen:
-        patient = up[patient]
-        seen.add(patient)
-    return patient
+    up: dict[UUID, UUID] = {r["merged_patient_id"]: r["survivor_patient_id"] for r in rows}
+    return chain_root(patient, up.get)
 
 
 # The register's person for an NHS number, then up its chain of standing merges: one

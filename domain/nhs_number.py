@@ -1,4 +1,4 @@
-"""The NHS number's modulus-11 check (DESIGN.md §3 rule 5).
+"""The NHS number's modulus-11 check (docs/architecture.md, "No direct identifier").
 
 Publishers identify a person by NHS number; a mistyped number must be a clear error
 rather than a silently different person. The tenth digit is a check digit: weight the

@@ -24,14 +24,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 from uuid import UUID
 
-from domain.contract import EventType
+from domain.contract import EventType, by_type
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
-from projections.readmodel import ReadModel, Rows
-from projections.tables import TS, Index, table
+from projections.readmodel import ReadModel, Rows, named
+from projections.tables import JSONB, Index, table
 
 
 class CarePlan(NamedTuple):
@@ -46,33 +46,91 @@ class CarePlan(NamedTuple):
     last_reviewed_at: datetime | None
     reviews: int
     revisions: int
-    goals: tuple[dict[str, Any], ...]  # {goal_id, description, target_date?, status}
+    goals: Annotated[
+        tuple[dict[str, Any], ...], JSONB
+    ]  # {goal_id, description, target_date?, status}
     closed_at: datetime | None
     close_reason: str | None
     agreed_event_id: UUID
+
+
+class ReviewEpisode(NamedTuple):
+    """One row of ``evaluation_plan_reviews``: a care-plan review that fell (or will
+    fall) due, and how it ended: ``reviewed``, ``closed``, ``replaced`` or still open.
+    Kept by the evaluation read model; decided here, by the plans' own rules."""
+
+    patient_id: UUID
+    seq: int
+    plan_id: str
+    due: date
+    opened_at: datetime
+    reviewed_at: datetime | None
+    ended_at: datetime | None
+    ended_by: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class CarePlanFold:
     plans: tuple[CarePlan, ...]
     findings: tuple[Finding, ...]
+    episodes: tuple[ReviewEpisode, ...]  # every review that fell due, in order of opening
 
 
-_Plans = dict[str, dict[str, Any]]
-_Handler = Callable[[_Plans, RecordedEvent, list[Finding]], None]
+class _State:
+    """The fold's running state: the plans by id, findings, and review episodes (an
+    agreement opens one due on ``review_due``; a review ends it and opens the next, due
+    on ``next_review_due``; closing ends it unreviewed; agreeing again replaces it)."""
+
+    def __init__(self) -> None:
+        self.plans: dict[str, dict[str, Any]] = {}
+        self.findings: list[Finding] = []
+        self.episodes: list[dict[str, Any]] = []
+        self.open: dict[str, dict[str, Any]] = {}  # plan id -> its open review episode
+
+    def start_episode(self, plan_id: str, due: date, at: datetime) -> None:
+        episode = {
+            "plan_id": plan_id,
+            "due": due,
+            "opened_at": at,
+            "reviewed_at": None,
+            "ended_at": None,
+            "ended_by": None,
+        }
+        self.episodes.append(episode)
+        self.open[plan_id] = episode
+
+    def end_episode(self, plan_id: str, at: datetime, how: str) -> None:
+        episode = self.open.pop(plan_id, None)
+        if episode is not None:
+            episode["ended_at"] = at
+            episode["ended_by"] = how
+            if how == "reviewed":
+                episode["reviewed_at"] = at
+
+    def active(self, event: RecordedEvent) -> dict[str, Any] | None:
+        """The active plan the event names, or None (flagged: never agreed, or closed)."""
+        plan_id = str(event.data["plan_id"])
+        plan = self.plans.get(plan_id)
+        if plan is None or plan["status"] != "active":
+            state = "is closed" if plan is not None else "was never agreed"
+            self.findings.append(Finding("unknown_plan", event, f"care plan {plan_id} {state}"))
+            return None
+        return plan
+
+
+_Handler = Callable[[_State, RecordedEvent], None]
 
 
 def fold(person: PersonEvents) -> CarePlanFold:
     """The person's care plans in order of agreement, and findings (module docstring)."""
-    plans: _Plans = {}
-    findings: list[Finding] = []
+    state = _State()
     for event in person.effective:
-        handler = ON.get(event.type)
-        if handler is not None:
-            handler(plans, event, findings)
+        if event.type in ON:  # most events are not this model's: the cheapest test first
+            ON[event.type](state, event)
+    pid = person.patient_id
     rows = tuple(
         CarePlan(
-            person.patient_id,
+            pid,
             plan_id,
             p["status"],
             p["agreed_at"],
@@ -86,52 +144,61 @@ def fold(person: PersonEvents) -> CarePlanFold:
             p["close_reason"],
             p["agreed_event_id"],
         )
-        for plan_id, p in plans.items()
+        for plan_id, p in state.plans.items()
     )
-    return CarePlanFold(rows, tuple(findings))
+    episodes = tuple(
+        ReviewEpisode(
+            pid,
+            seq,
+            e["plan_id"],
+            e["due"],
+            e["opened_at"],
+            e["reviewed_at"],
+            e["ended_at"],
+            e["ended_by"],
+        )
+        for seq, e in enumerate(state.episodes)
+    )
+    return CarePlanFold(rows, tuple(state.findings), episodes)
 
 
-def _agree(plans: _Plans, event: RecordedEvent, findings: list[Finding]) -> None:
+def _agree(state: _State, event: RecordedEvent) -> None:
     plan_id = str(event.data["plan_id"])
-    if plan_id in plans:
-        findings.append(
+    if plan_id in state.plans:
+        state.findings.append(
             Finding("plan_agreed_again", event, f"care plan {plan_id} was already agreed")
         )
-        del plans[plan_id]  # re-agreed: it moves to its new place in the order
-    plans[plan_id] = _agreed(event)
+        del state.plans[plan_id]  # re-agreed: it moves to its new place in the order
+    plan = _agreed(event)
+    state.plans[plan_id] = plan
+    state.end_episode(plan_id, event.occurred_at, "replaced")
+    state.start_episode(plan_id, plan["review_due"], event.occurred_at)
 
 
-def _active(plans: _Plans, event: RecordedEvent, findings: list[Finding]) -> dict[str, Any] | None:
-    """The active plan the event names, or None (flagged: never agreed, or closed)."""
-    plan_id = str(event.data["plan_id"])
-    plan = plans.get(plan_id)
-    if plan is None or plan["status"] != "active":
-        state = "is closed" if plan is not None else "was never agreed"
-        findings.append(Finding("unknown_plan", event, f"care plan {plan_id} {state}"))
-        return None
-    return plan
-
-
-def _revised(plans: _Plans, event: RecordedEvent, findings: list[Finding]) -> None:
-    plan = _active(plans, event, findings)
+def _revised(state: _State, event: RecordedEvent) -> None:
+    plan = state.active(event)
     if plan is not None:
-        _revise(plan, event, findings)
+        _revise(plan, event, state.findings)
 
 
-def _reviewed(plans: _Plans, event: RecordedEvent, findings: list[Finding]) -> None:
-    plan = _active(plans, event, findings)
+def _reviewed(state: _State, event: RecordedEvent) -> None:
+    plan = state.active(event)
     if plan is not None:
         plan["last_reviewed_at"] = event.occurred_at
         plan["review_due"] = date.fromisoformat(str(event.data["next_review_due"]))
         plan["reviews"] += 1
+        plan_id = str(event.data["plan_id"])
+        state.end_episode(plan_id, event.occurred_at, "reviewed")
+        state.start_episode(plan_id, plan["review_due"], event.occurred_at)
 
 
-def _closed(plans: _Plans, event: RecordedEvent, findings: list[Finding]) -> None:
-    plan = _active(plans, event, findings)
+def _closed(state: _State, event: RecordedEvent) -> None:
+    plan = state.active(event)
     if plan is not None:
         plan["status"] = "closed"
         plan["closed_at"] = event.occurred_at
         plan["close_reason"] = event.data.get("reason")
+        state.end_episode(str(event.data["plan_id"]), event.occurred_at, "closed")
 
 
 def _goal(goal: dict[str, Any], status: str = "open") -> dict[str, Any]:
@@ -192,61 +259,28 @@ def review_overdue(plan: CarePlan, today: date) -> bool:
 
 
 # The dispatch table; every other fact says nothing about care plans.
-ON: dict[str, _Handler] = {
-    EventType.CARE_PLAN_AGREED: _agree,
-    EventType.CARE_PLAN_REVISED: _revised,
-    EventType.CARE_PLAN_REVIEWED: _reviewed,
-    EventType.CARE_PLAN_CLOSED: _closed,
-}
-IGNORES = frozenset(
+ON: dict[str, _Handler] = by_type(
     {
-        EventType.PATIENT_REGISTERED,
-        EventType.CASE_IDENTIFIED,
-        EventType.REFERRAL_MADE,
-        EventType.REFERRAL_ACCEPTED,
-        EventType.REFERRAL_DECLINED,
-        EventType.FIRST_CONTACT_MADE,
-        EventType.COORDINATOR_ASSIGNED,
-        EventType.COORDINATOR_HANDED_OFF,
-        EventType.COORDINATOR_RELEASED,
-        EventType.ADMITTED,
-        EventType.TRANSFERRED,
-        EventType.DISCHARGED,
-        EventType.ADMISSION_CANCELLED,
-        EventType.TRANSFER_CANCELLED,
-        EventType.DISCHARGE_CANCELLED,
-        EventType.CONTACT_RECORDED,
-        EventType.CARE_TEAM_MEMBER_JOINED,
-        EventType.CARE_TEAM_MEMBER_LEFT,
-        EventType.CARER_RECORDED,
-        EventType.OUTCOME_RECORDED,
-        EventType.JOURNEY_CLOSED,
-        EventType.EVENT_RETRACTED,
-        EventType.PATIENTS_MERGED,
-        EventType.DISCHARGE_READY,
-        EventType.PERSON_INFORMED,
-        EventType.ALERT_ACKNOWLEDGED,
+        EventType.CARE_PLAN_AGREED: _agree,
+        EventType.CARE_PLAN_REVISED: _revised,
+        EventType.CARE_PLAN_REVIEWED: _reviewed,
+        EventType.CARE_PLAN_CLOSED: _closed,
     }
+)
+IGNORES = named(
+    """
+    PatientRegistered CaseIdentified ReferralMade ReferralAccepted ReferralDeclined
+    FirstContactMade CoordinatorAssigned CoordinatorHandedOff CoordinatorReleased Admitted
+    Transferred Discharged AdmissionCancelled TransferCancelled DischargeCancelled
+    ContactRecorded CareTeamMemberJoined CareTeamMemberLeft CarerRecorded OutcomeRecorded
+    JourneyClosed EventRetracted PatientsMerged DischargeReady PersonInformed
+    AlertAcknowledged
+    """
 )
 
 CARE_PLANS = table(
     "care_plan_status",
     CarePlan,
-    {
-        "patient_id": "uuid NOT NULL",
-        "plan_id": "text NOT NULL",
-        "status": "text NOT NULL",
-        "agreed_at": f"{TS} NOT NULL",
-        "agreed_with": "text NOT NULL",
-        "review_due": "date NOT NULL",
-        "last_reviewed_at": TS,
-        "reviews": "integer NOT NULL",
-        "revisions": "integer NOT NULL",
-        "goals": "jsonb",
-        "closed_at": TS,
-        "close_reason": "text",
-        "agreed_event_id": "uuid NOT NULL",
-    },
     Index("key", "patient_id, plan_id", unique=True),
 )
 

@@ -1,6 +1,6 @@
 """Coordinator assignments: who coordinates a person, over time (a pure fold).
 
-Rules (DESIGN.md §11 "Coordinators" and "Journeys"):
+Rules (docs/projections.md, "The read models"):
 
 * A journey opens at ``PatientRegistered`` and closes at ``JourneyClosed``; a later
   registration opens a new one. Intervals exist only inside an open journey.
@@ -33,11 +33,11 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from domain.contract import EventType
+from domain.contract import EventType, by_type
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
-from projections.readmodel import ReadModel, Rows
-from projections.tables import TS, Index, table
+from projections.readmodel import ReadModel, Rows, named
+from projections.tables import Index, Position, table
 
 REGISTERED = EventType.PATIENT_REGISTERED
 ASSIGNED = EventType.COORDINATOR_ASSIGNED
@@ -82,7 +82,7 @@ class Coordination(NamedTuple):
     unnamed_since: datetime | None
     first_named_at: datetime | None
     handoffs: int
-    position: int
+    position: Position
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +106,10 @@ def fold(person: PersonEvents) -> CoordinatorFold:
     """The person's coordinator intervals, status row and findings (module docstring)."""
     state = _State(person.patient_id)
     for event in person.effective:
-        state.apply(event)
+        if event.type in ON:
+            ON[event.type](state, event)
+        elif not state.open:  # one of FACTS: inline, as most events are
+            state.outside(event)
     intervals = list(state.intervals)
     if state.current is not None:
         since, who, named, opener = state.current
@@ -215,20 +218,18 @@ class _State:
 
     # -- the facts ----------------------------------------------------------------------
 
-    def apply(self, event: RecordedEvent) -> None:
-        handler = ON.get(event.type)
-        if handler is not None:
-            handler(self, event)
+    def outside(self, event: RecordedEvent) -> None:
+        """A fact (not a registration or closure) while no journey is open: flagged."""
+        self._flag(
+            "outside_journey",
+            event,
+            f"{event.type} occurred while no journey was open "
+            f"({'after it closed' if self.ever_opened else 'before registration'})",
+        )
 
     def _fact(self, event: RecordedEvent) -> None:
-        """Any fact but a registration or closure: flagged outside an open journey."""
         if not self.open:
-            self._flag(
-                "outside_journey",
-                event,
-                f"{event.type} occurred while no journey was open "
-                f"({'after it closed' if self.ever_opened else 'before registration'})",
-            )
+            self.outside(event)
 
     def _assigned(self, event: RecordedEvent) -> None:
         self._fact(event)
@@ -328,84 +329,39 @@ _Handler = Callable[[_State, RecordedEvent], None]
 
 # The dispatch table: what each standing fact does to the state. Every other fact only
 # has to occur inside an open journey; corrections never reach a fold (fold.prepare).
-ON: dict[str, _Handler] = {
-    REGISTERED: _State._register,
-    CLOSED: _State._close_journey,
-    ASSIGNED: _State._assigned,
-    HANDED_OFF: _State._handed_off,
-    RELEASED: _State._released,
-    EventType.CASE_IDENTIFIED: _State._fact,
-    EventType.REFERRAL_MADE: _State._fact,
-    EventType.REFERRAL_ACCEPTED: _State._fact,
-    EventType.REFERRAL_DECLINED: _State._fact,
-    EventType.FIRST_CONTACT_MADE: _State._fact,
-    EventType.ADMITTED: _State._fact,
-    EventType.TRANSFERRED: _State._fact,
-    EventType.DISCHARGED: _State._fact,
-    EventType.CONTACT_RECORDED: _State._fact,
-    EventType.CARE_PLAN_AGREED: _State._fact,
-    EventType.CARE_PLAN_REVISED: _State._fact,
-    EventType.CARE_PLAN_REVIEWED: _State._fact,
-    EventType.CARE_PLAN_CLOSED: _State._fact,
-    EventType.CARE_TEAM_MEMBER_JOINED: _State._fact,
-    EventType.CARE_TEAM_MEMBER_LEFT: _State._fact,
-    EventType.CARER_RECORDED: _State._fact,
-    EventType.OUTCOME_RECORDED: _State._fact,
-    EventType.DISCHARGE_READY: _State._fact,
-    EventType.PERSON_INFORMED: _State._fact,
-    EventType.ALERT_ACKNOWLEDGED: _State._fact,
-}
-IGNORES = frozenset(
+ON: dict[str, _Handler] = by_type(
     {
-        EventType.EVENT_RETRACTED,
-        EventType.PATIENTS_MERGED,
-        EventType.ADMISSION_CANCELLED,
-        EventType.TRANSFER_CANCELLED,
-        EventType.DISCHARGE_CANCELLED,
+        REGISTERED: _State._register,
+        CLOSED: _State._close_journey,
+        ASSIGNED: _State._assigned,
+        HANDED_OFF: _State._handed_off,
+        RELEASED: _State._released,
     }
+)
+# Every other fact is only checked to occur inside an open journey (``fold`` does it
+# inline for any type not in ``ON``).
+FACTS = named(
+    """
+    CaseIdentified ReferralMade ReferralAccepted ReferralDeclined FirstContactMade Admitted
+    Transferred Discharged ContactRecorded CarePlanAgreed CarePlanRevised CarePlanReviewed
+    CarePlanClosed CareTeamMemberJoined CareTeamMemberLeft CarerRecorded OutcomeRecorded
+    DischargeReady PersonInformed AlertAcknowledged
+    """
+)
+IGNORES = named(
+    """
+    EventRetracted PatientsMerged AdmissionCancelled TransferCancelled DischargeCancelled
+    """
 )
 
 INTERVALS = table(
     "coordinator_intervals",
     Interval,
-    {
-        "patient_id": "uuid NOT NULL",
-        "seq": "integer NOT NULL",
-        "valid_from": f"{TS} NOT NULL",
-        "valid_to": TS,
-        "coordinator_id": "text NOT NULL",
-        "role": "text NOT NULL",
-        "organisation": "text NOT NULL",
-        "setting": "text NOT NULL",
-        "named": "boolean NOT NULL",
-        "opened_by": "uuid NOT NULL",
-        "opened_by_type": "text NOT NULL",
-        "closed_by": "uuid",
-        "closed_by_type": "text",
-    },
     Index("key", "patient_id, seq", unique=True),
 )
 STATUS = table(
     "coordination_status",
     Coordination,
-    {
-        "patient_id": "uuid NOT NULL",
-        "journey": "text NOT NULL",
-        "opened_at": TS,
-        "closed_at": TS,
-        "practice": "text",
-        "gp_id": "text",
-        "coordinator_id": "text",
-        "role": "text",
-        "organisation": "text",
-        "setting": "text",
-        "named": "boolean NOT NULL",
-        "since": TS,
-        "unnamed_since": TS,
-        "first_named_at": TS,
-        "handoffs": "integer NOT NULL",
-        "position": "bigint NOT NULL",
-    },
     Index("key", "patient_id", unique=True),
     Index("caseload", "coordinator_id", where="named AND journey = 'open'"),
     Index("unassigned", "unnamed_since", where="journey = 'open' AND NOT named"),
@@ -419,7 +375,7 @@ def _rows(result: CoordinatorFold) -> Rows:
 MODEL: ReadModel[CoordinatorFold] = ReadModel(
     "coordinators",
     (INTERVALS, STATUS),
-    frozenset(ON),
+    frozenset(ON) | FACTS,
     IGNORES,
     lambda person, _folds: fold(person),
     _rows,

@@ -1,6 +1,6 @@
 """The shared ordering of one person's events, before any read model looks at them.
 
-Every read model is a pure fold (DESIGN.md §10): a plain function from one person's
+Every read model is a pure fold (docs/architecture.md): a plain function from one person's
 recorded events to that person's rows. They all start from ``prepare``, which settles
 once, for every fold, what the events *mean*:
 
@@ -17,7 +17,7 @@ once, for every fold, what the events *mean*:
   ledger, so deciding from the highest position down settles every chain in one pass.
   Retractions are corrections of the record, not facts in occurred time: they apply
   whatever their own ``occurred_at``.
-* **Cancels** (HL7 A11/A12/A13, DESIGN.md §11): each standing cancel, in occurred order,
+* **Cancels** (HL7 A11/A12/A13, docs/adt.md): each standing cancel, in occurred order,
   voids the latest not-yet-cancelled standing event of its kind (Admitted, Transferred,
   Discharged) for the same ``encounter_id`` that occurred at or before it. A cancel with
   no such target is kept and flagged; it applies as soon as the target is recorded,
@@ -39,16 +39,21 @@ from typing import NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from domain.contract import EventType, by_type
 from domain.journey import RecordedEvent
+from domain.merges import chain_root
 from domain.settings import Settings
 
-RETRACTION = "EventRetracted"
-MERGE = "PatientsMerged"
-CANCELS: dict[str, str] = {
-    "AdmissionCancelled": "Admitted",
-    "TransferCancelled": "Transferred",
-    "DischargeCancelled": "Discharged",
-}
+# Plain names (not enum members): every event is compared with these (``by_type``).
+RETRACTION: str = EventType.EVENT_RETRACTED.value
+MERGE: str = EventType.PATIENTS_MERGED.value
+CANCELS: dict[str, str] = by_type(
+    {
+        EventType.ADMISSION_CANCELLED: EventType.ADMITTED.value,
+        EventType.TRANSFER_CANCELLED: EventType.TRANSFERRED.value,
+        EventType.DISCHARGE_CANCELLED: EventType.DISCHARGED.value,
+    }
+)
 CORRECTIONS = frozenset({RETRACTION, MERGE, *CANCELS})
 
 STANDING = "recorded"
@@ -59,7 +64,8 @@ CANCELLED = "cancelled"
 @dataclass(frozen=True, slots=True)
 class FoldConfig:
     """What the folds need beyond the events: the zone calendar days are counted in
-    (DESIGN.md §6) and how far out of order an arrival must be to count as late."""
+    (docs/measures.md, "Calendar days") and how far out of order an arrival must be to count as
+    late."""
 
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/London"))
     late_after: timedelta = timedelta(days=7)
@@ -255,11 +261,7 @@ def _survivors(
 
 
 def _root(patient: UUID, survivor_of: dict[UUID, UUID]) -> UUID:
-    seen = {patient}
-    while patient in survivor_of and survivor_of[patient] not in seen:
-        patient = survivor_of[patient]
-        seen.add(patient)
-    return patient
+    return chain_root(patient, survivor_of.get)
 
 
 def _streams(

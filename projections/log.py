@@ -20,6 +20,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
+from domain.database import head_position
 from domain.journey import RecordedEvent
 
 Loads = Callable[[bytes], dict[str, Any]]
@@ -167,8 +168,7 @@ def all_streams(
 
 def head(conn: psycopg.Connection[Any]) -> int:
     """The ledger's highest position (0 when empty)."""
-    row = conn.execute("SELECT coalesce(max(position), 0) FROM ledger_events").fetchone()
-    return int(row[0]) if row else 0
+    return head_position(conn)
 
 
 def merge_component(conn: psycopg.Connection[Any], people: Iterable[UUID]) -> set[UUID]:

@@ -1,9 +1,9 @@
 """Data-quality findings: what the other folds noticed, in one list per person.
 
 The ledger records every well-formed fact and flags inconsistencies instead of refusing
-them (DESIGN.md §3 rule 2). Each fold reports what it could not make sense of; this fold
-gathers them, ordered like the timeline (occurred time, then position), so an auditor
-or a data-quality dashboard reads them in one place. Kinds:
+them (docs/architecture.md, "Never lose a well-formed fact"). Each fold reports what it could
+not make sense of; this fold gathers them, ordered like the timeline (occurred time, then
+position), so an auditor or a data-quality dashboard reads them in one place. Kinds:
 
 ===============================  ===========================================================
 ``retracted``                    the event was retracted (it counts nowhere else)
@@ -35,7 +35,7 @@ from uuid import UUID
 from projections import care_plans, coordinators, referrals, timeline
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import EVERY_TYPE, Folds, ReadModel, Rows
-from projections.tables import TS, Index, table
+from projections.tables import Index, Position, table
 
 
 class QualityFinding(NamedTuple):
@@ -46,7 +46,7 @@ class QualityFinding(NamedTuple):
     kind: str
     event_id: UUID
     event_type: str
-    position: int
+    position: Position
     occurred_at: datetime
     recorded_at: datetime
     detail: str
@@ -98,17 +98,6 @@ def _fold(person: PersonEvents, folds: Folds) -> tuple[QualityFinding, ...]:
 FINDINGS = table(
     "quality_findings",
     QualityFinding,
-    {
-        "patient_id": "uuid NOT NULL",
-        "seq": "integer NOT NULL",
-        "kind": "text NOT NULL",
-        "event_id": "uuid NOT NULL",
-        "event_type": "text NOT NULL",
-        "position": "bigint NOT NULL",
-        "occurred_at": f"{TS} NOT NULL",
-        "recorded_at": f"{TS} NOT NULL",
-        "detail": "text NOT NULL",
-    },
     Index("key", "patient_id, seq", unique=True),
     Index("kind", "kind"),
     Index("position", "position, seq"),  # a publisher's findings, in ledger order

@@ -29,6 +29,12 @@ Rows = Mapping[str, Sequence[Any]]  # table name -> the person's rows (NamedTupl
 EVERY_TYPE: frozenset[EventType] = frozenset(EventType)
 
 
+def named(types: str) -> frozenset[EventType]:
+    """Event types by name, separated by spaces (a name not in the contract fails at
+    import): how a model lists the types it ignores, short enough to read at a glance."""
+    return frozenset(EventType(name) for name in types.split())
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ReadModel(Generic[R]):
     """One projection: its name (``projection_positions.name``), its tables, the event

@@ -9,8 +9,8 @@ order) is flagged ``unknown_referral`` and ignored; a second ``ReferralMade`` of
 same id is flagged ``repeated_referral`` and ignored.
 
 ``wait_days`` is referral to first contact in calendar days in the configured zone
-(DESIGN.md §6); a referral still waiting has none: its wait so far depends on the day it
-is asked, and the queries compute it (an incomplete wait, reported, never dropped).
+(docs/measures.md, "Calendar days"); a referral still waiting has none: its wait so far depends
+on the day it is asked, and the queries compute it (an incomplete wait, reported, never dropped).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from domain.contract import EventType
+from domain.contract import EventType, by_type
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
-from projections.readmodel import ReadModel, Rows
-from projections.tables import TS, Index, table
+from projections.readmodel import ReadModel, Rows, named
+from projections.tables import Index, table
 
 
 class Referral(NamedTuple):
@@ -55,11 +55,13 @@ class ReferralFold:
 
 
 # The event that moves a referral on -> the column it sets (the first one counts).
-STEPS: dict[str, str] = {
-    EventType.REFERRAL_ACCEPTED: "accepted_at",
-    EventType.REFERRAL_DECLINED: "declined_at",
-    EventType.FIRST_CONTACT_MADE: "first_contact_at",
-}
+STEPS: dict[str, str] = by_type(
+    {
+        EventType.REFERRAL_ACCEPTED: "accepted_at",
+        EventType.REFERRAL_DECLINED: "declined_at",
+        EventType.FIRST_CONTACT_MADE: "first_contact_at",
+    }
+)
 
 _Found = dict[str, dict[str, Any]]
 _Handler = Callable[[_Found, RecordedEvent, list[Finding]], None]
@@ -92,15 +94,12 @@ def _step(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
     column = STEPS[event.type]
     if referral[column] is None:
         referral[column] = event.occurred_at
-        if event.type == EventType.REFERRAL_DECLINED:
+        if event.type == EventType.REFERRAL_DECLINED.value:
             referral["decline_reason"] = event.data.get("reason")
 
 
 # The dispatch table; every other fact says nothing about referrals.
-ON: dict[str, _Handler] = {
-    EventType.REFERRAL_MADE: _made,
-    **{kind: _step for kind in STEPS},
-}
+ON: dict[str, _Handler] = {EventType.REFERRAL_MADE.value: _made, **dict.fromkeys(STEPS, _step)}
 
 
 def fold(person: PersonEvents) -> ReferralFold:
@@ -109,9 +108,8 @@ def fold(person: PersonEvents) -> ReferralFold:
     found: _Found = {}
     findings: list[Finding] = []
     for event in person.effective:
-        handler = ON.get(event.type)
-        if handler is not None:
-            handler(found, event, findings)
+        if event.type in ON:  # most events are not this model's: the cheapest test first
+            ON[event.type](found, event, findings)
     rows = []
     for referral_id, r in found.items():
         made = r["event"]
@@ -158,57 +156,20 @@ def is_open(referral: Referral) -> bool:
     return referral.status in ("open", "accepted")
 
 
-IGNORES = frozenset(
-    {
-        EventType.PATIENT_REGISTERED,
-        EventType.CASE_IDENTIFIED,
-        EventType.COORDINATOR_ASSIGNED,
-        EventType.COORDINATOR_HANDED_OFF,
-        EventType.COORDINATOR_RELEASED,
-        EventType.ADMITTED,
-        EventType.TRANSFERRED,
-        EventType.DISCHARGED,
-        EventType.ADMISSION_CANCELLED,
-        EventType.TRANSFER_CANCELLED,
-        EventType.DISCHARGE_CANCELLED,
-        EventType.CONTACT_RECORDED,
-        EventType.CARE_PLAN_AGREED,
-        EventType.CARE_PLAN_REVISED,
-        EventType.CARE_PLAN_REVIEWED,
-        EventType.CARE_PLAN_CLOSED,
-        EventType.CARE_TEAM_MEMBER_JOINED,
-        EventType.CARE_TEAM_MEMBER_LEFT,
-        EventType.CARER_RECORDED,
-        EventType.OUTCOME_RECORDED,
-        EventType.JOURNEY_CLOSED,
-        EventType.EVENT_RETRACTED,
-        EventType.PATIENTS_MERGED,
-        EventType.DISCHARGE_READY,
-        EventType.PERSON_INFORMED,
-        EventType.ALERT_ACKNOWLEDGED,
-    }
+IGNORES = named(
+    """
+    PatientRegistered CaseIdentified CoordinatorAssigned CoordinatorHandedOff
+    CoordinatorReleased Admitted Transferred Discharged AdmissionCancelled TransferCancelled
+    DischargeCancelled ContactRecorded CarePlanAgreed CarePlanRevised CarePlanReviewed
+    CarePlanClosed CareTeamMemberJoined CareTeamMemberLeft CarerRecorded OutcomeRecorded
+    JourneyClosed EventRetracted PatientsMerged DischargeReady PersonInformed
+    AlertAcknowledged
+    """
 )
 
 REFERRALS = table(
     "referral_status",
     Referral,
-    {
-        "patient_id": "uuid NOT NULL",
-        "referral_id": "text NOT NULL",
-        "made_at": f"{TS} NOT NULL",
-        "to_organisation": "text NOT NULL",
-        "service": "text NOT NULL",
-        "setting": "text NOT NULL",
-        "priority": "text NOT NULL",
-        "reason": "text",
-        "status": "text NOT NULL",
-        "accepted_at": TS,
-        "declined_at": TS,
-        "decline_reason": "text",
-        "first_contact_at": TS,
-        "wait_days": "integer",
-        "made_event_id": "uuid NOT NULL",
-    },
     Index("key", "patient_id, referral_id", unique=True),
 )
 

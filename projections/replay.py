@@ -1,8 +1,8 @@
 """The auditor's replay: one person's state as at occurred time T, as the ledger knew it
 at time K, computed by the same folds as the projections (never read from the tables).
 
-``known_at`` keeps the events recorded at or before K (``recorded_at <= K``, DESIGN.md
-§3 rule 4), so corrections recorded after K (retractions, cancels, merges) are not yet
+``known_at`` keeps the events recorded at or before K (``recorded_at <= K``, docs/architecture.md,
+"Two clocks"), so corrections recorded after K (retractions, cancels, merges) are not yet
 applied; ``as_of`` then cuts what occurred after T. Corrections known at K apply whatever
 their own occurred time: a retraction says the target was never true, so it is gone
 from the answer about any T. Hand it the person's history, e.g.

@@ -44,6 +44,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from domain.database import head_position
 from domain.ledger import Ledger
 from projections import catalog, log
 from projections.batches import batch_end, fold_people, touched_between, write_rows
@@ -251,10 +252,7 @@ def status(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     """Each projection's name, position, the ledger head and the lag (head - position),
     with when it last moved and was last rebuilt. Works on any psycopg connection."""
     with conn.cursor(row_factory=dict_row) as cur:
-        head_row = cur.execute(
-            "SELECT coalesce(max(position), 0) AS head FROM ledger_events"
-        ).fetchone()
-        head = int(head_row["head"]) if head_row else 0
+        head = head_position(conn)
         exists = cur.execute(
             "SELECT to_regclass('projection_positions') IS NOT NULL AS ok"
         ).fetchone()

@@ -1,7 +1,8 @@
 """How read-model rows are stored: one PostgreSQL table per row type.
 
-A ``Table`` pairs a fold's row type (a ``NamedTuple``, fields in column order) with SQL
-types and indexes, so the DDL, the bulk writes and the JSON shapes cannot drift apart.
+A ``Table`` is made from a fold's row type (a ``NamedTuple``, fields in column order,
+SQL types from the field annotations) and its indexes, so the row type is the one
+declaration of the DDL, the bulk writes and the JSON shapes.
 Every table starts with ``patient_id``: the runner replaces a person's rows by deleting
 them and writing the fold's new ones. Tables are created without their indexes when a
 rebuild loads them (bulk load first, index once), and with them otherwise; every
@@ -14,7 +15,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 from uuid import UUID
 
 from psycopg import Copy, Cursor, sql
@@ -121,9 +123,47 @@ class Table:
         )
 
 
-def table(name: str, row: Any, types: dict[str, str], *indexes: Index) -> Table:
-    """A table for a ``NamedTuple`` row type; ``types`` gives every field's SQL type."""
+# Python type of a row field -> its column's SQL type. ``X | None`` is nullable, any
+# other field NOT NULL; ``Annotated[X, "sql type"]`` says the column's type outright.
+SQL_TYPES: dict[Any, str] = {
+    UUID: "uuid",
+    str: "text",
+    int: "integer",
+    bool: "boolean",
+    float: "double precision",
+    date: "date",
+    datetime: TS,
+}
+BIGINT = "bigint NOT NULL"
+JSONB = "jsonb"  # nullable: an empty list is stored as it is, never refused
+Position = Annotated[int, BIGINT]  # a ledger position
+
+
+def sql_types(row: Any) -> dict[str, str]:
+    """Each field of a ``NamedTuple`` row type and its column's SQL type (``SQL_TYPES``)."""
+    out: dict[str, str] = {}
+    for field, hint in get_type_hints(row, include_extras=True).items():
+        if get_origin(hint) is Annotated:
+            out[field] = hint.__metadata__[0]
+            continue
+        args = get_args(hint)
+        nullable = isinstance(hint, UnionType) and type(None) in args
+        base = next(a for a in args if a is not type(None)) if nullable else hint
+        if base not in SQL_TYPES:
+            raise TypeError(f"{row.__name__}.{field}: no SQL type for {hint!r}; annotate it")
+        out[field] = SQL_TYPES[base] + ("" if nullable else " NOT NULL")
+    return out
+
+
+def table(name: str, row: Any, *spec: dict[str, str] | Index) -> Table:
+    """A table for a ``NamedTuple`` row type: the columns are its fields in order, typed
+    from their annotations (``sql_types``), so the row is the one declaration of the
+    table. A dict of ``{field: SQL type}`` before the indexes is still accepted and must
+    name every field."""
     fields = tuple(row._fields)
+    given = [s for s in spec if isinstance(s, dict)]
+    indexes = tuple(s for s in spec if isinstance(s, Index))
+    types = given[0] if given else sql_types(row)
     missing = set(fields) ^ set(types)
     if missing:
         raise ValueError(f"{name}: SQL types do not match the row fields: {sorted(missing)}")

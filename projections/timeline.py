@@ -22,14 +22,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 from uuid import UUID
 
-from domain.contract import EventType
+from domain.contract import EventType, by_type
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows
-from projections.tables import TS, Index, table
+from projections.tables import JSONB, Index, Position, table
 
 
 class TimelineEntry(NamedTuple):
@@ -37,7 +37,7 @@ class TimelineEntry(NamedTuple):
 
     patient_id: UUID
     seq: int
-    position: int
+    position: Position
     event_id: UUID
     stream_patient_id: UUID
     type: str
@@ -66,7 +66,7 @@ class Spell(NamedTuple):
     discharged_at: datetime | None
     destination: str | None
     length_of_stay_days: int | None
-    transfers: tuple[dict[str, Any], ...]
+    transfers: Annotated[tuple[dict[str, Any], ...], JSONB]
     admitted_event_id: UUID
     discharged_event_id: UUID | None
     status: str  # "open" or "closed"
@@ -81,40 +81,47 @@ class TimelineFold:
 
 # The dispatch table: every event type's coarse kind (its summary is in _SUMMARIES).
 # The timeline shows every event, corrections included, so no type is ignored.
-KINDS: dict[str, str] = {
-    EventType.PATIENT_REGISTERED: "journey",
-    EventType.JOURNEY_CLOSED: "journey",
-    EventType.PATIENTS_MERGED: "journey",
-    EventType.CASE_IDENTIFIED: "identification",
-    EventType.REFERRAL_MADE: "referral",
-    EventType.REFERRAL_ACCEPTED: "referral",
-    EventType.REFERRAL_DECLINED: "referral",
-    EventType.FIRST_CONTACT_MADE: "referral",
-    EventType.COORDINATOR_ASSIGNED: "coordination",
-    EventType.COORDINATOR_HANDED_OFF: "coordination",
-    EventType.COORDINATOR_RELEASED: "coordination",
-    EventType.ADMITTED: "hospital",
-    EventType.TRANSFERRED: "hospital",
-    EventType.DISCHARGED: "hospital",
-    EventType.ADMISSION_CANCELLED: "hospital",
-    EventType.TRANSFER_CANCELLED: "hospital",
-    EventType.DISCHARGE_CANCELLED: "hospital",
-    EventType.CONTACT_RECORDED: "contact",
-    EventType.CARE_PLAN_AGREED: "care_plan",
-    EventType.CARE_PLAN_REVISED: "care_plan",
-    EventType.CARE_PLAN_REVIEWED: "care_plan",
-    EventType.CARE_PLAN_CLOSED: "care_plan",
-    EventType.CARE_TEAM_MEMBER_JOINED: "care_team",
-    EventType.CARE_TEAM_MEMBER_LEFT: "care_team",
-    EventType.CARER_RECORDED: "carer",
-    EventType.OUTCOME_RECORDED: "outcome",
-    EventType.EVENT_RETRACTED: "correction",
-    EventType.DISCHARGE_READY: "hospital",
-    EventType.PERSON_INFORMED: "coordination",
-    EventType.ALERT_ACKNOWLEDGED: "alert",
-}
+KINDS: dict[str, str] = by_type(
+    {
+        EventType.PATIENT_REGISTERED: "journey",
+        EventType.JOURNEY_CLOSED: "journey",
+        EventType.PATIENTS_MERGED: "journey",
+        EventType.CASE_IDENTIFIED: "identification",
+        EventType.REFERRAL_MADE: "referral",
+        EventType.REFERRAL_ACCEPTED: "referral",
+        EventType.REFERRAL_DECLINED: "referral",
+        EventType.FIRST_CONTACT_MADE: "referral",
+        EventType.COORDINATOR_ASSIGNED: "coordination",
+        EventType.COORDINATOR_HANDED_OFF: "coordination",
+        EventType.COORDINATOR_RELEASED: "coordination",
+        EventType.ADMITTED: "hospital",
+        EventType.TRANSFERRED: "hospital",
+        EventType.DISCHARGED: "hospital",
+        EventType.ADMISSION_CANCELLED: "hospital",
+        EventType.TRANSFER_CANCELLED: "hospital",
+        EventType.DISCHARGE_CANCELLED: "hospital",
+        EventType.CONTACT_RECORDED: "contact",
+        EventType.CARE_PLAN_AGREED: "care_plan",
+        EventType.CARE_PLAN_REVISED: "care_plan",
+        EventType.CARE_PLAN_REVIEWED: "care_plan",
+        EventType.CARE_PLAN_CLOSED: "care_plan",
+        EventType.CARE_TEAM_MEMBER_JOINED: "care_team",
+        EventType.CARE_TEAM_MEMBER_LEFT: "care_team",
+        EventType.CARER_RECORDED: "carer",
+        EventType.OUTCOME_RECORDED: "outcome",
+        EventType.EVENT_RETRACTED: "correction",
+        EventType.DISCHARGE_READY: "hospital",
+        EventType.PERSON_INFORMED: "coordination",
+        EventType.ALERT_ACKNOWLEDGED: "alert",
+    }
+)
 
-SPELL_TYPES = frozenset({EventType.ADMITTED, EventType.TRANSFERRED, EventType.DISCHARGED})
+# Plain names (not enum members) where every event is compared: see ``by_type``.
+ADMITTED: str = EventType.ADMITTED.value
+TRANSFERRED: str = EventType.TRANSFERRED.value
+DISCHARGED: str = EventType.DISCHARGED.value
+RETRACTED_TYPE: str = EventType.EVENT_RETRACTED.value
+SPELL_TYPES = frozenset({ADMITTED, TRANSFERRED, DISCHARGED})
 
 
 def fold(person: PersonEvents) -> TimelineFold:
@@ -123,7 +130,7 @@ def fold(person: PersonEvents) -> TimelineFold:
     by_id: dict[UUID, RecordedEvent] | None = None
     entries = []
     for seq, (e, status, voider) in enumerate(person.entries):
-        if e.type == EventType.EVENT_RETRACTED and by_id is None:  # names its target's type
+        if e.type == RETRACTED_TYPE and by_id is None:  # names its target's type
             by_id = {entry.event.event_id: entry.event for entry in person.entries}
         source = e.source
         entries.append(
@@ -161,7 +168,7 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
         data = event.data
         encounter = str(data["encounter_id"])
         spell = open_.get(encounter)
-        if kind == EventType.ADMITTED:
+        if kind == ADMITTED:
             if spell is not None:
                 findings.append(
                     Finding(
@@ -175,7 +182,7 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
             open_[encounter] = spell
             done.append(spell)
         elif spell is None:
-            what = "discharge" if kind == EventType.DISCHARGED else "transfer"
+            what = "discharge" if kind == DISCHARGED else "transfer"
             findings.append(
                 Finding(
                     f"{what}_without_admission",
@@ -183,7 +190,7 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
                     f"no open admission of encounter {encounter}",
                 )
             )
-        elif kind == EventType.TRANSFERRED:
+        elif kind == TRANSFERRED:
             spell["transfers"].append(
                 {
                     "at": event.occurred_at.isoformat(),
@@ -239,7 +246,7 @@ def summary(event: RecordedEvent, by_id: dict[UUID, RecordedEvent] | None = None
     maker = _SUMMARIES.get(kind)
     if maker is not None:
         return maker(d)
-    if kind == EventType.EVENT_RETRACTED:
+    if kind == RETRACTED_TYPE:
         target_id = _uuid(d.get("retracted_event_id"))
         target = (by_id or {}).get(target_id) if target_id is not None else None
         what = (
@@ -315,101 +322,73 @@ def _carer(d: dict[str, Any]) -> str:
     return f"Carer {d['carer_id']}{rel} recorded; {consent} to share"
 
 
-_SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
-    EventType.PATIENT_REGISTERED: _registered,
-    EventType.CASE_IDENTIFIED: _identified,
-    EventType.REFERRAL_MADE: _referred,
-    EventType.REFERRAL_ACCEPTED: lambda d: f"Referral {d['referral_id']} accepted",
-    EventType.REFERRAL_DECLINED: lambda d: f"Referral {d['referral_id']} declined: {d['reason']}",
-    EventType.FIRST_CONTACT_MADE: lambda d: f"First contact on referral {d['referral_id']}",
-    EventType.COORDINATOR_ASSIGNED: lambda d: (
-        f"Coordinator assigned: {_who(d['coordinator'])}" + _reason(d)
-    ),
-    EventType.COORDINATOR_HANDED_OFF: lambda d: (
-        f"Coordination handed off from {d['from_id']} to {_who(d['to'])}" + _reason(d)
-    ),
-    EventType.COORDINATOR_RELEASED: lambda d: (
-        f"Coordinator {d['coordinator_id']} released" + _reason(d)
-    ),
-    EventType.ADMITTED: _admitted,
-    EventType.TRANSFERRED: lambda d: (
-        f"Transferred from {d['from_location']} to {d['to_location']} [{d['encounter_id']}]"
-    ),
-    EventType.DISCHARGED: lambda d: (
-        f"Discharged to {_words(d['destination'])} [{d['encounter_id']}]"
-    ),
-    EventType.ADMISSION_CANCELLED: lambda d: f"Admission cancelled [{d['encounter_id']}]",
-    EventType.TRANSFER_CANCELLED: lambda d: f"Transfer cancelled [{d['encounter_id']}]",
-    EventType.DISCHARGE_CANCELLED: lambda d: f"Discharge cancelled [{d['encounter_id']}]",
-    EventType.CONTACT_RECORDED: _contact,
-    EventType.CARE_PLAN_AGREED: _plan_agreed,
-    EventType.CARE_PLAN_REVISED: _plan_revised,
-    EventType.CARE_PLAN_REVIEWED: lambda d: (
-        f"Care plan {d['plan_id']} reviewed; next review due {d['next_review_due']}"
-    ),
-    EventType.CARE_PLAN_CLOSED: lambda d: f"Care plan {d['plan_id']} closed" + _reason(d),
-    EventType.CARE_TEAM_MEMBER_JOINED: lambda d: f"{_who(d['member'])} joined the care team",
-    EventType.CARE_TEAM_MEMBER_LEFT: lambda d: f"{d['member_id']} left the care team" + _reason(d),
-    EventType.CARER_RECORDED: _carer,
-    EventType.OUTCOME_RECORDED: lambda d: f"{d['instrument']} score {d['score']:g}",
-    EventType.JOURNEY_CLOSED: lambda d: f"Journey closed: {_words(d['reason'])}",
-    EventType.PATIENTS_MERGED: lambda d: (
-        "Another patient record merged into this journey" + _reason(d)
-    ),
-    EventType.DISCHARGE_READY: lambda d: (
-        f"Ready for discharge [{d['encounter_id']}]"
-        + (f"; waiting for {_words(d['delay_reason'])}" if d.get("delay_reason") else "")
-    ),
-    EventType.PERSON_INFORMED: lambda d: (
-        f"{_words(d['told']).capitalize()} told about their {_words(d['about'])} "
-        f"by {_who(d['by'])} ({_words(d['how'])})"
-    ),
-    EventType.ALERT_ACKNOWLEDGED: lambda d: f"Alert acknowledged by {d['coordinator_id']}",
-}
+_SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = by_type(
+    {
+        EventType.PATIENT_REGISTERED: _registered,
+        EventType.CASE_IDENTIFIED: _identified,
+        EventType.REFERRAL_MADE: _referred,
+        EventType.REFERRAL_ACCEPTED: lambda d: f"Referral {d['referral_id']} accepted",
+        EventType.REFERRAL_DECLINED: lambda d: (
+            f"Referral {d['referral_id']} declined: {d['reason']}"
+        ),
+        EventType.FIRST_CONTACT_MADE: lambda d: f"First contact on referral {d['referral_id']}",
+        EventType.COORDINATOR_ASSIGNED: lambda d: (
+            f"Coordinator assigned: {_who(d['coordinator'])}" + _reason(d)
+        ),
+        EventType.COORDINATOR_HANDED_OFF: lambda d: (
+            f"Coordination handed off from {d['from_id']} to {_who(d['to'])}" + _reason(d)
+        ),
+        EventType.COORDINATOR_RELEASED: lambda d: (
+            f"Coordinator {d['coordinator_id']} released" + _reason(d)
+        ),
+        EventType.ADMITTED: _admitted,
+        EventType.TRANSFERRED: lambda d: (
+            f"Transferred from {d['from_location']} to {d['to_location']} [{d['encounter_id']}]"
+        ),
+        EventType.DISCHARGED: lambda d: (
+            f"Discharged to {_words(d['destination'])} [{d['encounter_id']}]"
+        ),
+        EventType.ADMISSION_CANCELLED: lambda d: f"Admission cancelled [{d['encounter_id']}]",
+        EventType.TRANSFER_CANCELLED: lambda d: f"Transfer cancelled [{d['encounter_id']}]",
+        EventType.DISCHARGE_CANCELLED: lambda d: f"Discharge cancelled [{d['encounter_id']}]",
+        EventType.CONTACT_RECORDED: _contact,
+        EventType.CARE_PLAN_AGREED: _plan_agreed,
+        EventType.CARE_PLAN_REVISED: _plan_revised,
+        EventType.CARE_PLAN_REVIEWED: lambda d: (
+            f"Care plan {d['plan_id']} reviewed; next review due {d['next_review_due']}"
+        ),
+        EventType.CARE_PLAN_CLOSED: lambda d: f"Care plan {d['plan_id']} closed" + _reason(d),
+        EventType.CARE_TEAM_MEMBER_JOINED: lambda d: f"{_who(d['member'])} joined the care team",
+        EventType.CARE_TEAM_MEMBER_LEFT: lambda d: (
+            f"{d['member_id']} left the care team" + _reason(d)
+        ),
+        EventType.CARER_RECORDED: _carer,
+        EventType.OUTCOME_RECORDED: lambda d: f"{d['instrument']} score {d['score']:g}",
+        EventType.JOURNEY_CLOSED: lambda d: f"Journey closed: {_words(d['reason'])}",
+        EventType.PATIENTS_MERGED: lambda d: (
+            "Another patient record merged into this journey" + _reason(d)
+        ),
+        EventType.DISCHARGE_READY: lambda d: (
+            f"Ready for discharge [{d['encounter_id']}]"
+            + (f"; waiting for {_words(d['delay_reason'])}" if d.get("delay_reason") else "")
+        ),
+        EventType.PERSON_INFORMED: lambda d: (
+            f"{_words(d['told']).capitalize()} told about their {_words(d['about'])} "
+            f"by {_who(d['by'])} ({_words(d['how'])})"
+        ),
+        EventType.ALERT_ACKNOWLEDGED: lambda d: f"Alert acknowledged by {d['coordinator_id']}",
+    }
+)
 
 
 TIMELINE = table(
     "journey_timeline",
     TimelineEntry,
-    {
-        "patient_id": "uuid NOT NULL",
-        "seq": "integer NOT NULL",
-        "position": "bigint NOT NULL",
-        "event_id": "uuid NOT NULL",
-        "stream_patient_id": "uuid NOT NULL",
-        "type": "text NOT NULL",
-        "kind": "text NOT NULL",
-        "setting": "text NOT NULL",
-        "summary": "text NOT NULL",
-        "source_organisation": "text NOT NULL",
-        "source_system": "text NOT NULL",
-        "occurred_at": f"{TS} NOT NULL",
-        "recorded_at": f"{TS} NOT NULL",
-        "status": "text NOT NULL",
-        "voided_by": "uuid",
-    },
     Index("key", "patient_id, seq", unique=True),
 )
 SPELLS = table(
     "admission_spells",
     Spell,
-    {
-        "patient_id": "uuid NOT NULL",
-        "seq": "integer NOT NULL",
-        "encounter_id": "text NOT NULL",
-        "hospital": "text NOT NULL",
-        "ward": "text",
-        "location": "text",
-        "method": "text NOT NULL",
-        "admitted_at": f"{TS} NOT NULL",
-        "discharged_at": TS,
-        "destination": "text",
-        "length_of_stay_days": "integer",
-        "transfers": "jsonb",
-        "admitted_event_id": "uuid NOT NULL",
-        "discharged_event_id": "uuid",
-        "status": "text NOT NULL",
-    },
     Index("key", "patient_id, seq", unique=True),
 )
 

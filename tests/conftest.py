@@ -1,4 +1,4 @@
-"""Real services for the tests, started here when none is configured (DESIGN.md §7).
+"""Real services for the tests, started here when none is configured (README, "Configuration").
 
 PostgreSQL: ``CAREJOURNEY_TEST_DATABASE_URL`` names a server, else one embedded server is
 started for the whole session. Every test gets its own database cloned from a template

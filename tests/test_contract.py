@@ -1,4 +1,4 @@
-"""The event contract (DESIGN.md §4): one test per rule, each naming the field at fault.
+"""The event contract (domain/contract.py): one test per rule, each naming the field at fault.
 
 Pure: no database, no broker.
 """

@@ -1,4 +1,4 @@
-"""The ledger's rules (DESIGN.md §3) against a real PostgreSQL."""
+"""The ledger's rules (docs/architecture.md, "The rules") against a real PostgreSQL."""
 
 from __future__ import annotations
 

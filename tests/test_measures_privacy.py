@@ -119,7 +119,8 @@ def test_evaluator_output_is_suppressed_and_pseudonymised(measured: Measured) ->
     assert readmitted == {pseudonym(p, key) for p in ids[:3]}
 
     # Erasure removes the NHS number from the register; the history stays in the
-    # measures under the same, now unlinkable, pseudonym (DESIGN.md §11 "Erasure").
+    # measures under the same, now unlinkable, pseudonym (docs/measures.md, "Pseudonyms and
+    # small numbers").
     measured.ledger.erase(people[0].nhs)
     assert measured.ledger.patient_id(people[0].nhs) is None
     after = measured.report("2025-03-01", "2025-08-31", unsuppressed=False, per_person=True)

@@ -5,7 +5,7 @@ sorted by occurred time says, for every projection.
 The reference below is written independently of ``projections/``: one loop over the
 facts for all read models at once, retractions decided by recursion, coordinator
 intervals derived by recomputing the answer after every fact and cutting where it
-changes. It states the rules of DESIGN.md §11 a second time, in a second shape.
+changes. It states the rules of docs/projections.md a second time, in a second shape.
 """
 
 from __future__ import annotations

@@ -65,30 +65,34 @@ EXAMPLE_INTERVAL: dict[str, Any] = {
 }
 
 
+EXAMPLE_NOW: dict[str, Any] = {
+    "patient_id": P,
+    "journey": "open",
+    "coordinator": NURSE,
+    "named": True,
+    "since": "2026-03-02T10:15:00Z",
+    "unnamed_since": None,
+    "practice": "A81001",
+    "gp_id": "G1234567",
+    "opened_at": "2026-03-01T09:00:00Z",
+    "closed_at": None,
+    "first_named_at": "2026-03-02T10:15:00Z",
+    "handoffs": 1,
+    "position": 1042,
+}
+EXAMPLE_AS_OF: dict[str, Any] = {
+    "patient_id": P,
+    "at": "2026-03-02T12:00:00Z",
+    "coordinator": NURSE,
+    "named": True,
+    "interval": EXAMPLE_INTERVAL,
+}
+
+
 class CoordinatorNow(BaseModel):
     """Who coordinates the person now: the named coordinator, or the practice default."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "patient_id": P,
-                    "journey": "open",
-                    "coordinator": NURSE,
-                    "named": True,
-                    "since": "2026-03-02T10:15:00Z",
-                    "unnamed_since": None,
-                    "practice": "A81001",
-                    "gp_id": "G1234567",
-                    "opened_at": "2026-03-01T09:00:00Z",
-                    "closed_at": None,
-                    "first_named_at": "2026-03-02T10:15:00Z",
-                    "handoffs": 1,
-                    "position": 1042,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_NOW]})
 
     patient_id: UUID
     journey: Literal["open", "closed", "none"]
@@ -108,19 +112,7 @@ class CoordinatorNow(BaseModel):
 class CoordinatorAsOf(BaseModel):
     """Who coordinated the person at occurred time ``at``, as the ledger knows it now."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "patient_id": P,
-                    "at": "2026-03-02T12:00:00Z",
-                    "coordinator": NURSE,
-                    "named": True,
-                    "interval": EXAMPLE_INTERVAL,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_AS_OF]})
 
     patient_id: UUID
     at: datetime

@@ -8,27 +8,17 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.models.events import EXAMPLE_ENVELOPE
+
 EXAMPLE_PATIENT = "5b1e2f0a-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+# The stored form of the publishing example: what the ledger keeps of that envelope.
 EXAMPLE_RECORD: dict[str, Any] = {
     "position": 1042,
-    "event_id": "7b0f6a8e-5d0c-4e59-a7de-0f4f3c1f9a10",
+    "event_id": EXAMPLE_ENVELOPE["event_id"],
     "patient_id": EXAMPLE_PATIENT,
     "version": 3,
-    "type": "CoordinatorHandedOff",
-    "schema_version": 1,
-    "occurred_at": "2026-03-02T10:15:00+00:00",
+    **{k: v for k, v in EXAMPLE_ENVELOPE.items() if k not in ("event_id", "nhs_number")},
     "recorded_at": "2026-03-02T10:15:02.113000+00:00",
-    "source": {"organisation": "Y02345", "system": "community-emis", "setting": "community"},
-    "recorded_by": {"id": "C1234567", "role": "specialist_nurse"},
-    "data": {
-        "from_id": "G1234567",
-        "to": {
-            "id": "N100",
-            "role": "specialist_nurse",
-            "organisation": "Y02345",
-            "setting": "community",
-        },
-    },
     "hash": "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c1b3d5f7e9a1c3b5d7f9e1a3c5b7d9f1e",
     "prev_hash": "1e3c5a7b9d1f3e5c7a9b1d3f5e7c9a1b3d5f7e9c1a3b5d7f9e1c3a5b7d9f1e3c",
 }

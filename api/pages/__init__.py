@@ -1,4 +1,4 @@
-"""Browser pages (signed in by exchanging an API key for a session cookie, DESIGN.md §11).
+"""Browser pages (signed in by exchanging an API key for a session cookie, docs/pages.md).
 
 * ``/pages/sign-in``: the API key form (``session``); ``/pages/sign-out``;
 * ``/pages/``: what the signed-in role may open;

@@ -14,8 +14,8 @@ Public API:
 * ``delivery_order(people_events, seed)`` -> the envelopes interleaved as services would
   deliver them (about 2% late; retractions always after their targets).
 
-Envelopes are plain dicts shaped exactly as DESIGN.md §4. The package is split by theme:
-``people`` (registration, identification, carers, outcomes, closing), ``hospital``,
+Envelopes are plain dicts shaped exactly as the contract (domain/contract.py). The package is
+split by theme: ``people`` (registration, identification, carers, outcomes, closing), ``hospital``,
 ``referrals``, ``coordination``, ``plans``, ``contacts``, ``mistakes`` (retractions),
 ``delivery``; ``world`` holds the organisations and staff, ``clock`` the time rules.
 """

@@ -2,8 +2,8 @@
 
 A moment is an ``int``: seconds on the ``Europe/London`` wall clock since midnight at
 the start of the cohort's window (day ``t // DAY``, time of day ``t % DAY``). Wall-clock
-because the measures count calendar days in that zone (DESIGN.md §6): a readmission "on
-day 29" must fall 29 London dates after its discharge whatever offset the message
+because the measures count calendar days in that zone (docs/measures.md, "Calendar days"): a
+readmission "on day 29" must fall 29 London dates after its discharge whatever offset the message
 carried. Integers because a cohort of 100,000 people does millions of time steps, and
 ``datetime`` arithmetic would be most of the cost.
 

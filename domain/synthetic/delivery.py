@@ -1,11 +1,11 @@
 """The order events reach the ledger: roughly by occurrence, with some arriving late.
 
-Services report facts late and out of order (DESIGN.md §3 rule 2): a discharge can
-arrive before its admission. ``delivery_order`` interleaves all people's events by
-occurrence time and holds back about 2% of them until after one to three later events of
-the same person. One rule is kept: an ``EventRetracted`` always comes after its target,
-because the ledger rejects a retraction naming an event it has not seen (DESIGN.md §11).
-This is the order ``carejourney demo`` appends in.
+Services report facts late and out of order (docs/architecture.md, "Never lose a well-formed
+fact"): a discharge can arrive before its admission. ``delivery_order`` interleaves all
+people's events by occurrence time and holds back about 2% of them until after one to three
+later events of the same person. One rule is kept: an ``EventRetracted`` always comes after its
+target, because the ledger rejects a retraction naming an event it has not seen
+(docs/architecture.md, "Append-only"). This is the order ``carejourney demo`` appends in.
 """
 
 from __future__ import annotations

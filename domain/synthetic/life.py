@@ -172,7 +172,7 @@ class Life:
         self.events = kept
 
     def envelopes(self) -> list[dict[str, Any]]:
-        """The person's envelopes in occurrence order, shaped exactly as DESIGN.md §4."""
+        """The person's envelopes in occurrence order, shaped exactly as the contract."""
         self.events.sort()  # (when, seq) is unique, so later fields are never compared
         self._team_in_order()
         render = self.clock.render

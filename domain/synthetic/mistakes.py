@@ -1,4 +1,5 @@
-"""Data entered in error, and its correction by ``EventRetracted`` (DESIGN.md §3 rule 1).
+"""Data entered in error, and its correction by ``EventRetracted`` (append-only:
+docs/architecture.md).
 
 About 0.5% of events are retractions. Each corrects a plausible mistake added for the
 purpose: a contact or carer keyed in twice, an outcome score mistyped, a referral sent

@@ -2,7 +2,7 @@
 
 About 60% of people are identified for coordinated care (``CaseIdentified``); they carry
 most of the activity (``need``), the rest are lower-need comparators, so the measures can
-be split by cohort (DESIGN.md §11). A few journeys close: moved away, no longer needed,
+be split by cohort (docs/measures.md, "Groups"). A few journeys close: moved away, no longer needed,
 or died (in the community here; deaths in hospital come from the hospital theme).
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from projections.evaluation import ReviewEpisode
+from projections.care_plans import ReviewEpisode
 from projections.measures.period import pct
 from projections.measures.population import Person, Population
 from projections.measures.result import Context, Measure, Shape, by_key, definition, grouped

@@ -3,7 +3,7 @@
 All three read ``coordinator_intervals`` (projections/coordinators.py): half-open
 ``[valid_from, valid_to)`` intervals inside open journeys, each *named* (set by
 ``CoordinatorAssigned``/``CoordinatorHandedOff``) or the registered practice's default
-answer (not named, DESIGN.md §11).
+answer (not named, docs/projections.md).
 """
 
 from __future__ import annotations

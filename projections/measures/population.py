@@ -16,7 +16,7 @@ of the period), or, for a journey already closed then, the last interval before 
 and setting are the named coordinator's, or ``none`` when nobody was named (the practice
 default answered); the organisation is the interval's: the named coordinator's, or the
 registered practice's when nobody was named (the practice is accountable by default,
-DESIGN.md §11). Measures with an organisation of their own (the discharging hospital,
+docs/projections.md). Measures with an organisation of their own (the discharging hospital,
 the receiving organisation of a referral) say so. ``cohort`` is ``identified`` when the
 person had a standing ``CaseIdentified`` before the end of the period, else
 ``not_identified``.
@@ -35,6 +35,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
+from domain.database import head_position
 from projections import care_plans, coordinators, evaluation, referrals, timeline
 from projections.fold import PersonEvents
 from projections.measures.period import IDENTIFIED, NONE, NOT_IDENTIFIED, Period
@@ -56,7 +57,7 @@ class Person:
     spells: list[timeline.Spell] = field(default_factory=list)
     referrals: list[referrals.Referral] = field(default_factory=list)
     plans: list[care_plans.CarePlan] = field(default_factory=list)
-    reviews: list[evaluation.ReviewEpisode] = field(default_factory=list)
+    reviews: list[care_plans.ReviewEpisode] = field(default_factory=list)
     contacts: list[evaluation.Contact] = field(default_factory=list)
     outcomes: list[evaluation.Outcome] = field(default_factory=list)
     _starts: list[datetime] = field(default_factory=list)
@@ -167,7 +168,7 @@ READS: tuple[tuple[str, str, str, Any], ...] = (
     ("spells", "admission_spells", "admitted_at", timeline.Spell),
     ("referrals", "referral_status", "made_at", referrals.Referral),
     ("plans", "care_plan_status", "agreed_at", care_plans.CarePlan),
-    ("reviews", evaluation.REVIEWS.name, "opened_at", evaluation.ReviewEpisode),
+    ("reviews", evaluation.REVIEWS.name, "opened_at", care_plans.ReviewEpisode),
     ("contacts", evaluation.CONTACTS.name, "occurred_at", evaluation.Contact),
     ("outcomes", evaluation.OUTCOMES.name, "occurred_at", evaluation.Outcome),
 )
@@ -207,10 +208,7 @@ def load(conn: psycopg.Connection[Any], period: Period) -> Population:
             ).fetchall()
         }
         positions = {name: positions.get(name, 0) for name in PROJECTIONS}
-        head_row = cur.execute(
-            "SELECT coalesce(max(position), 0) AS head FROM ledger_events"
-        ).fetchone()
-        head = int(head_row["head"]) if head_row else 0
+        head = head_position(conn)
         people: dict[UUID, Person] = {}
         for row in cur.execute("SELECT patient_id, identified_at FROM evaluation_people"):
             people[row["patient_id"]] = Person(row["patient_id"], row["identified_at"])

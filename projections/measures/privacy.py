@@ -6,7 +6,7 @@
 pseudonym in every report under the same key), never derived from the NHS number (which
 the measures never read). The internal ``patient_id`` is the survivor's after a merge;
 after an erasure the person's rows stay under their old ``patient_id``, so their
-pseudonym stays, unlinkable to anyone (DESIGN.md §11 "Erasure").
+pseudonym stays, unlinkable to anyone (``carejourney erase``).
 
 **Suppression.** In every evaluator-facing output (the CLI's default, ``GET
 /v1/measures`` for evaluators, the dashboard) every count from 1 to
