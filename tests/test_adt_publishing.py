@@ -186,7 +186,7 @@ def test_outcomes_show_each_publishers_refusals_with_reasons_and_message_ids(
     config = api_settings.model_copy(update={"adt_facilities": FACILITIES})
     migrate(ledger)
     with listening(ledger, config) as running, MLLPClient("127.0.0.1", running.port) as mllp:
-        mllp.send_message(adt("A03", control="E2", destination="XX"))
+        mllp.send_message(adt("A02", control="E2", prior=""))
         mllp.send_message(adt("A05", control="E3"))
 
     mine = hospital.get("/v1/publishers/me/outcomes", headers=auth("other-publisher")).json()
@@ -194,11 +194,11 @@ def test_outcomes_show_each_publishers_refusals_with_reasons_and_message_ids(
     rows = mine["refusals"]
     assert [(r["channel"], r["message_id"], r["trigger"]) for r in rows] == [
         ("http-adt", "E1", "A01"),
-        ("mllp", "E2", "A03"),
+        ("mllp", "E2", "A02"),
         ("mllp", "E3", "A05"),
     ]
     assert rows[0]["reason"] == "PV1-19: no encounter id (visit number)"
-    assert "PV1-36" in rows[1]["reason"] and rows[2]["reason"].startswith("MSH-9.2")
+    assert rows[1]["reason"] == "PV1-6: no location" and rows[2]["reason"].startswith("MSH-9.2")
     assert all(r["status"] == "rejected" and r["organisation"] == "RXH01" for r in rows)
 
     theirs = hospital.get("/v1/publishers/me/outcomes", headers=auth("publisher")).json()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.models.events import FieldProblem as FieldErrorModel
 
@@ -35,6 +35,36 @@ class AdtMessageResult(BaseModel):
 
 
 class AdtResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dry_run": False,
+                    "results": [
+                        {
+                            "index": 0,
+                            "message_control_id": "M1",
+                            "trigger": "A01",
+                            "status": "recorded",
+                            "event_id": "2f1c0e4a-8d4b-5c7e-9a3b-1d2e3f4a5b6c",
+                            "position": 1042,
+                        },
+                        {
+                            "index": 1,
+                            "message_control_id": "M2",
+                            "trigger": "A02",
+                            "status": "rejected",
+                            "event_id": None,
+                            "reason": "PV1-6: no location",
+                            "errors": [{"loc": "PV1-6", "msg": "no location"}],
+                        },
+                    ],
+                    "counts": {"recorded": 1, "rejected": 1},
+                }
+            ]
+        }
+    )
+
     dry_run: bool
     results: list[AdtMessageResult]
     counts: dict[str, int]
@@ -71,6 +101,32 @@ class Finding(BaseModel):
 
 class Outcomes(BaseModel):
     """One page of the publisher's outcomes; ``next`` is the ``after`` of the next page."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "refusals",
+                    "organisations": ["RXH01"],
+                    "refusals": [
+                        {
+                            "id": 17,
+                            "received_at": "2026-03-02T10:16:01Z",
+                            "organisation": "RXH01",
+                            "channel": "mllp",
+                            "status": "rejected",
+                            "event_id": None,
+                            "message_id": "M2",
+                            "trigger": "A02",
+                            "reason": "PV1-6: no location",
+                            "errors": [{"loc": "PV1-6", "msg": "no location"}],
+                        }
+                    ],
+                    "next": None,
+                }
+            ]
+        }
+    )
 
     kind: Literal["refusals", "findings"]
     organisations: list[str] | None = Field(description="Whose outcomes (None: everyone's).")
