@@ -31,8 +31,8 @@ test: lint
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest -q
 
-# The quick loop while working: everything but the tests marked slow (a real broker,
-# Chromium, or our processes started and killed).
+# The quick loop while working: the unit, contract and fold tests; everything marked slow
+# (PostgreSQL — marked by tests/conftest.py —, a broker, Chromium, processes) is left out.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 

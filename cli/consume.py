@@ -177,44 +177,22 @@ def _print_stats(feed: Feed, as_json: bool) -> None:
         out.print_json(json.dumps([r.as_dict() for r in rows]))
         return
     table = Table(title=f"consumer {feed.name}: {', '.join(feed.topics)}")
-    columns = (
-        "topic",
-        "partition",
-        "last offset",
+    counted = (
         "consumed",
         "recorded",
         "duplicates",
         "conflicts",
         "rejected",
         "noted",
-        "DLQ unsent",
+        "dead_letters_pending",
     )
+    columns = ("topic", "partition", "last offset", *counted[:-1], "DLQ unsent")
     for column in columns:
         table.add_column(column, justify="left" if column == "topic" else "right")
     for r in rows:
         table.add_row(
-            r.topic,
-            str(r.partition),
-            str(r.last_offset),
-            str(r.consumed),
-            str(r.recorded),
-            str(r.duplicates),
-            str(r.conflicts),
-            str(r.rejected),
-            str(r.noted),
-            str(r.dead_letters_pending),
+            r.topic, str(r.partition), str(r.last_offset), *(str(getattr(r, a)) for a in counted)
         )
-    sums = [
-        sum(getattr(r, a) for r in rows)
-        for a in (
-            "consumed",
-            "recorded",
-            "duplicates",
-            "conflicts",
-            "rejected",
-            "noted",
-            "dead_letters_pending",
-        )
-    ]
+    sums = [sum(getattr(r, a) for r in rows) for a in counted]
     table.add_row("[bold]total[/]", "", "", *(f"[bold]{n}[/]" for n in sums))
     out.print(table)

@@ -33,8 +33,6 @@ from typing import TypeVar
 
 import psycopg
 from eventsourcing.persistence import IntegrityError as LibraryIntegrityError
-from eventsourcing.persistence import InterfaceError as LibraryInterfaceError
-from eventsourcing.persistence import OperationalError as LibraryOperationalError
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
@@ -44,16 +42,11 @@ from consumers import deadletter, offsets
 from consumers.broker import Broker
 from consumers.feed import Feed, record_batch
 from consumers.outcome import Message, Outcome
+from domain.database import RETRYABLE_DB
 from domain.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_DB = (
-    LibraryOperationalError,
-    LibraryInterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
 FENCED = (offsets.Fenced, LibraryIntegrityError, psycopg.IntegrityError)
 DEAD_LETTER_RETRY_SECONDS = 5.0
 T = TypeVar("T")

@@ -40,9 +40,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from eventsourcing.persistence import InterfaceError as LibraryInterfaceError
-from eventsourcing.persistence import OperationalError as LibraryOperationalError
 from hl7.mllp import InvalidBlockError, start_hl7_server
 from hl7.mllp.streams import HL7StreamReader, HL7StreamWriter
 
@@ -51,17 +48,11 @@ from consumers import publisher_outcomes as outcomes
 from consumers.acknowledgement import Answer
 from consumers.adt_ingest import append_messages
 from consumers.hl7v2 import namespace, text_of, value
+from domain.database import RETRYABLE_DB
 from domain.ledger import Ledger
 from domain.settings import Settings
 
 log = logging.getLogger(__name__)
-
-RETRYABLE_DB = (
-    LibraryOperationalError,
-    LibraryInterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
 
 
 class NotCommitted(Exception):

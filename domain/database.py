@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from eventsourcing.persistence import InterfaceError as LibraryInterfaceError
+from eventsourcing.persistence import OperationalError as LibraryOperationalError
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import tuple_row
@@ -21,6 +23,15 @@ from psycopg.rows import tuple_row
 log = logging.getLogger(__name__)
 
 EMBEDDED_DBNAME = "carejourney"
+
+# PostgreSQL away (restarting, unreachable), through psycopg or the library: every door
+# that keeps running through an outage waits and tries again on these.
+RETRYABLE_DB = (
+    LibraryOperationalError,
+    LibraryInterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
 
 HEAD_POSITION = "SELECT coalesce(max(position), 0) FROM ledger_events"
 

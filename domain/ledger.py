@@ -7,6 +7,10 @@ events are recorded together in one transaction; an invalid item is reported as
 position; the same ``event_id`` with other content is a ``conflict``. Nothing is ever
 half-applied: either all the batch's recordable events commit, or none do and the call
 raises.
+
+What is decided is decided in ``domain/judgement.py`` (items in, decisions out, no
+database); this module reads what the judgement needs, writes what it decided, and
+reads the ledger back (history, the log, verification).
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
-from uuid import UUID
+from typing import Any
+from uuid import UUID, uuid4
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
@@ -23,41 +27,20 @@ from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
 from domain import identity, merges
-from domain.contract import ContractError, Envelope, FieldError, envelope_content, parse_envelope
+from domain.contract import EventType
 from domain.database import head_position, library_env, migrate, resolve_url
 from domain.integrity import Break, ChainLink, content_hash, first_break, head_digest
 from domain.journey import Journey, RecordedEvent, journey_event
+from domain.judgement import ItemResult as ItemResult
+from domain.judgement import RawEnvelope as RawEnvelope
+from domain.judgement import Status as Status
+from domain.judgement import Valid, check, judge
 from domain.recorder import LedgerRecorder, LedgerWrite, PendingEvent, StateTranscoder
 from domain.settings import Settings, get_settings
 
-Status = Literal["recorded", "duplicate", "conflict", "rejected"]
-RawEnvelope = Mapping[str, Any] | str | bytes
 ExtraWrite = Callable[[Cursor[DictRow]], None]
 
 APPEND_ATTEMPTS = 5
-
-
-@dataclass(frozen=True, slots=True)
-class ItemResult:
-    """The outcome of one batch item; the same shape serves HTTP, ``ingest`` and DLQ."""
-
-    index: int
-    event_id: str | None
-    status: Status
-    position: int | None = None
-    errors: tuple[FieldError, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"index": self.index, "event_id": self.event_id}
-        out["status"] = self.status
-        if self.position is not None:
-            out["position"] = self.position
-        if self.errors:
-            out["errors"] = [{"loc": e.loc, "msg": e.msg} for e in self.errors]
-        return out
-
-    def reason(self) -> str:
-        return "; ".join(f"{e.loc}: {e.msg}" if e.loc else e.msg for e in self.errors)
 
 
 @dataclass(slots=True)
@@ -69,16 +52,6 @@ class BatchResult:
         for item in self.items:
             out[item.status] += 1
         return out
-
-
-@dataclass(frozen=True, slots=True)
-class _Valid:
-    """An item that passed the contract, waiting to be placed."""
-
-    index: int
-    envelope: Envelope
-    content: dict[str, Any]
-    content_hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,45 +136,14 @@ class Ledger(Application[UUID]):
         items: Sequence[RawEnvelope],
         allowed: Collection[str] | None,
         results: dict[int, ItemResult],
-    ) -> list[_Valid]:
-        valid: list[_Valid] = []
-        horizon = datetime.now(UTC) + self.settings.future_tolerance
-        for index, raw in enumerate(items):
-            try:
-                env = parse_envelope(raw)
-            except ContractError as exc:
-                results[index] = ItemResult(
-                    index, _raw_event_id(raw), "rejected", errors=tuple(exc.errors)
-                )
-                continue
-            problem: FieldError | None = None
-            if allowed is not None and env.source.organisation not in allowed:
-                problem = FieldError(
-                    "source.organisation",
-                    f"not authorised to publish for organisation {env.source.organisation}",
-                )
-            elif env.occurred_at > horizon:
-                problem = FieldError(
-                    "occurred_at",
-                    f"in the future: more than {self.settings.future_tolerance} after now",
-                )
-            elif getattr(env.data, "merged_patient_id", None) is not None:
-                problem = FieldError(
-                    "data.merged_patient_id",
-                    "set by the ledger: name the merged person by merged_nhs_number",
-                )
-            if problem is not None:
-                results[index] = ItemResult(index, str(env.event_id), "rejected", errors=(problem,))
-                continue
-            content = envelope_content(env)
-            # A merge's stored form (and so its hash) is known once its number is resolved.
-            digest = "" if env.type == merges.MERGE_TYPE else content_hash(content)
-            valid.append(_Valid(index, env, content, digest))
+    ) -> list[Valid]:
+        valid, rejected = check(items, allowed, datetime.now(UTC), self.settings.future_tolerance)
+        results.update(rejected)
         return valid
 
     def _place(
         self,
-        valid: list[_Valid],
+        valid: list[Valid],
         results: dict[int, ItemResult],
         trackings: Sequence[Tracking],
         extra_writes: Sequence[ExtraWrite],
@@ -218,8 +160,8 @@ class Ledger(Application[UUID]):
         return self._judge(*read, trackings, extra_writes, judged)
 
     def _read(
-        self, conn: Connection[DictRow], valid: list[_Valid]
-    ) -> tuple[list[_Valid], dict[str, UUID], dict[UUID, dict[str, Any]], merges.MergeState]:
+        self, conn: Connection[DictRow], valid: list[Valid]
+    ) -> tuple[list[Valid], dict[str, UUID], dict[UUID, dict[str, Any]], merges.MergeState]:
         """Resolve the NHS numbers (merges' ones too), store merges by patient id, and load
         the prior events and merges the batch will be judged against."""
         patient_ids = identity.resolve(
@@ -233,7 +175,7 @@ class Ledger(Application[UUID]):
 
     def _judge(
         self,
-        valid: list[_Valid],
+        valid: list[Valid],
         patient_ids: Mapping[str, UUID],
         existing: Mapping[UUID, Mapping[str, Any]],
         state: merges.MergeState,
@@ -241,51 +183,11 @@ class Ledger(Application[UUID]):
         extra_writes: Sequence[ExtraWrite],
         judged: Callable[[dict[int, ItemResult]], None] | None = None,
     ) -> dict[int, ItemResult]:
-        """Judge each item in order against what is recorded and what the batch did before
-        it, resolving people through standing merges (so a merge early in a batch
-        redirects later items), then write the recordable ones."""
-        out: dict[int, ItemResult] = {}
-        seen: dict[UUID, tuple[_Valid, UUID]] = {}  # event id -> first item, its person
-        to_record: list[tuple[_Valid, UUID]] = []
-        for v in valid:
-            env = v.envelope
-            patient = state.effective(patient_ids[env.nhs_number])
-            event_id = env.event_id
-            prior = existing.get(event_id)
-            if prior is not None:
-                other = state.effective(prior["patient_id"]) != patient
-                same = prior["content_hash"] == v.content_hash and not other
-                out[v.index] = ItemResult(
-                    v.index,
-                    str(event_id),
-                    "duplicate" if same else "conflict",
-                    position=prior["position"],
-                    errors=() if same else (_conflict(other),),
-                )
-                continue
-            if event_id in seen:
-                first, first_patient = seen[event_id]
-                other = state.effective(first_patient) != patient
-                same = first.content_hash == v.content_hash and not other
-                out[v.index] = ItemResult(
-                    v.index,
-                    str(event_id),
-                    "duplicate" if same else "conflict",
-                    errors=() if same else (_conflict(other),),
-                )
-                continue
-            problem: FieldError | None = None
-            if env.type == "EventRetracted":
-                problem = _retraction_problem(env, patient, existing, seen, state)
-            elif env.type == merges.MERGE_TYPE:
-                refused = state.merge(event_id, merges.merged_patient(v.content), patient)
-                if refused is not None:
-                    problem = FieldError("data.merged_nhs_number", refused)
-            if problem is not None:
-                out[v.index] = ItemResult(v.index, str(event_id), "rejected", errors=(problem,))
-                continue
-            seen[event_id] = (v, patient)
-            to_record.append((v, patient))
+        """The judgement (``domain/judgement.judge``, pure: no database), then the writes
+        of what it decided to record, with the caller's trackings and extra writes."""
+        decided = judge(valid, patient_ids, existing, state)
+        out = dict(decided.results)
+        to_record = decided.to_record
         if judged is not None:
             judged(out)
         write = self._write(to_record, trackings, [*extra_writes, *state.writes()])
@@ -303,7 +205,7 @@ class Ledger(Application[UUID]):
 
     def _write(
         self,
-        to_record: list[tuple[_Valid, UUID]],
+        to_record: list[tuple[Valid, UUID]],
         trackings: Sequence[Tracking],
         extra_writes: Sequence[ExtraWrite],
     ) -> LedgerWrite:
@@ -384,42 +286,25 @@ class Ledger(Application[UUID]):
         self, items: Sequence[RawEnvelope], *, allowed_organisations: Collection[str] | None = None
     ) -> BatchResult:
         """What ``append_batch`` would answer for ``items``, writing nothing (a dry run):
-        the same contract, organisation and time checks; an ``event_id`` already recorded
-        is a ``duplicate`` (same content, same person, with its position) or a
-        ``conflict``; the same id twice in ``items`` likewise. Everything else is
-        ``recorded`` without a position. Not judged, because they depend on where the
-        batch would land: a retraction's target and a merge's standing. Identities are
-        looked up, never registered."""
+        the same checks and the same judgement (``domain/judgement``: duplicates,
+        conflicts, retractions, merges) against what is recorded now; what would be
+        recorded is ``recorded`` without a position. Identities are looked up, never
+        registered: an NHS number not seen before stands for a new person."""
         results: dict[int, ItemResult] = {}
         valid = self._validate(items, allowed_organisations, results)
         with self.connection() as conn:
-            existing = _existing_events(conn, [v.envelope.event_id for v in valid])
-            people = {n: merges.person_now(conn, n) for n in {v.envelope.nhs_number for v in valid}}
-        seen: dict[UUID, _Valid] = {}
-        for v in valid:
-            env = v.envelope
-            prior = existing.get(env.event_id)
-            first = seen.get(env.event_id)
-            if prior is None and first is None:
-                seen[env.event_id] = v
-                results[v.index] = ItemResult(v.index, str(env.event_id), "recorded")
-                continue
-            if prior is not None:
-                other = people[env.nhs_number] != prior["patient_id"]
-                same = prior["content_hash"] == v.content_hash and not other
-                position = prior["position"]
-            else:
-                assert first is not None
-                other = first.envelope.nhs_number != env.nhs_number
-                same = first.content_hash == v.content_hash and not other
-                position = None
-            results[v.index] = ItemResult(
-                v.index,
-                str(env.event_id),
-                "duplicate" if same else "conflict",
-                position=position,
-                errors=() if same else (_conflict(other),),
-            )
+            numbers = {*(v.envelope.nhs_number for v in valid), *_merged_numbers(valid)}
+            known = {n: identity.lookup(conn, n) for n in numbers}
+            patient_ids = {n: p if p is not None else uuid4() for n, p in known.items()}
+            valid = [_stored_merge(v, patient_ids) for v in valid]
+            targets = _retraction_targets(valid)
+            existing = _existing_events(conn, [v.envelope.event_id for v in valid] + targets)
+            people = [*patient_ids.values(), *(r["patient_id"] for r in existing.values())]
+            state = merges.load(conn, people, targets)
+        decided = judge(valid, patient_ids, existing, state)
+        results.update(decided.results)
+        for v, _ in decided.to_record:
+            results[v.index] = ItemResult(v.index, str(v.envelope.event_id), "recorded")
         return BatchResult([results[i] for i in range(len(items))])
 
     def head_position(self) -> int:
@@ -573,63 +458,21 @@ def open_ledger(settings: Settings | None = None) -> Ledger:
     return Ledger(url, settings)
 
 
-def _raw_event_id(raw: RawEnvelope) -> str | None:
-    """Echo the publisher's event id on a rejection when there is one to echo."""
-    if isinstance(raw, Mapping):
-        value = raw.get("event_id")
-        return value if isinstance(value, str) else None
-    return None
-
-
-def _conflict(other_person: bool) -> FieldError:
-    if other_person:
-        return FieldError("event_id", "event_id already recorded for another person")
-    return FieldError("event_id", "event_id already recorded with different content")
-
-
-def _retraction_targets(valid: list[_Valid]) -> list[UUID]:
+def _retraction_targets(valid: list[Valid]) -> list[UUID]:
     out = []
     for v in valid:
-        if v.envelope.type == "EventRetracted":
+        if v.envelope.type == EventType.EVENT_RETRACTED:
             out.append(UUID(str(v.content["data"]["retracted_event_id"])))
     return out
 
 
-def _retraction_problem(
-    env: Envelope,
-    patient: UUID,
-    existing: Mapping[UUID, Mapping[str, Any]],
-    seen: Mapping[UUID, tuple[_Valid, UUID]],
-    state: merges.MergeState,
-) -> FieldError | None:
-    """A retraction must name an event already recorded (or earlier in this batch) for
-    the same person; one that arrives before its target is refused so the publisher
-    retries it later. "The same person" counts standing merges: after A is merged into
-    B, either number may retract an event of A's or B's stream. A retraction in a
-    merge's retraction tree also moves the merge (``MergeState.retract``)."""
-    target = UUID(str(envelope_content(env)["data"]["retracted_event_id"]))
-    loc = "data.retracted_event_id"
-    if target == env.event_id:
-        return FieldError(loc, "an event cannot retract itself")
-    if target in existing:
-        owner = existing[target]["patient_id"]
-    elif target in seen:
-        owner = seen[target][1]
-    else:
-        return FieldError(loc, f"no recorded event {target} to retract (yet)")
-    if state.effective(owner) != patient:
-        return FieldError(loc, f"event {target} belongs to another person")
-    refused = state.retract(env.event_id, target)
-    return None if refused is None else FieldError(loc, refused)
-
-
-def _has_merges(valid: Sequence[_Valid]) -> bool:
+def _has_merges(valid: Sequence[Valid]) -> bool:
     """A batch can change merges if it holds one, or if it retracts within a merge's
     retraction tree (``MergeState.trees``, known once the batch's targets are read)."""
     return any(v.envelope.type == merges.MERGE_TYPE for v in valid)
 
 
-def _merged_numbers(valid: Sequence[_Valid]) -> list[str]:
+def _merged_numbers(valid: Sequence[Valid]) -> list[str]:
     return [
         str(v.content["data"]["merged_nhs_number"])
         for v in valid
@@ -637,7 +480,7 @@ def _merged_numbers(valid: Sequence[_Valid]) -> list[str]:
     ]
 
 
-def _stored_merge(v: _Valid, patient_ids: Mapping[str, UUID]) -> _Valid:
+def _stored_merge(v: Valid, patient_ids: Mapping[str, UUID]) -> Valid:
     """A merge is stored (and hashed) naming the merged person's patient id, never the
     NHS number the publisher sent (docs/adt.md, "Person merges"); other items pass through."""
     if v.envelope.type != merges.MERGE_TYPE:
@@ -645,7 +488,7 @@ def _stored_merge(v: _Valid, patient_ids: Mapping[str, UUID]) -> _Valid:
     data = dict(v.content["data"])
     data["merged_patient_id"] = str(patient_ids[data.pop("merged_nhs_number")])
     content = {**v.content, "data": data}
-    return _Valid(v.index, v.envelope, content, content_hash(content))
+    return Valid(v.index, v.envelope, content, content_hash(content))
 
 
 def _existing_events(conn: Connection[DictRow], ids: list[UUID]) -> dict[UUID, dict[str, Any]]:

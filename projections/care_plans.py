@@ -76,42 +76,64 @@ class CarePlanFold:
     episodes: tuple[ReviewEpisode, ...]  # every review that fell due, in order of opening
 
 
+@dataclass(slots=True)
+class _Plan:
+    """A plan while the fold runs (its row is made from it at the end)."""
+
+    agreed_at: datetime
+    agreed_with: str
+    review_due: date
+    goals: dict[str, dict[str, Any]]  # goal id -> {goal_id, description, target_date?, status}
+    agreed_event_id: UUID
+    status: str = "active"
+    last_reviewed_at: datetime | None = None
+    reviews: int = 0
+    revisions: int = 0
+    closed_at: datetime | None = None
+    close_reason: str | None = None
+
+
+@dataclass(slots=True)
+class _Episode:
+    """A review episode while the fold runs."""
+
+    plan_id: str
+    due: date
+    opened_at: datetime
+    reviewed_at: datetime | None = None
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+
+
 class _State:
     """The fold's running state: the plans by id, findings, and review episodes (an
     agreement opens one due on ``review_due``; a review ends it and opens the next, due
     on ``next_review_due``; closing ends it unreviewed; agreeing again replaces it)."""
 
     def __init__(self) -> None:
-        self.plans: dict[str, dict[str, Any]] = {}
+        self.plans: dict[str, _Plan] = {}
         self.findings: list[Finding] = []
-        self.episodes: list[dict[str, Any]] = []
-        self.open: dict[str, dict[str, Any]] = {}  # plan id -> its open review episode
+        self.episodes: list[_Episode] = []
+        self.open: dict[str, _Episode] = {}  # plan id -> its open review episode
 
     def start_episode(self, plan_id: str, due: date, at: datetime) -> None:
-        episode = {
-            "plan_id": plan_id,
-            "due": due,
-            "opened_at": at,
-            "reviewed_at": None,
-            "ended_at": None,
-            "ended_by": None,
-        }
+        episode = _Episode(plan_id, due, at)
         self.episodes.append(episode)
         self.open[plan_id] = episode
 
     def end_episode(self, plan_id: str, at: datetime, how: str) -> None:
         episode = self.open.pop(plan_id, None)
         if episode is not None:
-            episode["ended_at"] = at
-            episode["ended_by"] = how
+            episode.ended_at = at
+            episode.ended_by = how
             if how == "reviewed":
-                episode["reviewed_at"] = at
+                episode.reviewed_at = at
 
-    def active(self, event: RecordedEvent) -> dict[str, Any] | None:
+    def active(self, event: RecordedEvent) -> _Plan | None:
         """The active plan the event names, or None (flagged: never agreed, or closed)."""
         plan_id = str(event.data["plan_id"])
         plan = self.plans.get(plan_id)
-        if plan is None or plan["status"] != "active":
+        if plan is None or plan.status != "active":
             state = "is closed" if plan is not None else "was never agreed"
             self.findings.append(Finding("unknown_plan", event, f"care plan {plan_id} {state}"))
             return None
@@ -132,30 +154,23 @@ def fold(person: PersonEvents) -> CarePlanFold:
         CarePlan(
             pid,
             plan_id,
-            p["status"],
-            p["agreed_at"],
-            p["agreed_with"],
-            p["review_due"],
-            p["last_reviewed_at"],
-            p["reviews"],
-            p["revisions"],
-            tuple(dict(g) for g in p["goals"].values()),
-            p["closed_at"],
-            p["close_reason"],
-            p["agreed_event_id"],
+            p.status,
+            p.agreed_at,
+            p.agreed_with,
+            p.review_due,
+            p.last_reviewed_at,
+            p.reviews,
+            p.revisions,
+            tuple(dict(g) for g in p.goals.values()),
+            p.closed_at,
+            p.close_reason,
+            p.agreed_event_id,
         )
         for plan_id, p in state.plans.items()
     )
     episodes = tuple(
         ReviewEpisode(
-            pid,
-            seq,
-            e["plan_id"],
-            e["due"],
-            e["opened_at"],
-            e["reviewed_at"],
-            e["ended_at"],
-            e["ended_by"],
+            pid, seq, e.plan_id, e.due, e.opened_at, e.reviewed_at, e.ended_at, e.ended_by
         )
         for seq, e in enumerate(state.episodes)
     )
@@ -172,7 +187,7 @@ def _agree(state: _State, event: RecordedEvent) -> None:
     plan = _agreed(event)
     state.plans[plan_id] = plan
     state.end_episode(plan_id, event.occurred_at, "replaced")
-    state.start_episode(plan_id, plan["review_due"], event.occurred_at)
+    state.start_episode(plan_id, plan.review_due, event.occurred_at)
 
 
 def _revised(state: _State, event: RecordedEvent) -> None:
@@ -184,20 +199,20 @@ def _revised(state: _State, event: RecordedEvent) -> None:
 def _reviewed(state: _State, event: RecordedEvent) -> None:
     plan = state.active(event)
     if plan is not None:
-        plan["last_reviewed_at"] = event.occurred_at
-        plan["review_due"] = date.fromisoformat(str(event.data["next_review_due"]))
-        plan["reviews"] += 1
+        plan.last_reviewed_at = event.occurred_at
+        plan.review_due = date.fromisoformat(str(event.data["next_review_due"]))
+        plan.reviews += 1
         plan_id = str(event.data["plan_id"])
         state.end_episode(plan_id, event.occurred_at, "reviewed")
-        state.start_episode(plan_id, plan["review_due"], event.occurred_at)
+        state.start_episode(plan_id, plan.review_due, event.occurred_at)
 
 
 def _closed(state: _State, event: RecordedEvent) -> None:
     plan = state.active(event)
     if plan is not None:
-        plan["status"] = "closed"
-        plan["closed_at"] = event.occurred_at
-        plan["close_reason"] = event.data.get("reason")
+        plan.status = "closed"
+        plan.closed_at = event.occurred_at
+        plan.close_reason = event.data.get("reason")
         state.end_episode(str(event.data["plan_id"]), event.occurred_at, "closed")
 
 
@@ -209,26 +224,20 @@ def _goal(goal: dict[str, Any], status: str = "open") -> dict[str, Any]:
     return out
 
 
-def _agreed(event: RecordedEvent) -> dict[str, Any]:
+def _agreed(event: RecordedEvent) -> _Plan:
     data = event.data
-    return {
-        "status": "active",
-        "agreed_at": event.occurred_at,
-        "agreed_with": data["agreed_with"],
-        "review_due": date.fromisoformat(str(data["review_due"])),
-        "last_reviewed_at": None,
-        "reviews": 0,
-        "revisions": 0,
-        "goals": {str(g["goal_id"]): _goal(g) for g in data["goals"]},
-        "closed_at": None,
-        "close_reason": None,
-        "agreed_event_id": event.event_id,
-    }
+    return _Plan(
+        event.occurred_at,
+        data["agreed_with"],
+        date.fromisoformat(str(data["review_due"])),
+        {str(g["goal_id"]): _goal(g) for g in data["goals"]},
+        event.event_id,
+    )
 
 
-def _revise(plan: dict[str, Any], event: RecordedEvent, findings: list[Finding]) -> None:
+def _revise(plan: _Plan, event: RecordedEvent, findings: list[Finding]) -> None:
     data = event.data
-    goals: dict[str, dict[str, Any]] = plan["goals"]
+    goals = plan.goals
     for goal in data.get("added") or ():
         goals[str(goal["goal_id"])] = _goal(goal)
     for goal in data.get("changed") or ():
@@ -244,7 +253,7 @@ def _revise(plan: dict[str, Any], event: RecordedEvent, findings: list[Finding])
                 findings.append(_unknown_goal(event, goal_id))
                 continue
             known["status"] = status
-    plan["revisions"] += 1
+    plan.revisions += 1
 
 
 def _unknown_goal(event: RecordedEvent, goal_id: Any) -> Finding:

@@ -1,5 +1,5 @@
-"""The registry of read models: the one list the runner, the rebuild, the status
-command and the replay walk.
+"""The registry of read models: the one list the runner, the rebuild and the status
+command walk (the replay folds through the same ``ReadModel`` values).
 
 Each read model is one module declaring its rows, tables, fold and dispatch table, and
 one ``ReadModel`` value (``MODEL``); registering it is one line in ``MODELS`` below

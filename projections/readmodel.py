@@ -2,8 +2,9 @@
 
 A read model is one module (``projections/care_plans.py`` is a short example) that
 declares its row types, its tables and a pure fold, and one ``ReadModel`` value built
-from them, listed once in ``projections/catalog.py``. Nothing else names it: the runner,
-the rebuild, the status command and the replay all walk the catalog.
+from them, listed once in ``projections/catalog.py``. Nothing else lists the models: the
+runner, the rebuild and the status command walk the catalog; the replay asks the same
+``ReadModel`` values for the folds it shows (through ``Folds``, never the tables).
 
 ``handles`` and ``ignores`` are the model's decision about every event type of the
 contract (``domain.contract.EventType``): ``tests/test_vocabulary.py`` fails when a type

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from uuid import UUID
 
 from domain.contract import EventType, by_type
@@ -63,7 +63,19 @@ STEPS: dict[str, str] = by_type(
     }
 )
 
-_Found = dict[str, dict[str, Any]]
+
+@dataclass(slots=True)
+class _Open:
+    """A referral while the fold runs: when each step first happened."""
+
+    made: RecordedEvent
+    accepted_at: datetime | None = None
+    declined_at: datetime | None = None
+    decline_reason: str | None = None
+    first_contact_at: datetime | None = None
+
+
+_Found = dict[str, _Open]
 _Handler = Callable[[_Found, RecordedEvent, list[Finding]], None]
 
 
@@ -74,13 +86,7 @@ def _made(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
             Finding("repeated_referral", event, f"referral {referral_id} was already made")
         )
         return
-    found[referral_id] = {
-        "event": event,
-        "accepted_at": None,
-        "declined_at": None,
-        "decline_reason": None,
-        "first_contact_at": None,
-    }
+    found[referral_id] = _Open(event)
 
 
 def _step(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
@@ -92,10 +98,10 @@ def _step(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
         )
         return
     column = STEPS[event.type]
-    if referral[column] is None:
-        referral[column] = event.occurred_at
+    if getattr(referral, column) is None:
+        setattr(referral, column, event.occurred_at)
         if event.type == EventType.REFERRAL_DECLINED.value:
-            referral["decline_reason"] = event.data.get("reason")
+            referral.decline_reason = event.data.get("reason")
 
 
 # The dispatch table; every other fact says nothing about referrals.
@@ -112,23 +118,23 @@ def fold(person: PersonEvents) -> ReferralFold:
             ON[event.type](found, event, findings)
     rows = []
     for referral_id, r in found.items():
-        made = r["event"]
+        made = r.made
         to = made.data["to"]
-        if r["first_contact_at"] is not None:
+        wait: int | None = None
+        if r.first_contact_at is not None:
             status = "first_contact"
             wait = (
-                r["first_contact_at"].astimezone(zone).date()
+                r.first_contact_at.astimezone(zone).date()
                 - made.occurred_at.astimezone(zone).date()
             ).days
         else:
             status = (
                 "declined"
-                if r["declined_at"] is not None
+                if r.declined_at is not None
                 else "accepted"
-                if r["accepted_at"] is not None
+                if r.accepted_at is not None
                 else "open"
             )
-            wait = None
         rows.append(
             Referral(
                 person.patient_id,
@@ -140,10 +146,10 @@ def fold(person: PersonEvents) -> ReferralFold:
                 str(made.data["priority"]),
                 made.data.get("reason"),
                 status,
-                r["accepted_at"],
-                r["declined_at"],
-                r["decline_reason"],
-                r["first_contact_at"],
+                r.accepted_at,
+                r.declined_at,
+                r.decline_reason,
+                r.first_contact_at,
                 wait,
                 made.event_id,
             )

@@ -20,7 +20,7 @@ ignored (the timeline still shows them).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, NamedTuple
 from uuid import UUID
@@ -156,10 +156,20 @@ def fold(person: PersonEvents) -> TimelineFold:
     return TimelineFold(tuple(entries), spells, findings)
 
 
+@dataclass(slots=True)
+class _Stay:
+    """An admission while the fold runs."""
+
+    admitted: RecordedEvent
+    location: Any  # the ward, then wherever the last transfer took the person
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    discharge: RecordedEvent | None = None
+
+
 def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...]]:
     zone = person.config.zone
-    open_: dict[str, dict[str, Any]] = {}
-    done: list[dict[str, Any]] = []
+    open_: dict[str, _Stay] = {}
+    done: list[_Stay] = []
     findings: list[Finding] = []
     for event in person.effective:
         kind = event.type
@@ -178,7 +188,7 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
                     )
                 )
                 continue
-            spell = {"event": event, "transfers": [], "location": data.get("ward")}
+            spell = _Stay(event, data.get("ward"))
             open_[encounter] = spell
             done.append(spell)
         elif spell is None:
@@ -191,7 +201,7 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
                 )
             )
         elif kind == TRANSFERRED:
-            spell["transfers"].append(
+            spell.transfers.append(
                 {
                     "at": event.occurred_at.isoformat(),
                     "from": data["from_location"],
@@ -199,14 +209,14 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
                     "event_id": str(event.event_id),
                 }
             )
-            spell["location"] = data["to_location"]
+            spell.location = data["to_location"]
         else:
-            spell["discharge"] = event
+            spell.discharge = event
             del open_[encounter]
     spells = []
     for seq, spell in enumerate(done):
-        admitted: RecordedEvent = spell["event"]
-        discharge: RecordedEvent | None = spell.get("discharge")
+        admitted = spell.admitted
+        discharge = spell.discharge
         stay = None
         if discharge is not None:
             stay = (
@@ -220,13 +230,13 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
                 str(admitted.data["encounter_id"]),
                 str(admitted.data["hospital"]),
                 _opt(admitted.data.get("ward")),
-                _opt(spell["location"]),
+                _opt(spell.location),
                 str(admitted.data["method"]),
                 admitted.occurred_at,
                 discharge.occurred_at if discharge is not None else None,
                 str(discharge.data["destination"]) if discharge is not None else None,
                 stay,
-                tuple(spell["transfers"]),
+                tuple(spell.transfers),
                 admitted.event_id,
                 discharge.event_id if discharge is not None else None,
                 "closed" if discharge is not None else "open",

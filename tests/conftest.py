@@ -32,6 +32,15 @@ pytest_plugins = [
 TEMPLATE_DB = "carejourney_test_template"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the real PostgreSQL (any fixture built on ``pg_server_url``) is
+    ``slow`` too, like those marked for a broker, Chromium or processes: ``make
+    test-fast`` runs only the unit, contract and fold tests, which need none of them."""
+    for item in items:
+        if "pg_server_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """URL of the server the suite runs against (any database on it)."""

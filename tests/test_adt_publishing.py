@@ -314,3 +314,36 @@ def test_outcomes_page_in_chromium(served: str) -> None:
         assert refused.status == 403
         browser.close()
     assert problems == []
+
+
+def test_ledger_preview_judges_like_an_append_and_writes_nothing(
+    ledger: Ledger, database_url: str
+) -> None:
+    from tests.envelopes import retraction
+
+    recorded = envelope()
+    ledger.append(recorded)
+    unknown = envelope(at=later(1))
+    items = [
+        envelope(nhs=NHS_B),  # a person never seen: would be recorded
+        recorded,  # already there: duplicate
+        {**recorded, "data": {**recorded["data"], "practice": "B99999"}},  # other content
+        retraction(recorded, at=later(2)),  # of a recorded event: would be recorded
+        retraction(unknown, at=later(3)),  # of nothing recorded: rejected
+        {"type": "nonsense"},
+    ]
+    before = (count(database_url, "ledger_events"), count(database_url, "identity_register"))
+    preview = ledger.preview(items)
+    assert [i.status for i in preview.items] == [
+        "recorded",
+        "duplicate",
+        "conflict",
+        "recorded",
+        "rejected",
+        "rejected",
+    ]
+    assert preview.items[0].position is None and preview.items[1].position == 1
+    after = (count(database_url, "ledger_events"), count(database_url, "identity_register"))
+    assert after == before
+    real = ledger.append_batch(items)
+    assert [i.status for i in real.items] == [i.status for i in preview.items]

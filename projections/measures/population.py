@@ -39,6 +39,7 @@ from domain.database import head_position
 from projections import care_plans, coordinators, evaluation, referrals, timeline
 from projections.fold import PersonEvents
 from projections.measures.period import IDENTIFIED, NONE, NOT_IDENTIFIED, Period
+from projections.readmodel import Folds
 
 PROJECTIONS = ("coordinators", "timeline", "care_plans", "referrals", "evaluation")
 
@@ -139,17 +140,18 @@ def from_folds(people: Iterable[PersonEvents], position: int | None = None) -> P
     found: dict[UUID, Person] = {}
     top = 0
     for person in people:
-        coord = coordinators.fold(person)
-        line = timeline.fold(person)
-        facts = evaluation.fold(person)
+        folds = Folds(person)  # each model folded once (the evaluation reuses the plans)
+        coord = folds.of(coordinators.MODEL)
+        line = folds.of(timeline.MODEL)
+        facts = folds.of(evaluation.MODEL)
         [identified] = facts[evaluation.PEOPLE.name]
         found[person.patient_id] = Person(
             person.patient_id,
             identified.identified_at,
             list(coord.intervals),
             list(line.spells),
-            list(referrals.fold(person).referrals),
-            list(care_plans.fold(person).plans),
+            list(folds.of(referrals.MODEL).referrals),
+            list(folds.of(care_plans.MODEL).plans),
             list(facts[evaluation.REVIEWS.name]),
             list(facts[evaluation.CONTACTS.name]),
             list(facts[evaluation.OUTCOMES.name]),
