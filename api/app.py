@@ -19,7 +19,16 @@ from api import access_log, openapi, pages, problems
 from api.body_limit import BodyLimit
 from api.metrics import MetricsMiddleware
 from api.routes import access_log as access_log_routes
-from api.routes import coordinators, events, measures, operations, patients, publishers
+from api.routes import (
+    alerts,
+    coordinators,
+    events,
+    ledger_log,
+    measures,
+    operations,
+    patients,
+    publishers,
+)
 from api.security import KeyRing
 from domain.ledger import Ledger, open_ledger
 from domain.settings import Settings, get_settings
@@ -59,8 +68,17 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     if ledger is not None:
         app.state.ledger = ledger
     problems.install(app)
-    routers = (events, publishers, patients, coordinators, access_log_routes, operations, measures)
-    for module in routers:
+    for module in (
+        events,
+        publishers,
+        patients,
+        coordinators,
+        alerts,
+        ledger_log,
+        access_log_routes,
+        operations,
+        measures,
+    ):
         app.include_router(module.router)
     pages.install(app)
     # Added last = outermost: metrics see every answer, including the 413s.

@@ -30,7 +30,7 @@ from typing import Any
 
 from hl7.containers import Message, Segment
 
-from consumers import adt_codes
+from consumers import adt_codes, discharge_ready
 from consumers.hl7v2 import (
     HL7_NULL,
     Hl7Error,
@@ -136,11 +136,25 @@ class _Mapper:
         nhs = self.nhs(self.pid, "PID-3")
         occurred = self.occurred_at()
         system = (adt_codes.ADT_SYSTEM_PREFIX + (namespace(self.msh, 3) or "adt"))[:SYSTEM_MAX]
+        ready = None
         if trigger == adt_codes.IDENTITY_UPDATE:
-            update = self.identity_update(event_id, nhs, organisation, system, occurred)
-            return update if update is not None else self.rejected(event_id, trigger)
-        event_type = adt_codes.TRIGGERS[trigger]
-        data = self.data(trigger, organisation)
+            site = discharge_ready.mapping(self.settings.adt_discharge_ready)
+            ready = discharge_ready.decision(self.msg, site)
+            if ready is None:
+                update = self.identity_update(event_id, nhs, organisation, system, occurred)
+                return update if update is not None else self.rejected(event_id, trigger)
+        data: dict[str, Any] | None
+        if ready is not None:  # an A08 carrying "ready for discharge" (docs/alerts.md)
+            event_type = "DischargeReady"
+            data = {"encounter_id": self.field(self.pv1, "PV1-19", 19), **ready["data"]}
+            if ready["time"]:
+                try:
+                    occurred = timestamp(ready["time"], self.settings.zone)
+                except ValueError as exc:
+                    self.problem("discharge ready time", str(exc))
+        else:
+            event_type = adt_codes.TRIGGERS[trigger]
+            data = self.data(trigger, organisation)
         if self.errors or event_id is None or nhs is None or occurred is None:
             return self.rejected(event_id, trigger)
         assert organisation is not None and data is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, Field, StringConstraints, field_validator
@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     referral_wait_threshold_days: int = Field(
         default=28, ge=0, description="Referral waits: the '% within threshold' threshold."
     )
+    alert_unassigned_days: int = Field(
+        default=14,
+        ge=0,
+        description="Alerts: a person without a named coordinator for longer than this "
+        "opens an alert in the practice's team queue (projections).",
+    )
     session_minutes: int = Field(
         default=30,
         ge=1,
@@ -102,12 +108,28 @@ class Settings(BaseSettings):
     dead_letter_topic: str = "care.events.v1.dlq"
     adt_topic: str = "care.adt.hl7v2"
     adt_dead_letter_topic: str = "care.adt.hl7v2.dlq"
+    ledger_topic: str | None = Field(
+        default=None,
+        description="Where `carejourney log publish` sends every recorded event in position "
+        "order (no identifiers); unset: not published (docs/alerts.md).",
+    )
+    alerts_topic: str = Field(
+        default="care.alerts.v1",
+        description="Where `carejourney alerts publish` sends every alert change, keyed by "
+        "the coordinator (docs/alerts.md).",
+    )
     adt_facilities: dict[str, Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3,10}$")]] = (
         Field(
             default_factory=dict,
             description="JSON object: HL7 sending facility (MSH-4.1) -> ODS code; an ADT "
             "message from a facility not listed is rejected.",
         )
+    )
+    adt_discharge_ready: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON object: how this site's A08s say 'ready for discharge' (segment, "
+        "flag_field/flag, time_field, reason_field, reasons); unset: A08s are identity "
+        "updates only (consumers/discharge_ready.py, docs/alerts.md).",
     )
     mllp_host: str = Field(
         default="127.0.0.1", description="Address `carejourney mllp` binds (0.0.0.0: all)."

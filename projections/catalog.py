@@ -18,6 +18,7 @@ projection       tables                                      fold
 ``evaluation``   ``evaluation_contacts``,                    ``projections/evaluation``
                  ``_outcomes``, ``_plan_reviews``,           (the measures' facts)
                  ``_people``
+``alerts``       ``alerts``                                  ``projections/alerts``
 ===============  ==========================================  =============================
 
 ``person_rows`` runs each needed fold once per person (``readmodel.Folds``: the quality
@@ -29,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from projections import care_plans, coordinators, evaluation, quality, referrals, timeline
+from projections import alerts, care_plans, coordinators, evaluation, quality, referrals, timeline
 from projections.fold import PersonEvents
 from projections.readmodel import Folds, ReadModel
 from projections.tables import Table
@@ -42,6 +43,7 @@ MODELS: tuple[ReadModel[Any], ...] = (
     referrals.MODEL,
     quality.MODEL,
     evaluation.MODEL,
+    alerts.MODEL,
 )
 BY_NAME: dict[str, ReadModel[Any]] = {m.name: m for m in MODELS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)

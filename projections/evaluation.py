@@ -70,6 +70,19 @@ class Outcome(NamedTuple):
     event_id: UUID
 
 
+class Ready(NamedTuple):
+    """One row of ``evaluation_discharge_ready``: a standing ``DischargeReady`` (the
+    hospital's decision that the person no longer needs to be there)."""
+
+    patient_id: UUID
+    seq: int
+    encounter_id: str
+    occurred_at: datetime
+    delay_reason: str | None
+    source_organisation: str
+    event_id: UUID
+
+
 class Identification(NamedTuple):
     """One row of ``evaluation_people`` per person folded."""
 
@@ -101,7 +114,12 @@ PEOPLE = table(
     Identification,
     Index("key", "patient_id", unique=True),
 )
-TABLES: tuple[Table, ...] = (CONTACTS, OUTCOMES, REVIEWS, PEOPLE)
+READY = table(
+    "evaluation_discharge_ready",
+    Ready,
+    Index("key", "patient_id, seq", unique=True),
+)
+TABLES: tuple[Table, ...] = (CONTACTS, OUTCOMES, REVIEWS, PEOPLE, READY)
 
 
 class _Facts:
@@ -112,6 +130,21 @@ class _Facts:
         self.contacts: list[Contact] = []
         self.outcomes: list[Outcome] = []
         self.identified_at: datetime | None = None
+        self.ready: list[Ready] = []
+
+    def discharge_ready(self, event: RecordedEvent) -> None:
+        reason = event.data.get("delay_reason")
+        self.ready.append(
+            Ready(
+                self.patient_id,
+                len(self.ready),
+                str(event.data["encounter_id"]),
+                event.occurred_at,
+                None if reason is None else str(reason),
+                str(event.source.get("organisation")),
+                event.event_id,
+            )
+        )
 
     def contact(self, event: RecordedEvent) -> None:
         data = event.data
@@ -157,6 +190,7 @@ ON: dict[str, Callable[[_Facts, RecordedEvent], None]] = by_type(
         EventType.CONTACT_RECORDED: _Facts.contact,
         EventType.OUTCOME_RECORDED: _Facts.outcome,
         EventType.CASE_IDENTIFIED: _Facts.identified,
+        EventType.DISCHARGE_READY: _Facts.discharge_ready,
     }
 )
 # Review episodes follow the care plans' own rules: that fold decides them.
@@ -170,7 +204,7 @@ IGNORES = named(
     CoordinatorAssigned CoordinatorHandedOff CoordinatorReleased Admitted Transferred
     Discharged AdmissionCancelled TransferCancelled DischargeCancelled CarePlanRevised
     CareTeamMemberJoined CareTeamMemberLeft CarerRecorded JourneyClosed EventRetracted
-    PatientsMerged DischargeReady PersonInformed AlertAcknowledged
+    PatientsMerged PersonInformed AlertAcknowledged
     """
 )
 
@@ -189,6 +223,7 @@ def fold(person: PersonEvents, plans: CarePlanFold | None = None) -> dict[str, t
         OUTCOMES.name: tuple(facts.outcomes),
         REVIEWS.name: plans.episodes,
         PEOPLE.name: (Identification(person.patient_id, facts.identified_at, person.position),),
+        READY.name: tuple(facts.ready),
     }
 
 

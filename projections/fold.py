@@ -69,11 +69,19 @@ class FoldConfig:
 
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/London"))
     late_after: timedelta = timedelta(days=7)
+    referral_wait_days: int = 28  # alerts: a referral waiting longer opens one
+    unassigned_days: int = 14  # alerts: this long without a named coordinator opens one
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FoldConfig:
-        """``CAREJOURNEY_TIMEZONE`` and ``CAREJOURNEY_LATE_ARRIVAL_DAYS``."""
-        return cls(settings.zone, timedelta(days=settings.late_arrival_days))
+        """``CAREJOURNEY_TIMEZONE``, ``CAREJOURNEY_LATE_ARRIVAL_DAYS``, and the alerts'
+        ``CAREJOURNEY_REFERRAL_WAIT_THRESHOLD_DAYS`` and ``CAREJOURNEY_ALERT_UNASSIGNED_DAYS``."""
+        return cls(
+            settings.zone,
+            timedelta(days=settings.late_arrival_days),
+            settings.referral_wait_threshold_days,
+            settings.alert_unassigned_days,
+        )
 
 
 DEFAULT_CONFIG = FoldConfig()

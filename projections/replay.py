@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.journey import RecordedEvent
-from projections import care_plans, coordinators, quality, queries, referrals, timeline
+from projections import alerts, care_plans, coordinators, quality, queries, referrals, timeline
 from projections.fold import DEFAULT_CONFIG, FoldConfig, prepare
 from projections.readmodel import Folds
 from projections.tables import as_dict, jsonable
@@ -67,6 +67,7 @@ def replay(
         "care_plans": [queries.plan_view(p._asdict(), today) for p in plans.plans],
         "referrals": [queries.referral_view(r._asdict(), today, zone) for r in refs.referrals],
         "quality_findings": [as_dict(f) for f in folds.of(quality.MODEL)],
+        "alerts": [_drop(as_dict(a)) for a in folds.of(alerts.MODEL) if a.opened_at <= moment],
         "timeline": [_drop(as_dict(e)) for e in line.entries],
     }
 

@@ -46,7 +46,7 @@ from psycopg.rows import dict_row
 
 from domain.database import head_position
 from domain.ledger import Ledger
-from projections import catalog, log
+from projections import alert_feed, catalog, log
 from projections.batches import batch_end, fold_people, touched_between, write_rows
 from projections.fold import DEFAULT_CONFIG, FoldConfig
 from projections.rebuild import rebuild
@@ -123,6 +123,7 @@ class Runner:
         with self.connect() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (MIGRATE_LOCK,))
             conn.execute(POSITIONS)
+            alert_feed.migrate(conn)  # the alerts' change feed (not a projection table)
             for table in catalog.tables(catalog.NAMES):
                 for statement in table.create():
                     conn.execute(statement)

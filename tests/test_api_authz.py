@@ -41,6 +41,13 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /v1/patients/{nhs}/care-plans": (401, 403, 403, 403, 200, 403, 403, 200),
     "GET /v1/coordinators/{id}/caseload": (401, 403, 403, 403, 200, 403, 403, 200),
     "GET /v1/unassigned": (401, 403, 403, 403, 200, 200, 403, 200),
+    "GET /v1/coordinators/{id}/alerts": (401, 403, 403, 200, 200, 200, 403, 200),
+    # The id is not an alert's (nor the body an acknowledgement): the roles let through
+    # reach validation. Acknowledging a real alert: tests/test_api_alerts.py.
+    "POST /v1/alerts/{id}/acknowledge": (401, 403, 403, 403, 422, 422, 403, 422),
+    # A stream never ends; a bad ``after`` shows who is let through to open one.
+    "GET /v1/coordinators/{id}/alerts/stream?after=x": (401, 403, 403, 422, 422, 422, 403, 422),
+    "GET /v1/log": (401, 403, 403, 200, 403, 403, 403, 200),
     "GET /v1/measures?from=2026-01-01&to=2026-12-31": (401, 403, 403, 200, 403, 403, 200, 200),
     "GET /healthz": (200,) * 8,
     "GET /readyz": (200,) * 8,

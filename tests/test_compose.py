@@ -29,6 +29,7 @@ SERVICES = {
     "adt-consumer",
     "mllp",
     "projections",
+    "alerts-publisher",
 }
 
 
@@ -131,6 +132,7 @@ def test_commands_exist_in_the_cli(compose: dict[str, Any]) -> None:
         "adt-consumer": ["consume", "--adt"],
         "mllp": ["mllp"],
         "projections": ["projections", "run"],
+        "alerts-publisher": ["alerts", "publish"],
     }
     for name, service in _ours(compose).items():
         command = service["command"]

@@ -174,3 +174,69 @@ def test_follow_up_after_discharge_home(measured: Measured) -> None:
             "followed_up",
         ]
     )
+
+
+def ready(journey: Journey, at: str, encounter: str, reason: str | None, hospital: str = "RXH01"):
+    data = {"encounter_id": encounter, **({"delay_reason": reason} if reason else {})}
+    return journey.add("DischargeReady", at, data, organisation=hospital, setting="acute")
+
+
+def test_delayed_discharge_days_by_reason_and_hospital(measured: Measured) -> None:
+    # P1: ready 3 April (equipment), a later decision 5 April says home care package;
+    # discharged 10 April: 7 days, reason home_care_package (the latest).
+    p1 = Journey(1)
+    p1.admit("2025-04-01 10:00", "E1")
+    ready(p1, "2025-04-03 09:00", "E1", "equipment")
+    ready(p1, "2025-04-05 09:00", "E1", "home_care_package")
+    p1.discharge("2025-04-10 11:00", "E1")
+    # P2: ready and discharged the same day at RYR16: 0 days, reason unknown.
+    p2 = Journey(2)
+    p2.admit("2025-05-01 10:00", "E2", hospital="RYR16")
+    ready(p2, "2025-05-02 08:00", "E2", None, hospital="RYR16")
+    p2.discharge("2025-05-02 17:00", "E2", hospital="RYR16")
+    # P3: ready 20 June 23:30 UTC = 21 June 00:30 in London, discharged 23 June: 2 days.
+    p3 = Journey(3)
+    p3.admit("2025-06-15 10:00", "E3")
+    ready(p3, "2025-06-20T23:30+00:00", "E3", "care_home_place")
+    p3.discharge("2025-06-23 10:00", "E3", destination="care_home")
+    # P4: ready 25 August, still in hospital on 31 August: still waiting.
+    p4 = Journey(4)
+    p4.admit("2025-08-20 10:00", "E4")
+    ready(p4, "2025-08-25 10:00", "E4", "family")
+    # P5: no DischargeReady: not a unit. P6: a decision for another encounter: ignored.
+    p5 = Journey(5)
+    p5.admit("2025-04-01 10:00", "E5")
+    p5.discharge("2025-04-09 10:00", "E5")
+    p6 = Journey(6)
+    p6.admit("2025-04-01 10:00", "E6")
+    ready(p6, "2025-04-02 10:00", "OTHER", "other")
+    p6.discharge("2025-04-09 10:00", "E6")
+    measured.record(p1, p2, p3, p4, p5, p6)
+
+    report = measured.report(FIRST, LAST, by="organisation")
+    everyone = group(report, "delayed_discharge")
+    assert without_series(everyone) == {
+        "group": "all",
+        "discharges": 3,
+        "delayed": 2,
+        "delayed_days": 9,
+        "mean_delay_days": 3.0,
+        "median_delay_days": 2,
+        "still_waiting": 1,
+    }
+    reasons = {
+        r["label"]: (r["discharges"], r["delayed_days"]) for r in everyone["by_delay_reason"]
+    }
+    assert reasons == {
+        "care_home_place": (1, 2),
+        "family": (0, 0),
+        "home_care_package": (1, 7),
+        "unknown": (1, 0),
+    }
+    rxh = group(report, "delayed_discharge", "RXH01")
+    assert (rxh["discharges"], rxh["delayed_days"], rxh["still_waiting"]) == (2, 9, 1)
+    ryr = group(report, "delayed_discharge", "RYR16")
+    assert (ryr["discharges"], ryr["delayed"], ryr["delayed_days"]) == (1, 0, 0)
+    # Evaluators see small numbers suppressed, like every other measure.
+    hidden = group(measured.report(FIRST, LAST, unsuppressed=False), "delayed_discharge")
+    assert hidden["discharges"] is None and hidden["mean_delay_days"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -95,4 +96,9 @@ class Replay(BaseModel):
     care_plans: list[CarePlan]
     referrals: list[Referral]
     quality_findings: list[QualityFinding]
+    alerts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The alerts the same facts give (docs/alerts.md), as visible at "
+        "`as_of` (or now): what the coordinator was shown.",
+    )
     timeline: list[TimelineEntry]

@@ -1,7 +1,7 @@
 """Browser pages (signed in by exchanging an API key for a session cookie, docs/pages.md).
 
 * ``/pages/sign-in``: the API key form (``session``); ``/pages/sign-out``;
-* ``/pages/``: what the signed-in role may open;
+* ``/pages/``: a coordinator's worklist (``worklist``), for other roles what they may open;
 * ``/pages/journey/{nhs}``: one person's journey (coordinators, auditors; ``journey``);
 * ``/pages/measures``: the measures dashboard (evaluators; ``dashboard``);
 * ``/pages/outcomes``: a publisher's refusals and data-quality findings (``outcomes``).
@@ -19,7 +19,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from psycopg import Connection
 
-from api.pages import dashboard, journey, outcomes, render, session
+from api.deps import Db
+from api.pages import dashboard, journey, outcomes, render, session, worklist
 from api.pages.render import HERE, page
 from api.pages.session import SignedIn
 
@@ -27,7 +28,12 @@ router = APIRouter(prefix="/pages", include_in_schema=False)
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, principal: SignedIn) -> Response:
+def home(
+    request: Request, principal: SignedIn, conn: Db, coordinator: worklist.Asked = None
+) -> Response:
+    """Coordinators land on their worklist; other roles on what they may open."""
+    if worklist.home_context(principal):
+        return worklist.worklist_page(request, principal, conn, coordinator)
     return page(request, "home.html", {}, principal=principal)
 
 
@@ -35,6 +41,7 @@ router.include_router(session.router)
 router.include_router(journey.router)
 router.include_router(dashboard.router)
 router.include_router(outcomes.router)
+router.include_router(worklist.router)
 
 
 def install(app: FastAPI) -> None:

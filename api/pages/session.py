@@ -12,7 +12,7 @@ request re-resolves the key by its digest, so a revoked key ends its sessions at
 signing out deletes the session row. Sessions live in PostgreSQL so every API worker
 sees them.
 
-Form posts must come from this site (``Sec-Fetch-Site``/``Origin``, see ``_same_origin``).
+Form posts must come from this site (``Sec-Fetch-Site``/``Origin``, see ``same_origin``).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def _safe_next(value: str | None) -> str:
     return PATH + "/" if parts.scheme or parts.netloc else value
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     """A browser says where a form post comes from: ``Sec-Fetch-Site`` (always, in
     current browsers), else ``Origin`` (``null`` under our no-referrer policy, so it
     only counts when it names a site). Clients that send neither (curl) are allowed:
@@ -122,7 +122,7 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def form_fields(request: Request) -> dict[str, str]:
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise PageProblem(413, "That form is too large.")
@@ -138,9 +138,9 @@ def sign_in_form(request: Request, next: str | None = None) -> Response:
 @router.post("/sign-in", response_class=HTMLResponse)
 async def sign_in(request: Request) -> Response:
     """Check the key; on success start a session and go where the user was going."""
-    if not _same_origin(request):
+    if not same_origin(request):
         raise PageProblem(403, "Sign-in must come from this site's own form.")
-    form = await _form(request)
+    form = await form_fields(request)
     target = _safe_next(form.get("next"))
     key = form.get("api_key", "").strip()
     keyring: KeyRing = request.app.state.keyring
@@ -177,7 +177,7 @@ async def sign_in(request: Request) -> Response:
 
 @router.post("/sign-out")
 def sign_out(request: Request, conn: Db) -> Response:
-    if not _same_origin(request):
+    if not same_origin(request):
         raise PageProblem(403, "Sign-out must come from this site's own form.")
     token = request.cookies.get(COOKIE)
     if token:

@@ -1,4 +1,5 @@
-"""Hospital transitions: 30-day emergency readmission and follow-up after discharge.
+"""Hospital transitions: 30-day emergency readmission, follow-up after discharge, and
+delayed discharge days.
 
 Both start from *index discharges*, built from ``admission_spells``
 (projections/timeline.py; cancelled and retracted admissions, transfers and discharges
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from projections.measures.period import Period, pct
+from projections.measures.period import Period, mean, median, pct
 from projections.measures.population import Person, Population
 from projections.measures.result import Context, Measure, Shape, by_key, definition, grouped
 from projections.timeline import Spell
@@ -312,4 +313,128 @@ def follow_up_72h(pop: Population, ctx: Context) -> Measure:
         follow_up_72h,
         _follow_up_measure(pop, ctx, hours=True),
         ctx,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Delay:
+    """A hospital stay that had a ``DischargeReady``: from the first decision to the
+    discharge, in local calendar days."""
+
+    person: Person
+    spell: Spell
+    ready_at: datetime
+    reason: str
+    days: int | None  # None while still in hospital at the period's end
+    keys: dict[str, str]
+
+
+def _delays(pop: Population, period: Period) -> list[Delay]:
+    units = []
+    for person in pop:
+        for spell in person.spells:
+            decisions = [
+                r
+                for r in person.ready
+                if r.encounter_id == spell.encounter_id
+                and spell.admitted_at <= r.occurred_at
+                and (spell.discharged_at is None or r.occurred_at <= spell.discharged_at)
+            ]
+            if not decisions:
+                continue
+            first = decisions[0]
+            discharged = period.before_end(spell.discharged_at)
+            if discharged is not None and not period.contains(discharged):
+                continue  # discharged before the period
+            if discharged is None and first.occurred_at >= period.end:
+                continue  # decided after the period
+            reason = decisions[-1].delay_reason or "unknown"
+            moment = discharged if discharged is not None else period.end
+            keys = person.keys(period, min(moment, first.occurred_at), attribute=True) | {
+                "organisation": spell.hospital
+            }
+            days = None
+            if discharged is not None:
+                days = (period.day(discharged) - period.day(first.occurred_at)).days
+            units.append(Delay(person, spell, first.occurred_at, reason, days, keys))
+    return units
+
+
+def delayed_discharge(pop: Population, ctx: Context) -> Measure:
+    """Delayed discharge days: from medically fit to leave to leaving.
+
+    Units (``discharges``): hospital stays with a standing ``DischargeReady`` (the
+    hospital's decision that the person no longer needs to be in hospital: medically
+    optimised, no criteria to reside) for the stay's encounter, made while the person
+    was in, and a discharge in the period (local discharge date in the period).
+
+    Delay: local calendar days from the stay's first ``DischargeReady`` to the
+    discharge (0: discharged the day it was decided). ``delayed`` counts the stays
+    with a delay of at least one day; ``delayed_days`` sums the delays;
+    ``mean_delay_days`` and ``median_delay_days`` are over the stays with a
+    discharge. ``still_waiting``: stays decided before the period's end and not yet
+    discharged by then (reported, not in the statistics).
+
+    Delay reason: the reason of the stay's latest ``DischargeReady`` (a later decision
+    updates it); ``unknown`` when none was given. The series ``by_delay_reason`` splits
+    the same units by it: ``social_care_assessment``, ``home_care_package``,
+    ``care_home_place``, ``equipment``, ``family``, ``other``, ``unknown``.
+
+    Split: organisation = the discharging hospital; role and setting = the coordinator
+    holding at the decision; cohort.
+    """
+    units = _delays(pop, ctx.period)
+
+    def figures(group: list[Delay]) -> dict[str, Any]:
+        done = [u.days for u in group if u.days is not None]
+        return {
+            "discharges": len(done),
+            "delayed": sum(1 for d in done if d >= 1),
+            "delayed_days": sum(done),
+            "mean_delay_days": mean(done),
+            "median_delay_days": median(done),
+        }
+
+    def summarise(group: list[Delay]) -> dict[str, Any]:
+        reasons = sorted({u.reason for u in group})
+        return {
+            **figures(group),
+            "still_waiting": sum(1 for u in group if u.days is None),
+            "by_delay_reason": [
+                {"label": r, **figures([u for u in group if u.reason == r])} for r in reasons
+            ],
+        }
+
+    row_shape = Shape(
+        counts=("discharges", "delayed"),
+        stats={
+            "delayed_days": "discharges",
+            "mean_delay_days": "discharges",
+            "median_delay_days": "discharges",
+        },
+    )
+    shape = Shape(
+        counts=("discharges", "delayed", "still_waiting"),
+        stats=row_shape.stats,
+        series={"by_delay_reason": row_shape},
+    )
+    per_person = None
+    if ctx.per_person:
+        per_person = [
+            {
+                "pseudonym": ctx.pseudonym(u.person.patient_id),
+                "hospital": u.spell.hospital,
+                "delay_reason": u.reason,
+                "delay_days": u.days,
+            }
+            for u in units
+        ]
+    return Measure(
+        "delayed_discharge",
+        "Delayed discharge days",
+        "hospital stays ready for discharge",
+        definition(delayed_discharge),
+        shape,
+        grouped(units, by_key(ctx, lambda u: u.keys), summarise),
+        per_person,
     )

@@ -61,6 +61,7 @@ class Person:
     reviews: list[care_plans.ReviewEpisode] = field(default_factory=list)
     contacts: list[evaluation.Contact] = field(default_factory=list)
     outcomes: list[evaluation.Outcome] = field(default_factory=list)
+    ready: list[evaluation.Ready] = field(default_factory=list)
     _starts: list[datetime] = field(default_factory=list)
 
     def settle(self) -> Person:
@@ -72,6 +73,7 @@ class Person:
         self.reviews.sort(key=lambda r: r.seq)
         self.contacts.sort(key=lambda c: c.seq)
         self.outcomes.sort(key=lambda o: o.seq)
+        self.ready.sort(key=lambda r: (r.occurred_at, r.seq))
         self._starts = [i.valid_from for i in self.intervals]
         return self
 
@@ -155,6 +157,7 @@ def from_folds(people: Iterable[PersonEvents], position: int | None = None) -> P
             list(facts[evaluation.REVIEWS.name]),
             list(facts[evaluation.CONTACTS.name]),
             list(facts[evaluation.OUTCOMES.name]),
+            list(facts[evaluation.READY.name]),
         ).settle()
         top = max(top, person.position)
     at = top if position is None else position
@@ -173,6 +176,7 @@ READS: tuple[tuple[str, str, str, Any], ...] = (
     ("reviews", evaluation.REVIEWS.name, "opened_at", care_plans.ReviewEpisode),
     ("contacts", evaluation.CONTACTS.name, "occurred_at", evaluation.Contact),
     ("outcomes", evaluation.OUTCOMES.name, "occurred_at", evaluation.Outcome),
+    ("ready", evaluation.READY.name, "occurred_at", evaluation.Ready),
 )
 
 

@@ -28,7 +28,7 @@ from projections.measures.population import Population, load
 from projections.measures.privacy import UNSUPPRESSED, Suppression, pseudonym
 from projections.measures.result import Context, Measure
 
-DEFINITIONS_VERSION = "1.0.0"
+DEFINITIONS_VERSION = "1.1.0"  # 1.1: delayed_discharge
 
 MeasureFunction = Callable[[Population, Context], Measure]
 
@@ -39,6 +39,7 @@ MEASURES: tuple[MeasureFunction, ...] = (
     hospital.readmission_30d,
     hospital.follow_up_7d,
     hospital.follow_up_72h,
+    hospital.delayed_discharge,
     referral_measures.referral_waits,
     care_plans.care_plan_in_place,
     care_plans.care_plan_reviews,
