@@ -36,6 +36,8 @@ SCHEMA: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS api_access_log_patient_idx ON api_access_log (patient_id, id)",
     "CREATE INDEX IF NOT EXISTS api_access_log_principal_idx ON api_access_log (principal, id)",
     "CREATE INDEX IF NOT EXISTS api_access_log_at_idx ON api_access_log (at)",
+    # The data-sharing agreement a FHIR bulk export ran under (null for other reads).
+    "ALTER TABLE api_access_log ADD COLUMN IF NOT EXISTS agreement text",
 )
 
 
@@ -47,15 +49,20 @@ def migrate(conn: Connection[Any]) -> None:
 
 
 def record(
-    conn: Connection[DictRow], principal: Principal, endpoint: str, patients: Sequence[UUID]
+    conn: Connection[Any],
+    principal: Principal,
+    endpoint: str,
+    patients: Sequence[UUID],
+    agreement: str | None = None,
 ) -> None:
-    """One row per person read (a caseload of 40 people is 40 rows), in one statement."""
+    """One row per person read (a caseload of 40 people is 40 rows; an export of 5,000
+    people 5,000, each naming the data-sharing ``agreement``), in one statement."""
     if not patients:
         return
     conn.execute(
-        "INSERT INTO api_access_log (principal, role, endpoint, patient_id)"
-        " SELECT %s, %s, %s, p FROM unnest(%s::uuid[]) AS p",
-        (principal.name, principal.role.value, endpoint, list(patients)),
+        "INSERT INTO api_access_log (principal, role, endpoint, patient_id, agreement)"
+        " SELECT %s, %s, %s, p, %s FROM unnest(%s::uuid[]) AS p",
+        (principal.name, principal.role.value, endpoint, agreement, list(patients)),
     )
 
 
@@ -86,7 +93,7 @@ def entries(
         params.append(until)
     params.append(limit)
     return conn.execute(
-        "SELECT id, at, principal, role, endpoint, patient_id FROM api_access_log"
+        "SELECT id, at, principal, role, endpoint, patient_id, agreement FROM api_access_log"
         f" WHERE {' AND '.join(clauses)} ORDER BY id LIMIT %s",
         params,
     ).fetchall()

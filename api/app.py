@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import access_log, openapi, pages, problems
+from api import access_log, fhir_exports, openapi, pages, problems
 from api.body_limit import BodyLimit
 from api.metrics import MetricsMiddleware
 from api.routes import access_log as access_log_routes
@@ -23,6 +23,7 @@ from api.routes import (
     alerts,
     coordinators,
     events,
+    fhir,
     ledger_log,
     measures,
     operations,
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
             with opened.connection() as conn:
                 access_log.migrate(conn)
                 pages.migrate(conn)
+                fhir_exports.migrate(conn)
             # The read models' tables exist before the first read, even if no
             # projection worker has run yet (reads then show nothing, /readyz the lag).
             await run_in_threadpool(Runner.for_ledger(opened).migrate)
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         access_log_routes,
         operations,
         measures,
+        fhir,
     ):
         app.include_router(module.router)
     pages.install(app)

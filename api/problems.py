@@ -63,6 +63,8 @@ class Problem(BaseModel):
 
 KINDS: dict[str, tuple[int, str]] = {
     "validation": (422, "Request is not valid"),
+    "bad-request": (400, "Bad request"),
+    "busy": (429, "Too many requests"),
     "envelope-rejected": (422, "Envelope rejected"),
     "unauthenticated": (401, "Authentication required"),
     "forbidden": (403, "Not allowed"),
@@ -82,6 +84,8 @@ EXAMPLES: dict[int, dict[str, Any]] = {
         "detail": "event_id: event_id already recorded with different content",
     },
     413: {"kind": "too-large", "detail": "request body is larger than 10485760 bytes"},
+    400: {"kind": "bad-request", "detail": "send 'Prefer: respond-async' to start an export"},
+    429: {"kind": "busy", "detail": "an export of yours is still running: poll it or cancel it"},
     422: {
         "kind": "validation",
         "detail": "path.nhs: NHS number check digit does not match",

@@ -48,6 +48,10 @@ class Role(StrEnum):
 ORGANISATION_ROLES = frozenset({Role.PUBLISHER, Role.COORDINATOR})
 
 OdsCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{3,10}$")]
+Agreement = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,99}$")
+]
+EXPORT_ROLES = frozenset({Role.EVALUATOR, Role.ADMIN})
 
 
 class KeyEntry(BaseModel):
@@ -60,6 +64,9 @@ class KeyEntry(BaseModel):
     organisations: tuple[OdsCode, ...] = ()
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     created_at: datetime | None = None
+    # The data-sharing agreement under which this key may run the FHIR bulk export
+    # (record-level data): the export right is explicit, never implied by a role.
+    export_agreement: Agreement | None = None
 
 
 class KeysFile(BaseModel):
@@ -78,6 +85,7 @@ class Principal:
     name: str
     role: Role
     organisations: frozenset[str] = field(default_factory=frozenset)
+    export_agreement: str | None = None
 
     @property
     def label(self) -> str:
@@ -104,7 +112,13 @@ def read_keys_file(path: Path) -> list[KeyEntry]:
     return KeysFile.model_validate_json(path.read_bytes()).keys
 
 
-def add_key(path: Path, role: Role, organisations: Iterable[str], name: str) -> str:
+def add_key(
+    path: Path,
+    role: Role,
+    organisations: Iterable[str],
+    name: str,
+    export_agreement: str | None = None,
+) -> str:
     """Create a key, store its hash in the file (0600), and return the key (shown once)."""
     key = new_key()
     entries = read_keys_file(path)
@@ -117,6 +131,7 @@ def add_key(path: Path, role: Role, organisations: Iterable[str], name: str) -> 
             organisations=tuple(organisations),
             sha256=hash_key(key),
             created_at=datetime.now(UTC),
+            export_agreement=export_agreement,
         )
     )
     write_keys_file(path, entries)
@@ -129,12 +144,24 @@ def write_keys_file(path: Path, entries: list[KeyEntry]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(KeysFile(keys=entries).model_dump_json(indent=2))
+        handle.write(json.dumps({"keys": [_stored(e) for e in entries]}, indent=2))
     tmp.replace(path)
 
 
-def check_entry(role: Role, organisations: Iterable[str]) -> None:
-    """Publishers and coordinators need an organisation; other roles take none."""
+def _stored(entry: KeyEntry) -> dict[str, object]:
+    """An entry as the file keeps it; a key without the export right is written exactly
+    as before the field existed."""
+    exclude = {"export_agreement"} if entry.export_agreement is None else None
+    return entry.model_dump(mode="json", exclude=exclude)
+
+
+def check_entry(
+    role: Role, organisations: Iterable[str], export_agreement: str | None = None
+) -> None:
+    """Publishers and coordinators need an organisation; other roles take none. Only
+    evaluator and admin keys may carry an export right (``export_agreement``)."""
+    if export_agreement is not None and role not in EXPORT_ROLES:
+        raise ValueError(f"a {role.value} key cannot carry an export right (evaluator or admin)")
     orgs = list(organisations)
     if role in ORGANISATION_ROLES and not orgs:
         raise ValueError(f"a {role.value} key needs at least one organisation (--org CODE)")
@@ -187,12 +214,25 @@ class KeyRing:
         self._stamp = self._file_stamp()
         entries = [*self._env, *read_keys_file(self.path)]
         self._by_digest = {
-            e.sha256: Principal(e.name, e.role, frozenset(e.organisations)) for e in entries
+            e.sha256: Principal(e.name, e.role, frozenset(e.organisations), e.export_agreement)
+            for e in entries
         }
         self._checked = time.monotonic()
 
 
-def env_entry(role: Role, organisations: Iterable[str], name: str, key: str) -> str:
+def env_entry(
+    role: Role,
+    organisations: Iterable[str],
+    name: str,
+    key: str,
+    export_agreement: str | None = None,
+) -> str:
     """One ``CAREJOURNEY_API_KEYS`` entry as JSON (tests and deployments without a file)."""
-    entry = KeyEntry(name=name, role=role, organisations=tuple(organisations), sha256=hash_key(key))
+    entry = KeyEntry(
+        name=name,
+        role=role,
+        organisations=tuple(organisations),
+        sha256=hash_key(key),
+        export_agreement=export_agreement,
+    )
     return json.dumps(entry.model_dump(mode="json", exclude_none=True))

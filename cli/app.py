@@ -13,6 +13,7 @@ import typer
 from cli import adt as adt_commands
 from cli import alerts as alerts_commands
 from cli import consume as consume_commands
+from cli import fhir as fhir_commands
 from cli import keys as keys_commands
 from cli import ledger as ledger_commands
 from cli import measures as measures_commands
@@ -35,6 +36,7 @@ serve_commands.register(app)
 keys_commands.register(app)
 consume_commands.register(app)
 measures_commands.register(app)
+fhir_commands.register(app)
 mllp_commands.register(app)
 alerts_commands.register(app)
 

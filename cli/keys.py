@@ -55,11 +55,20 @@ def create(
             help="A name for the key, shown in the access log (default: role and a number).",
         ),
     ] = None,
+    export_agreement: Annotated[
+        str | None,
+        typer.Option(
+            "--export-agreement",
+            metavar="REF",
+            help="Grant the FHIR bulk export right under this data-sharing agreement "
+            "(evaluator and admin keys; written to the access log with every export).",
+        ),
+    ] = None,
 ) -> None:
     """Create a key for a principal and print it once; only its hash is kept."""
     organisations = [code.strip().upper() for code in org or []]
     try:
-        check_entry(role, organisations)
+        check_entry(role, organisations, export_agreement)
     except ValueError as exc:
         fail(str(exc))
     path = keys_path(get_settings())
@@ -69,12 +78,14 @@ def create(
         fail(f"cannot read the keys file {path}: {exc}")
     name = name or f"{role.value}-{len(existing) + 1}"
     try:
-        key = add_key(path, role, organisations, name)
+        key = add_key(path, role, organisations, name, export_agreement)
     except ValidationError as exc:
         fail(f"invalid key entry: {exc.errors()[0]['msg']}")
     except (OSError, ValueError) as exc:
         fail(str(exc))
     orgs = f" for {', '.join(organisations)}" if organisations else ""
+    if export_agreement:
+        orgs += f", with the export right under agreement {export_agreement}"
     err.print(
         f"created {role.value} key [bold]{name}[/]{orgs}; stored hashed in {path}. "
         "It is shown only now:",
@@ -92,13 +103,14 @@ def list_keys() -> None:
     except (OSError, ValidationError) as exc:
         fail(f"cannot read the keys file {path}: {exc}")
     table = Table(title=f"{len(entries)} keys in {path}")
-    for column in ("name", "role", "organisations", "created", "sha256"):
+    for column in ("name", "role", "organisations", "export agreement", "created", "sha256"):
         table.add_column(column)
     for e in entries:
         table.add_row(
             e.name,
             e.role.value,
             " ".join(e.organisations),
+            e.export_agreement or "",
             e.created_at.isoformat(timespec="seconds") if e.created_at else "",
             e.sha256[:12] + "…",
         )

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         description="Secret for evaluator pseudonyms (HMAC-SHA-256).",
     )
     api_keys_file: Path | None = Field(default=None, description="File of hashed API keys.")
+    fhir_export_dir: Path | None = Field(
+        default=None,
+        description="Where FHIR bulk export files are kept (default <DATA_DIR>/fhir-exports).",
+    )
     api_keys: str | None = Field(
         default=None, description="JSON array of hashed API key entries (as in the keys file)."
     )

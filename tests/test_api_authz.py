@@ -49,6 +49,13 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /v1/coordinators/{id}/alerts/stream?after=x": (401, 403, 403, 422, 422, 422, 403, 422),
     "GET /v1/log": (401, 403, 403, 200, 403, 403, 403, 200),
     "GET /v1/measures?from=2026-01-01&to=2026-12-31": (401, 403, 403, 200, 403, 403, 200, 200),
+    "GET /v1/patients/{nhs}/fhir": (401, 403, 403, 200, 200, 403, 403, 200),
+    # Bulk export needs an explicit export right (a key made --export-agreement REF): no
+    # role has it by default, not even admin (tests/test_fhir_api.py grants it).
+    "GET /v1/fhir/$export": (401, 403, 403, 403, 403, 403, 403, 403),
+    "GET /v1/fhir/export-jobs/{job}": (401, 403, 403, 403, 403, 403, 403, 403),
+    "DELETE /v1/fhir/export-jobs/{job}": (401, 403, 403, 403, 403, 403, 403, 403),
+    "GET /v1/fhir/export-jobs/{job}/{name}": (401, 403, 403, 403, 403, 403, 403, 403),
     "GET /healthz": (200,) * 8,
     "GET /readyz": (200,) * 8,
     "GET /metrics": (200,) * 8,
@@ -70,6 +77,8 @@ def test_authorisation_matrix(client: TestClient, publish: Callable, catch_up: C
         "{nhs}": NHS_A,
         "{event_id}": event_id,
         "{id}": "N100",
+        "{job}": "6f1c2d4e-8b7a-4c3d-9e0f-1a2b3c4d5e6f",
+        "{name}": "Patient.ndjson",
     }
     actual: dict[str, tuple[int, ...]] = {}
     for endpoint in MATRIX:
@@ -83,7 +92,7 @@ def test_authorisation_matrix(client: TestClient, publish: Callable, catch_up: C
             if method == "POST":
                 response = client.post(path, json=envelope(at=later(5)), headers=headers)
             else:
-                response = client.get(path, headers=headers)
+                response = client.request(method, path, headers=headers)
             row.append(response.status_code)
         actual[endpoint] = tuple(row)
     assert actual == MATRIX

@@ -17,6 +17,10 @@ class AccessEntry(BaseModel):
     role: str
     endpoint: str = Field(description="Method and route template (never an NHS number).")
     patient_id: UUID = Field(description="The ledger's opaque id of the person read.")
+    agreement: str | None = Field(
+        default=None,
+        description="The data-sharing agreement of a FHIR bulk export (null for other reads).",
+    )
 
 
 class AccessLog(BaseModel):

@@ -89,7 +89,7 @@ def person_replay(
 ) -> dict[str, Any]:
     """Coordinator, open spells, care plans and timeline at occurred-time ``as_of``,
     computed from only the events recorded by ``known_at``."""
-    as_of, known_at = _aware(as_of, "as_of"), _aware(known_at, "known_at")
+    as_of, known_at = aware(as_of, "as_of"), aware(known_at, "known_at")
     events = ledger.history(person.patient_id, known_at=known_at)
     return replay_events(
         events,
@@ -141,7 +141,7 @@ def verification(ledger: Ledger, person: PersonRef) -> dict[str, Any]:
     }
 
 
-def _aware(moment: datetime | None, name: str) -> datetime | None:
+def aware(moment: datetime | None, name: str) -> datetime | None:
     """A time without an offset is ambiguous for an audit question: refuse it."""
     if moment is None:
         return None
