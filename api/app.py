@@ -31,6 +31,7 @@ from api.routes import (
     operations,
     optout,
     patients,
+    publishers,
     transparency,
 )
 from api.security import KeyRing
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     problems.install(app)
     for module in (
         events,
+        publishers,
         patients,
         coordinators,
         alerts,

@@ -68,6 +68,14 @@ def ingest(
             help="NDJSON file: one JSON envelope per line.",
         ),
     ],
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='One JSON object on stdout: {"results": [per line: line, index, event_id, '
+            'status, position, errors], "counts": {...}}.',
+        ),
+    ] = False,
 ) -> None:
     """Append an NDJSON file of envelopes; report each bad line by number, keep the good.
 
@@ -79,22 +87,30 @@ def ingest(
     with ledger_session() as ledger:
         totals: dict[str, int] = {}
         bad = 0
+        items: list[dict[str, object]] = []
         with progress() as bar:
             task = bar.add_task(f"ingesting {file.name}", total=len(lines))
             for start in range(0, len(lines), CHUNK):
                 chunk = lines[start : start + CHUNK]
                 result = ledger.append_batch([line for _, line in chunk])
                 for item in result.items:
+                    line = chunk[item.index][0]
+                    if as_json:
+                        items.append({"line": line, **item.as_dict(), "index": start + item.index})
                     if item.status in ("rejected", "conflict"):
                         bad += 1
-                        err.print(
-                            f"line {chunk[item.index][0]}: {item.status}: {item.reason()}",
-                            markup=False,
-                            highlight=False,
-                        )
+                        if not as_json:
+                            err.print(
+                                f"line {line}: {item.status}: {item.reason()}",
+                                markup=False,
+                                highlight=False,
+                            )
                 _add(totals, result)
                 bar.advance(task, len(chunk))
-        out.print(_counts_line(totals))
+        if as_json:
+            typer.echo(json.dumps({"results": items, "counts": totals}))
+        else:
+            out.print(_counts_line(totals))
     if bad:
         raise typer.Exit(1)
 

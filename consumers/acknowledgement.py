@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 import hl7
 from hl7.containers import Message
 
-from consumers.hl7v2 import Hl7Error, normalise, parse, text_of, value
+from consumers.hl7v2 import normalise, text_of, value
 from domain.contract import FieldError
 
 APPLICATION = "CAREJOURNEY"
@@ -72,13 +72,10 @@ def refused(status: str, errors: tuple[FieldError, ...]) -> Answer:
     return Answer("AE", errors, conflict=status == "conflict")
 
 
-def precheck(raw: bytes | str) -> Answer | None:
-    """What is rejected before the ledger sees it: unreadable, or MSH-12 not 2.x."""
-    try:
-        message = parse(raw)
-    except Hl7Error as exc:
-        return Answer("AR", (FieldError("", str(exc)),))
-    version = value(message.segment("MSH"), 12)
+def precheck(source: Message | None) -> Answer | None:
+    """What is rejected before the ledger sees it: an MSH-12 other than 2.x. (Anything
+    unreadable is the mapping's to reject: its reason has loc "" and so gets ``AR``.)"""
+    version = value(source.segment("MSH"), 12) if source is not None else ""
     if version and not _VERSION.fullmatch(version):
         return Answer(
             "AR", (FieldError("MSH-12", f"unsupported HL7 version {version!r} (2.x expected)"),)
@@ -86,9 +83,9 @@ def precheck(raw: bytes | str) -> Answer | None:
     return None
 
 
-def build(raw: bytes | str, answer: Answer, control_id: str) -> bytes:
-    """The ACK for ``raw`` (ER7, ``\\r`` terminated, UTF-8) with our MSH-10 ``control_id``."""
-    source = _header(raw)
+def build(source: Message | None, answer: Answer, control_id: str) -> bytes:
+    """The ACK (ER7, ``\\r`` terminated, ASCII with HL7 escapes) to a message whose MSH
+    is ``source`` (``header``), with our MSH-10 ``control_id``."""
     if source is None:
         return _bare(answer, control_id)
     msh = source.segment("MSH")
@@ -106,9 +103,9 @@ def build(raw: bytes | str, answer: Answer, control_id: str) -> bytes:
     return ("\r".join(lines) + "\r").encode()
 
 
-def _header(raw: bytes | str) -> Message | None:
+def header(raw: bytes | str) -> Message | None:
     """The message's MSH as a message of its own (enough to address the ACK), even when
-    the rest does not parse."""
+    the rest does not parse; None when there is no readable MSH."""
     text = normalise(text_of(raw))
     first = text.split("\r", 1)[0]
     if not first.startswith("MSH") or len(first) < 8:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -30,10 +30,11 @@ from eventsourcing.persistence import Tracking
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
-from consumers import adt_codes
+from consumers import acknowledgement, adt_codes
 from consumers.adt import Decoded, IdentityUpdate, Outcome, Rejected, decode
 from consumers.feed import Aside, Feed, Rejection
 from consumers.feed import Decoded as FeedDecoded
+from consumers.hl7v2 import value
 from consumers.outcome import Message
 from domain import merges
 from domain.contract import FieldError, utc_text
@@ -72,7 +73,8 @@ class Prior:
 
 @dataclass(frozen=True, slots=True)
 class MessageResult:
-    """One message's outcome: its trigger (if read), the ledger-shaped result, notes."""
+    """One message's outcome: its trigger (if read), the ledger-shaped result, notes; in
+    a dry run (``preview_messages``) also the envelope as mapped."""
 
     index: int
     trigger: str | None
@@ -81,6 +83,8 @@ class MessageResult:
     identity_update: bool = False
     control_id: str | None = None  # MSH-10 as sent (reports and ACKs name it)
     prior: Prior | None = None  # for a duplicate or conflict: the message it collides with
+    envelope: dict[str, Any] | None = None
+    dry_run: bool = False
 
     @property
     def status(self) -> str:
@@ -106,6 +110,37 @@ class MessageResult:
             f"{control}: the same as the message at position {self.prior.position}, recorded {when}"
         )
 
+    @property
+    def shown_status(self) -> str:
+        """The status as reported: in a dry run nothing is recorded, only would be."""
+        if self.dry_run and self.item.status == "recorded":
+            return "would_record"
+        return self.item.status
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``adt import --json`` and ``POST /v1/adt``."""
+        out: dict[str, Any] = {
+            "index": self.index,
+            "message_control_id": self.control_id,
+            "trigger": self.trigger,
+            "status": self.shown_status,
+            "event_id": self.item.event_id,
+        }
+        if self.item.position is not None:
+            out["position"] = self.item.position
+        if self.identity_update:
+            out["identity_update"] = True
+        if self.item.errors:
+            out["reason"] = self.reason()
+        if self.collision():
+            out["collision"] = self.collision()
+            out["errors"] = [{"loc": e.loc, "msg": e.msg} for e in self.item.errors]
+        if self.notes:
+            out["notes"] = list(self.notes)
+        if self.envelope is not None:
+            out["envelope"] = self.envelope
+        return out
+
 
 def migrate(ledger: Ledger) -> None:
     """Create this module's table (idempotent; once per database per process)."""
@@ -125,12 +160,50 @@ def append_messages(
     *,
     trackings: Sequence[Tracking] = (),
     extra_writes: Sequence[ExtraWrite] = (),
+    allowed_organisations: Collection[str] | None = None,
 ) -> list[MessageResult]:
     """Decode and record a batch of raw ER7 messages in one ledger transaction (with any
-    ``trackings`` and ``extra_writes`` of the caller, e.g. Kafka offsets)."""
+    ``trackings`` and ``extra_writes`` of the caller, e.g. Kafka offsets).
+    ``allowed_organisations`` (an HTTP publisher's) refuses messages whose facility maps
+    to another organisation."""
     migrate(ledger)
     outcomes = [decode(raw, settings) for raw in messages]
-    return record_outcomes(ledger, outcomes, trackings=trackings, extra_writes=extra_writes)
+    results = record_outcomes(
+        ledger,
+        outcomes,
+        trackings=trackings,
+        extra_writes=extra_writes,
+        allowed_organisations=allowed_organisations,
+    )
+    return [
+        replace(r, control_id=control_id(raw)) for r, raw in zip(results, messages, strict=True)
+    ]
+
+
+def preview_messages(
+    ledger: Ledger,
+    messages: Sequence[bytes | str],
+    settings: Settings,
+    *,
+    allowed_organisations: Collection[str] | None = None,
+) -> list[MessageResult]:
+    """A dry run of ``append_messages``: each message's result as it would be, with the
+    envelope as mapped, and nothing written (``Ledger.preview`` says what is judged)."""
+    migrate(ledger)
+    outcomes = [decode(raw, settings) for raw in messages]
+    results = record_outcomes(
+        ledger, outcomes, allowed_organisations=allowed_organisations, dry_run=True
+    )
+    return [
+        replace(r, control_id=control_id(raw)) for r, raw in zip(results, messages, strict=True)
+    ]
+
+
+def control_id(raw: bytes | str) -> str | None:
+    """The message's MSH-10, as the sender knows it (None if unreadable)."""
+    header = acknowledgement.header(raw)
+    found = value(header.segment("MSH"), 10) if header is not None else ""
+    return found or None
 
 
 def record_outcomes(
@@ -139,13 +212,32 @@ def record_outcomes(
     *,
     trackings: Sequence[Tracking] = (),
     extra_writes: Sequence[ExtraWrite] = (),
+    allowed_organisations: Collection[str] | None = None,
+    dry_run: bool = False,
 ) -> list[MessageResult]:
-    """Record already-decoded messages (see ``append_messages``)."""
+    """Record already-decoded messages (see ``append_messages``; ``dry_run``: judge
+    them, write nothing)."""
     migrate(ledger)
     results: dict[int, MessageResult] = {}
     envelopes: list[tuple[int, Decoded]] = []
     updates: list[tuple[int, IdentityUpdate]] = []
+    allowed = None if allowed_organisations is None else frozenset(allowed_organisations)
     for index, outcome in enumerate(outcomes):
+        if (
+            allowed is not None
+            and isinstance(outcome, IdentityUpdate)
+            and outcome.organisation not in allowed
+        ):
+            outcome = Rejected(
+                (
+                    FieldError(
+                        "MSH-4",
+                        f"not authorised to publish for organisation {outcome.organisation}",
+                    ),
+                ),
+                outcome.event_id,
+                outcome.trigger,
+            )
         if isinstance(outcome, Rejected):
             results[index] = MessageResult(
                 index,
@@ -166,11 +258,16 @@ def record_outcomes(
             item,
             identity_update=True,
             control_id=controls[index],
+            dry_run=dry_run,
         )
     writes = [*extra_writes, *([update_write] if update_write is not None else [])]
-    batch = ledger.append_batch(
-        [d.envelope for _, d in envelopes], trackings=trackings, extra_writes=writes
-    )
+    items = [d.envelope for _, d in envelopes]
+    if dry_run:
+        batch = ledger.preview(items, allowed_organisations=allowed)
+    else:
+        batch = ledger.append_batch(
+            items, trackings=trackings, extra_writes=writes, allowed_organisations=allowed
+        )
     priors = _priors(ledger, [i for i in batch.items if i.status in ("duplicate", "conflict")])
     for (index, decoded), item in zip(envelopes, batch.items, strict=True):
         results[index] = MessageResult(
@@ -180,7 +277,12 @@ def record_outcomes(
             decoded.notes,
             control_id=decoded.control_id,
             prior=priors.get(item.event_id or ""),
+            envelope=decoded.envelope if dry_run else None,
+            dry_run=dry_run,
         )
+    for index, result in list(results.items()):
+        if dry_run and not result.dry_run:
+            results[index] = replace(result, dry_run=True)
     return [results[i] for i in range(len(outcomes))]
 
 

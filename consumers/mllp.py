@@ -3,7 +3,8 @@
 Framing is python-hl7's asyncio MLLP server (``hl7.mllp.start_hl7_server``: start block
 0x0B, end 0x1C 0x0D, its ``limit`` is ``CAREJOURNEY_MLLP_MAX_BYTES``); mapping and
 recording are the ADT import's own (``consumers/adt_ingest.append_messages``), so a
-message gets the same result over MLLP as from ``carejourney adt import``.
+message gets the same result over MLLP as from ``carejourney adt import``; refusals are
+kept for the publisher (``consumers/publisher_outcomes.py``).
 
 Why the ACK waits for the commit: ``AA`` makes an interface engine drop the message from
 its queue, so an ``AA`` for anything not yet durable could lose it. Each connection reads
@@ -43,9 +44,10 @@ from hl7.mllp import InvalidBlockError, start_hl7_server
 from hl7.mllp.streams import HL7StreamReader, HL7StreamWriter
 
 from consumers import acknowledgement
+from consumers import publisher_outcomes as outcomes
 from consumers.acknowledgement import Answer
 from consumers.adt_ingest import append_messages
-from consumers.hl7v2 import normalise, text_of
+from consumers.hl7v2 import namespace, text_of, value
 from domain.database import RETRYABLE_DB
 from domain.ledger import Ledger
 from domain.settings import Settings
@@ -150,10 +152,31 @@ class Committer:
 
     def _commit(self, raws: Sequence[bytes]) -> list[bytes]:
         """Record (one transaction) and build each message's ACK; runs in a thread."""
-        answers: list[Answer | None] = [acknowledgement.precheck(raw) for raw in raws]
+        headers = [acknowledgement.header(raw) for raw in raws]
+        answers: list[Answer | None] = [acknowledgement.precheck(h) for h in headers]
         to_record = [i for i, answer in enumerate(answers) if answer is None]
-        texts = [normalise(text_of(raws[i])) for i in to_record]
+        texts = [text_of(raws[i]) for i in to_record]
         results = append_messages(self.ledger, texts, self.settings) if texts else []
+        refused = outcomes.of_messages(results, texts, self.settings, "mllp")
+        refused += [
+            outcomes.Refusal(
+                self.settings.adt_facilities.get(namespace(h.segment("MSH"), 4))
+                if h is not None
+                else None,
+                "mllp",
+                "rejected",
+                None,
+                value(h.segment("MSH"), 10) if h is not None else None,
+                value(h.segment("MSH"), 9, 1, 2) if h is not None else None,
+                a.errors,
+            )
+            for h, a in zip(headers, answers, strict=True)
+            if a is not None
+        ]
+        try:
+            outcomes.record(self.ledger, refused)
+        except RETRYABLE_DB as exc:  # the events have committed: answer them all the same
+            log.warning("refusals not kept (%s): PostgreSQL unavailable", type(exc).__name__)
         for i, result in zip(to_record, results, strict=True):
             answers[i] = (
                 acknowledgement.refused(result.status, result.item.errors)
@@ -161,10 +184,10 @@ class Committer:
                 else acknowledgement.accepted()
             )
         acks = []
-        for raw, answer in zip(raws, answers, strict=True):
+        for source, answer in zip(headers, answers, strict=True):
             assert answer is not None
             self.stats.codes[answer.code] = self.stats.codes.get(answer.code, 0) + 1
-            acks.append(acknowledgement.build(raw, answer, f"{self._prefix}{next(self._ids)}"))
+            acks.append(acknowledgement.build(source, answer, f"{self._prefix}{next(self._ids)}"))
         return acks
 
 

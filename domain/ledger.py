@@ -365,6 +365,40 @@ class Ledger(Application[UUID]):
             ).fetchone()
             return row
 
+    def preview(
+        self,
+        items: Sequence[RawEnvelope],
+        *,
+        allowed_organisations: Collection[str] | None = None,
+        authority_exempt: bool = False,
+    ) -> BatchResult:
+        """What ``append_batch`` would answer for ``items``, writing nothing (a dry run):
+        the same checks, the same reads (people resolved by NHS number or local id, new
+        ones registered) inside a transaction that is always rolled back, and the same
+        pure judgement (``domain/judgement``: duplicates, conflicts, retractions, merges,
+        authority) against what is recorded now; what would be recorded is ``recorded``
+        without a position."""
+        results: dict[int, ItemResult] = {}
+        valid = self._validate(items, allowed_organisations, results)
+        with self.connection() as conn, conn.transaction(force_rollback=True):
+            read = self._read(conn, valid)
+            people = None if authority_exempt else self._authorities(conn, read)
+        decided = judge(
+            read.valid,
+            {},
+            read.existing,
+            read.state,
+            people,
+            patient_of=read.patient_of,
+            links=read.links,
+            problems=read.problems,
+        )
+        results.update(decided.results)
+        for v, _ in decided.to_record:
+            if v.index >= 0:  # a linking merge the item would bring has no item of its own
+                results[v.index] = ItemResult(v.index, str(v.envelope.event_id), "recorded")
+        return BatchResult([results[i] for i in range(len(items))])
+
     def head_position(self) -> int:
         with self.connection() as conn:
             return head_position(conn)

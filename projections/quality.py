@@ -102,6 +102,7 @@ FINDINGS = table(
     QualityFinding,
     Index("key", "patient_id, seq", unique=True),
     Index("kind", "kind"),
+    Index("position", "position, seq"),  # a publisher's findings, in ledger order
 )
 
 

@@ -29,6 +29,9 @@ CALLERS = (
 MATRIX: dict[str, tuple[int, ...]] = {
     "POST /v1/events": (401, 201, 403, 403, 403, 403, 403, 201),
     "GET /v1/events/{event_id}": (401, 200, 403, 200, 403, 403, 403, 200),
+    # A JSON body is no HL7 v2 message: 422 for whoever may publish.
+    "POST /v1/adt": (401, 422, 422, 403, 403, 403, 403, 422),
+    "GET /v1/publishers/me/outcomes": (401, 200, 200, 403, 403, 403, 403, 200),
     "GET /v1/patients/{nhs}/events": (401, 403, 403, 200, 403, 403, 403, 200),
     "GET /v1/patients/{nhs}/replay": (401, 403, 403, 200, 403, 403, 403, 200),
     "GET /v1/patients/{nhs}/verify": (401, 403, 403, 200, 403, 403, 403, 200),

@@ -3,7 +3,8 @@
 * ``/pages/sign-in``: the API key form (``session``); ``/pages/sign-out``;
 * ``/pages/``: a coordinator's worklist (``worklist``), for other roles what they may open;
 * ``/pages/journey/{nhs}``: one person's journey (coordinators, auditors; ``journey``);
-* ``/pages/measures``: the measures dashboard (evaluators; ``dashboard``).
+* ``/pages/measures``: the measures dashboard (evaluators; ``dashboard``);
+* ``/pages/outcomes``: a publisher's refusals and data-quality findings (``outcomes``).
 
 Server-rendered HTML (Jinja2 templates in ``templates/``), inline SVG, one stylesheet
 in ``static/``, no script and no build step. Not part of the OpenAPI document.
@@ -19,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from psycopg import Connection
 
 from api.deps import Db
-from api.pages import dashboard, journey, render, session, worklist
+from api.pages import dashboard, journey, outcomes, render, session, worklist
 from api.pages.render import HERE, page
 from api.pages.session import SignedIn
 
@@ -39,6 +40,7 @@ def home(
 router.include_router(session.router)
 router.include_router(journey.router)
 router.include_router(dashboard.router)
+router.include_router(outcomes.router)
 router.include_router(worklist.router)
 
 

@@ -37,6 +37,7 @@ HEADERS = {
 NAVIGATION: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/pages/journey", "Journey", frozenset({Role.COORDINATOR, Role.AUDITOR, Role.ADMIN})),
     ("/pages/measures", "Measures", frozenset({Role.EVALUATOR, Role.ADMIN})),
+    ("/pages/outcomes", "Outcomes", frozenset({Role.PUBLISHER, Role.ADMIN})),
 )
 
 

@@ -15,6 +15,7 @@ It is then judged by the domain contract only; FastAPI does not validate it, so 
 door of the ledger refuses the same things with the same messages. Appends go through
 the process's queue (``api/appends.py``): one transaction at a time, single envelopes
 posted meanwhile sharing the next one.
+Refused envelopes are kept (reasons, not content) for ``/v1/publishers/me/outcomes``.
 """
 
 from __future__ import annotations
@@ -23,16 +24,19 @@ import json
 from typing import Annotated, Any
 from uuid import UUID
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from api import metrics, problems
+from api.appends import Appender
 from api.deps import AppenderDep, LedgerDep, SettingsDep, allow
 from api.models import example
 from api.models.events import EXAMPLE_ENVELOPE, EXAMPLE_REGISTERED, BatchResult, EventStatus
 from api.openapi import component_ref
 from api.problems import ProblemError
 from api.security import Principal, Role
+from consumers import publisher_outcomes as outcomes
 from domain.contract import FieldError, utc_text
 from domain.ledger import BatchResult as LedgerBatch
 
@@ -136,6 +140,7 @@ async def publish(
             )
         result = await appender.append(payload, allowed)
         _count(result)
+        await _keep_refusals(appender, result, payload, allowed)
         counts = result.counts()
         return JSONResponse({"results": [i.as_dict() for i in result.items], "counts": counts})
     if not isinstance(payload, dict):
@@ -155,6 +160,7 @@ async def publish(
         )
     result = await appender.append([payload], allowed, single=True)
     _count(result)
+    await _keep_refusals(appender, result, [payload], allowed)
     item = result.items[0]
     if item.status == "rejected":
         raise ProblemError("envelope-rejected", item.reason(), errors=list(item.errors))
@@ -210,6 +216,15 @@ def _json_content_type(value: str | None) -> None:
         f"send the body as application/json (Content-Type was {shown})",
         headers={"Accept-Post": "application/json"},
     )
+
+
+async def _keep_refusals(
+    appender: Appender, result: LedgerBatch, payloads: list[Any], allowed: Any
+) -> None:
+    """Refusals are kept for the publisher (consumers/publisher_outcomes.py)."""
+    refused = outcomes.of_items(result.items, payloads, allowed)
+    if refused:
+        await anyio.to_thread.run_sync(outcomes.record, appender.ledger, refused)
 
 
 def _count(result: LedgerBatch) -> None:
