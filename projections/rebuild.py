@@ -125,9 +125,10 @@ def rebuild(
             lap("load")
             _index(runner, tables)
             lap("index")
-            position = _catch_up(runner, control, chosen, tables, built_at)
+            build = _Build(runner, chosen, tables)
+            position = _catch_up(build, control, built_at)
             lap("catch_up")
-            position = _swap(runner, control, chosen, tables, position)
+            position = _swap(build, control, position)
             lap("swap")
         finally:
             control.execute("SELECT pg_advisory_unlock(hashtext(%s))", (LOCK,))
@@ -159,43 +160,32 @@ def _index(runner: Runner, tables: list[Table]) -> None:
         list(pool.map(build, tables))
 
 
-def _apply(
-    runner: Runner,
-    conn: psycopg.Connection[Any],
-    names: tuple[str, ...],
-    tables: list[Table],
-    after: int,
-    upto: int,
-) -> None:
-    touched = touched_between(conn, after, upto)
-    folded = fold_people(conn, touched, upto, names, runner.config, runner.loads)
-    write_rows(conn, folded, tables, SUFFIX)
+@dataclass(frozen=True, slots=True)
+class _Build:
+    """What is being rebuilt: for whom, which projections, into which new tables."""
+
+    runner: Runner
+    names: tuple[str, ...]
+    tables: list[Table]
+
+    def apply(self, conn: psycopg.Connection[Any], after: int, upto: int) -> None:
+        touched = touched_between(conn, after, upto)
+        folded = fold_people(conn, touched, upto, self.names, self.runner.config, self.runner.loads)
+        write_rows(conn, folded, self.tables, SUFFIX)
 
 
-def _catch_up(
-    runner: Runner,
-    conn: psycopg.Connection[Any],
-    names: tuple[str, ...],
-    tables: list[Table],
-    position: int,
-) -> int:
+def _catch_up(build: _Build, conn: psycopg.Connection[Any], position: int) -> int:
     """Bring the new tables from ``position`` to the head, batch by batch."""
     while True:
-        upto = batch_end(conn, position, runner.batch_size)
+        upto = batch_end(conn, position, build.runner.batch_size)
         if upto is None:
             return position
         with conn.transaction():
-            _apply(runner, conn, names, tables, position, upto)
+            build.apply(conn, position, upto)
         position = upto
 
 
-def _swap(
-    runner: Runner,
-    conn: psycopg.Connection[Any],
-    names: tuple[str, ...],
-    tables: list[Table],
-    position: int,
-) -> int:
+def _swap(build: _Build, conn: psycopg.Connection[Any], position: int) -> int:
     """The last catch-up and the swap, in one transaction (module docstring, step 5)."""
     for attempt in range(SWAP_ATTEMPTS):
         try:
@@ -203,17 +193,17 @@ def _swap(
                 conn.execute(
                     "SELECT name FROM projection_positions WHERE name = ANY(%s)"
                     " ORDER BY name FOR UPDATE",
-                    (list(names),),
+                    (list(build.names),),
                 )
                 head = log.head(conn)
                 if head > position:
-                    _apply(runner, conn, names, tables, position, head)
-                for table in tables:
+                    build.apply(conn, position, head)
+                for table in build.tables:
                     _replace(conn, table)
                 conn.execute(
                     "UPDATE projection_positions SET position = %s, updated_at = now(),"
                     " rebuilt_at = now() WHERE name = ANY(%s)",
-                    (max(head, position), list(names)),
+                    (max(head, position), list(build.names)),
                 )
             return max(head, position)
         except psycopg.errors.DeadlockDetected:
