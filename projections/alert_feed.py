@@ -11,7 +11,8 @@ row per difference:
 * ``opened``: an alert became visible (its cause was recorded, or its deadline passed);
 * ``closed`` / ``reopened``: its status changed (a resolving fact, or that fact's
   retraction);
-* ``moved``: it is now held by someone else (a handoff of the person);
+* ``moved``: it is now held by someone else (a handoff of the person); the holder it
+  left sees this change too (``previous_*``);
 * ``withdrawn``: it no longer exists (a late fact showed it never should have, e.g. a
   contact recorded late that occurred within the 72 hours).
 
@@ -51,6 +52,10 @@ DDL = (
         announced_at    timestamptz NOT NULL DEFAULT now()
     )
     """,
+    # A "moved" change is shown to the holder it left too.
+    "ALTER TABLE alert_feed ADD COLUMN IF NOT EXISTS previous_coordinator_id text",
+    "ALTER TABLE alert_feed ADD COLUMN IF NOT EXISTS previous_organisation text",
+    "ALTER TABLE alert_feed ADD COLUMN IF NOT EXISTS previous_team_queue boolean",
     "CREATE INDEX IF NOT EXISTS alert_feed_coordinator ON alert_feed (coordinator_id, seq)",
     "CREATE INDEX IF NOT EXISTS alert_feed_queue ON alert_feed (organisation, seq)"
     " WHERE team_queue",
@@ -91,6 +96,8 @@ DIFF = f"""
                 WHEN s.status <> a.status THEN 'reopened'
                 ELSE 'moved' END AS change,
            {ALERT_JSON} AS alert,
+           s.coordinator_id AS previous_coordinator_id, s.organisation AS previous_organisation,
+           s.team_queue AS previous_team_queue,
            greatest(a.opened_position, coalesce(a.closed_position, 0)) AS position,
            a.opened_at AS at
       FROM alerts a
@@ -106,6 +113,7 @@ DIFF = f"""
                               'coordinator_id', s.coordinator_id,
                               'organisation', s.organisation, 'team_queue', s.team_queue,
                               'status', 'withdrawn'),
+           NULL, NULL, NULL,
            2147483647, NULL
       FROM alert_announced s
       LEFT JOIN alerts a ON a.alert_id = s.alert_id
@@ -149,6 +157,15 @@ def sync(conn: psycopg.Connection[Any], now: datetime | None = None) -> int:
                     change["team_queue"],
                     change["status"],
                     Jsonb(change["alert"]),
+                    *(
+                        (
+                            change["previous_coordinator_id"],
+                            change["previous_organisation"],
+                            change["previous_team_queue"],
+                        )
+                        if change["change"] == "moved"
+                        else (None, None, None)
+                    ),
                 )
             )
             if change["change"] == "withdrawn":
@@ -168,8 +185,9 @@ def sync(conn: psycopg.Connection[Any], now: datetime | None = None) -> int:
                 )
         cur.executemany(
             "INSERT INTO alert_feed (seq, alert_id, patient_id, change, kind, coordinator_id,"
-            " organisation, team_queue, status, alert)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " organisation, team_queue, status, alert, previous_coordinator_id,"
+            " previous_organisation, previous_team_queue)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             feed,
         )
         cur.executemany(
@@ -196,14 +214,17 @@ def changes(
 ) -> list[dict[str, Any]]:
     """Feed rows after ``seq`` ``after``, oldest first; when ``coordinator_id`` is given,
     only theirs held within ``organisations`` (in any organisation with ``anywhere``)
-    and those organisations' team queues."""
+    and those organisations' team queues, and the moves of alerts away from them."""
     where = "seq > %(after)s"
     params: dict[str, Any] = {"after": after, "limit": limit}
     if coordinator_id is not None:
         where += (
             " AND (coordinator_id = %(who)s AND NOT team_queue"
             " AND (%(anywhere)s OR organisation = ANY(%(orgs)s))"
-            " OR team_queue AND organisation = ANY(%(orgs)s))"
+            " OR team_queue AND organisation = ANY(%(orgs)s)"
+            " OR previous_coordinator_id = %(who)s AND NOT previous_team_queue"
+            " AND (%(anywhere)s OR previous_organisation = ANY(%(orgs)s))"
+            " OR previous_team_queue AND previous_organisation = ANY(%(orgs)s))"
         )
         params.update(who=coordinator_id, orgs=organisations or [], anywhere=anywhere)
     with conn.cursor(row_factory=dict_row) as cur:
