@@ -101,8 +101,11 @@ def test_adt_import_dry_run_writes_nothing_and_says_what_would_happen(
     assert again["results"][0]["position"] == 1
     changed = tmp_path / "changed.hl7"
     changed.write_text(adt("A01", control="G1", ward="WARD9"))
-    conflict = json.loads(run("adt", "import", "--dry-run", "--json", str(changed)).stdout)
-    assert conflict["results"][0]["status"] == "conflict"
+    # The same MSH-10 with another ward is not a collision: a second A01 for the visit
+    # corrects the admission (docs/adt.md), so it would be recorded as a new fact.
+    corrected = json.loads(run("adt", "import", "--dry-run", "--json", str(changed)).stdout)
+    assert corrected["results"][0]["status"] == "would_record"
+    assert corrected["results"][0]["envelope"]["data"]["ward"] == "WARD9"
     assert count(database_url, "ledger_events") == 1
 
 
