@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from psycopg import IsolationLevel
 
+from bench.timing import best
 from domain.database import ensure_database, resolve_url, with_dbname
 from domain.ledger import Ledger
 from domain.settings import get_settings
@@ -47,15 +48,6 @@ from projections.fhir.export import export
 from projections.fhir.resources import Subject, person_resources
 from projections.fold import FoldConfig
 from projections.measures.privacy import pseudonym
-
-
-def best(runs: int, work: Callable[[], Any]) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = work()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def streams(url: str, each: Callable[[list[Any]], int]) -> tuple[int, int]:
