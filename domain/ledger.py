@@ -15,7 +15,7 @@ reads the ledger back (history, the log, verification).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,10 +26,10 @@ from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
-from domain import authority, identity, merges, merkle, note, transparency
+from domain import authority, identity, merges, note, verification
 from domain.contract import Envelope, EventType
 from domain.database import head_position, library_env, migrate, resolve_url
-from domain.integrity import Break, ChainLink, content_hash, first_break, head_digest
+from domain.integrity import Break, content_hash
 from domain.journey import Journey, RecordedEvent, journey_event
 from domain.judgement import ItemResult as ItemResult
 from domain.judgement import RawEnvelope as RawEnvelope
@@ -37,6 +37,7 @@ from domain.judgement import Status as Status
 from domain.judgement import Valid, check, judge
 from domain.recorder import LedgerRecorder, LedgerWrite, PendingEvent, StateTranscoder
 from domain.settings import Settings, get_settings
+from domain.verification import VerifyReport as VerifyReport
 
 ExtraWrite = Callable[[Cursor[DictRow]], None]
 
@@ -64,22 +65,6 @@ class _Read:
     state: merges.MergeState
     links: dict[int, tuple[UUID, UUID]]  # item index -> (local id's person, NHS person)
     problems: dict[int, str]  # item index -> why its identifiers cannot be used
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    people: int
-    events: int
-    breaks: list[Break]
-    position: int
-    digest: str
-    tree_size: int = 0
-    checkpoints: int = 0
-    problems: list[str] = field(default_factory=list)  # the tree's and the checkpoints'
-
-    @property
-    def ok(self) -> bool:
-        return not self.breaks and not self.problems
 
 
 class Ledger(Application[UUID]):
@@ -442,51 +427,11 @@ class Ledger(Application[UUID]):
         assert isinstance(event, Journey.Recorded)
         return event
 
-    # -- integrity ---------------------------------------------------------------------
+    # -- integrity (domain/verification.py) -------------------------------------------
 
     def verify(self, patient_id: UUID) -> Break | None:
-        """Recompute one person's chain from storage, then find each event's leaf in the
-        Merkle tree and prove it in the latest checkpoint; the first problem or None.
-        A person with no events is a problem too: there is nothing to verify."""
-        with self.connection() as conn:
-            return self._verify_person(conn, patient_id) or self._verify_in_tree(conn, patient_id)
-
-    def _verify_in_tree(self, conn: Connection[DictRow], patient_id: UUID) -> Break | None:
-        rows = conn.execute(
-            "SELECT position, event_id, hash FROM ledger_events WHERE patient_id = %s"
-            " ORDER BY position",
-            (patient_id,),
-        ).fetchall()
-        if not rows:
-            return Break(patient_id, None, None, "no events are recorded for this person")
-        leaves = transparency.leaves_at(conn, [r["position"] for r in rows])
-        for r in rows:
-            leaf = leaves.get(r["position"])
-            if leaf is None or leaf.hash != transparency.leaf_of(r["hash"]):
-                reason = "no leaf in the Merkle tree" if leaf is None else "Merkle leaf differs"
-                return Break(patient_id, r["event_id"], r["position"], reason)
-        checkpoint = transparency.latest_checkpoint(conn)
-        if checkpoint is None:
-            return None
-        covered = [r for r in rows if leaves[r["position"]].index < checkpoint.size]
-        try:
-            proofs = transparency.inclusion_proofs(
-                conn, [leaves[r["position"]].index for r in covered], checkpoint.size
-            )
-        except transparency.TreeError as exc:
-            return Break(patient_id, None, None, f"checkpoint {checkpoint.id}: {exc}")
-        for r, proof in zip(covered, proofs, strict=True):
-            leaf = leaves[r["position"]]
-            if not merkle.verify_inclusion(
-                leaf.index, checkpoint.size, leaf.hash, proof, checkpoint.root
-            ):
-                return Break(
-                    patient_id,
-                    r["event_id"],
-                    r["position"],
-                    f"not included in checkpoint {checkpoint.id} (tree size {checkpoint.size})",
-                )
-        return None
+        """One person's chain and Merkle inclusion (``verification.verify_person``)."""
+        return verification.verify_person(self, patient_id)
 
     def verify_all(
         self,
@@ -495,109 +440,12 @@ class Ledger(Application[UUID]):
         verifier: note.Verifier | None = None,
         kept: Sequence[str] = (),
     ) -> VerifyReport:
-        """Every person's chain, every stored event having its index row, the Merkle
-        tree recomputed from the events against the stored tree, and every checkpoint
-        (stored ones, and ``kept`` ones an auditor held outside) against it."""
-        breaks: list[Break] = []
-        events = 0
-        with self.connection() as conn:
-            people = [
-                r["patient_id"]
-                for r in conn.execute(
-                    "SELECT patient_id FROM ledger_heads UNION "
-                    "SELECT DISTINCT patient_id FROM ledger_events ORDER BY 1"
-                ).fetchall()
-            ]
-            for patient in people:
-                found = self._verify_person(conn, patient)
-                if found is not None:
-                    breaks.append(found)
-                if progress is not None:
-                    progress(1)
-            orphans = conn.execute(
-                f"SELECT s.originator_id, s.originator_version, s.notification_id"
-                f" FROM {self.store.events_table_name} s LEFT JOIN ledger_events l"
-                " ON l.position = s.notification_id WHERE l.position IS NULL LIMIT 10"
-            ).fetchall()
-            for o in orphans:
-                breaks.append(
-                    Break(
-                        o["originator_id"],
-                        None,
-                        o["notification_id"],
-                        f"stored event version {o['originator_version']} has no ledger index row",
-                    )
-                )
-            events = int(conn.execute("SELECT count(*) AS n FROM ledger_events").fetchone()["n"])
-            tree, problems = transparency.log_problems(conn, verifier, kept)
-            stored = int(
-                conn.execute("SELECT count(*) AS n FROM ledger_checkpoints").fetchone()["n"]
-            )
-        position, digest = self.digest()
-        return VerifyReport(
-            len(people), events, breaks, position, digest, tree.size, stored, problems
-        )
-
-    def _verify_person(self, conn: Connection[DictRow], patient_id: UUID) -> Break | None:
-        rows = conn.execute(
-            SELECT_STORED.replace(" JOIN ", " LEFT JOIN ")
-            + " WHERE l.patient_id = %s ORDER BY l.version",
-            (patient_id,),
-        ).fetchall()
-        head = conn.execute(
-            "SELECT version, hash FROM ledger_heads WHERE patient_id = %s", (patient_id,)
-        ).fetchone()
-        links = []
-        for row in rows:
-            content = None
-            if row["state"] is not None:
-                event = self._decode(row)
-                content = event.content()
-                mismatch = _index_mismatch(row, content)
-                if row["notification_id"] != row["position"]:
-                    return Break(
-                        patient_id,
-                        row["event_id"],
-                        row["position"],
-                        "the library's notification id is not the ledger position",
-                        str(row["position"]),
-                        str(row["notification_id"]),
-                    )
-                if mismatch:
-                    return Break(
-                        patient_id,
-                        row["event_id"],
-                        row["position"],
-                        f"index row disagrees with stored content: {mismatch}",
-                    )
-            links.append(
-                ChainLink(
-                    row["position"],
-                    row["event_id"],
-                    patient_id,
-                    row["version"],
-                    row["recorded_at"],
-                    row["hash"],
-                    row["prev_hash"],
-                    content,
-                )
-            )
-        return first_break(patient_id, links, (head["version"], head["hash"]) if head else None)
+        """The whole ledger (``verification.verify_all``)."""
+        return verification.verify_all(self, progress, verifier=verifier, kept=kept)
 
     def digest(self, at_position: int | None = None) -> tuple[int, str]:
         """The ledger's head digest at a position (default: now), as ``(position, hex)``."""
-        with self.connection() as conn:
-            if at_position is None:
-                at_position = head_position(conn)
-            rows = conn.execute(
-                "SELECT DISTINCT ON (patient_id) patient_id, version, hash FROM ledger_events"
-                " WHERE position <= %s ORDER BY patient_id, version DESC",
-                (at_position,),
-            )
-            heads: Iterator[tuple[UUID, int, str]] = (
-                (r["patient_id"], r["version"], r["hash"]) for r in rows
-            )
-            return at_position, head_digest(heads)
+        return verification.digest(self, at_position)
 
 
 SELECT_RECORDED = (
@@ -670,18 +518,3 @@ def _existing_events(conn: Connection[DictRow], ids: list[UUID]) -> dict[UUID, d
         (ids,),
     ).fetchall()
     return {r["event_id"]: r for r in rows}
-
-
-def _index_mismatch(row: Mapping[str, Any], content: Mapping[str, Any]) -> str | None:
-    """The index columns are derived from the stored content; a difference is tampering."""
-    if str(row["event_id"]) != content["event_id"]:
-        return "event_id"
-    if row["type"] != content["type"]:
-        return "type"
-    if row["occurred_at"] != datetime.fromisoformat(content["occurred_at"]):
-        return "occurred_at"
-    if row["source_organisation"] != content["source"]["organisation"]:
-        return "source_organisation"
-    if row["content_hash"] != content_hash(content):
-        return "content_hash"
-    return None
