@@ -29,10 +29,12 @@ from uuid import UUID
 from psycopg import Connection
 from psycopg.rows import DictRow
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from api.asgi import HttpMiddleware, Watched
 from api.problems import template_of
 from api.security import Principal
+from domain.database import create_tables
 
 SCHEMA: tuple[str, ...] = (
     """
@@ -63,10 +65,7 @@ PRINCIPAL_KEY = "carejourney.principal"  # request state: the authenticated call
 
 
 def migrate(conn: Connection[Any]) -> None:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('carejourney.api.migrate'))")
-        for statement in SCHEMA:
-            conn.execute(statement)
+    create_tables(conn, "api", SCHEMA)
 
 
 def record(
@@ -155,30 +154,18 @@ def entries(
     ).fetchall()
 
 
-class RefusalLog:
+class RefusalLog(HttpMiddleware):
     """Write a row for every refused (401/403/404/422) or failed (5xx) request to a
     person endpoint or page, after the answer: the request itself wrote nothing (its
     transaction, if any, was rolled back). The caller and the person come from what the
     request resolved before it was refused (``PRINCIPAL_KEY``, ``PATIENT_KEY``)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def watched(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watched = Watched(send)
         try:
             await self.app(scope, receive, watched)
         finally:
+            status = watched.status
             if status in REFUSALS or status >= 500:
                 template = template_of(scope)
                 if template is not None and _personal(template):

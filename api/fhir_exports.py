@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 
 from api import access_log
 from api.security import Principal
+from domain.database import create_tables
 from domain.ledger import Ledger
 from domain.settings import Settings
 from projections.fhir.export import Cancelled, export
@@ -69,10 +70,7 @@ SCHEMA: tuple[str, ...] = (
 
 
 def migrate(conn: Any) -> None:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('carejourney.fhir_exports.migrate'))")
-        for statement in SCHEMA:
-            conn.execute(statement)
+    create_tables(conn, "fhir_exports", SCHEMA)
 
 
 def export_dir(settings: Settings) -> Path:

@@ -28,8 +28,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from api.asgi import HttpMiddleware, Watched
 from api.problems import template_of
 
 REQUESTS = Counter(
@@ -125,28 +126,16 @@ def exposition(
     return counters + generate_latest(lag_registry)
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(HttpMiddleware):
     """Counts and times every HTTP request (pure ASGI: no per-request task or copy)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        watched = Watched(send)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, watched)
         finally:
+            status = watched.status
             template = template_of(scope) or "unmatched"
             method = scope["method"]
             REQUESTS.labels(method, template, str(status)).inc()

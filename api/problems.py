@@ -23,8 +23,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from api.asgi import HttpMiddleware, Watched
 from domain.contract import FieldError
 
 log = logging.getLogger(__name__)
@@ -271,31 +272,18 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-class CatchAll:
+class CatchAll(HttpMiddleware):
     """Answer every unhandled error with a 500 problem (an HTML page under ``/pages``)
     without re-raising it: Starlette's outermost error middleware would re-raise, and the
     server would then log the exception's message, which can quote a person's data."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracked(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watched = Watched(send)
         try:
-            await self.app(scope, receive, tracked)
+            await self.app(scope, receive, watched)
         except Exception as exc:  # the last line of defence: log safely, answer 500
             log_unexpected(scope, exc)
-            if started:
+            if watched.started:
                 return
             if str(scope.get("path", "")).startswith("/pages"):
                 from fastapi.responses import HTMLResponse

@@ -38,6 +38,7 @@ from consumers.hl7v2 import value
 from consumers.outcome import Message
 from domain import merges
 from domain.contract import FieldError, utc_text
+from domain.database import ensure_tables
 from domain.ledger import ExtraWrite, ItemResult, Ledger
 from domain.settings import Settings
 
@@ -59,7 +60,6 @@ SCHEMA: tuple[str, ...] = (
     " ON adt_identity_updates (patient_id)",
 )
 
-_migrated: set[str] = set()
 log = logging.getLogger(__name__)
 
 
@@ -144,13 +144,7 @@ class MessageResult:
 
 def migrate(ledger: Ledger) -> None:
     """Create this module's table (idempotent; once per database per process)."""
-    if ledger.database_url in _migrated:
-        return
-    with ledger.connection() as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('carejourney.migrate.adt'))")
-        for statement in SCHEMA:
-            conn.execute(statement)
-    _migrated.add(ledger.database_url)
+    ensure_tables(ledger.database_url, ledger.connection, "adt", SCHEMA)
 
 
 def append_messages(

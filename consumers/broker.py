@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
@@ -135,32 +136,23 @@ class Broker:
 
     def topic_ids(self, topics: Iterable[str]) -> dict[str, str]:
         """Each existing topic's id (changes when a topic is deleted and made again)."""
+        return {t["name"]: str(t["topic_id"]) for t in self._existing(topics) if t.get("topic_id")}
+
+    def _existing(self, topics: Iterable[str]) -> list[dict[str, Any]]:
+        """The descriptions of the topics that exist (missing ones are left out)."""
         admin = self.admin()
         try:
             found = admin.describe_topics(list(topics))
         finally:
             admin.close()
-        return {
-            t["name"]: str(t["topic_id"])
-            for t in found
-            if t["error_code"] != UNKNOWN_TOPIC and t.get("topic_id")
-        }
+        return [t for t in found if t["error_code"] != UNKNOWN_TOPIC]
 
     def admin(self) -> KafkaAdminClient:
         return KafkaAdminClient(**self._common(), bootstrap_timeout_ms=self.timeout_ms)
 
     def partitions(self, topics: Iterable[str]) -> dict[str, int]:
         """Partition counts of the topics that exist (missing ones are left out)."""
-        admin = self.admin()
-        try:
-            found = admin.describe_topics(list(topics))
-        finally:
-            admin.close()
-        return {
-            t["name"]: len(t["partitions"])
-            for t in found
-            if t["error_code"] != UNKNOWN_TOPIC and t["partitions"]
-        }
+        return {t["name"]: len(t["partitions"]) for t in self._existing(topics) if t["partitions"]}
 
     def create_topics(self, wanted: Mapping[str, int]) -> list[str]:
         """Create the topics that do not exist yet (name -> partitions); returns the

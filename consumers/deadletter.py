@@ -69,9 +69,8 @@ FATAL_PRODUCER_ERRORS = (
 )
 ERASED = "[erased]"
 
-INSERT = """
-    INSERT INTO consumer_rejections (topic, partition, "offset", dead_letter_topic, key,
-        header_keys, header_values, value, status, event_id, reason, errors)
+INSERT = f"""
+    INSERT INTO consumer_rejections ({offsets.KEPT_COLUMNS}, status, event_id, reason, errors)
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
@@ -80,27 +79,16 @@ def insert(curs: Cursor[DictRow], refused: Sequence[Outcome], dead_letter_topic:
     """Keep the refused messages of a batch (inside the batch's transaction)."""
     if not refused:
         return
-    rows = []
-    for o in refused:
-        m = o.message
-        headers = list(m.headers or ())
-        errors = [{"loc": e.loc, "msg": e.msg} for e in o.errors]
-        rows.append(
-            (
-                m.topic,
-                m.partition,
-                m.offset,
-                dead_letter_topic,
-                m.key,
-                [k for k, _ in headers],
-                [v for _, v in headers],
-                m.value,
-                o.status,
-                o.event_id,
-                o.reason() or o.status,
-                json.dumps(errors),
-            )
+    rows = [
+        (
+            *offsets.kept_message(o.message, dead_letter_topic),
+            o.status,
+            o.event_id,
+            o.reason() or o.status,
+            json.dumps([{"loc": e.loc, "msg": e.msg} for e in o.errors]),
         )
+        for o in refused
+    ]
     curs.executemany(INSERT, rows)
 
 

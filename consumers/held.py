@@ -34,9 +34,8 @@ log = logging.getLogger(__name__)
 TARGET_LOC = "data.retracted_event_id"
 TARGET_UNKNOWN = "to retract (yet)"
 
-INSERT = """
-    INSERT INTO consumer_held (topic, partition, "offset", dead_letter_topic, key,
-        header_keys, header_values, value, event_id, reason)
+INSERT = f"""
+    INSERT INTO consumer_held ({offsets.KEPT_COLUMNS}, event_id, reason)
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
@@ -48,24 +47,9 @@ def waits_for_target(errors: Sequence[FieldError]) -> bool:
 
 def insert(curs: Cursor[DictRow], held: Sequence[Outcome], dead_letter_topic: str) -> None:
     """Keep the held messages of a batch (inside the batch's transaction)."""
-    rows = []
-    for o in held:
-        m = o.message
-        headers = list(m.headers or ())
-        rows.append(
-            (
-                m.topic,
-                m.partition,
-                m.offset,
-                dead_letter_topic,
-                m.key,
-                [k for k, _ in headers],
-                [v for _, v in headers],
-                m.value,
-                o.event_id,
-                o.reason(),
-            )
-        )
+    rows = [
+        (*offsets.kept_message(o.message, dead_letter_topic), o.event_id, o.reason()) for o in held
+    ]
     if rows:
         curs.executemany(INSERT, rows)
 

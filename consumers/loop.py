@@ -335,8 +335,7 @@ class ConsumerLoop:
                         None,
                         then_id,
                         now_id,
-                        f"topic {tp.topic} was made again (id {now_id}; the stored offset "
-                        f"{offset} belongs to id {then_id}): reading on could skip messages",
+                        _made_again(tp.topic, offset, then_id, now_id),
                     )
                 )
         log.info(
@@ -368,32 +367,18 @@ class ConsumerLoop:
             end = self.consumer.highwater(tp)
             now_id, then_id = _topic_id(self.consumer, tp.topic), self.topic_ids.get(tp.topic)
             if now_id and then_id and now_id != then_id:
-                self._stop_partition(
-                    offsets.Stop(
-                        tp.topic,
-                        tp.partition,
-                        stored,
-                        end,
-                        then_id,
-                        now_id,
-                        f"topic {tp.topic} was made again (id {now_id}; the stored offset "
-                        f"{stored} belongs to id {then_id}): reading on could skip messages",
-                    )
-                )
+                reason = _made_again(tp.topic, stored, then_id, now_id)
             elif stored is not None and stored >= 0 and end is not None and stored + 1 > end:
-                self._stop_partition(
-                    offsets.Stop(
-                        tp.topic,
-                        tp.partition,
-                        stored,
-                        end,
-                        then_id,
-                        now_id,
-                        f"stored offset {stored} lies past the partition's end {end} (the "
-                        "broker lost messages, or the partition was made again): reading "
-                        f"on would skip offsets {end} to {stored}",
-                    )
+                reason = (
+                    f"stored offset {stored} lies past the partition's end {end} (the "
+                    "broker lost messages, or the partition was made again): reading "
+                    f"on would skip offsets {end} to {stored}"
                 )
+            else:
+                continue
+            self._stop_partition(
+                offsets.Stop(tp.topic, tp.partition, stored, end, then_id, now_id, reason)
+            )
 
     def _out_of_range(self, exc: OffsetOutOfRangeError) -> None:
         """Kafka says the offset we fetch is not in the partition: stop, never reset."""
@@ -585,6 +570,14 @@ class ConsumerLoop:
                 processes.gone(conn, self.name)
         except RETRYABLE_DB:
             pass
+
+
+def _made_again(topic: str, offset: int | None, then_id: str, now_id: str) -> str:
+    """Why a partition stops when its topic's id is not the one its offset was stored for."""
+    return (
+        f"topic {topic} was made again (id {now_id}; the stored offset "
+        f"{offset} belongs to id {then_id}): reading on could skip messages"
+    )
 
 
 def _topic_id(consumer: KafkaConsumer, topic: str) -> str | None:

@@ -26,8 +26,41 @@ import psycopg
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
-from consumers.outcome import Outcome
+from consumers.outcome import Message, Outcome
+from domain import database
 from domain.ledger import Ledger
+
+# A Kafka message kept to be sent on later (refused: ``consumer_rejections``; held back:
+# ``consumer_held``): where it came from and all of it, for the dead-letter topic.
+KEPT_MESSAGE = """\
+        id              bigserial PRIMARY KEY,
+        topic           text NOT NULL,
+        partition       integer NOT NULL,
+        "offset"        bigint NOT NULL,
+        dead_letter_topic text NOT NULL,
+        key             bytea,
+        header_keys     text[] NOT NULL,
+        header_values   bytea[] NOT NULL,
+        value           bytea,"""
+KEPT_COLUMNS = (
+    'topic, partition, "offset", dead_letter_topic, key, header_keys, header_values, value'
+)
+
+
+def kept_message(m: Message, dead_letter_topic: str) -> tuple[Any, ...]:
+    """The ``KEPT_COLUMNS`` values of a message."""
+    headers = list(m.headers or ())
+    return (
+        m.topic,
+        m.partition,
+        m.offset,
+        dead_letter_topic,
+        m.key,
+        [k for k, _ in headers],
+        [v for _, v in headers],
+        m.value,
+    )
+
 
 SCHEMA: tuple[str, ...] = (
     """
@@ -45,17 +78,9 @@ SCHEMA: tuple[str, ...] = (
         PRIMARY KEY (topic, partition)
     )
     """,
-    """
+    f"""
     CREATE TABLE IF NOT EXISTS consumer_rejections (
-        id              bigserial PRIMARY KEY,
-        topic           text NOT NULL,
-        partition       integer NOT NULL,
-        "offset"        bigint NOT NULL,
-        dead_letter_topic text NOT NULL,
-        key             bytea,
-        header_keys     text[] NOT NULL,
-        header_values   bytea[] NOT NULL,
-        value           bytea,
+{KEPT_MESSAGE}
         status          text NOT NULL,
         event_id        text,
         reason          text NOT NULL,
@@ -74,17 +99,9 @@ SCHEMA: tuple[str, ...] = (
     # Messages judged but held back (a retraction read before its target): consumed,
     # counted here until they are recorded or dead-lettered (consumers/held.py).
     "ALTER TABLE consumer_partitions ADD COLUMN IF NOT EXISTS held bigint NOT NULL DEFAULT 0",
-    """
+    f"""
     CREATE TABLE IF NOT EXISTS consumer_held (
-        id              bigserial PRIMARY KEY,
-        topic           text NOT NULL,
-        partition       integer NOT NULL,
-        "offset"        bigint NOT NULL,
-        dead_letter_topic text NOT NULL,
-        key             bytea,
-        header_keys     text[] NOT NULL,
-        header_values   bytea[] NOT NULL,
-        value           bytea,
+{KEPT_MESSAGE}
         event_id        text,
         reason          text NOT NULL,
         held_at         timestamptz NOT NULL DEFAULT now(),
@@ -121,8 +138,6 @@ SCHEMA: tuple[str, ...] = (
     )
     """,
 )
-
-_migrated: set[str] = set()
 
 
 class Fenced(Exception):
@@ -174,19 +189,12 @@ ADVANCE = """
 
 def migrate(conn: psycopg.Connection[Any]) -> None:
     """Create the consumer tables; safe to run any number of times, from any process."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('carejourney.migrate.consumers'))")
-        for statement in SCHEMA:
-            conn.execute(statement)
+    database.create_tables(conn, "consumers", SCHEMA)
 
 
 def ensure_tables(ledger: Ledger) -> None:
     """``migrate`` once per database per process (every batch calls this)."""
-    if ledger.database_url in _migrated:
-        return
-    with ledger.connection() as conn:
-        migrate(conn)
-    _migrated.add(ledger.database_url)
+    database.ensure_tables(ledger.database_url, ledger.connection, "consumers", SCHEMA)
 
 
 def advance(

@@ -34,6 +34,7 @@ from consumers import acknowledgement
 from consumers.adt_ingest import MessageResult
 from consumers.hl7v2 import namespace
 from domain.contract import FieldError
+from domain.database import ensure_tables
 from domain.ledger import ItemResult, Ledger
 from domain.settings import Settings
 
@@ -58,7 +59,6 @@ SCHEMA: tuple[str, ...] = (
     " ON publisher_outcomes (organisation, id)",
 )
 CHANNELS = ("http", "http-adt", "mllp", "adt-import")
-_migrated: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +74,7 @@ class Refusal:
 
 def migrate(ledger: Ledger) -> None:
     """Create the table (idempotent; once per database per process)."""
-    if ledger.database_url in _migrated:
-        return
-    with ledger.connection() as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('carejourney.migrate.outcomes'))")
-        for statement in SCHEMA:
-            conn.execute(statement)
-    _migrated.add(ledger.database_url)
+    ensure_tables(ledger.database_url, ledger.connection, "outcomes", SCHEMA)
 
 
 def record(ledger: Ledger, refusals: Sequence[Refusal]) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +175,33 @@ def migrate(conn: psycopg.Connection[Any], events_table: str = "journeys_events"
             transparency.backfill(conn, events_table)
         for table in tables:
             append_only(conn, table)
+
+
+def create_tables(conn: psycopg.Connection[Any], name: str, statements: Iterable[str]) -> None:
+    """Run a module's idempotent DDL in one transaction, serialised across processes by an
+    advisory lock of its own (``CREATE ... IF NOT EXISTS`` is not race-free)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"carejourney.migrate.{name}",))
+        for statement in statements:
+            conn.execute(statement)
+
+
+_created: set[tuple[str, str]] = set()
+
+
+def ensure_tables(
+    url: str,
+    connect: Callable[[], AbstractContextManager[psycopg.Connection[Any]]],
+    name: str,
+    statements: Iterable[str],
+) -> None:
+    """``create_tables`` once per database per process, for code that runs it on every
+    batch or request."""
+    if (url, name) in _created:
+        return
+    with connect() as conn:
+        create_tables(conn, name, statements)
+    _created.add((url, name))
 
 
 def library_env(url: str) -> dict[str, str]:

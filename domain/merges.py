@@ -57,22 +57,18 @@ from psycopg.rows import DictRow
 
 from domain import optout
 from domain.contract import EventType
+from domain.merge_walk import chain_root, root_of, walk_up
 
 MERGE_TYPE: str = EventType.PATIENTS_MERGED.value
 MERGE_LOCK = 0x0CA3E_4E26  # pg_advisory_lock key: "merge decisions are being made"
 
-STANDING_UP = """
-    WITH RECURSIVE up AS (
-        SELECT merge_event_id, merged_patient_id, survivor_patient_id
-        FROM person_merges WHERE standing AND merged_patient_id = ANY(%s)
-        UNION
-        SELECT m.merge_event_id, m.merged_patient_id, m.survivor_patient_id
-        FROM person_merges m JOIN up ON m.merged_patient_id = up.survivor_patient_id
-        WHERE m.standing
-    )
-    SELECT merge_event_id, merged_patient_id, survivor_patient_id FROM up
-"""
+# Every standing merge on the way up from a set of people (what a batch must see).
+STANDING_UP = walk_up("SELECT unnest(%s::uuid[])") + (
+    "SELECT merge_event_id, merged_patient_id, patient_id AS survivor_patient_id"
+    " FROM up WHERE depth > 0"
+)
 
+# The walk the other way: a person and everyone merged into them (transitively).
 STANDING_DOWN = """
     WITH RECURSIVE down AS (
         SELECT %s::uuid AS patient_id
@@ -82,17 +78,6 @@ STANDING_DOWN = """
     )
     SELECT patient_id FROM down
 """
-
-
-def chain_root(patient: UUID, survivor: Callable[[UUID], UUID | None]) -> UUID:
-    """Up the chain of standing merges (``survivor(p)``: who ``p`` was merged into, or
-    None) to the person who stands for ``patient``. The one walk the ledger, the folds
-    and the reads share; the rules never make a cycle, and bad data must not loop."""
-    seen = {patient}
-    while (up := survivor(patient)) is not None and up not in seen:
-        patient = up
-        seen.add(up)
-    return patient
 
 
 @dataclass(slots=True)
@@ -276,36 +261,16 @@ def serialised(conn: psycopg.Connection[DictRow]) -> Iterator[None]:
         conn.execute("SELECT pg_advisory_unlock(%s)", (MERGE_LOCK,))
 
 
-def effective(conn: psycopg.Connection[DictRow], patient: UUID) -> UUID:
+def effective(conn: psycopg.Connection[Any], patient: UUID) -> UUID:
     """The person a patient id stands for now (itself unless merged)."""
-    rows = conn.execute(STANDING_UP, ([patient],)).fetchall()
-    up: dict[UUID, UUID] = {r["merged_patient_id"]: r["survivor_patient_id"] for r in rows}
-    return chain_root(patient, up.get)
+    return root_of(conn, "SELECT %s::uuid", (patient,)) or patient
 
 
-# The register's person for an NHS number, then up its chain of standing merges: one
-# round trip for the API's every person read (``person_now``).
-PERSON_NOW = """
-    WITH RECURSIVE up(patient_id, depth) AS (
-        SELECT patient_id, 0 FROM identity_register WHERE nhs_number = %s
-        UNION ALL
-        SELECT m.survivor_patient_id, up.depth + 1
-        FROM person_merges m JOIN up ON m.merged_patient_id = up.patient_id
-        WHERE m.standing AND up.depth < 1000
-    )
-    SELECT patient_id FROM up ORDER BY depth DESC LIMIT 1
-"""
-# The same from a local identifier (assigning authority, value).
-PERSON_NOW_LOCAL = """
-    WITH RECURSIVE up(patient_id, depth) AS (
-        SELECT patient_id, 0 FROM local_identifiers WHERE authority = %s AND value = %s
-        UNION ALL
-        SELECT m.survivor_patient_id, up.depth + 1
-        FROM person_merges m JOIN up ON m.merged_patient_id = up.patient_id
-        WHERE m.standing AND up.depth < 1000
-    )
-    SELECT patient_id FROM up ORDER BY depth DESC LIMIT 1
-"""
+# The register's person for an NHS number (or a local identifier: assigning authority,
+# value), then up its chain of standing merges: one round trip for the API's every
+# person read (``person_now``).
+BY_NHS_NUMBER = "SELECT patient_id FROM identity_register WHERE nhs_number = %s"
+BY_LOCAL_ID = "SELECT patient_id FROM local_identifiers WHERE authority = %s AND value = %s"
 
 
 def person_now(
@@ -313,17 +278,12 @@ def person_now(
 ) -> UUID | None:
     """The person an NHS number (or a local id) identifies now (the survivor while a
     merge stands), or None when it is not registered; ``effective(lookup(...))`` in one
-    statement. The depth bound only guards against bad data: the rules never make a cycle."""
+    statement (the walk of ``domain/merge_walk.py``)."""
     if nhs_number is not None:
-        row = conn.execute(PERSON_NOW, (nhs_number,)).fetchone()
-    elif local_id is not None:
-        row = conn.execute(PERSON_NOW_LOCAL, local_id).fetchone()
-    else:
-        return None
-    if row is None:
-        return None
-    patient: UUID = row["patient_id"] if isinstance(row, dict) else row[0]
-    return patient
+        return root_of(conn, BY_NHS_NUMBER, (nhs_number,))
+    if local_id is not None:
+        return root_of(conn, BY_LOCAL_ID, local_id)
+    return None
 
 
 def family(
@@ -372,20 +332,9 @@ def erase_person(
     person). Returns that person's id."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MERGE_LOCK,))
-        if nhs_number is not None:
-            row = conn.execute(
-                "SELECT patient_id FROM identity_register WHERE nhs_number = %s", (nhs_number,)
-            ).fetchone()
-        elif local_id is not None:
-            row = conn.execute(
-                "SELECT patient_id FROM local_identifiers WHERE authority = %s AND value = %s",
-                local_id,
-            ).fetchone()
-        else:
-            row = None
-        if row is None:
+        root = person_now(conn, nhs_number, local_id)
+        if root is None:
             return None
-        root = effective(conn, row["patient_id"])
         people = family(conn, root)
         optout.forget_numbers(conn, people)  # an opt-out outlives the erased number
         conn.execute("DELETE FROM identity_register WHERE patient_id = ANY(%s)", (people,))

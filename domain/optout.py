@@ -25,6 +25,8 @@ from uuid import UUID
 
 import psycopg
 
+from domain.merge_walk import walk_up
+
 SCHEMA: tuple[str, ...] = (
     """
     CREATE TABLE IF NOT EXISTS optout_register (
@@ -41,21 +43,14 @@ SCHEMA: tuple[str, ...] = (
 
 # Every patient id an opted-out row names (directly, or through the identity register),
 # then up each chain of standing merges to the survivor.
-OPTED_OUT = """
-    WITH RECURSIVE named AS (
-        SELECT r.patient_id FROM optout_register r WHERE r.patient_id IS NOT NULL
-        UNION
-        SELECT i.patient_id FROM optout_register r
-          JOIN identity_register i ON i.nhs_number = r.nhs_number
-    ), up(patient_id, depth) AS (
-        SELECT patient_id, 0 FROM named
-        UNION ALL
-        SELECT m.survivor_patient_id, up.depth + 1
-          FROM person_merges m JOIN up ON m.merged_patient_id = up.patient_id
-         WHERE m.standing AND up.depth < 1000
+OPTED_OUT = (
+    walk_up(
+        "SELECT r.patient_id FROM optout_register r WHERE r.patient_id IS NOT NULL"
+        " UNION SELECT i.patient_id FROM optout_register r"
+        " JOIN identity_register i ON i.nhs_number = r.nhs_number"
     )
-    SELECT DISTINCT patient_id FROM up
-"""
+    + "SELECT DISTINCT patient_id FROM up"
+)
 
 
 @dataclass(frozen=True, slots=True)

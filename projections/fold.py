@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo
 
 from domain.contract import EventType, by_type
 from domain.journey import RecordedEvent
-from domain.merges import chain_root
+from domain.merge_walk import chain_root
 from domain.settings import Settings
 
 # Plain names (not enum members): every event is compared with these (``by_type``).

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.rows import dict_row
 
+from domain import merges
 from domain.settings import get_settings
 from projections.tables import jsonable
 
@@ -42,19 +43,7 @@ def _today(today: date | None, zone: ZoneInfo | None) -> date:
 
 def resolve(conn: psycopg.Connection[Any], patient_id: UUID | str) -> UUID:
     """The person a patient id stands for now: the survivor of any standing merges."""
-    patient = UUID(str(patient_id))
-    seen = {patient}
-    while True:
-        rows = _rows(
-            conn,
-            "SELECT survivor_patient_id FROM person_merges"
-            " WHERE standing AND merged_patient_id = %s",
-            (patient,),
-        )
-        if not rows or rows[0]["survivor_patient_id"] in seen:
-            return patient
-        patient = rows[0]["survivor_patient_id"]
-        seen.add(patient)
+    return merges.effective(conn, UUID(str(patient_id)))
 
 
 def _person(conn: psycopg.Connection[Any], patient_id: UUID | str, resolved: bool) -> UUID:

@@ -32,6 +32,7 @@ from api import access_log
 from api.deps import Db
 from api.pages.render import PageProblem, PageRedirect, page
 from api.security import KeyRing, Principal, Role, hash_key
+from domain.database import create_tables
 
 COOKIE = "cj_session"
 PATH = "/pages"
@@ -53,10 +54,7 @@ router = APIRouter()
 
 
 def migrate(conn: Connection[Any]) -> None:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('carejourney.pages.migrate'))")
-        for statement in SCHEMA:
-            conn.execute(statement)
+    create_tables(conn, "pages", SCHEMA)
 
 
 def _digest(token: str) -> str:
