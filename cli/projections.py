@@ -233,9 +233,14 @@ def coordinator(
             out.print(f"no named coordinator since {(now['unnamed_since'] or '')[:16]}")
     out.print(f"journey {now['journey']}; {now['handoffs']} handoffs")
     table = Table(title="coordinator intervals")
-    for column in ("from", "to", "coordinator", "role", "organisation", "named", "via"):
+    columns = ("from", "to", "coordinator", "role", "organisation", "named", "via")
+    for column in (*columns, "reason", "recorded", "by", "position"):
         table.add_column(column)
     for i in intervals:
+        # Who recorded the change, and when the ledger learnt of it (transaction time):
+        # "from" is when it occurred; the position finds it in `audit bundle`.
+        by = i["publisher"] + (f" {i['recorder_id']}" if i["recorder_id"] else "")
+        by += f" ({i['source_system']}{', ' + i['way_in'] if i['way_in'] else ''})"
         table.add_row(
             i["valid_from"][:16],
             (i["valid_to"] or "now")[:16],
@@ -244,6 +249,10 @@ def coordinator(
             i["organisation"],
             "yes" if i["named"] else "default",
             i["opened_by_type"],
+            i["reason"] or "",
+            i["opened_recorded_at"][:19],
+            by,
+            str(i["opened_position"]),
         )
     out.print(table)
 

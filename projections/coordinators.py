@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 from uuid import UUID
 
 from domain.contract import EventType, by_type
@@ -62,6 +62,20 @@ class Interval(NamedTuple):
     opened_by_type: str
     closed_by: UUID | None
     closed_by_type: str | None
+    # Provenance of the change that opened the interval (``opened_by``), read from that
+    # event, so a rebuild gives the same: its ledger position (the audit bundle's key),
+    # its transaction time (``valid_from`` is its occurred time), who published it, the
+    # reason it gives, and the way in where the content says it (``way_in``).
+    opened_position: Position
+    opened_recorded_at: datetime
+    publisher: str
+    source_system: str
+    recorder_id: str | None
+    recorder_role: str | None
+    reason: str | None
+    way_in: str | None
+    closed_position: Annotated[int | None, "bigint"]
+    closed_recorded_at: datetime | None
 
 
 class Coordination(NamedTuple):
@@ -129,6 +143,7 @@ def _interval(
     opener: RecordedEvent,
     closer: RecordedEvent | None,
 ) -> Interval:
+    recorder = opener.recorded_by or {}
     return Interval(
         patient_id,
         seq,
@@ -143,7 +158,30 @@ def _interval(
         opener.type,
         closer.event_id if closer is not None else None,
         closer.type if closer is not None else None,
+        opener.position,
+        opener.recorded_at,
+        str(opener.source["organisation"]),
+        str(opener.source["system"]),
+        _text(recorder.get("id")),
+        _text(recorder.get("role")),
+        _text(opener.data.get("reason")) if opener.type in REASONED else None,
+        way_in(opener),
+        closer.position if closer is not None else None,
+        closer.recorded_at if closer is not None else None,
     )
+
+
+# The coordinator facts whose contract carries an optional ``reason``.
+REASONED = frozenset({ASSIGNED, HANDED_OFF, RELEASED})
+ADT_SYSTEM = "hl7v2:"  # consumers/adt.py: source.system of every event mapped from HL7 v2
+
+
+def way_in(event: RecordedEvent) -> str | None:
+    """``adt`` for an event mapped from an HL7 v2 message (its ``source.system`` says
+    so); otherwise None. The ledger does not record whether an envelope came by HTTP,
+    Kafka or a file: the same envelope is the same fact (one content hash, idempotent)
+    whichever way it came, so the way in is deliberately not part of what is stored."""
+    return "adt" if str(event.source.get("system", "")).startswith(ADT_SYSTEM) else None
 
 
 class _State:

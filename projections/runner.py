@@ -42,6 +42,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from domain.database import head_position
@@ -50,6 +51,7 @@ from projections import alert_feed, catalog, log
 from projections.batches import batch_end, fold_people, touched_between, write_rows
 from projections.fold import DEFAULT_CONFIG, FoldConfig
 from projections.rebuild import rebuild
+from projections.tables import Table
 
 logger = logging.getLogger(__name__)
 
@@ -124,14 +126,17 @@ class Runner:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (MIGRATE_LOCK,))
             conn.execute(POSITIONS)
             alert_feed.migrate(conn)  # the alerts' change feed (not a projection table)
-            for table in catalog.tables(catalog.NAMES):
-                for statement in table.create():
-                    conn.execute(statement)
             conn.execute(
                 "INSERT INTO projection_positions (name) SELECT unnest(%s::text[])"
                 " ON CONFLICT (name) DO NOTHING",
                 (list(catalog.NAMES),),
             )
+            for model in catalog.MODELS:
+                if _reshaped(conn, model.tables):
+                    _reset(conn, model.name, model.tables)
+                for table in model.tables:
+                    for statement in table.create():
+                        conn.execute(statement)
 
     def positions(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
         rows = conn.execute(
@@ -292,3 +297,34 @@ def wait_until_caught_up(runner: Runner, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def _reshaped(conn: psycopg.Connection[Any], tables: Collection[Table]) -> bool:
+    """Whether a read model's stored tables have other columns than its row types now
+    declare (a release added a column): ``CREATE TABLE IF NOT EXISTS`` would keep the
+    old shape and every write would fail."""
+    for table in tables:
+        found = [
+            r[0]
+            for r in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+                " AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                (table.name,),
+            ).fetchall()
+        ]
+        if found and tuple(found) != table.fields:
+            return True
+    return False
+
+
+def _reset(conn: psycopg.Connection[Any], name: str, tables: Collection[Table]) -> None:
+    """Drop a reshaped read model's tables and set its position back to 0: read models
+    are disposable, so it is rebuilt from the ledger (the initial build path) with the
+    new columns filled from the events, exactly as a fresh database would."""
+    logger.warning("read model %s changed shape: rebuilding it from the ledger", name)
+    for table in tables:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table.name)))
+    conn.execute(
+        "UPDATE projection_positions SET position = 0, rebuilt_at = NULL WHERE name = %s",
+        (name,),
+    )

@@ -37,6 +37,7 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /v1/patients/{nhs}/verify": (401, 403, 403, 200, 403, 403, 403, 200),
     "GET /v1/access-log": (401, 403, 403, 200, 403, 403, 403, 200),
     "GET /v1/patients/{nhs}/coordinator": (401, 403, 403, 200, 200, 404, 403, 200),
+    "GET /v1/patients/{nhs}/coordinator/history": (401, 403, 403, 200, 200, 404, 403, 200),
     "GET /v1/patients/{nhs}/journey": (401, 403, 403, 200, 200, 404, 403, 200),
     "GET /v1/patients/{nhs}/care-plans": (401, 403, 403, 200, 200, 404, 403, 200),
     "GET /v1/coordinators/{id}/caseload": (401, 403, 403, 403, 200, 403, 403, 200),

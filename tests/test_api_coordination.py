@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID
 
 from fastapi.testclient import TestClient
 
@@ -47,6 +49,54 @@ def test_coordinator_now_and_as_of(client: TestClient, publish: Callable, catch_
         headers=auth("coordinator"),
     )
     assert naive.status_code == 422
+
+
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def test_coordinator_history_carries_recorder_reason_source_and_both_clocks(
+    client: TestClient, publish: Callable, catch_up: Callable, ledger: Ledger
+):
+    handoff = envelope(
+        "CoordinatorHandedOff",
+        at=later(5),
+        organisation="RYX01",
+        setting="community",
+        data={"from_id": "N100", "to": {**NURSE, "id": "N101"}, "reason": "moved team"},
+    )
+    handoff["recorded_by"] = {"id": "N042", "role": "community_nurse"}
+    items = publish(
+        envelope(),
+        envelope("CoordinatorAssigned", at=later(1), data={"coordinator": NURSE}),
+        handoff,
+    )
+    catch_up()
+    answer = client.get(f"/v1/patients/{NHS_A}/coordinator/history", headers=auth("auditor"))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    intervals = body["intervals"]
+    assert [i["coordinator_id"] for i in intervals] == ["G1234567", "N100", "N101"]
+    last = intervals[-1]
+    assert last["opened_by"] == handoff["event_id"] == items[2]["event_id"]
+    assert last["opened_position"] == items[2]["position"]
+    assert last["publisher"] == "RYX01" and last["source_system"] == "test-emis"
+    assert (last["recorder_id"], last["recorder_role"]) == ("N042", "community_nurse")
+    assert last["reason"] == "moved team" and last["way_in"] is None
+    recorded = {e.event_id: e for e in ledger.history(ledger.patient_id(NHS_A))}
+    stored = recorded[UUID(handoff["event_id"])]
+    assert moment(last["valid_from"]) == stored.occurred_at
+    assert moment(last["opened_recorded_at"]) == stored.recorded_at
+    assert intervals[1]["closed_position"] == items[2]["position"]
+    assert moment(intervals[1]["closed_recorded_at"]) == stored.recorded_at
+    assert body["projected_to"] == items[2]["position"]
+    # The audit bundle finds the same event at the same position (the link an auditor
+    # follows from the history to the evidence).
+    bundle = client.get(f"/v1/patients/{NHS_A}/events", headers=auth("auditor")).json()
+    by_position = {e["position"]: e for e in bundle["events"]}
+    assert by_position[last["opened_position"]]["event_id"] == last["opened_by"]
+    missing = client.get(f"/v1/patients/{NHS_C}/coordinator/history", headers=auth("admin"))
+    assert missing.status_code == 404
 
 
 def test_journey_and_care_plans(

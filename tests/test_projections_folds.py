@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 
 from projections import care_plans, coordinators, quality, referrals, timeline
@@ -116,6 +117,34 @@ def test_release_leaves_the_practice_answering_unnamed_and_closing_ends_coordina
     fold = coordinators.fold(prepare(recorded(reg, assigned, closed)))
     assert named(fold.intervals)[-1] == ("N100", True, hours(1), hours(9))
     assert fold.status.journey == "closed" and fold.status.coordinator_id is None
+
+
+def test_each_interval_names_who_recorded_its_change_why_and_both_clocks() -> None:
+    reg, assigned = fact(REG, 0), fact("CoordinatorAssigned", 1)
+    handed = handoff("N100", "S200", 2)
+    handed["data"]["reason"] = "moved to the falls team"
+    ledger = Ledger()
+    ledger.deliver(reg, assigned)
+    late = ledger.deliver(handed)[0]
+    late = dataclasses.replace(
+        late,
+        source={"organisation": "RYX01", "system": "hl7v2:RIO", "setting": "community"},
+        recorded_by={"id": "N042", "role": "community_nurse"},
+    )
+    events = [*ledger.events[:2], late]
+    fold = coordinators.fold(prepare(events))
+    first, second, third = fold.intervals
+    assert (first.opened_position, first.publisher, first.source_system) == (1, "A81001", "test")
+    assert first.reason is None and first.way_in is None and first.recorder_id is None
+    assert first.closed_by == assigned["event_id"] and first.closed_position == 2
+    assert first.closed_recorded_at == events[1].recorded_at
+    assert (third.opened_by, third.opened_position) == (handed["event_id"], 3)
+    assert third.valid_from == hours(2) and third.opened_recorded_at == late.recorded_at
+    assert (third.publisher, third.source_system, third.way_in) == ("RYX01", "hl7v2:RIO", "adt")
+    assert (third.recorder_id, third.recorder_role) == ("N042", "community_nurse")
+    assert third.reason == "moved to the falls team"
+    assert second.closed_position == 3 and third.closed_position is None
+    assert third.closed_recorded_at is None
 
 
 def test_assignment_before_registration_is_kept_and_flagged() -> None:

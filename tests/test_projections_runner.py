@@ -245,6 +245,28 @@ def test_follow_wakes_on_notify(ledger: Ledger, runner: Runner) -> None:
         assert len(queries.timeline(conn, ledger.patient_id(NHS_A))) == 2
 
 
+def test_a_read_model_stored_in_an_older_shape_is_rebuilt_with_its_new_columns(
+    ledger: Ledger, runner: Runner
+) -> None:
+    append(ledger, [envelope(), envelope("CoordinatorAssigned", at=later(1))])
+    runner.run_once()
+    before = dump(runner.database_url)
+    with log.connect(runner.database_url) as conn:  # as a release before the column was
+        conn.execute("ALTER TABLE coordinator_intervals DROP COLUMN way_in")
+        conn.execute("ALTER TABLE coordinator_intervals DROP COLUMN reason")
+    runner.migrate()
+    with log.connect(runner.database_url) as conn:
+        positions = runner.positions(conn)
+        assert positions["coordinators"] == 0 and positions["timeline"] == 2
+        assert not conn.execute("SELECT 1 FROM coordinator_intervals").fetchall()
+        assert not conn.execute("SELECT 1 FROM coordination_status").fetchall()
+    runner.run_once()
+    assert dump(runner.database_url) == before
+    runner.migrate()  # the shape matches now: nothing is reset
+    with log.connect(runner.database_url) as conn:
+        assert runner.positions(conn)["coordinators"] == 2
+
+
 # -- the command line -----------------------------------------------------------------------
 
 

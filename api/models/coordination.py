@@ -47,6 +47,31 @@ class Interval(BaseModel):
     opened_by_type: str
     closed_by: UUID | None
     closed_by_type: str | None
+    opened_position: int = Field(
+        description="Ledger position of the event that opened the interval (`opened_by`): "
+        "find it in the person's audit bundle (`carejourney audit bundle`)."
+    )
+    opened_recorded_at: datetime = Field(
+        description="Transaction time: when the ledger recorded that event (`valid_from` "
+        "is its occurred time, the valid time)."
+    )
+    publisher: str = Field(description="ODS code of the organisation that published it.")
+    source_system: str = Field(description="The publishing system, as its `source.system`.")
+    recorder_id: str | None = Field(
+        description="Who recorded it at the source (`recorded_by.id`); null for a feed."
+    )
+    recorder_role: str | None = Field(description="Their role (`recorded_by.role`).")
+    reason: str | None = Field(
+        description="The reason the assignment, handoff or release gives, if any."
+    )
+    way_in: Literal["adt"] | None = Field(
+        description="`adt`: mapped from an HL7 v2 message. Null: an envelope (HTTP, Kafka "
+        "and files carry the same envelope, so the ledger does not tell them apart)."
+    )
+    closed_position: int | None = Field(description="Ledger position of `closed_by`.")
+    closed_recorded_at: datetime | None = Field(
+        description="When the ledger recorded `closed_by` (transaction time)."
+    )
 
 
 EXAMPLE_INTERVAL: dict[str, Any] = {
@@ -62,6 +87,16 @@ EXAMPLE_INTERVAL: dict[str, Any] = {
     "opened_by_type": "CoordinatorHandedOff",
     "closed_by": None,
     "closed_by_type": None,
+    "opened_position": 1040,
+    "opened_recorded_at": "2026-03-04T16:02:11.4Z",
+    "publisher": "Y02345",
+    "source_system": "community-rio",
+    "recorder_id": "N042",
+    "recorder_role": "community_nurse",
+    "reason": "moved to the community team",
+    "way_in": None,
+    "closed_position": None,
+    "closed_recorded_at": None,
 }
 
 
@@ -119,6 +154,21 @@ class CoordinatorAsOf(BaseModel):
     coordinator: Coordinator | None = Field(description="Null outside any journey.")
     named: bool
     interval: Interval | None
+
+
+class CoordinatorHistory(BaseModel):
+    """Every interval of the person's journeys in order, each with the change that opened
+    it: who published it, why, which system, and both clocks (``docs/integrity.md``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"patient_id": P, "intervals": [EXAMPLE_INTERVAL], "projected_to": 1042}]
+        }
+    )
+
+    patient_id: UUID
+    intervals: list[Interval]
+    projected_to: int = Field(description="The coordinators projection's ledger position.")
 
 
 class TimelineEntry(BaseModel):

@@ -234,16 +234,28 @@ def _band(chart: Chart, scale: Scale, intervals: list[dict[str, Any]], zone: Zon
                 "named": named,
                 "colour": ROLE_COLOURS.get(interval["role"], "#878787") if named else "#fde0dd",
                 "label": interval["coordinator_id"] if named and x1 - x0 > 60 else "",
+                "later": bool(interval.get("recorded_later")),
                 "title": (
                     f"Named coordinator {who}"
                     if named
                     else f"No named coordinator (practice default {interval['organisation']})"
                 )
-                + f": {since} to {to}",
+                + f": {since} to {to}"
+                + _recorded(interval, zone),
             }
         )
         if interval.get("opened_by_type") == "CoordinatorHandedOff" and scale.inside(begin):
             chart.handoffs.append({"x": x0, "title": f"Handoff to {who} at {since}"})
+
+
+def _recorded(interval: dict[str, Any], zone: ZoneInfo) -> str:
+    """Who recorded the change that opened the interval, when, and why (its provenance)."""
+    if "opened_recorded_at" not in interval:
+        return ""
+    when = _stamp(_time(interval["opened_recorded_at"]), zone)
+    why = f"; reason: {interval['reason']}" if interval.get("reason") else ""
+    by, position = interval["publisher"], interval["opened_position"]
+    return f" (recorded {when} by {by}, position {position}{why})"
 
 
 def _spells(
@@ -307,6 +319,7 @@ def _dots(
                 "seq": event["seq"],
                 "colour": KIND_COLOURS.get(event["kind"], KIND_COLOURS["other"]),
                 "hollow": not standing,
+                "later": bool(event.get("recorded_later")),
                 "title": f"{_stamp(moment, zone)} {event['type']}: {event['summary']}"
                 + ("" if standing else f" ({event['status']})"),
             }

@@ -25,6 +25,7 @@ from api.models.coordination import (
     CarePlans,
     Caseload,
     CoordinatorAsOf,
+    CoordinatorHistory,
     CoordinatorNow,
     Journey,
     Unassigned,
@@ -95,6 +96,31 @@ async def coordinator(
     if answer is None:
         raise ProblemError("not-found", NOT_PROJECTED)
     return answer
+
+
+@router.get(
+    "/patients/{nhs}/coordinator/history",
+    summary="Every coordinator interval, with who recorded each change, why, and when",
+    response_model=CoordinatorHistory,
+    responses=problems.responses(401, 403, 404, 422),
+)
+async def coordinator_history(person: CaredFor) -> dict[str, Any]:
+    """Each interval of "who coordinates" in order, with the event that opened it (and
+    closed it): its position (the key into the person's audit bundle), the publishing
+    organisation and system, who recorded it at the source, the reason given, and both
+    clocks (``valid_from`` when it occurred, ``opened_recorded_at`` when the ledger
+    learnt of it). "My coordinator changed and nobody told me" starts here."""
+
+    def read(conn: Connection[Any], patient: UUID) -> dict[str, Any]:
+        if queries.current_coordinator(conn, patient, resolved=True) is None:
+            raise ProblemError("not-found", NOT_PROJECTED)
+        return {
+            "patient_id": patient,
+            "intervals": queries.coordinator_intervals(conn, patient, resolved=True),
+            "projected_to": _projected_to(conn, "coordinators"),
+        }
+
+    return await person.fetch(read)
 
 
 @router.get(
