@@ -101,20 +101,26 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--file-events", type=int, default=250_000)
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--database", default="bench_scale", help="dropped and created")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the database as loaded; skip the load"
+    )
     args = parser.parse_args()
     settings = get_settings()
     server = resolve_url(settings.database_url, settings.data_dir)
-    url = ensure_database(with_dbname(server, "bench_scale"), fresh=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        files = write_files(args.events, args.file_events, Path(tmp), args.seed)
-        print(f"wrote {len(files)} files in {time.perf_counter() - started:.0f} s", flush=True)
-        load = 0.0
-        for i, path in enumerate(files, start=1):
-            load += carejourney(url, "ingest", str(path))
-            print(f"  ingested file {i}/{len(files)}: {load:.0f} s so far", flush=True)
+    url = ensure_database(with_dbname(server, args.database), fresh=not args.reuse)
+    load = 0.0
+    if not args.reuse:
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            files = write_files(args.events, args.file_events, Path(tmp), args.seed)
+            print(f"wrote {len(files)} files in {time.perf_counter() - started:.0f} s", flush=True)
+            for i, path in enumerate(files, start=1):
+                load += carejourney(url, "ingest", str(path))
+                print(f"  ingested file {i}/{len(files)}: {load:.0f} s so far", flush=True)
     events, total, by_table = disk(url)
-    print(f"(1) load: {events:,} events in {load:.0f} s = {events / load:,.0f} events/s")
+    if load:
+        print(f"(1) load: {events:,} events in {load:.0f} s = {events / load:,.0f} events/s")
     print(f"(2) disk: {total / 2**20:,.0f} MiB = {total / events:,.0f} bytes/event")
     for name, size in sorted(by_table.items(), key=lambda kv: -kv[1])[:8]:
         print(f"      {name}: {size / 2**20:,.1f} MiB ({size / events:,.0f} bytes/event)")

@@ -32,7 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Final, Self, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Final, Self, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
 import pydantic_core
@@ -1069,3 +1070,38 @@ def envelope_content(env: Envelope) -> dict[str, Any]:
 
 
 _NOT_CONTENT: Final = {"nhs_number", "local_id"}
+
+
+# -- which contents are plain JSON ------------------------------------------------------
+
+
+def _plain(annotation: Any) -> bool:
+    """Whether every value a field of this type dumps to (``mode="json"``) is a string,
+    a boolean, null, or an object/array of those with fixed ASCII keys: no number at
+    all, and no key a publisher chooses. For such content orjson with sorted keys writes
+    exactly the RFC 8785 bytes (``domain.integrity.canonical_content``)."""
+    if annotation is None or annotation is type(None):
+        return True
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return all(
+                (f.alias or name).isascii() and _plain(f.annotation)
+                for name, f in annotation.model_fields.items()
+            )
+        return issubclass(annotation, str | bool | UUID | date | datetime)  # not int
+    origin = get_origin(annotation)
+    args = get_args(annotation)
+    if origin is Annotated:
+        return _plain(args[0])
+    if origin in (Union, UnionType):
+        return all(_plain(a) for a in args)
+    if origin in (tuple, list, frozenset, set):
+        return all(_plain(a) for a in args if a is not Ellipsis)
+    return False  # dict (publisher's keys), float, int, Any, Literal, anything new
+
+
+# The event types whose stored content can hold no number and no publisher-chosen key
+# (the envelope's own fields are fixed, and its one number, ``schema_version``, is a
+# supported version): decided from the models at import, so a type that gains a
+# number leaves the set by itself.
+PLAIN_CONTENT_TYPES: Final = frozenset(kind for kind, model in DATA_MODELS.items() if _plain(model))

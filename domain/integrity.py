@@ -25,9 +25,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 import rfc8785
 
-from domain.contract import utc_text
+from domain.contract import PLAIN_CONTENT_TYPES, utc_text
 
 
 def canonical(value: Mapping[str, Any]) -> bytes:
@@ -83,9 +84,35 @@ def _jcs_subset(value: Any) -> Any:
     raise _OutsideSubset
 
 
+def canonical_content(content: Mapping[str, Any]) -> bytes:
+    """RFC 8785 bytes of an envelope content (``contract.envelope_content``).
+
+    The content of a type the contract gives no number and no publisher-chosen key
+    (``contract.PLAIN_CONTENT_TYPES``: all but two) is strings, booleans, null and
+    objects with fixed ASCII keys, and for those orjson with sorted keys writes the JCS
+    bytes in C (its string escapes are JCS's; ``tests/test_canonical.py`` holds the two
+    equal), without ``canonical``'s walk. Anything orjson refuses (a lone surrogate, a
+    value that is not JSON) goes the general way. Content read back from storage takes
+    the same path: a tampered content that orjson writes differently from JCS still
+    cannot match the stored hash, since equal bytes parse to equal values.
+    """
+    if content.get("type") in PLAIN_CONTENT_TYPES:
+        try:
+            return orjson.dumps(content, option=_PLAIN_OPTIONS)
+        except TypeError:
+            pass
+    return canonical(content)
+
+
+# Sorted keys; datetimes and dataclasses are not JSON and must not be written as if they were.
+_PLAIN_OPTIONS = (
+    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
 def content_hash(content: Mapping[str, Any]) -> str:
     """Idempotency fingerprint: equal for two envelopes with the same canonical content."""
-    return hashlib.sha256(canonical(content)).hexdigest()
+    return hashlib.sha256(canonical_content(content)).hexdigest()
 
 
 def chain_hash(

@@ -36,7 +36,7 @@ from domain.database import (
     resolve_url,
 )
 from domain.integrity import Break, content_hash
-from domain.journey import Journey, RecordedEvent, journey_event
+from domain.journey import Journey, RecordedEvent, stored_events
 from domain.judgement import ItemResult as ItemResult
 from domain.judgement import RawEnvelope as RawEnvelope
 from domain.judgement import Status as Status
@@ -284,12 +284,12 @@ class Ledger(Application[UUID]):
     ) -> LedgerWrite:
         now = datetime.now(UTC)
         versions: dict[UUID, int] = {}  # provisional: the recorder places them after the head
-        events: list[Journey.Recorded] = []
+        events: list[tuple[UUID, int, dict[str, Any]]] = []
         pending: list[PendingEvent] = []
         for v, patient in to_record:
             version = versions.get(patient, 0) + 1
             versions[patient] = version
-            events.append(journey_event(patient, version, v.content, now))
+            events.append((patient, version, v.content))
             env = v.envelope
             pending.append(
                 PendingEvent(
@@ -302,9 +302,16 @@ class Ledger(Application[UUID]):
                 )
             )
         write = LedgerWrite(pending)
-        # The event store directly: ``Application.save`` only adds, per event, a runtime
-        # protocol check and hooks (snapshots, notify) this application does not use.
-        self.events.put(events, ledger_write=write, trackings=trackings, extra_writes=extra_writes)
+        # The recorder directly, with the stored events built from the contents
+        # (``journey.stored_events``): ``Application.save`` and ``EventStore.put`` only
+        # add, per event, an event object, the mapper's generic walk, a runtime protocol
+        # check and hooks (snapshots, notify) this application does not use.
+        self.store.insert_events(
+            stored_events(self.mapper, events, now),
+            ledger_write=write,
+            trackings=trackings,
+            extra_writes=extra_writes,
+        )
         return write
 
     # -- identity ----------------------------------------------------------------------

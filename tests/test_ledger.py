@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import psycopg
 
+from domain.contract import envelope_content, parse_envelope
 from domain.contract import utc_text as ledger_text
-from domain.journey import Journey
+from domain.journey import Journey, journey_event, stored_events
 from domain.ledger import Ledger
 from domain.settings import Settings
 from tests.envelopes import NHS_A, NHS_B, envelope, later, retraction
@@ -218,6 +220,22 @@ def test_stored_state_round_trips_through_the_library_mapper(ledger: Ledger) -> 
         for r in recorded
     ]
     assert ledger.verify(patient) is None
+
+
+def test_stored_events_are_what_the_library_mapper_would_store(ledger: Ledger) -> None:
+    """The ledger builds stored events from contents without the library's event
+    objects; they must be the mapper's own, byte for byte, and decode back."""
+    now = datetime.now(UTC)
+    contents = [
+        envelope_content(parse_envelope(e))
+        for e in (envelope(), envelope("CaseIdentified", at=later(1)))
+    ]
+    patient = uuid4()
+    triples = [(patient, i + 1, c) for i, c in enumerate(contents)]
+    direct = stored_events(ledger.mapper, triples, now)
+    library = [ledger.mapper.to_stored_event(journey_event(*t, now)) for t in triples]
+    assert direct == library
+    assert [ledger.mapper.to_domain_event(s).content() for s in direct] == contents
 
 
 def _tables_containing(database_url: str, text: str) -> list[str]:
