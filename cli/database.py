@@ -1,5 +1,9 @@
 """Database roles: ``carejourney db app-role [--role NAME] [--password-env VAR]``.
 
+The role and its password default to the user and password of
+``CAREJOURNEY_APP_DATABASE_URL``, so compose's one-shot ``db-roles`` service makes exactly
+the role the other services' ``CAREJOURNEY_DATABASE_URL`` names.
+
 Run as the tables' owner (compose: the ``carejourney`` role) after the migrations; the
 services then connect as the role it makes, which cannot edit, delete, truncate or
 unprotect the event tables (``domain/roles.py``, docs/integrity.md, "Roles").
@@ -12,9 +16,11 @@ import os
 from typing import Annotated
 
 import typer
+from psycopg.conninfo import conninfo_to_dict
 
 from cli.console import fail, ledger_session, out
 from domain import roles
+from domain.settings import get_settings
 from projections.runner import Runner
 
 db_app = typer.Typer(help="Database roles (run as the tables' owner).", no_args_is_help=True)
@@ -27,13 +33,17 @@ def register(app: typer.Typer) -> None:
 @db_app.command("app-role")
 def app_role(
     role: Annotated[
-        str, typer.Option(help="The application role to create or update.")
-    ] = roles.DEFAULT_APP_ROLE,
+        str | None,
+        typer.Option(
+            help="The application role to create or update (default: the user of "
+            f"CAREJOURNEY_APP_DATABASE_URL, else {roles.DEFAULT_APP_ROLE}).",
+        ),
+    ] = None,
     password_env: Annotated[
         str | None,
         typer.Option(
             help="Set the role's password from this environment variable (never an argument:"
-            " it would be in the process list).",
+            " it would be in the process list); default: CAREJOURNEY_APP_DATABASE_URL's.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -41,7 +51,10 @@ def app_role(
     """Migrate (ledger and read models), then make ROLE own every ordinary table and give
     it only SELECT and INSERT on the event tables (and the UPDATE the library's table
     lock needs, which the triggers refuse). Idempotent: run it again after each upgrade."""
-    password = None
+    app_url = get_settings().app_database_url
+    given = conninfo_to_dict(app_url) if app_url else {}
+    role = role or str(given.get("user") or roles.DEFAULT_APP_ROLE)
+    password = str(given["password"]) if given.get("password") else None
     if password_env is not None:
         password = os.environ.get(password_env)
         if not password:

@@ -153,13 +153,28 @@ def test_the_command_grants_and_says_what_it_did(
     role = f"cj_app_{uuid.uuid4().hex[:10]}"
     monkeypatch.setenv("CAREJOURNEY_DATABASE_URL", database_url)
     monkeypatch.setenv("CJ_TEST_APP_PASSWORD", "s3cret-for-the-test")
+    # compose's db-roles: the role and its password are the services' URL's
+    app_url = make_conninfo(database_url, user=role, password="from-the-url")
+    monkeypatch.setenv("CAREJOURNEY_APP_DATABASE_URL", app_url)
     get_settings.cache_clear()
     try:
-        run = CliRunner().invoke(
-            app, ["db", "app-role", "--role", role, "--password-env", "CJ_TEST_APP_PASSWORD"]
-        )
+        run = CliRunner().invoke(app, ["db", "app-role"])
         assert run.exit_code == 0, run.output
         assert f"{role}: owns" in run.stdout and "ledger_checkpoints" in run.stdout
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            stored = conn.execute(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)
+            ).fetchone()
+            assert stored is not None and stored[0] is not None
+        again = CliRunner().invoke(
+            app, ["db", "app-role", "--role", role, "--password-env", "CJ_TEST_APP_PASSWORD"]
+        )
+        assert again.exit_code == 0, again.output
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            changed = conn.execute(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)
+            ).fetchone()
+            assert changed is not None and changed[0] != stored[0]
         unset = CliRunner().invoke(app, ["db", "app-role", "--password-env", "CJ_NOT_SET_AT_ALL"])
         assert unset.exit_code == 2 and "not set" in unset.output
         with psycopg.connect(database_url, autocommit=True) as conn:
