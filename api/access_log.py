@@ -128,23 +128,16 @@ def entries(
 ) -> list[dict[str, Any]]:
     """Entries in the order they were written, filtered, one page after id ``after``
     (``outcome`` None: every outcome)."""
-    clauses = ["id > %s"]
-    params: list[Any] = [after]
-    if outcome is not None:
-        clauses.append("outcome = %s")
-        params.append(outcome)
-    if patient_id is not None:
-        clauses.append("patient_id = %s")
-        params.append(patient_id)
-    if principal is not None:
-        clauses.append("principal = %s")
-        params.append(principal)
-    if since is not None:
-        clauses.append("at >= %s")
-        params.append(since)
-    if until is not None:
-        clauses.append("at < %s")
-        params.append(until)
+    filters = (
+        ("id > %s", after),
+        ("outcome = %s", outcome),
+        ("patient_id = %s", patient_id),
+        ("principal = %s", principal),
+        ("at >= %s", since),
+        ("at < %s", until),
+    )
+    clauses = [clause for clause, value in filters if value is not None]
+    params: list[Any] = [value for _, value in filters if value is not None]
     params.append(limit)
     return conn.execute(
         "SELECT id, at, principal, role, endpoint, patient_id, outcome, status, via, agreement"

@@ -37,7 +37,9 @@ TYPE_PREFIX = "urn:carejourney:problem:"
 class ProblemField(BaseModel):
     """One field at fault: a dotted path and what is wrong with it."""
 
-    loc: str = Field(description="Dotted path: `query.limit`, `path.nhs`, `data.to.setting`.")
+    loc: str = Field(
+        description="Dotted path: `query.limit`, `path.nhs`, into an envelope `data.to.setting`."
+    )
     msg: str
 
 

@@ -13,6 +13,7 @@ import typer
 from cli import adt as adt_commands
 from cli import alerts as alerts_commands
 from cli import consume as consume_commands
+from cli import database as database_commands
 from cli import fhir as fhir_commands
 from cli import keys as keys_commands
 from cli import ledger as ledger_commands
@@ -45,6 +46,7 @@ mllp_commands.register(app)
 alerts_commands.register(app)
 optout_commands.register(app)
 retention_commands.register(app)
+database_commands.register(app)
 
 
 def main() -> None:

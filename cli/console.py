@@ -6,7 +6,7 @@ import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import NoReturn
+from typing import Annotated, NoReturn
 from uuid import UUID
 
 import typer
@@ -92,6 +92,14 @@ def log_cli_access(
 
 
 PLACEHOLDER_OPTION = "--allow-placeholder-key"
+# The option of every command that writes pseudonyms (check_pseudonym_key).
+AllowPlaceholderKey = Annotated[
+    bool,
+    typer.Option(
+        PLACEHOLDER_OPTION,
+        help="Development only: run with the placeholder CAREJOURNEY_PSEUDONYM_KEY.",
+    ),
+]
 
 
 def check_pseudonym_key(allowed_by_flag: bool) -> None:
@@ -122,6 +130,7 @@ def nhs_argument(value: str) -> str:
 
 __all__ = [
     "PLACEHOLDER_OPTION",
+    "AllowPlaceholderKey",
     "aware_option",
     "check_pseudonym_key",
     "err",

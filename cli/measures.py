@@ -20,7 +20,7 @@ import typer
 from rich.table import Table
 
 from cli.console import (
-    PLACEHOLDER_OPTION,
+    AllowPlaceholderKey,
     aware_option,
     check_pseudonym_key,
     err,
@@ -34,13 +34,6 @@ from domain.ledger import Ledger
 from domain.settings import get_settings
 from projections import measures as measure_lib
 from projections.runner import Runner
-
-
-class By(StrEnum):
-    setting = "setting"
-    role = "role"
-    organisation = "organisation"
-    cohort = "cohort"
 
 
 class Format(StrEnum):
@@ -66,7 +59,7 @@ def measures(
         typer.Option("--to", formats=DATE, help="Last day of the period, included (YYYY-MM-DD)."),
     ],
     by: Annotated[
-        By | None,
+        measure_lib.By | None,
         typer.Option(
             help="Split every measure by the coordinator's setting or role, the organisation "
             "(per measure: docs/measures.md), or the cohort (case-identified or not)."
@@ -124,13 +117,7 @@ def measures(
             help="A per-report salt (8+ characters): pseudonyms that link to no other report."
         ),
     ] = None,
-    allow_placeholder_key: Annotated[
-        bool,
-        typer.Option(
-            PLACEHOLDER_OPTION,
-            help="Development only: run with the placeholder CAREJOURNEY_PSEUDONYM_KEY.",
-        ),
-    ] = False,
+    allow_placeholder_key: AllowPlaceholderKey = False,
 ) -> None:
     """Evaluation measures for a period: every definition in docs/measures.md.
 

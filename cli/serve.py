@@ -20,7 +20,7 @@ import uvicorn
 
 from api.header_limit import BoundedHttpTools
 from api.security import KeyRing
-from cli.console import PLACEHOLDER_OPTION, check_pseudonym_key, err, ledger_session
+from cli.console import AllowPlaceholderKey, check_pseudonym_key, err, ledger_session
 from domain.settings import get_settings
 
 
@@ -40,13 +40,7 @@ def serve(
         typer.Option(min=1, help="uvicorn worker processes (default CAREJOURNEY_API_WORKERS, 1)."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
-    allow_placeholder_key: Annotated[
-        bool,
-        typer.Option(
-            PLACEHOLDER_OPTION,
-            help="Development only: run with the placeholder CAREJOURNEY_PSEUDONYM_KEY.",
-        ),
-    ] = False,
+    allow_placeholder_key: AllowPlaceholderKey = False,
 ) -> None:
     """Run the HTTP API (OpenAPI at /docs and /openapi.json).
 

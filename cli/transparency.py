@@ -16,11 +16,13 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from psycopg import Connection
 
 from cli.console import err, fail, ledger_session, nhs_argument, out
 from consumers import checkpoints as checkpoint_feed
@@ -119,11 +121,7 @@ def proof_inclusion(
     ] = None,
 ) -> None:
     """The inclusion proof of the event at POSITION, as JSON (base64 hashes)."""
-    with ledger_session() as ledger, ledger.connection() as conn:
-        try:
-            out.print_json(json.dumps(transparency.inclusion_answer(conn, position, tree_size)))
-        except (transparency.TreeError, ValueError) as exc:
-            fail(str(exc), code=1)
+    _print_proof(lambda conn: transparency.inclusion_answer(conn, position, tree_size))
 
 
 @proof_app.command("consistency")
@@ -132,9 +130,14 @@ def proof_consistency(
     new: Annotated[int, typer.Argument(min=0, help="The newer tree size.")],
 ) -> None:
     """The consistency proof between two tree sizes, as JSON (base64 hashes)."""
+    _print_proof(lambda conn: transparency.consistency_answer(conn, old, new))
+
+
+def _print_proof(answer: Callable[[Connection[Any]], dict[str, Any]]) -> None:
+    """Print a proof as JSON; a size or position the tree cannot prove is exit code 1."""
     with ledger_session() as ledger, ledger.connection() as conn:
         try:
-            out.print_json(json.dumps(transparency.consistency_answer(conn, old, new)))
+            out.print_json(json.dumps(answer(conn)))
         except (transparency.TreeError, ValueError) as exc:
             fail(str(exc), code=1)
 

@@ -17,6 +17,7 @@ the chain heads, merges and every read model stay ordinary tables.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -30,7 +31,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import tuple_row
 
-from domain import optout, transparency
+from domain import optout, roles, transparency
 
 log = logging.getLogger(__name__)
 
@@ -159,22 +160,50 @@ def append_only(conn: psycopg.Connection[Any], table: str) -> None:
 
 def migrate(conn: psycopg.Connection[Any], events_table: str = "journeys_events") -> None:
     """Create the ledger's own tables, the tree (built for events recorded before it
-    existed) and the append-only triggers; safe to run any number of times."""
+    existed) and the append-only triggers; safe to run any number of times.
+
+    A session that does not own the event tables (the application role,
+    ``domain/roles.py``) runs only the other tables' DDL, since only the owner may
+    create an index or a trigger on them, and refuses to go on if their triggers are
+    missing or disabled."""
     with conn.transaction():
         # Serialise concurrent start-ups: CREATE ... IF NOT EXISTS is not race-free.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('carejourney.migrate'))")
+        tables = (*APPEND_ONLY_TABLES, events_table)
+        owner = roles.may_migrate_event_tables(conn, tables)
         for statement in (*SCHEMA, *optout.SCHEMA, *transparency.SCHEMA):
-            conn.execute(statement)
-        conn.execute(APPEND_ONLY_FUNCTION)
-        tables = list(APPEND_ONLY_TABLES)
+            if owner or not _on_event_table(statement):
+                conn.execute(statement)
+        if owner:
+            conn.execute(APPEND_ONLY_FUNCTION)
         with conn.cursor(row_factory=tuple_row) as curs:
             exists = curs.execute("SELECT to_regclass(%s) IS NOT NULL", (events_table,))
             found = exists.fetchone()
-        if found and found[0]:
-            tables.append(events_table)
+        stored = bool(found and found[0])
+        if stored:
             transparency.backfill(conn, events_table)
-        for table in tables:
-            append_only(conn, table)
+        if owner:
+            for table in tables if stored else APPEND_ONLY_TABLES:
+                append_only(conn, table)
+        else:
+            roles.check_append_only(conn, tables)
+
+
+_EVENT_TABLE_DDL = re.compile(
+    r"\b(?:TABLE(?: IF NOT EXISTS)?|ON) (?:" + "|".join(APPEND_ONLY_TABLES) + r")\b"
+)
+
+
+def _on_event_table(statement: str) -> bool:
+    """Whether a DDL statement creates or alters an event table (or an index on one)."""
+    return _EVENT_TABLE_DDL.search(statement) is not None
+
+
+def may_create_library_tables(url: str, events_table: str = "journeys_events") -> bool:
+    """Whether the library may run its DDL on this database as this role (its
+    ``CREATE_TABLE``): not for the application role once the owner made the table."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return roles.may_migrate_event_tables(conn, (events_table,))
 
 
 def create_tables(conn: psycopg.Connection[Any], name: str, statements: Iterable[str]) -> None:

@@ -28,7 +28,13 @@ from psycopg.rows import DictRow
 
 from domain import authority, identity, merges, note, verification
 from domain.contract import EventType
-from domain.database import head_position, library_env, migrate, resolve_url
+from domain.database import (
+    head_position,
+    library_env,
+    may_create_library_tables,
+    migrate,
+    resolve_url,
+)
 from domain.integrity import Break, content_hash
 from domain.journey import Journey, RecordedEvent, stored_events
 from domain.judgement import Checked, Valid, check_batch, judge
@@ -82,6 +88,8 @@ class Ledger(Application[UUID]):
         # The write transaction hashes and copies thousands of rows between statements;
         # the library's 5 s idle-in-transaction limit killed big batches under load.
         env.setdefault("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "60")
+        # The application role may not run the library's DDL on the owner's table.
+        env["CREATE_TABLE"] = "yes" if may_create_library_tables(database_url) else "no"
         super().__init__(env=env)
         assert isinstance(self.recorder, LedgerRecorder)
         self.store: LedgerRecorder = self.recorder

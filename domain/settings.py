@@ -28,6 +28,12 @@ class Settings(BaseSettings):
         default=None,
         description="libpq URL of a PostgreSQL server; unset starts the embedded one.",
     )
+    app_database_url: str | None = Field(
+        default=None,
+        description="Read by `carejourney db app-role` (run as the tables' owner): the "
+        "user and password of this libpq URL are the application role it creates, the one "
+        'the services\' CAREJOURNEY_DATABASE_URL names (docs/integrity.md, "Roles").',
+    )
     test_database_url: str | None = Field(
         default=None,
         description="Server the test suite uses; unset starts an embedded one for the run.",

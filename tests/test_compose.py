@@ -24,6 +24,7 @@ SERVICES = {
     "postgres",
     "kafka",
     "kafka-topics",
+    "db-roles",
     "api",
     "events-consumer",
     "adt-consumer",
@@ -135,6 +136,7 @@ def test_commands_exist_in_the_cli(compose: dict[str, Any]) -> None:
         "checkpointer": ["checkpoint", "--every", "60"],
         "projections": ["projections", "run"],
         "alerts-publisher": ["alerts", "publish"],
+        "db-roles": ["db", "app-role"],
     }
     for name, service in _ours(compose).items():
         command = service["command"]
@@ -142,6 +144,10 @@ def test_commands_exist_in_the_cli(compose: dict[str, Any]) -> None:
         assert command[1:] == expected[name]
         result = runner.invoke(app, [*command[1:], "--help"])
         assert result.exit_code == 0, (name, result.output)
+
+
+def app_role_of(services: dict[str, Any]) -> dict[str, str]:
+    return library_env(_environment(services["db-roles"])["CAREJOURNEY_APP_DATABASE_URL"])
 
 
 def test_hosts_ports_and_topics_agree(compose: dict[str, Any]) -> None:
@@ -153,8 +159,19 @@ def test_hosts_ports_and_topics_agree(compose: dict[str, Any]) -> None:
         env = _environment(service)
         db = library_env(env["CAREJOURNEY_DATABASE_URL"])
         assert db["POSTGRES_HOST"] == "postgres" and db["POSTGRES_PORT"] == "5432"
-        assert db["POSTGRES_USER"] == postgres_env["POSTGRES_USER"]
         assert db["POSTGRES_DBNAME"] == postgres_env["POSTGRES_DB"]
+        # Only db-roles connects as the owner; everything else as the role it makes,
+        # and only once it has made it (docs/integrity.md, "Roles").
+        if name == "db-roles":
+            assert db["POSTGRES_USER"] == postgres_env["POSTGRES_USER"]
+            app_role = library_env(env["CAREJOURNEY_APP_DATABASE_URL"])
+            assert app_role["POSTGRES_USER"] != postgres_env["POSTGRES_USER"]
+            assert service["restart"] == "no"
+        else:
+            assert db["POSTGRES_USER"] == app_role_of(services)["POSTGRES_USER"]
+            assert db["POSTGRES_PASSWORD"] == app_role_of(services)["POSTGRES_PASSWORD"]
+            depends_on_roles = service["depends_on"]["db-roles"]["condition"]
+            assert depends_on_roles == "service_completed_successfully", name
         assert (
             f"PLAINTEXT://{env['KAFKA_BOOTSTRAP_SERVERS']}"
             in kafka_env["KAFKA_ADVERTISED_LISTENERS"]

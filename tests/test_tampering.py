@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from typer.testing import CliRunner
 
 from cli.app import app
+from domain import verification
 from domain.database import migrate
 from domain.integrity import chain_hash, content_hash
 from domain.ledger import Ledger
@@ -365,3 +366,55 @@ def test_erase_still_works(run, audited: dict[str, Any]) -> None:
     assert run("erase", NHS_A).exit_code == 0
     assert run("history", NHS_A).exit_code == 1
     assert run("verify").exit_code == 0
+
+
+def swap_own_positions(conn: psycopg.Connection) -> str:
+    """Two of one person's events change places in the global order (both tables)."""
+    a, b = (r["position"] for r in _rows(conn, NHS_A)[1:3])
+    _swap(conn, "ledger_events", "position", a, b)
+    _swap(conn, "journeys_events", "notification_id", a, b)
+    return NHS_A
+
+
+def edit_index_row(conn: psycopg.Connection) -> str:
+    conn.execute(
+        "UPDATE ledger_events SET occurred_at = occurred_at - interval '1 day'"
+        " WHERE patient_id = %s AND version = 3",
+        (_patient(conn, NHS_C),),
+    )
+    return NHS_C
+
+
+def head_ahead(conn: psycopg.Connection) -> str:
+    conn.execute(
+        "UPDATE ledger_heads SET version = version + 1 WHERE patient_id = %s",
+        (_patient(conn, NHS_B),),
+    )
+    return NHS_B
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [*(c[0] for c in CASES.values()), swap_own_positions, edit_index_row, head_ahead],
+    ids=[*CASES, "swap a person's own positions", "edit an index row", "head ahead"],
+)
+def test_the_whole_ledger_pass_names_what_the_per_person_check_names(
+    audited: dict[str, Any], database_url: str, tamper: Callable[[psycopg.Connection], str]
+) -> None:
+    """``verify_all`` reads every chain in one pass in position order; the oracle is the
+    per-person check (``_verify_person``) run for every person, as verify_all once did."""
+    ledger: Ledger = audited["ledger"]
+    with superuser(database_url) as conn:
+        tamper(conn)
+    report = ledger.verify_all()
+    with ledger.connection() as conn:
+        people = [
+            r["patient_id"]
+            for r in conn.execute(
+                "SELECT patient_id FROM ledger_heads UNION SELECT patient_id FROM ledger_events"
+            )
+        ]
+        oracle = {b for p in people if (b := verification._verify_person(ledger, conn, p))}
+    chains = {b for b in report.breaks if "has no ledger index row" not in b.reason}
+    assert chains == oracle  # the same people, the same first break each
+    assert not report.ok  # and what no chain shows, the tree does

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
+from api.problems import ProblemField
 from domain.contract import DATA_MODELS, SCHEMA_VERSION, LocalId, RecordedBy, Source
 
 EXAMPLE_ENVELOPE: dict[str, Any] = {
@@ -100,11 +101,6 @@ def envelope_schema(ref_template: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return schema, defs
 
 
-class FieldProblem(BaseModel):
-    loc: str = Field(description="Dotted path into the envelope, e.g. `data.to.setting`.")
-    msg: str
-
-
 class ItemResult(BaseModel):
     """The outcome of one envelope (the same shape as ``Ledger.append_batch`` results)."""
 
@@ -135,7 +131,7 @@ class ItemResult(BaseModel):
     position: int | None = Field(
         default=None, description="Ledger position: new (recorded) or original (duplicate)."
     )
-    errors: list[FieldProblem] | None = Field(
+    errors: list[ProblemField] | None = Field(
         default=None, description="Why a rejected or conflicting envelope was refused."
     )
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.models.events import FieldProblem as FieldErrorModel
+from api.problems import ProblemField
 
 
 class AdtMessageResult(BaseModel):
@@ -27,7 +27,7 @@ class AdtMessageResult(BaseModel):
     reason: str | None = Field(
         default=None, description="The reasons, as `carejourney adt import` prints them."
     )
-    errors: list[FieldErrorModel] | None = None
+    errors: list[ProblemField] | None = None
     notes: list[str] | None = None
     envelope: dict[str, Any] | None = Field(
         default=None, description="Dry run: the envelope the message maps to."
@@ -82,7 +82,7 @@ class Refusal(BaseModel):
     message_id: str | None = Field(description="The sender's own id (MSH-10 for HL7 v2).")
     trigger: str | None
     reason: str
-    errors: list[FieldErrorModel]
+    errors: list[ProblemField]
 
 
 class Finding(BaseModel):

@@ -32,13 +32,6 @@ Reader = Annotated[
 ]
 
 
-class By(StrEnum):
-    setting = "setting"
-    role = "role"
-    organisation = "organisation"
-    cohort = "cohort"
-
-
 class Format(StrEnum):
     json = "json"
     csv = "csv"
@@ -77,7 +70,7 @@ def get_measures(
         Day, Query(alias="to", description="Last local date, included.", examples=["2025-12-31"])
     ],
     by: Annotated[
-        By | None,
+        measures.By | None,
         Query(
             description="Split every measure (docs/measures.md says "
             "what each split means per measure)."

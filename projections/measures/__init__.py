@@ -12,7 +12,7 @@ population and how units are attributed to groups (``population``), pseudonyms a
 small-number suppression (``privacy``), one report for every interface (``report``).
 """
 
-from projections.measures.period import DIMENSIONS, Period, PeriodError
+from projections.measures.period import DIMENSIONS, By, Period, PeriodError
 from projections.measures.population import NotProjected, Population, from_folds, load
 from projections.measures.privacy import Suppression, pseudonym
 from projections.measures.report import (
@@ -33,6 +33,7 @@ __all__ = [
     "DIMENSIONS",
     "MEASURES",
     "NAMES",
+    "By",
     "NotProjected",
     "Period",
     "PeriodError",

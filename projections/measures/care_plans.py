@@ -56,12 +56,9 @@ def care_plan_in_place(pop: Population, ctx: Context) -> Measure:
         }
 
     shape = Shape(counts=("people", "with_plan"), rates={"with_plan_pct": ("with_plan", "people")})
-    per_person = None
-    if ctx.per_person:
-        per_person = [
-            {"pseudonym": ctx.pseudonym(u.person.patient_id), "care_plan_in_place": u.has_plan}
-            for u in units
-        ]
+    per_person = ctx.person_rows(
+        units, lambda u: u.person.patient_id, lambda u: {"care_plan_in_place": u.has_plan}
+    )
     return Measure(
         "care_plan_in_place",
         "Care plan in place",
@@ -134,11 +131,9 @@ def care_plan_reviews(pop: Population, ctx: Context) -> Measure:
         counts=("reviews_due", "on_time", "late", "not_reviewed"),
         rates={"on_time_pct": ("on_time", "reviews_due")},
     )
-    per_person = None
-    if ctx.per_person:
-        per_person = [
-            {"pseudonym": ctx.pseudonym(u.person.patient_id), "status": u.status} for u in units
-        ]
+    per_person = ctx.person_rows(
+        units, lambda u: u.person.patient_id, lambda u: {"status": u.status}
+    )
     return Measure(
         "care_plan_reviews",
         "Care plans reviewed on time",

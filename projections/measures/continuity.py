@@ -103,18 +103,16 @@ def continuity(pop: Population, ctx: Context) -> Measure:
         stats={"median_coc": "people", "median_upc": "people"},
         series={"distribution": Shape(counts=("coc_people", "upc_people"), labels=("label",))},
     )
-    per_person = None
-    if ctx.per_person:
-        per_person = [
-            {
-                "pseudonym": ctx.pseudonym(u.person.patient_id),
-                "contacts": u.contacts,
-                "professionals": u.professionals,
-                "coc": rounded(u.coc, 4),
-                "upc": rounded(u.upc, 4),
-            }
-            for u in units
-        ]
+    per_person = ctx.person_rows(
+        units,
+        lambda u: u.person.patient_id,
+        lambda u: {
+            "contacts": u.contacts,
+            "professionals": u.professionals,
+            "coc": rounded(u.coc, 4),
+            "upc": rounded(u.upc, 4),
+        },
+    )
     return Measure(
         "continuity",
         "Continuity of care (COC, UPC)",

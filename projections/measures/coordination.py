@@ -127,17 +127,15 @@ def time_to_coordinator(pop: Population, ctx: Context) -> Measure:
         stats={"median_days": "named", "p90_days": "named"},
         series={"distribution": Shape(counts=("people",), labels=("label",))},
     )
-    per_person = None
-    if ctx.per_person:
-        per_person = [
-            {
-                "pseudonym": ctx.pseudonym(w.person.patient_id),
-                "cohort": w.keys["cohort"],
-                "wait_days": w.days,
-                "status": "named" if w.days is not None else "incomplete",
-            }
-            for w in waits
-        ]
+    per_person = ctx.person_rows(
+        waits,
+        lambda w: w.person.patient_id,
+        lambda w: {
+            "cohort": w.keys["cohort"],
+            "wait_days": w.days,
+            "status": "named" if w.days is not None else "incomplete",
+        },
+    )
     return Measure(
         "time_to_coordinator",
         "Time to named coordinator",

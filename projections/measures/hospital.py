@@ -168,18 +168,16 @@ def readmission_30d(pop: Population, ctx: Context) -> Measure:
         counts=("discharges", "readmitted", "incomplete", "deaths", "transferred_out"),
         rates={"readmission_pct": ("readmitted", "discharges")},
     )
-    per_person = None
-    if ctx.per_person:
-        per_person = [
-            {
-                "pseudonym": ctx.pseudonym(u.discharge.person.patient_id),
-                "hospital": u.discharge.spell.hospital,
-                "status": u.status,
-                "readmitted": None if u.status != "complete" else u.day is not None,
-                "readmission_day": u.day,
-            }
-            for u in units
-        ]
+    per_person = ctx.person_rows(
+        units,
+        lambda u: u.discharge.person.patient_id,
+        lambda u: {
+            "hospital": u.discharge.spell.hospital,
+            "status": u.status,
+            "readmitted": None if u.status != "complete" else u.day is not None,
+            "readmission_day": u.day,
+        },
+    )
     return Measure(
         "readmission_30d",
         "30-day emergency readmission",
@@ -255,16 +253,14 @@ def _follow_up_result(
         counts=("discharges", "followed_up", "readmitted_first", "incomplete"),
         rates={"follow_up_pct": ("followed_up", "discharges")},
     )
-    per_person = None
-    if ctx.per_person:
-        per_person = [
-            {
-                "pseudonym": ctx.pseudonym(u.discharge.person.patient_id),
-                "hospital": u.discharge.spell.hospital,
-                "status": u.status,
-            }
-            for u in units
-        ]
+    per_person = ctx.person_rows(
+        units,
+        lambda u: u.discharge.person.patient_id,
+        lambda u: {
+            "hospital": u.discharge.spell.hospital,
+            "status": u.status,
+        },
+    )
     return Measure(
         name,
         title,
@@ -433,17 +429,15 @@ def delayed_discharge(pop: Population, ctx: Context) -> Measure:
         stats=row_shape.stats,
         series={"by_delay_reason": row_shape},
     )
-    per_person = None
-    if ctx.per_person:
-        per_person = [
-            {
-                "pseudonym": ctx.pseudonym(u.person.patient_id),
-                "hospital": u.spell.hospital,
-                "delay_reason": u.reason,
-                "delay_days": u.days,
-            }
-            for u in units
-        ]
+    per_person = ctx.person_rows(
+        units,
+        lambda u: u.person.patient_id,
+        lambda u: {
+            "hospital": u.spell.hospital,
+            "delay_reason": u.reason,
+            "delay_days": u.days,
+        },
+    )
     return Measure(
         "delayed_discharge",
         "Delayed discharge days",

@@ -7,7 +7,13 @@ from typing import Any
 
 from projections.measures.period import ALL, mean, median, rounded
 from projections.measures.population import Person, Population
-from projections.measures.result import Context, Measure, Shape, definition, grouped
+from projections.measures.result import (
+    Context,
+    Measure,
+    Shape,
+    definition,
+    grouped,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,19 +88,17 @@ def outcome_change(pop: Population, ctx: Context) -> Measure:
         },
         labels=("instrument",),
     )
-    per_person = None
-    if ctx.per_person:
-        per_person = [
-            {
-                "pseudonym": ctx.pseudonym(u.person.patient_id),
-                "instrument": u.instrument,
-                "recordings": u.recordings,
-                "first": u.first,
-                "last": u.last,
-                "change": rounded(u.change, 4) if u.recordings >= 2 else None,
-            }
-            for u in units
-        ]
+    per_person = ctx.person_rows(
+        units,
+        lambda u: u.person.patient_id,
+        lambda u: {
+            "instrument": u.instrument,
+            "recordings": u.recordings,
+            "first": u.first,
+            "last": u.last,
+            "change": rounded(u.change, 4) if u.recordings >= 2 else None,
+        },
+    )
     return Measure(
         "outcome_change",
         "Outcome score change (first to last)",

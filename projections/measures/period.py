@@ -30,9 +30,20 @@ import statistics
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-DIMENSIONS = ("setting", "role", "organisation", "cohort")
+
+class By(StrEnum):
+    """What a report can be broken down by (``--by``, ``?by=``)."""
+
+    setting = "setting"
+    role = "role"
+    organisation = "organisation"
+    cohort = "cohort"
+
+
+DIMENSIONS = tuple(By)
 ALL = "all"
 NONE = "none"  # the group of units with no named coordinator (role, setting)
 IDENTIFIED = "identified"

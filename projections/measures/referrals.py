@@ -95,18 +95,16 @@ def referral_waits(pop: Population, ctx: Context) -> Measure:
         stats={"median_days": "completed", "p90_days": "completed"},
         labels=("threshold_days",),
     )
-    per_person = None
-    if ctx.per_person:
-        per_person = [
-            {
-                "pseudonym": ctx.pseudonym(w.person.patient_id),
-                "organisation": w.referral.to_organisation,
-                "setting": w.referral.setting,
-                "status": w.status,
-                "wait_days": w.days if w.status != "declined" else None,
-            }
-            for w in units
-        ]
+    per_person = ctx.person_rows(
+        units,
+        lambda w: w.person.patient_id,
+        lambda w: {
+            "organisation": w.referral.to_organisation,
+            "setting": w.referral.setting,
+            "status": w.status,
+            "wait_days": w.days if w.status != "declined" else None,
+        },
+    )
     return Measure(
         "referral_waits",
         "Referral to first contact",

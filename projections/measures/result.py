@@ -40,6 +40,18 @@ class Context:
     pseudonym: Callable[[Any], str] = str
     shared: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    def person_rows(
+        self,
+        units: Iterable[U],
+        person: Callable[[U], Any],
+        fields: Callable[[U], dict[str, Any]],
+    ) -> list[dict[str, Any]] | None:
+        """A row per unit for the auditor's check (``--per-person``): the unit's person
+        as a pseudonym first, then its fields; None when the report does not ask."""
+        if not self.per_person:
+            return None
+        return [{"pseudonym": self.pseudonym(person(u)), **fields(u)} for u in units]
+
     def memo(self, name: str, make: Callable[[], Any]) -> Any:
         """Units several measures share (discharges, person-day runs), made once."""
         if name not in self.shared:
