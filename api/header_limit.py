@@ -12,6 +12,7 @@ server (and in-process tests).
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -51,8 +52,8 @@ class BoundedHttpTools(HttpToolsProtocol):
     as soon as it passes them (bytes counted after each parsed chunk, header fields as
     the parser reports them)."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         settings = get_settings()
         self.max_head_fields = settings.api_max_headers
         self.max_head_bytes = settings.api_max_header_bytes

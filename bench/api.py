@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import shutil
 import socket
 import subprocess
@@ -141,6 +142,8 @@ def start_server(url: str, port: int, keys_dir: Path) -> subprocess.Popen[bytes]
             "CAREJOURNEY_API_KEYS": f"[{env_entry(Role.ADMIN, (), 'bench', KEY)}]",
             "CAREJOURNEY_API_KEYS_FILE": str(keys_dir / "none.json"),
             "CAREJOURNEY_READY_MAX_LAG": str(10**12),
+            # serve refuses the published placeholder; a bench run's reports are discarded
+            "CAREJOURNEY_PSEUDONYM_KEY": secrets.token_hex(32),
         }
     )
     server = subprocess.Popen(

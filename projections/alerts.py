@@ -24,7 +24,7 @@ unless a fact recorded earlier had already resolved it; otherwise it never exist
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import NamedTuple
@@ -323,10 +323,13 @@ def _counts_as_contact(event: RecordedEvent) -> bool:
 
 
 def _first(
-    events: Iterable[RecordedEvent], after: datetime, test: object, strict: bool = False
+    events: Iterable[RecordedEvent],
+    after: datetime,
+    test: Callable[..., bool],  # called with the event (lambdas bind loop values as defaults)
+    strict: bool = False,
 ) -> RecordedEvent | None:
     for event in events:
-        if (event.occurred_at > after if strict else event.occurred_at >= after) and test(event):  # type: ignore[operator]
+        if (event.occurred_at > after if strict else event.occurred_at >= after) and test(event):
             return event
     return None
 
@@ -613,9 +616,12 @@ def _unassigned(
     runs: list[list[Interval]] = []
     previous: Interval | None = None
     for interval in intervals:
-        contiguous = previous is not None and previous.valid_to == interval.valid_from
+        # The previous interval was unnamed too and this one starts where it ended.
+        continues = (
+            previous is not None and not previous.named and previous.valid_to == interval.valid_from
+        )
         if not interval.named:
-            if runs and contiguous and not previous.named:  # type: ignore[union-attr]
+            if runs and continues:
                 runs[-1].append(interval)
             else:
                 runs.append([interval])

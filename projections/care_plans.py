@@ -24,10 +24,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, cast
 from uuid import UUID
 
 from domain.contract import EventType, by_type
+from domain.event_data import (
+    CarePlanAgreedData,
+    CarePlanClosedData,
+    CarePlanReviewedData,
+    CarePlanRevisedData,
+    Goal,
+)
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows, named
@@ -129,9 +136,8 @@ class _State:
             if how == "reviewed":
                 episode.reviewed_at = at
 
-    def active(self, event: RecordedEvent) -> _Plan | None:
+    def active(self, event: RecordedEvent, plan_id: str) -> _Plan | None:
         """The active plan the event names, or None (flagged: never agreed, or closed)."""
-        plan_id = str(event.data["plan_id"])
         plan = self.plans.get(plan_id)
         if plan is None or plan.status != "active":
             state = "is closed" if plan is not None else "was never agreed"
@@ -178,88 +184,90 @@ def fold(person: PersonEvents) -> CarePlanFold:
 
 
 def _agree(state: _State, event: RecordedEvent) -> None:
-    plan_id = str(event.data["plan_id"])
+    data = cast(CarePlanAgreedData, event.data)
+    plan_id = data["plan_id"]
     if plan_id in state.plans:
         state.findings.append(
             Finding("plan_agreed_again", event, f"care plan {plan_id} was already agreed")
         )
         del state.plans[plan_id]  # re-agreed: it moves to its new place in the order
-    plan = _agreed(event)
+    plan = _agreed(event, data)
     state.plans[plan_id] = plan
     state.end_episode(plan_id, event.occurred_at, "replaced")
     state.start_episode(plan_id, plan.review_due, event.occurred_at)
 
 
 def _revised(state: _State, event: RecordedEvent) -> None:
-    plan = state.active(event)
+    data = cast(CarePlanRevisedData, event.data)
+    plan = state.active(event, data["plan_id"])
     if plan is not None:
-        _revise(plan, event, state.findings)
+        _revise(plan, event, data, state.findings)
 
 
 def _reviewed(state: _State, event: RecordedEvent) -> None:
-    plan = state.active(event)
+    data = cast(CarePlanReviewedData, event.data)
+    plan_id = data["plan_id"]
+    plan = state.active(event, plan_id)
     if plan is not None:
         plan.last_reviewed_at = event.occurred_at
-        plan.review_due = date.fromisoformat(str(event.data["next_review_due"]))
+        plan.review_due = date.fromisoformat(data["next_review_due"])
         plan.reviews += 1
-        plan_id = str(event.data["plan_id"])
         state.end_episode(plan_id, event.occurred_at, "reviewed")
         state.start_episode(plan_id, plan.review_due, event.occurred_at)
 
 
 def _closed(state: _State, event: RecordedEvent) -> None:
-    plan = state.active(event)
+    data = cast(CarePlanClosedData, event.data)
+    plan = state.active(event, data["plan_id"])
     if plan is not None:
         plan.status = "closed"
         plan.closed_at = event.occurred_at
-        plan.close_reason = event.data.get("reason")
-        state.end_episode(str(event.data["plan_id"]), event.occurred_at, "closed")
+        plan.close_reason = data.get("reason")
+        state.end_episode(data["plan_id"], event.occurred_at, "closed")
 
 
-def _goal(goal: dict[str, Any], status: str = "open") -> dict[str, Any]:
-    out = {"goal_id": str(goal["goal_id"]), "description": goal["description"]}
+def _goal(goal: Goal, status: str = "open") -> dict[str, Any]:
+    out = {"goal_id": goal["goal_id"], "description": goal["description"]}
     if goal.get("target_date") is not None:
         out["target_date"] = goal["target_date"]
     out["status"] = status
     return out
 
 
-def _agreed(event: RecordedEvent) -> _Plan:
-    data = event.data
+def _agreed(event: RecordedEvent, data: CarePlanAgreedData) -> _Plan:
     return _Plan(
         event.occurred_at,
         data["agreed_with"],
-        date.fromisoformat(str(data["review_due"])),
-        {str(g["goal_id"]): _goal(g) for g in data["goals"]},
+        date.fromisoformat(data["review_due"]),
+        {g["goal_id"]: _goal(g) for g in data["goals"]},
         event.event_id,
     )
 
 
-def _revise(plan: _Plan, event: RecordedEvent, findings: list[Finding]) -> None:
-    data = event.data
+def _revise(
+    plan: _Plan, event: RecordedEvent, data: CarePlanRevisedData, findings: list[Finding]
+) -> None:
     goals = plan.goals
     for goal in data.get("added") or ():
-        goals[str(goal["goal_id"])] = _goal(goal)
+        goals[goal["goal_id"]] = _goal(goal)
     for goal in data.get("changed") or ():
-        known = goals.get(str(goal["goal_id"]))
+        known = goals.get(goal["goal_id"])
         if known is None:
-            findings.append(_unknown_goal(event, goal["goal_id"]))
+            findings.append(_unknown_goal(event, data, goal["goal_id"]))
             continue
-        goals[str(goal["goal_id"])] = _goal(goal, known["status"])
-    for key, status in (("achieved", "achieved"), ("dropped", "dropped")):
-        for goal_id in data.get(key) or ():
-            known = goals.get(str(goal_id))
+        goals[goal["goal_id"]] = _goal(goal, known["status"])
+    for status, goal_ids in (("achieved", data.get("achieved")), ("dropped", data.get("dropped"))):
+        for goal_id in goal_ids or ():
+            known = goals.get(goal_id)
             if known is None:
-                findings.append(_unknown_goal(event, goal_id))
+                findings.append(_unknown_goal(event, data, goal_id))
                 continue
             known["status"] = status
     plan.revisions += 1
 
 
-def _unknown_goal(event: RecordedEvent, goal_id: Any) -> Finding:
-    return Finding(
-        "unknown_goal", event, f"care plan {event.data['plan_id']} has no goal {goal_id}"
-    )
+def _unknown_goal(event: RecordedEvent, data: CarePlanRevisedData, goal_id: str) -> Finding:
+    return Finding("unknown_goal", event, f"care plan {data['plan_id']} has no goal {goal_id}")
 
 
 def review_overdue(plan: CarePlan, today: date) -> bool:

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 from domain.contract import EventType, by_type
+from domain.event_data import ContactRecordedData, DischargeReadyData, OutcomeRecordedData
 from domain.journey import RecordedEvent
 from projections import care_plans
 from projections.care_plans import CarePlanFold, ReviewEpisode
@@ -133,21 +134,21 @@ class _Facts:
         self.ready: list[Ready] = []
 
     def discharge_ready(self, event: RecordedEvent) -> None:
-        reason = event.data.get("delay_reason")
+        data = cast(DischargeReadyData, event.data)
         self.ready.append(
             Ready(
                 self.patient_id,
                 len(self.ready),
-                str(event.data["encounter_id"]),
+                data["encounter_id"],
                 event.occurred_at,
-                None if reason is None else str(reason),
+                data.get("delay_reason"),
                 str(event.source.get("organisation")),
                 event.event_id,
             )
         )
 
     def contact(self, event: RecordedEvent) -> None:
-        data = event.data
+        data = cast(ContactRecordedData, event.data)
         who = data["with"]
         system = str(event.source.get("system", ""))
         self.contacts.append(
@@ -155,11 +156,11 @@ class _Facts:
                 self.patient_id,
                 len(self.contacts),
                 event.occurred_at,
-                str(data["setting"]),
-                str(data["mode"]),
-                str(who["id"]),
-                str(who["role"]),
-                str(who["organisation"]),
+                data["setting"],
+                data["mode"],
+                who["id"],
+                who["role"],
+                who["organisation"],
                 str(event.source.get("organisation")),
                 system.startswith(ADT_SYSTEM_PREFIX),
                 event.event_id,
@@ -167,13 +168,13 @@ class _Facts:
         )
 
     def outcome(self, event: RecordedEvent) -> None:
-        data = event.data
+        data = cast(OutcomeRecordedData, event.data)
         self.outcomes.append(
             Outcome(
                 self.patient_id,
                 len(self.outcomes),
-                str(data["instrument"]),
-                float(data["score"]),
+                data["instrument"],
+                float(data["score"]),  # a whole number is stored as a JSON integer
                 event.occurred_at,
                 event.event_id,
             )

@@ -18,10 +18,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, cast
 from uuid import UUID
 
 from domain.contract import EventType, by_type
+from domain.event_data import (
+    FirstContactMadeData,
+    ReferralAcceptedData,
+    ReferralDeclinedData,
+    ReferralMadeData,
+)
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows, named
@@ -76,11 +82,13 @@ class _Open:
 
 
 _Found = dict[str, _Open]
+# What the steps share (ReferralAccepted, ReferralDeclined and FirstContactMade data).
+_StepData = ReferralAcceptedData | ReferralDeclinedData | FirstContactMadeData
 _Handler = Callable[[_Found, RecordedEvent, list[Finding]], None]
 
 
 def _made(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
-    referral_id = str(event.data["referral_id"])
+    referral_id = cast(ReferralMadeData, event.data)["referral_id"]
     if referral_id in found:
         findings.append(
             Finding("repeated_referral", event, f"referral {referral_id} was already made")
@@ -90,7 +98,8 @@ def _made(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
 
 
 def _step(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
-    referral_id = str(event.data["referral_id"])
+    data = cast(_StepData, event.data)
+    referral_id = data["referral_id"]
     referral = found.get(referral_id)
     if referral is None:
         findings.append(
@@ -101,7 +110,7 @@ def _step(found: _Found, event: RecordedEvent, findings: list[Finding]) -> None:
     if getattr(referral, column) is None:
         setattr(referral, column, event.occurred_at)
         if event.type == EventType.REFERRAL_DECLINED.value:
-            referral.decline_reason = event.data.get("reason")
+            referral.decline_reason = cast(ReferralDeclinedData, data).get("reason")
 
 
 # The dispatch table; every other fact says nothing about referrals.
@@ -119,7 +128,8 @@ def fold(person: PersonEvents) -> ReferralFold:
     rows = []
     for referral_id, r in found.items():
         made = r.made
-        to = made.data["to"]
+        data = cast(ReferralMadeData, made.data)
+        to = data["to"]
         wait: int | None = None
         if r.first_contact_at is not None:
             status = "first_contact"
@@ -140,11 +150,11 @@ def fold(person: PersonEvents) -> ReferralFold:
                 person.patient_id,
                 referral_id,
                 made.occurred_at,
-                str(to["organisation"]),
-                str(to["service"]),
-                str(to["setting"]),
-                str(made.data["priority"]),
-                made.data.get("reason"),
+                to["organisation"],
+                to["service"],
+                to["setting"],
+                data["priority"],
+                data.get("reason"),
                 status,
                 r.accepted_at,
                 r.declined_at,

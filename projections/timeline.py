@@ -22,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, cast
 from uuid import UUID
 
 from domain.contract import EventType, by_type
+from domain.event_data import AdmittedData, DischargedData, TransferredData
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows
@@ -122,6 +123,7 @@ TRANSFERRED: str = EventType.TRANSFERRED.value
 DISCHARGED: str = EventType.DISCHARGED.value
 RETRACTED_TYPE: str = EventType.EVENT_RETRACTED.value
 SPELL_TYPES = frozenset({ADMITTED, TRANSFERRED, DISCHARGED})
+_SpellData = AdmittedData | TransferredData | DischargedData
 
 
 def fold(person: PersonEvents) -> TimelineFold:
@@ -161,7 +163,7 @@ class _Stay:
     """An admission while the fold runs."""
 
     admitted: RecordedEvent
-    location: Any  # the ward, then wherever the last transfer took the person
+    location: str | None  # the ward, then wherever the last transfer took the person
     transfers: list[dict[str, Any]] = field(default_factory=list)
     discharge: RecordedEvent | None = None
 
@@ -175,8 +177,8 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
         kind = event.type
         if kind not in SPELL_TYPES:
             continue
-        data = event.data
-        encounter = str(data["encounter_id"])
+        data = cast(_SpellData, event.data)
+        encounter = data["encounter_id"]
         spell = open_.get(encounter)
         if kind == ADMITTED:
             if spell is not None:
@@ -188,7 +190,7 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
                     )
                 )
                 continue
-            spell = _Stay(event, data.get("ward"))
+            spell = _Stay(event, cast(AdmittedData, data).get("ward"))
             open_[encounter] = spell
             done.append(spell)
         elif spell is None:
@@ -201,21 +203,23 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
                 )
             )
         elif kind == TRANSFERRED:
+            moved = cast(TransferredData, data)
             spell.transfers.append(
                 {
                     "at": event.occurred_at.isoformat(),
-                    "from": data["from_location"],
-                    "to": data["to_location"],
+                    "from": moved["from_location"],
+                    "to": moved["to_location"],
                     "event_id": str(event.event_id),
                 }
             )
-            spell.location = data["to_location"]
+            spell.location = moved["to_location"]
         else:
             spell.discharge = event
             del open_[encounter]
     spells = []
     for seq, spell in enumerate(done):
         admitted = spell.admitted
+        admission = cast(AdmittedData, admitted.data)
         discharge = spell.discharge
         stay = None
         if discharge is not None:
@@ -227,14 +231,16 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
             Spell(
                 person.patient_id,
                 seq,
-                str(admitted.data["encounter_id"]),
-                str(admitted.data["hospital"]),
-                _opt(admitted.data.get("ward")),
-                _opt(spell.location),
-                str(admitted.data["method"]),
+                admission["encounter_id"],
+                admission["hospital"],
+                admission.get("ward"),
+                spell.location,
+                admission["method"],
                 admitted.occurred_at,
                 discharge.occurred_at if discharge is not None else None,
-                str(discharge.data["destination"]) if discharge is not None else None,
+                cast(DischargedData, discharge.data)["destination"]
+                if discharge is not None
+                else None,
                 stay,
                 tuple(spell.transfers),
                 admitted.event_id,
@@ -243,10 +249,6 @@ def _spells(person: PersonEvents) -> tuple[tuple[Spell, ...], tuple[Finding, ...
             )
         )
     return tuple(spells), tuple(findings)
-
-
-def _opt(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def summary(event: RecordedEvent, by_id: dict[UUID, RecordedEvent] | None = None) -> str:
