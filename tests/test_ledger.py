@@ -329,3 +329,11 @@ def test_recorder_keeps_the_library_tracking_contract(ledger: Ledger) -> None:
     assert ledger.recorder.max_tracking_id("upstream") == 5
     assert ledger.recorder.max_tracking_id("kafka-a") == 3
     assert ledger.recorder.max_tracking_id("kafka-b") == 9
+
+
+def test_the_ledgers_connections_run_without_jit(ledger: Ledger) -> None:
+    """JIT compilation of the append's reads cost ten times the read on a big ledger
+    (domain/recorder.py); every pooled connection has it off."""
+    for _ in range(3):
+        with ledger.connection() as conn:
+            assert conn.execute("SHOW jit").fetchone()["jit"] == "off"
