@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -110,6 +111,14 @@ def carejourney(url: str, *args: str) -> float:
     return elapsed
 
 
+def analyse(url: str) -> None:
+    """ANALYZE, as autovacuum would: the shared bench server runs with autovacuum off,
+    and without statistics the append path's reads got plans (JIT-compiled, parallel)
+    that made the 11th file of 250k load 8 times slower than the first."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def disk(url: str) -> tuple[int, int, dict[str, int]]:
     """(events recorded, total bytes, bytes by table)."""
     with psycopg.connect(url) as conn:
@@ -157,6 +166,7 @@ def main() -> None:
                 written = time.perf_counter() - writing
                 load += carejourney(url, "ingest", str(path))
                 path.unlink()
+                analyse(url)
                 print(
                     f"  file {i}/{files}: written in {written:.0f} s, ingested: {load:.0f} s"
                     f" so far ({uptime()})",
@@ -176,7 +186,12 @@ def main() -> None:
     skip = set(args.skip.split(","))
     if "verify" not in skip:
         verify = carejourney(url, "verify")
-        print(f"(3) verify: {verify:.1f} s = {events / verify:,.0f} events/s ({uptime()})")
+        # The peak of any child so far: verify's own when it runs first (--reuse).
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(
+            f"(3) verify: {verify:.1f} s = {events / verify:,.0f} events/s, peak RSS of the"
+            f" children so far {peak:,.0f} MiB ({uptime()})"
+        )
     if "rebuild" not in skip:
         rebuild = carejourney(url, "projections", "rebuild")
         print(
