@@ -284,7 +284,7 @@ def partition_stats(
             c.conflicts, c.rejected, c.noted, c.held, c.updated_at,
             (SELECT count(*) FROM consumer_rejections r
              WHERE r.sent_at IS NULL AND r.topic = c.topic AND r.partition = c.partition)
-            AS pending,
+            AS dead_letters_pending,
             s.reason AS stopped
         FROM consumer_partitions c
         LEFT JOIN consumer_stopped s ON s.topic = c.topic AND s.partition = c.partition
@@ -293,24 +293,7 @@ def partition_stats(
         """,
         (topics, topics),
     ).fetchall()
-    return [
-        PartitionStats(
-            topic=r["topic"],
-            partition=r["partition"],
-            last_offset=r["last_offset"],
-            consumed=r["consumed"],
-            recorded=r["recorded"],
-            duplicates=r["duplicates"],
-            conflicts=r["conflicts"],
-            rejected=r["rejected"],
-            noted=r["noted"],
-            dead_letters_pending=int(r["pending"]),
-            updated_at=r["updated_at"],
-            held=r["held"],
-            stopped=r["stopped"],
-        )
-        for r in rows
-    ]
+    return [PartitionStats(**r) for r in rows]  # the columns are named as the fields
 
 
 # -- partitions the consumer refuses to read on ------------------------------------------

@@ -21,8 +21,8 @@ between is decided here, by plain functions a test can call with plain values:
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID, uuid5
 
@@ -66,12 +66,43 @@ class ItemResult:
 
 @dataclass(frozen=True, slots=True)
 class Valid:
-    """An item that passed the contract, waiting to be placed."""
+    """An item that passed the contract, waiting to be placed: its content (what is
+    stored and hashed: ``envelope_content``) and the identifiers that name its person
+    (never stored), as plain values. No pydantic model is kept: a batch checked in a
+    worker process comes back as plain data (unpickling the models cost more than
+    validating them), and everything the judgement and the writes need is here."""
 
     index: int
-    envelope: Envelope
+    event_id: UUID
     content: dict[str, Any]
     content_hash: str
+    nhs_number: str | None = None
+    local_id: tuple[str, str] | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as plain values (the id as its 16 bytes): the default for a frozen
+        dataclass sets each field through ``object.__setattr__``, and a ``UUID`` pickles
+        through its ``__setstate__``; this takes half the time each way."""
+        return _unpickle_valid, (
+            self.index,
+            self.event_id.bytes,
+            self.content,
+            self.content_hash,
+            self.nhs_number,
+            self.local_id,
+        )
+
+    @property
+    def type(self) -> str:
+        return str(self.content["type"])
+
+    @property
+    def organisation(self) -> str:
+        return str(self.content["source"]["organisation"])
+
+    @property
+    def occurred_at(self) -> datetime:
+        return datetime.fromisoformat(self.content["occurred_at"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +153,46 @@ def check(
         if problem is not None:
             results[index] = ItemResult(index, str(env.event_id), "rejected", errors=(problem,))
             continue
-        content = envelope_content(env)
-        # A merge's stored form (and so its hash) is known once its number is resolved.
-        digest = "" if env.type == merges.MERGE_TYPE else content_hash(content)
-        valid.append(Valid(index, env, content, digest))
+        valid.append(_valid(index, env))
     return valid, results
+
+
+def _unpickle_valid(
+    index: int,
+    event_id: bytes,
+    content: dict[str, Any],
+    digest: str,
+    nhs_number: str | None,
+    local_id: tuple[str, str] | None,
+) -> Valid:
+    return Valid(index, UUID(bytes=event_id), content, digest, nhs_number, local_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A batch after ``check``: how many items it had, the valid ones, and the rejected
+    ones' results by index. Plain data: it may come from a worker process."""
+
+    count: int
+    valid: list[Valid]
+    rejected: dict[int, ItemResult]
+
+
+def check_batch(
+    items: Sequence[RawEnvelope], allowed: Collection[str] | None, tolerance: timedelta
+) -> Checked:
+    """``check`` against the clock now: what a worker process runs for the ledger
+    (``domain/checking.py``), and what ``Ledger.append_batch`` runs in-process."""
+    valid, rejected = check(items, allowed, datetime.now(UTC), tolerance)
+    return Checked(len(items), valid, rejected)
+
+
+def _valid(index: int, env: Envelope) -> Valid:
+    content = envelope_content(env)
+    # A merge's stored form (and so its hash) is known once its number is resolved.
+    digest = "" if env.type == merges.MERGE_TYPE else content_hash(content)
+    local = None if env.local_id is None else (env.local_id.authority, env.local_id.value)
+    return Valid(index, env.event_id, content, digest, env.nhs_number, local)
 
 
 def judge(
@@ -156,14 +222,13 @@ def judge(
     seen: dict[UUID, tuple[Valid, UUID]] = {}  # event id -> first item, its person
     to_record: list[tuple[Valid, UUID]] = []
     for v in valid:
-        env = v.envelope
-        event_id = env.event_id
+        event_id = v.event_id
         if problems and v.index in problems:
-            loc = "data.merged_local_id" if env.type == merges.MERGE_TYPE else "local_id"
+            loc = "data.merged_local_id" if v.type == merges.MERGE_TYPE else "local_id"
             unnamed = FieldError(loc, problems[v.index])
             out[v.index] = ItemResult(v.index, str(event_id), "rejected", errors=(unnamed,))
             continue
-        named = patient_of[v.index] if patient_of is not None else patient_ids[str(env.nhs_number)]
+        named = patient_of[v.index] if patient_of is not None else patient_ids[str(v.nhs_number)]
         patient = state.effective(named)
         prior = existing.get(event_id)
         if prior is not None:
@@ -194,9 +259,7 @@ def judge(
         link = links.get(v.index) if links and problem is None else None
         if link is not None and state.effective(link[0]) != patient:
             linked = link_merge(v, state.effective(link[0]))
-            refused = state.merge(
-                linked.envelope.event_id, merges.merged_patient(linked.content), patient
-            )
+            refused = state.merge(linked.event_id, merges.merged_patient(linked.content), patient)
             if refused is not None:
                 unlinked = FieldError("local_id", f"cannot link the identifiers: {refused}")
                 out[v.index] = ItemResult(v.index, str(event_id), "rejected", errors=(unlinked,))
@@ -204,9 +267,9 @@ def judge(
             to_record.append((linked, patient))
         if problem is not None:
             pass  # refused by the authority rules: nothing else is judged or changed
-        elif env.type == EventType.EVENT_RETRACTED:
-            problem = _retraction_problem(env, patient, existing, seen, state)
-        elif env.type == merges.MERGE_TYPE:
+        elif v.type == EventType.EVENT_RETRACTED:
+            problem = _retraction_problem(v, patient, existing, seen, state)
+        elif v.type == merges.MERGE_TYPE:
             refused = state.merge(event_id, merges.merged_patient(v.content), patient)
             if refused is not None:
                 problem = FieldError("data.merged_nhs_number", refused)
@@ -216,7 +279,7 @@ def judge(
         seen[event_id] = (v, patient)
         to_record.append((v, patient))
         if people is not None and named in people:
-            people[named].learn(env.type, v.content["data"])
+            people[named].learn(v.type, v.content["data"])
     return Judgement(out, to_record)
 
 
@@ -228,19 +291,19 @@ def _authority_problem(
     people: Mapping[UUID, authority.PersonAuthority],
 ) -> FieldError | None:
     """The authority rules (``domain/authority.py``) for one item, as a field error."""
-    env = v.envelope
+    kind = v.type
     target_org = None
-    if env.type == EventType.EVENT_RETRACTED:
+    if kind == EventType.EVENT_RETRACTED:
         target = UUID(str(v.content["data"]["retracted_event_id"]))
         if target in existing:
             target_org = existing[target].get("source_organisation")
         elif target in seen:
-            target_org = seen[target][0].envelope.source.organisation
-    elif env.type not in authority.COORDINATOR_FACTS:
+            target_org = seen[target][0].organisation
+    elif kind not in authority.COORDINATOR_FACTS:
         return None
     person = people.get(named) or authority.PersonAuthority()
     refused = authority.refusal(
-        env.type, env.source.organisation, v.content["data"], person, target_organisation=target_org
+        kind, v.organisation, v.content["data"], person, target_organisation=target_org
     )
     return None if refused is None else FieldError("source.organisation", refused)
 
@@ -256,22 +319,22 @@ def link_merge(v: Valid, merged: UUID) -> Valid:
     """The ``PatientsMerged`` the ledger records when an item names an NHS number and a
     local id that were two people: the local id's person into the NHS number's, on the
     same occurred time and source, just before the item (index -1: no item of its own)."""
-    env = v.envelope
+    local = v.local_id
     linked = parse_envelope(
         {
-            "event_id": str(uuid5(LINK_NAMESPACE, str(env.event_id))),
+            "event_id": str(uuid5(LINK_NAMESPACE, str(v.event_id))),
             "type": merges.MERGE_TYPE,
-            "schema_version": env.schema_version,
-            "nhs_number": env.nhs_number,
-            "local_id": None if env.local_id is None else env.local_id.model_dump(),
+            "schema_version": v.content["schema_version"],
+            "nhs_number": v.nhs_number,
+            "local_id": None if local is None else {"authority": local[0], "value": local[1]},
             "occurred_at": v.content["occurred_at"],
             "source": v.content["source"],
             "recorded_by": v.content["recorded_by"],
             "data": {"merged_patient_id": str(merged), "reason": LINK_REASON},
         }
     )
-    content = envelope_content(linked)
-    return Valid(-1, linked, content, content_hash(content))
+    merge = _valid(-1, linked)
+    return replace(merge, content_hash=content_hash(merge.content))  # its stored form
 
 
 def _conflict(other_person: bool) -> FieldError:
@@ -281,7 +344,7 @@ def _conflict(other_person: bool) -> FieldError:
 
 
 def _retraction_problem(
-    env: Envelope,
+    v: Valid,
     patient: UUID,
     existing: Mapping[UUID, Mapping[str, Any]],
     seen: Mapping[UUID, tuple[Valid, UUID]],
@@ -292,9 +355,9 @@ def _retraction_problem(
     retries it later. "The same person" counts standing merges: after A is merged into
     B, either number may retract an event of A's or B's stream. A retraction in a
     merge's retraction tree also moves the merge (``MergeState.retract``)."""
-    target = UUID(str(envelope_content(env)["data"]["retracted_event_id"]))
+    target = UUID(str(v.content["data"]["retracted_event_id"]))
     loc = "data.retracted_event_id"
-    if target == env.event_id:
+    if target == v.event_id:
         return FieldError(loc, "an event cannot retract itself")
     if target in existing:
         owner = existing[target]["patient_id"]
@@ -304,7 +367,7 @@ def _retraction_problem(
         return FieldError(loc, f"no recorded event {target} to retract (yet)")
     if state.effective(owner) != patient:
         return FieldError(loc, f"event {target} belongs to another person")
-    refused = state.retract(env.event_id, target)
+    refused = state.retract(v.event_id, target)
     return None if refused is None else FieldError(loc, refused)
 
 

@@ -16,7 +16,7 @@ reads the ledger back (history, the log, verification).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -27,7 +27,7 @@ from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
 from domain import authority, identity, merges, note, verification
-from domain.contract import Envelope, EventType
+from domain.contract import EventType
 from domain.database import (
     head_position,
     library_env,
@@ -37,10 +37,10 @@ from domain.database import (
 )
 from domain.integrity import Break, content_hash
 from domain.journey import Journey, RecordedEvent, stored_events
+from domain.judgement import Checked, Valid, check_batch, judge
 from domain.judgement import ItemResult as ItemResult
 from domain.judgement import RawEnvelope as RawEnvelope
 from domain.judgement import Status as Status
-from domain.judgement import Valid, check, judge
 from domain.recorder import LedgerRecorder, LedgerWrite, PendingEvent, StateTranscoder
 from domain.settings import Settings, get_settings
 from domain.verification import VerifyReport as VerifyReport
@@ -128,8 +128,36 @@ class Ledger(Application[UUID]):
         Every item is held to the authority rules (``domain/authority.py``) unless
         ``authority_exempt`` (an administrator's HTTP key).
         """
-        results: dict[int, ItemResult] = {}
-        valid = self._validate(items, allowed_organisations, results)
+        return self.append_checked(
+            self.check(items, allowed_organisations),
+            trackings=trackings,
+            extra_writes=extra_writes,
+            on_judged=on_judged,
+            authority_exempt=authority_exempt,
+        )
+
+    def check(
+        self, items: Sequence[RawEnvelope], allowed_organisations: Collection[str] | None = None
+    ) -> Checked:
+        """The first half of ``append_batch``: every item against the contract, the
+        publisher's organisations and the future horizon (``judgement.check``), with no
+        database. ``domain/checking.py`` runs the same in worker processes."""
+        return check_batch(items, allowed_organisations, self.settings.future_tolerance)
+
+    def append_checked(
+        self,
+        checked: Checked,
+        *,
+        trackings: Sequence[Tracking] = (),
+        extra_writes: Sequence[ExtraWrite] = (),
+        on_judged: Callable[[Mapping[int, ItemResult]], None] | None = None,
+        authority_exempt: bool = False,
+    ) -> BatchResult:
+        """The second half of ``append_batch``: a checked batch judged against what is
+        recorded and written in one transaction (the arguments as there). The rejected
+        items keep their results, with their indexes in the batch as checked."""
+        results: dict[int, ItemResult] = dict(checked.rejected)
+        valid = checked.valid
         judged = None if on_judged is None else (lambda out: on_judged({**results, **out}))
         for attempt in range(APPEND_ATTEMPTS):
             try:
@@ -142,17 +170,7 @@ class Ledger(Application[UUID]):
                 if attempt == APPEND_ATTEMPTS - 1:
                     raise
         results.update(placed)
-        return BatchResult([results[i] for i in range(len(items))])
-
-    def _validate(
-        self,
-        items: Sequence[RawEnvelope],
-        allowed: Collection[str] | None,
-        results: dict[int, ItemResult],
-    ) -> list[Valid]:
-        valid, rejected = check(items, allowed, datetime.now(UTC), self.settings.future_tolerance)
-        results.update(rejected)
-        return valid
+        return BatchResult([results[i] for i in range(checked.count)])
 
     def _place(
         self,
@@ -186,7 +204,7 @@ class Ledger(Application[UUID]):
             {
                 read.patient_of[v.index]
                 for v in read.valid
-                if v.envelope.type in authority.COORDINATOR_FACTS and v.index in read.patient_of
+                if v.type in authority.COORDINATOR_FACTS and v.index in read.patient_of
             }
         )
         people = {p: authority.PersonAuthority() for p in wanted}
@@ -206,8 +224,10 @@ class Ledger(Application[UUID]):
         """Resolve the people named (merges' merged people too) by NHS number and local
         id, store merges by patient id, and load the prior events and merges the batch
         will be judged against."""
-        merging = [v for v in valid if v.envelope.type == merges.MERGE_TYPE]
-        named = [_named(v.envelope) for v in valid] + [_merged_named(v) for v in merging]
+        merging = [v for v in valid if v.type == merges.MERGE_TYPE]
+        named = [identity.Named(v.nhs_number, v.local_id) for v in valid] + [
+            _merged_named(v) for v in merging
+        ]
         resolved = identity.resolve_people(conn, named)
         patient_of = {
             v.index: resolved.patients[i] for i, v in enumerate(valid) if i in resolved.patients
@@ -226,7 +246,7 @@ class Ledger(Application[UUID]):
         links = {valid[i].index: pair for i, pair in resolved.links.items() if i < len(valid)}
         valid = [_stored_merge(v, merged_of) for v in valid]
         targets = _retraction_targets(valid)
-        existing = _existing_events(conn, [v.envelope.event_id for v in valid] + targets)
+        existing = _existing_events(conn, [v.event_id for v in valid] + targets)
         people = [
             *patient_of.values(),
             *merged_of.values(),
@@ -264,12 +284,10 @@ class Ledger(Application[UUID]):
         write = self._write(to_record, trackings, [*extra_writes, *state.writes()])
         by_event = {}
         for (v, _), position in zip(to_record, write.positions, strict=True):
-            by_event[v.envelope.event_id] = position
+            by_event[v.event_id] = position
             if v.index < 0:  # a merge the ledger made to link two identifiers
                 continue
-            out[v.index] = ItemResult(
-                v.index, str(v.envelope.event_id), "recorded", position=position
-            )
+            out[v.index] = ItemResult(v.index, str(v.event_id), "recorded", position=position)
         for index, item in list(out.items()):
             if item.status == "duplicate" and item.position is None:
                 known = by_event[UUID(item.event_id)] if item.event_id else None
@@ -290,15 +308,9 @@ class Ledger(Application[UUID]):
             version = versions.get(patient, 0) + 1
             versions[patient] = version
             events.append((patient, version, v.content))
-            env = v.envelope
             pending.append(
                 PendingEvent(
-                    env.event_id,
-                    patient,
-                    env.type,
-                    env.occurred_at,
-                    env.source.organisation,
-                    v.content_hash,
+                    v.event_id, patient, v.type, v.occurred_at, v.organisation, v.content_hash
                 )
             )
         write = LedgerWrite(pending)
@@ -338,13 +350,8 @@ class Ledger(Application[UUID]):
         A survivor's history includes the events of everyone merged into it by merges
         standing now (or, with ``known_at``, standing as the ledger knew at that time).
         """
-        query = SELECT_RECORDED + " WHERE l.patient_id = ANY(%s)"
         with self.connection() as conn:
-            params: list[Any] = [merges.family(conn, patient_id, known_at)]
-            if known_at is not None:
-                query += " AND l.recorded_at <= %s"
-                params.append(known_at)
-            rows = conn.execute(query + " ORDER BY l.position", params).fetchall()
+            rows = merges.family_rows(conn, SELECT_RECORDED, patient_id, known_at)
         return [self._recorded(r) for r in rows]
 
     def read_log(self, after: int, limit: int) -> list[RecordedEvent]:
@@ -378,8 +385,9 @@ class Ledger(Application[UUID]):
         pure judgement (``domain/judgement``: duplicates, conflicts, retractions, merges,
         authority) against what is recorded now; what would be recorded is ``recorded``
         without a position."""
-        results: dict[int, ItemResult] = {}
-        valid = self._validate(items, allowed_organisations, results)
+        checked = self.check(items, allowed_organisations)
+        results: dict[int, ItemResult] = dict(checked.rejected)
+        valid = checked.valid
         with self.connection() as conn, conn.transaction(force_rollback=True):
             read = self._read(conn, valid)
             people = None if authority_exempt else self._authorities(conn, read)
@@ -396,7 +404,7 @@ class Ledger(Application[UUID]):
         results.update(decided.results)
         for v, _ in decided.to_record:
             if v.index >= 0:  # a linking merge the item would bring has no item of its own
-                results[v.index] = ItemResult(v.index, str(v.envelope.event_id), "recorded")
+                results[v.index] = ItemResult(v.index, str(v.event_id), "recorded")
         return BatchResult([results[i] for i in range(len(items))])
 
     def head_position(self) -> int:
@@ -484,7 +492,7 @@ def open_ledger(settings: Settings | None = None) -> Ledger:
 def _retraction_targets(valid: list[Valid]) -> list[UUID]:
     out = []
     for v in valid:
-        if v.envelope.type == EventType.EVENT_RETRACTED:
+        if v.type == EventType.EVENT_RETRACTED:
             out.append(UUID(str(v.content["data"]["retracted_event_id"])))
     return out
 
@@ -492,12 +500,7 @@ def _retraction_targets(valid: list[Valid]) -> list[UUID]:
 def _has_merges(valid: Sequence[Valid]) -> bool:
     """A batch can change merges if it holds one, or if it retracts within a merge's
     retraction tree (``MergeState.trees``, known once the batch's targets are read)."""
-    return any(v.envelope.type == merges.MERGE_TYPE for v in valid)
-
-
-def _named(env: Envelope) -> identity.Named:
-    local = env.local_id
-    return identity.Named(env.nhs_number, None if local is None else (local.authority, local.value))
+    return any(v.type == merges.MERGE_TYPE for v in valid)
 
 
 def _merged_named(v: Valid) -> identity.Named:
@@ -513,14 +516,14 @@ def _stored_merge(v: Valid, merged_of: Mapping[int, UUID]) -> Valid:
     """A merge is stored (and hashed) naming the merged person's patient id, never the
     identifier the publisher sent (docs/adt.md, "Person merges"); other items pass
     through."""
-    if v.envelope.type != merges.MERGE_TYPE or v.index not in merged_of:
+    if v.type != merges.MERGE_TYPE or v.index not in merged_of:
         return v
     data = dict(v.content["data"])
     data.pop("merged_nhs_number", None)
     data.pop("merged_local_id", None)
     data["merged_patient_id"] = str(merged_of[v.index])
     content = {**v.content, "data": data}
-    return Valid(v.index, v.envelope, content, content_hash(content))
+    return replace(v, content=content, content_hash=content_hash(content))
 
 
 def _existing_events(conn: Connection[DictRow], ids: list[UUID]) -> dict[UUID, dict[str, Any]]:

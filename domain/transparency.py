@@ -252,6 +252,73 @@ def leaf_at(conn: Connection[Any], position: int) -> Leaf | None:
     return leaves_at(conn, [position]).get(position)
 
 
+# -- C2SP tlog-tiles (c2sp.org/tlog-tiles) -----------------------------------------------------
+
+TILE_WIDTH = 256  # hashes in a full tile; a tile spans 8 levels of the tree
+TILE_HEIGHT = 8
+MAX_TILE_LEVEL = 63
+# The leaves' own data (each event's 32-byte chain hash), in leaf order, for one bundle.
+ENTRIES = """
+    SELECT b.first_leaf + u.k - 1, e.hash
+    FROM ledger_tree b
+    CROSS JOIN LATERAL unnest(b.positions) WITH ORDINALITY AS u(position, k)
+    JOIN ledger_events e ON e.position = u.position
+    WHERE b.first_leaf < %(end)s AND b.first_leaf + b.leaf_count > %(start)s
+      AND b.first_leaf + u.k - 1 >= %(start)s AND b.first_leaf + u.k - 1 < %(end)s
+    ORDER BY 1
+"""
+
+
+def tile_index_path(index: int) -> str:
+    """``<N>`` of a tile path: zero-padded 3-digit elements, all but the last ``x``-led
+    (1234067 -> ``x001/x234/067``)."""
+    groups = []
+    while True:
+        groups.append(f"{index % 1000:03d}")
+        index //= 1000
+        if index == 0:
+            break
+    return "/".join([*(f"x{g}" for g in reversed(groups[1:])), groups[0]])
+
+
+def _tile_span(level: int, index: int, width: int, size: int) -> tuple[int, int]:
+    """The first node index and the node height of a tile's hashes, or ``TreeError``
+    when the tree of ``size`` leaves does not hold all ``width`` of them (yet)."""
+    if not 0 <= level <= MAX_TILE_LEVEL or not 1 <= width <= TILE_WIDTH or index < 0:
+        raise TreeError("no such tile")
+    height = TILE_HEIGHT * level
+    first = index * TILE_WIDTH
+    if (first + width) << height > size:
+        msg = f"the tree of {size} leaves does not hold that tile"
+        raise TreeError(msg)
+    return first, height
+
+
+def tile(conn: Connection[Any], level: int, index: int, width: int = TILE_WIDTH) -> bytes:
+    """The tile ``<level>/<index>`` (``width`` < 256: the partial one): the hashes of the
+    complete nodes at height ``8 * level``, indexes ``index * 256`` up, each the MTH of
+    ``256**level`` consecutive leaves (level 0: the leaf hashes). Complete nodes never
+    change, so neither does any tile once the tree holds it."""
+    first, height = _tile_span(level, index, width, tree_size(conn))
+    wanted = {(height, first + i) for i in range(width)}
+    found = _nodes(conn, wanted)
+    return b"".join(found[(height, first + i)] for i in range(width))
+
+
+def entry_bundle(conn: Connection[Any], index: int, width: int = TILE_WIDTH) -> bytes:
+    """Entry bundle ``<index>``: each leaf's data (the event's 32-byte chain hash, which
+    the level-0 tile holds hashed as ``SHA-256(0x00 || data)``), big-endian uint16
+    length-prefixed, in leaf order."""
+    first, _ = _tile_span(0, index, width, tree_size(conn))
+    with conn.cursor(row_factory=tuple_row) as curs:
+        rows = curs.execute(ENTRIES, {"start": first, "end": first + width}).fetchall()
+    if [int(r[0]) for r in rows] != list(range(first, first + width)):
+        msg = f"the stored tree's leaves {first}..{first + width - 1} name missing events"
+        raise TreeError(msg)
+    prefix = HASH.to_bytes(2, "big")
+    return b"".join(prefix + bytes.fromhex(str(r[1])) for r in rows)
+
+
 # -- checkpoints -------------------------------------------------------------------------------
 
 

@@ -59,6 +59,8 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /v1/transparency/checkpoint": (401, 404, 404, 404, 404, 404, 404, 404),
     "GET /v1/transparency/inclusion?position=1&tree_size=2": (401,) + (200,) * 7,
     "GET /v1/transparency/consistency?from=1&to=2": (401,) + (200,) * 7,
+    "GET /v1/transparency/tlog/checkpoint": (401, 404, 404, 404, 404, 404, 404, 404),
+    "GET /v1/transparency/tlog/tile/{tile_path}": (401,) + (200,) * 7,
     # Bulk export needs an explicit export right (a key made --export-agreement REF): no
     # role has it by default, not even admin (tests/test_fhir_api.py grants it).
     "GET /v1/fhir/$export": (401, 403, 403, 403, 403, 403, 403, 403),
@@ -89,6 +91,7 @@ def test_authorisation_matrix(client: TestClient, publish: Callable, catch_up: C
         "{id}": "N100",
         "{job}": "6f1c2d4e-8b7a-4c3d-9e0f-1a2b3c4d5e6f",
         "{name}": "Patient.ndjson",
+        "{tile_path}": "0/000.p/2",
     }
     actual: dict[str, tuple[int, ...]] = {}
     for endpoint in MATRIX:

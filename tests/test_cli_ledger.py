@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli import ledger as cli_ledger
 from cli.app import app
 from domain.integrity import chain_hash, content_hash
 from domain.settings import get_settings
@@ -59,6 +60,36 @@ def test_ingest_keeps_good_lines_and_names_bad_ones(run, ndjson: Path) -> None:
     assert history.exit_code == 0
     types = [json.loads(line)["type"] for line in history.stdout.splitlines()]
     assert types == ["PatientRegistered", "CaseIdentified"]
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_ingest_streams_in_chunks_with_lines_and_indexes_of_the_whole_file(
+    run, ndjson: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """Chunks of two lines (checked in a worker process, or here): every line keeps its
+    number and its index among the file's envelopes, a duplicate of a line in an
+    earlier chunk names that line's position, and a line that is not UTF-8 is rejected
+    on its own."""
+    monkeypatch.setattr(cli_ledger, "INGEST_CHUNK", 2)
+    with ndjson.open("ab") as handle:
+        handle.write(b'{"event_id": "\xff"}\r\n')
+    result = run("ingest", "--json", "--workers", workers, str(ndjson))
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    rows = [(r["line"], r["index"], r["status"]) for r in report["results"]]
+    assert rows == [
+        (1, 0, "recorded"),
+        (2, 1, "rejected"),
+        (3, 2, "recorded"),
+        (4, 3, "rejected"),
+        (6, 4, "recorded"),
+        (7, 5, "duplicate"),
+        (8, 6, "rejected"),
+    ]
+    first, dup = report["results"][0], report["results"][5]
+    assert dup["position"] == first["position"] and dup["event_id"] == first["event_id"]
+    assert "not valid JSON" in report["results"][6]["errors"][0]["msg"]
+    assert report["counts"] == {"recorded": 3, "duplicate": 1, "conflict": 0, "rejected": 3}
 
 
 def test_history_table_shows_clocks_source_and_hash(run, ndjson: Path) -> None:

@@ -1,4 +1,5 @@
-"""The transparency log: the latest signed checkpoint and RFC 9162 proofs.
+"""The transparency log: the latest signed checkpoint, RFC 9162 proofs, and the tree as
+C2SP tlog-tiles (``/v1/transparency/tlog/``: checkpoint, tiles, entry bundles).
 
 Nothing here is about a person (hashes only), so every role with a key may ask: an
 auditor fetches the checkpoint daily and keeps it; anyone holding a bundle or an older
@@ -8,10 +9,11 @@ the C2SP signed note itself (``text/plain``), byte for byte what was signed.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import PlainTextResponse, Response
 
 from api import problems
 from api.deps import LedgerDep, allow
@@ -107,3 +109,87 @@ def consistency(
             return transparency.consistency_answer(conn, old, new)
         except (transparency.TreeError, ValueError) as exc:
             raise ProblemError("not-found", str(exc)) from None
+
+
+# -- C2SP tlog-tiles -------------------------------------------------------------------------
+# The same tree as static-style resources (c2sp.org/tlog-tiles), so standard tiled-log
+# clients (monitors, witnesses) compute any proof from them: prefix
+# ``<base>/v1/transparency/tlog``. Tiles and bundles never change once served (complete
+# nodes are immutable), so they may be cached for long; the checkpoint may not.
+
+TILE_PATH = re.compile(
+    r"(?P<level>entries|0|[1-9][0-9]?)/(?P<index>(?:x[0-9]{3}/)*[0-9]{3})"
+    r"(?:\.p/(?P<width>[1-9][0-9]{0,2}))?"
+)
+IMMUTABLE = "private, max-age=31536000, immutable"  # private: it takes an API key
+OCTETS = "application/octet-stream"
+
+
+def parse_tile_path(text: str) -> tuple[int | None, int, int]:
+    """``(level, index, width)`` of ``<L>/<N>[.p/<W>]`` (level None: ``entries/...``),
+    only in the spec's one spelling of each (no leading zeroes, ``x``-led groups)."""
+    found = TILE_PATH.fullmatch(text)
+    if found is None:
+        raise ValueError("not a tile path: <L>/<N>[.p/<W>] or entries/<N>[.p/<W>]")
+    index = int(found["index"].replace("x", "").replace("/", ""))
+    partial = found["width"] is not None
+    width = int(found["width"]) if partial else transparency.TILE_WIDTH
+    if transparency.tile_index_path(index) != found["index"] or (partial and width > 255):
+        raise ValueError("not a tile path: the index or width is not spelt as the spec says")
+    level = None if found["level"] == "entries" else int(found["level"])
+    return level, index, width
+
+
+@router.get(
+    "/tlog/checkpoint",
+    summary="tlog-tiles: the latest checkpoint",
+    response_class=PlainTextResponse,
+    responses=problems.responses(401, 403, 404),
+)
+def tlog_checkpoint(principal: Reader, ledger: LedgerDep) -> PlainTextResponse:
+    """``<prefix>/checkpoint`` of C2SP tlog-tiles: the latest signed note (as
+    ``/v1/transparency/checkpoint``), never cached for long."""
+    answer = latest_checkpoint(principal, ledger)
+    answer.headers["Cache-Control"] = "no-cache"
+    answer.headers["Content-Type"] = "text/plain; charset=utf-8"
+    return answer
+
+
+@router.get(
+    "/tlog/tile/{tile_path:path}",
+    summary="tlog-tiles: a Merkle tree tile or an entry bundle",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A tile (concatenated 32-byte hashes) or an entry bundle "
+            "(uint16-length-prefixed leaf data: each event's 32-byte chain hash).",
+            "content": {OCTETS: {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **problems.responses(401, 403, 404, 422),
+    },
+)
+def tlog_tile(
+    _: Reader,
+    ledger: LedgerDep,
+    tile_path: Annotated[
+        str,
+        Path(
+            max_length=200,
+            description="`<L>/<N>[.p/<W>]` (a tile) or `entries/<N>[.p/<W>]` (an entry "
+            "bundle), as c2sp.org/tlog-tiles spells them, e.g. `0/x001/234.p/17`.",
+        ),
+    ],
+) -> Response:
+    """``<prefix>/tile/...`` of C2SP tlog-tiles: level 0 holds the leaf hashes, level L
+    the hashes of the complete subtrees of ``256**L`` leaves; a partial tile (``.p/W``)
+    the first W of them. 404 for a tile the tree does not hold (yet)."""
+    try:
+        level, index, width = parse_tile_path(tile_path)
+        with ledger.connection() as conn:
+            if level is None:
+                body = transparency.entry_bundle(conn, index, width)
+            else:
+                body = transparency.tile(conn, level, index, width)
+    except (ValueError, transparency.TreeError) as exc:
+        raise ProblemError("not-found", str(exc)) from None
+    return Response(body, media_type=OCTETS, headers={"Cache-Control": IMMUTABLE})
