@@ -43,6 +43,7 @@ from psycopg import Connection, Cursor, sql
 from psycopg.rows import DictRow, tuple_row
 
 from domain import transparency
+from domain.database import SESSION_OPTIONS
 from domain.integrity import chain_hash
 
 
@@ -128,18 +129,12 @@ class LedgerRecorder(PostgresProcessRecorder):
     # ledger appended without it fails ``verify`` (events with no leaf).
     maintain_tree = True
 
-    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
-        # No JIT on the ledger's connections (set before the library opens the pool's
-        # first): its statements are short reads and writes by index, and on a big
-        # ledger the planner's estimate for the authority read (``Ledger._authorities``)
-        # passed ``jit_above_cost``: compiling it took 178 ms per batch against 18 ms
-        # without at 2.75 M events, and ``ingest`` fell from 8,600 to 1,100 events/s
-        # (bench/scale.py, issue 16).
-        pool_kwargs = datastore.pool.kwargs
-        if isinstance(pool_kwargs, dict):
-            options = pool_kwargs.get("options")
-            pool_kwargs["options"] = f"{options or ''} -c jit=off".strip()
-        super().__init__(datastore, **kwargs)
+    def __init__(self, datastore: PostgresDatastore, *args: Any, **kwargs: Any) -> None:
+        # Before the library's recorder opens the pool, so every pooled connection is
+        # made with the services' session options.
+        assert isinstance(datastore.pool.kwargs, dict)
+        datastore.pool.kwargs["options"] = SESSION_OPTIONS
+        super().__init__(datastore, *args, **kwargs)
         table = sql.Identifier(self.datastore.schema, self.events_table_name)
         self._copy_events = sql.SQL(
             "COPY {} (originator_id, originator_version, topic, state, notification_id)"
