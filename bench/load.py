@@ -476,7 +476,9 @@ def main() -> None:
                 )
                 time.sleep(3)
                 for p in publishers:
-                    count = max(1, int(20_000 * args.seconds / args.kafka_batch / p))
+                    # 6,000 events/s prepared: above what one consumer records here, so
+                    # the producers build a backlog, but one that drains in seconds.
+                    count = max(1, int(6_000 * args.seconds / args.kafka_batch / p))
                     queues = [make.batches(count, args.kafka_batch) for _ in range(p)]
                     following.mark()
                     n, s, lat, note = kafka_run(broker, topic, url, queues, args.seconds)
