@@ -255,7 +255,8 @@ def http_reads(url: str, seconds: float, connections: int) -> None:
                 rates[name] = r["requests"] / r["seconds"]
                 ratio = rates[name] / rates["GET /healthz"]
                 print(
-                    f"(6) {name:16} x{connections:<2} {rates[name]:8,.0f} req/s  p50 {r['p50'] * 1000:6.1f} ms"
+                    f"(6) {name:16} x{connections:<2} {rates[name]:8,.0f} req/s"
+                    f"  p50 {r['p50'] * 1000:6.1f} ms"
                     f"  p99 {r['p99'] * 1000:6.1f} ms  /healthz {ratio:.3f}  {r['statuses']}"
                     f" ({len(sample):,} people sampled; {uptime()})",
                     flush=True,
