@@ -11,7 +11,8 @@ drawn from ``--people`` (default 100,000) with Zipf-like weights 1/k^``--zipf`` 
 so a few people are hot and most have one or two events, as with the open Event Store
 Benchmark Suite's many small streams and a few hot ones (the run prints the share of
 events the hottest 1% and 10% receive). Envelopes are synthetic ``ContactRecorded`` and
-``CaseIdentified`` events (``domain.synthetic``) re-addressed to the chosen person with a new event id.
+``CaseIdentified`` events (``domain.synthetic``) re-addressed to the chosen person with
+a new event id.
 
 For each number of publishers P in ``--publishers`` and each batch size B in
 ``--batches``, for ``--seconds`` each:
