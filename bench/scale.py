@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -55,7 +56,9 @@ from domain.synthetic import generate_people
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_files(total: int, per_file: int, folder: Path, seed: int) -> Iterator[Path]:
+def write_files(
+    total: int, per_file: int, folder: Path, seed: int, skip: int = 0
+) -> Iterator[Path]:
     """N envelopes in files of ``per_file``, each yielded when complete (the caller
     ingests and deletes it: 10 M envelopes are ~10 GB of NDJSON); people generated as
     needed (never all in memory at once)."""
@@ -65,6 +68,10 @@ def write_files(total: int, per_file: int, folder: Path, seed: int) -> Iterator[
     people = generate_people(people=max(total // 10, 10), seed=seed)
     for person in people:
         for envelope in person:
+            if skip:  # --resume: these were ingested by an earlier run
+                skip -= 1
+                written += 1
+                continue
             if handle is None:
                 path = folder / f"part-{written // per_file:04d}.ndjson"
                 handle = path.open("w")
@@ -104,6 +111,14 @@ def carejourney(url: str, *args: str) -> float:
     return elapsed
 
 
+def analyse(url: str) -> None:
+    """ANALYZE, as autovacuum would: the shared bench server runs with autovacuum off,
+    and without statistics the append path's reads got plans (JIT-compiled, parallel)
+    that made the 11th file of 250k load 8 times slower than the first."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def disk(url: str) -> tuple[int, int, dict[str, int]]:
     """(events recorded, total bytes, bytes by table)."""
     with psycopg.connect(url) as conn:
@@ -127,6 +142,9 @@ def main() -> None:
         "--reuse", action="store_true", help="keep the database as loaded; skip the load"
     )
     parser.add_argument("--load-only", action="store_true", help="stop after the load")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the database and load the rest up to --events"
+    )
     parser.add_argument("--skip", default="", help="steps to leave out: verify,rebuild,http,...")
     parser.add_argument("--http-seconds", type=float, default=10.0)
     parser.add_argument("--steady-rate", type=int, default=5_000, help="events/s for step 8")
@@ -134,18 +152,21 @@ def main() -> None:
     args = parser.parse_args()
     settings = get_settings()
     server = resolve_url(settings.database_url, settings.data_dir)
-    url = ensure_database(with_dbname(server, args.database), fresh=not args.reuse)
+    url = ensure_database(with_dbname(server, args.database), fresh=not (args.reuse or args.resume))
     load = 0.0
+    done = disk(url)[0] if args.resume else 0
     if not args.reuse:
         with tempfile.TemporaryDirectory() as tmp:
             files = -(-args.events // args.file_events)
             writing = time.perf_counter()
             for i, path in enumerate(
-                write_files(args.events, args.file_events, Path(tmp), args.seed), start=1
+                write_files(args.events, args.file_events, Path(tmp), args.seed, done),
+                start=done // args.file_events + 1,
             ):
                 written = time.perf_counter() - writing
                 load += carejourney(url, "ingest", str(path))
                 path.unlink()
+                analyse(url)
                 print(
                     f"  file {i}/{files}: written in {written:.0f} s, ingested: {load:.0f} s"
                     f" so far ({uptime()})",
@@ -154,7 +175,8 @@ def main() -> None:
                 writing = time.perf_counter()
     events, total, by_table = disk(url)
     if args.load_only:
-        print(f"(1) load: {events:,} events in {load:.0f} s = {events / load:,.0f} events/s")
+        loaded = events - done
+        print(f"(1) load: {loaded:,} events in {load:.0f} s = {loaded / load:,.0f} events/s")
         return
     if load:
         print(f"(1) load: {events:,} events in {load:.0f} s = {events / load:,.0f} events/s")
@@ -164,7 +186,12 @@ def main() -> None:
     skip = set(args.skip.split(","))
     if "verify" not in skip:
         verify = carejourney(url, "verify")
-        print(f"(3) verify: {verify:.1f} s = {events / verify:,.0f} events/s ({uptime()})")
+        # The peak of any child so far: verify's own when it runs first (--reuse).
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(
+            f"(3) verify: {verify:.1f} s = {events / verify:,.0f} events/s, peak RSS of the"
+            f" children so far {peak:,.0f} MiB ({uptime()})"
+        )
     if "rebuild" not in skip:
         rebuild = carejourney(url, "projections", "rebuild")
         print(

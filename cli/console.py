@@ -20,8 +20,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from api import access_log
-from api.security import Principal, Role
 from domain.ledger import Ledger, open_ledger
 from domain.nhs_number import check_nhs_number
 from domain.settings import get_settings
@@ -82,7 +80,12 @@ def log_cli_access(
     ledger: Ledger, command: str, patient_id: UUID | None, *, outcome: str = "read"
 ) -> None:
     """The command line's person-level reads go to the same access log as the API's,
-    as principal ``cli:<os user>`` (whoever runs the CLI holds the database, so admin)."""
+    as principal ``cli:<os user>`` (whoever runs the CLI holds the database, so admin).
+    The API's modules are imported here, not at the top: they bring FastAPI, most of a
+    second of start-up that ``ingest`` and the other writers do not need."""
+    from api import access_log
+    from api.security import Principal, Role
+
     principal = Principal(f"cli:{getpass.getuser()}", Role.ADMIN)
     with ledger.connection() as conn:
         access_log.migrate(conn)

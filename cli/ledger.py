@@ -23,8 +23,6 @@ from cli.console import (
     out,
     progress,
 )
-from cli.projections import catch_up as catch_up_projections
-from consumers import deadletter
 from domain import note, signing
 from domain.checking import CheckPool
 from domain.ledger import BatchResult, Ledger
@@ -57,7 +55,9 @@ def demo(
         envelopes = delivery_order(list(generate_people(people=people, seed=seed)), seed)
         totals = _append_all(ledger, iter(envelopes), len(envelopes), "appending demo cohort")
         _summary(ledger, totals)
-        catch_up_projections(ledger)  # the read models answer for the cohort straight away
+        from cli.projections import catch_up  # here: the read side is not ingest's start-up
+
+        catch_up(ledger)  # the read models answer for the cohort straight away
 
 
 def ingest(
@@ -307,6 +307,8 @@ def erase(
         local_id = (authority, value)
     nhs = nhs_argument(nhs_number) if nhs_number is not None else None
     with ledger_session() as ledger:
+        from consumers import deadletter  # here: kafka-python is not ingest's start-up
+
         patient, scrubbed = deadletter.erase_person(ledger, nhs, local_id)
         log_cli_access(ledger, "erase", patient, outcome="erased" if patient else "refused")
     if scrubbed:

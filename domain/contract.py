@@ -378,29 +378,30 @@ def _supported_version(value: int) -> int:
 FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 
-class Source(BaseModel):
-    """The publishing organisation and system; authorisation checks ``organisation``."""
+class Data(BaseModel):
+    """A part of the contract (an event's data, or a value inside it): unknown fields
+    are refused and nothing changes once made (``FROZEN``)."""
 
     model_config = FROZEN
+
+
+class Source(Data):
+    """The publishing organisation and system; authorisation checks ``organisation``."""
 
     organisation: OdsCode
     system: Id
     setting: Setting
 
 
-class RecordedBy(BaseModel):
+class RecordedBy(Data):
     """The person or feed that recorded the fact at the source."""
-
-    model_config = FROZEN
 
     id: Id
     role: RecorderRole
 
 
-class Professional(BaseModel):
+class Professional(Data):
     """A staff member or team (never a patient identifier) who coordinates or helps."""
-
-    model_config = FROZEN
 
     id: Id
     role: CoordinatorRole
@@ -408,52 +409,42 @@ class Professional(BaseModel):
     setting: Setting
 
 
-class Goal(BaseModel):
+class Goal(Data):
     """One goal of a personalised care plan, named by the publisher's ``goal_id``."""
-
-    model_config = FROZEN
 
     goal_id: Id
     description: Text
     target_date: Day | None = None
 
 
-class ReferralTarget(BaseModel):
+class ReferralTarget(Data):
     """Where a referral was sent."""
-
-    model_config = FROZEN
 
     organisation: OdsCode
     service: Text
     setting: Setting
 
 
-class ContactWith(BaseModel):
+class ContactWith(Data):
     """The professional a contact was with."""
-
-    model_config = FROZEN
 
     id: Id
     role: CoordinatorRole
     organisation: OdsCode
 
 
-class LocalId(BaseModel):
+class LocalId(Data):
     """v1 addition: a person named by a local identifier (a hospital MRN from PID-3): the
     assigning authority (e.g. the trust's code) and the value it assigned. Like the NHS
     number it lives only in the identity register, never in the log."""
-
-    model_config = FROZEN
 
     authority: Id
     value: Id
 
 
-class AsSent(BaseModel):
+class AsSent(Data):
     """v1 addition: a coded field as the source sent it (HL7 CWE: code and/or text), kept
     beside the contract's value so an uncoded or locally coded field loses nothing."""
-
-    model_config = FROZEN
 
     code: Text | None = None
     text: Text | None = None
@@ -483,88 +474,68 @@ def _unique_goal_ids(goals: tuple[Goal, ...] | None, field: str) -> None:
 # -- one data model per event type ----------------------------------------------------
 
 
-class PatientRegistered(BaseModel):
+class PatientRegistered(Data):
     """Opens the journey; the practice is the default coordinator."""
-
-    model_config = FROZEN
 
     practice: OdsCode
     gp_id: Id | None = None
 
 
-class CaseIdentified(BaseModel):
+class CaseIdentified(Data):
     """The person was identified for coordinated care (the cohort of the measures)."""
-
-    model_config = FROZEN
 
     criteria: tuple[Criterion, ...] = Field(min_length=1)
     risk_score: Annotated[Number, Field(ge=0, le=1)] | None = None
 
 
-class ReferralMade(BaseModel):
-    model_config = FROZEN
-
+class ReferralMade(Data):
     referral_id: Id
     to: ReferralTarget
     priority: Priority
     reason: Text | None = None
 
 
-class ReferralAccepted(BaseModel):
-    model_config = FROZEN
-
+class ReferralAccepted(Data):
     referral_id: Id
 
 
-class ReferralDeclined(BaseModel):
-    model_config = FROZEN
-
+class ReferralDeclined(Data):
     referral_id: Id
     reason: Text
 
 
-class FirstContactMade(BaseModel):
+class FirstContactMade(Data):
     """The referral's clock stops."""
-
-    model_config = FROZEN
 
     referral_id: Id
 
 
-class CoordinatorAssigned(BaseModel):
+class CoordinatorAssigned(Data):
     """First assignment of a named coordinator, or one after a gap."""
-
-    model_config = FROZEN
 
     coordinator: Professional
     reason: Text | None = None
 
 
-class CoordinatorHandedOff(BaseModel):
+class CoordinatorHandedOff(Data):
     """Coordination passes on; ``from_id`` is as reported, checked only as data quality."""
-
-    model_config = FROZEN
 
     from_id: Id
     to: Professional
     reason: Text | None = None
 
 
-class CoordinatorReleased(BaseModel):
+class CoordinatorReleased(Data):
     """Coordination ends with no successor."""
-
-    model_config = FROZEN
 
     coordinator_id: Id
     reason: Text | None = None
 
 
-class Admitted(BaseModel):
+class Admitted(Data):
     """An admission. v1 additions (optional): the method and the patient class as sent,
     the class, and ``sent_at`` (when the source sent this version: of two admissions of
     one encounter at one time, the later sent corrects the other)."""
-
-    model_config = FROZEN
 
     encounter_id: Id
     hospital: OdsCode
@@ -576,19 +547,15 @@ class Admitted(BaseModel):
     sent_at: Moment | None = None
 
 
-class Transferred(BaseModel):
-    model_config = FROZEN
-
+class Transferred(Data):
     encounter_id: Id
     from_location: Text
     to_location: Text
 
 
-class Discharged(BaseModel):
+class Discharged(Data):
     """A discharge. v1 additions (optional): the destination and patient class as sent,
     the class, the location discharged from, and ``sent_at`` (as for ``Admitted``)."""
-
-    model_config = FROZEN
 
     encounter_id: Id
     destination: DischargeDestination
@@ -599,26 +566,20 @@ class Discharged(BaseModel):
     sent_at: Moment | None = None
 
 
-class AdmissionCancelled(BaseModel):
+class AdmissionCancelled(Data):
     """HL7 A11: voids the latest uncancelled admission of the encounter."""
 
-    model_config = FROZEN
-
     encounter_id: Id
 
 
-class TransferCancelled(BaseModel):
+class TransferCancelled(Data):
     """HL7 A12: voids the latest uncancelled transfer of the encounter."""
 
-    model_config = FROZEN
-
     encounter_id: Id
 
 
-class DischargeCancelled(BaseModel):
+class DischargeCancelled(Data):
     """HL7 A13: voids the latest uncancelled discharge of the encounter."""
-
-    model_config = FROZEN
 
     encounter_id: Id
 
@@ -643,9 +604,7 @@ class ContactRecorded(BaseModel):
     with_: ContactWith = Field(alias="with")
 
 
-class CarePlanAgreed(BaseModel):
-    model_config = FROZEN
-
+class CarePlanAgreed(Data):
     plan_id: Id
     goals: tuple[Goal, ...]
     agreed_with: AgreedWith
@@ -657,10 +616,8 @@ class CarePlanAgreed(BaseModel):
         return self
 
 
-class CarePlanRevised(BaseModel):
+class CarePlanRevised(Data):
     """A change to a plan's goals; a revision that changes nothing is a mistake."""
-
-    model_config = FROZEN
 
     plan_id: Id
     added: tuple[Goal, ...] | None = None
@@ -680,85 +637,65 @@ class CarePlanRevised(BaseModel):
         return self
 
 
-class CarePlanReviewed(BaseModel):
-    model_config = FROZEN
-
+class CarePlanReviewed(Data):
     plan_id: Id
     next_review_due: Day
 
 
-class CarePlanClosed(BaseModel):
-    model_config = FROZEN
-
+class CarePlanClosed(Data):
     plan_id: Id
     reason: Text | None = None
 
 
-class CareTeamMemberJoined(BaseModel):
-    model_config = FROZEN
-
+class CareTeamMemberJoined(Data):
     member: Professional
 
 
-class CareTeamMemberLeft(BaseModel):
-    model_config = FROZEN
-
+class CareTeamMemberLeft(Data):
     member_id: Id
     reason: Text | None = None
 
 
-class CarerRecorded(BaseModel):
+class CarerRecorded(Data):
     """A carer (by the publisher's id, never their name) and their consent to share."""
-
-    model_config = FROZEN
 
     carer_id: Id
     relationship: Text | None = None
     consent_to_share: Annotated[bool, Strict()]
 
 
-class OutcomeRecorded(BaseModel):
+class OutcomeRecorded(Data):
     """A score on a named instrument (e.g. ``P3CEQ``, ``EQ-5D-5L``), with item scores."""
-
-    model_config = FROZEN
 
     instrument: Id
     score: Number
     items: dict[Id, Number] | None = None
 
 
-class JourneyClosed(BaseModel):
-    model_config = FROZEN
-
+class JourneyClosed(Data):
     reason: JourneyCloseReason
 
 
-class EventRetracted(BaseModel):
+class EventRetracted(Data):
     """Names an event entered in error; the ledger checks it exists for this person."""
-
-    model_config = FROZEN
 
     retracted_event_id: UUID
     reason: Text
 
 
-class DischargeReady(BaseModel):
+class DischargeReady(Data):
     """The hospital's decision that the person no longer needs to be in hospital
     (medically optimised, no criteria to reside). A later one for the same encounter
     updates the delay reason; the discharge ends the wait."""
-
-    model_config = FROZEN
 
     encounter_id: Id
     delay_reason: DelayReason | None = None
     detail: Text | None = None
 
 
-class PersonInformed(BaseModel):
+class PersonInformed(Data):
     """Someone (``by``) told the person or their carer (``told``) about their
     coordinator, care plan or a handoff; ``coordinator_id`` / ``plan_id`` say which."""
-
-    model_config = FROZEN
 
     by: ContactWith
     told: AgreedWith
@@ -768,18 +705,16 @@ class PersonInformed(BaseModel):
     plan_id: Id | None = None
 
 
-class AlertAcknowledged(BaseModel):
+class AlertAcknowledged(Data):
     """A coordinator saw an alert (``docs/alerts.md``): the audit trail of who saw what
     when. The alert id is the read model's deterministic id."""
-
-    model_config = FROZEN
 
     alert_id: UUID
     coordinator_id: Id
     note: Text | None = None
 
 
-class PatientsMerged(BaseModel):
+class PatientsMerged(Data):
     """HL7 A40: the envelope's person (the survivor) and the merged person are one.
 
     Publishers name the merged person by ``merged_nhs_number`` or (v1 addition) by
@@ -788,8 +723,6 @@ class PatientsMerged(BaseModel):
     publisher that sends it. Exactly one of the three is present: an identifier on the
     way in, the id in stored content.
     """
-
-    model_config = FROZEN
 
     merged_nhs_number: Annotated[str, AfterValidator(_nhs)] | None = None
     merged_local_id: LocalId | None = None
@@ -852,17 +785,15 @@ EVENT_TYPES: tuple[str, ...] = tuple(sorted(DATA_MODELS))
 # -- the envelope ---------------------------------------------------------------------
 
 
-class _Unchecked(BaseModel):
+class _Unchecked(Data):
     """Stands in for ``data`` while ``parse_envelope`` checks the envelope fields, when
     the data has already failed (or cannot be checked), so its errors are not doubled."""
-
-    model_config = FROZEN
 
 
 _UNCHECKED: Final = _Unchecked()
 
 
-class Envelope(BaseModel):
+class Envelope(Data):
     """One published fact: who it is about, when it occurred, who reported it, and its
     type-specific ``data`` (an instance of ``DATA_MODELS[type]``).
 
@@ -870,8 +801,6 @@ class Envelope(BaseModel):
     constructing ``Envelope`` directly validates the same rules but summarises data
     errors under ``data``.
     """
-
-    model_config = FROZEN
 
     event_id: UUID
     type: Annotated[str, AfterValidator(_known_type)]

@@ -35,13 +35,8 @@ def build_bundle(
     definitions_version: str,
     known_at: datetime | None = None,
 ) -> dict[str, Any]:
-    query = SELECT_STORED + " WHERE l.patient_id = ANY(%s)"
     with ledger.connection() as conn:
-        params: list[Any] = [merges.family(conn, patient_id, known_at)]
-        if known_at is not None:
-            query += " AND l.recorded_at <= %s"
-            params.append(known_at)
-        rows = conn.execute(query + " ORDER BY l.position", params).fetchall()
+        rows = merges.family_rows(conn, SELECT_STORED, patient_id, known_at)
         leaves = transparency.leaves_at(conn, [r["position"] for r in rows])
         missing = [r["position"] for r in rows if r["position"] not in leaves]
         if missing:

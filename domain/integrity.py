@@ -22,6 +22,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -127,7 +128,7 @@ def chain_hash(
     """The link: the event's place (position, person, version, ledger clock), the
     previous link, and its content's hash (which commits to every byte of the content,
     so the content is canonicalised once per event, not twice)."""
-    clock = utc_text(recorded_at)
+    clock = _clock_text(recorded_at)
     if (
         _plain(content_digest)
         and (prev_hash is None or _plain(prev_hash))
@@ -153,6 +154,13 @@ def chain_hash(
         "content_hash": content_digest,
     }
     return hashlib.sha256(canonical(body)).hexdigest()
+
+
+@lru_cache(maxsize=64)
+def _clock_text(moment: datetime) -> str:
+    """``utc_text``, remembered: every event of a batch has the same ledger clock, and
+    the recorder hashes them all under the write lock."""
+    return utc_text(moment)
 
 
 def _plain(text: str) -> bool:

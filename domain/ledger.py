@@ -350,13 +350,8 @@ class Ledger(Application[UUID]):
         A survivor's history includes the events of everyone merged into it by merges
         standing now (or, with ``known_at``, standing as the ledger knew at that time).
         """
-        query = SELECT_RECORDED + " WHERE l.patient_id = ANY(%s)"
         with self.connection() as conn:
-            params: list[Any] = [merges.family(conn, patient_id, known_at)]
-            if known_at is not None:
-                query += " AND l.recorded_at <= %s"
-                params.append(known_at)
-            rows = conn.execute(query + " ORDER BY l.position", params).fetchall()
+            rows = merges.family_rows(conn, SELECT_RECORDED, patient_id, known_at)
         return [self._recorded(r) for r in rows]
 
     def read_log(self, after: int, limit: int) -> list[RecordedEvent]:

@@ -322,6 +322,20 @@ def family(
     return found
 
 
+def family_rows(
+    conn: psycopg.Connection[DictRow], select: str, patient: UUID, known_at: datetime | None
+) -> list[DictRow]:
+    """``select`` (columns ``FROM ledger_events l ...``) for the patient and everyone
+    merged into them, recorded by ``known_at`` when given, in ledger order: the one read
+    of a person's history (``Ledger.history``, the audit bundle)."""
+    query = select + " WHERE l.patient_id = ANY(%s)"
+    params: list[Any] = [family(conn, patient, known_at)]
+    if known_at is not None:
+        query += " AND l.recorded_at <= %s"
+        params.append(known_at)
+    return conn.execute(query + " ORDER BY l.position", params).fetchall()
+
+
 def erase_person(
     conn: psycopg.Connection[DictRow],
     nhs_number: str | None,

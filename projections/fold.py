@@ -40,11 +40,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import NamedTuple
+from typing import NamedTuple, cast
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from domain.contract import EventType, by_type
+from domain.event_data import EventRetractedData, PatientsMergedData
 from domain.journey import RecordedEvent
 from domain.merge_walk import chain_root
 from domain.settings import Settings
@@ -267,7 +268,7 @@ def _retractions(by_position: list[RecordedEvent]) -> dict[UUID, RecordedEvent]:
 
 
 def _target(retraction: RecordedEvent) -> UUID | None:
-    value = retraction.data.get("retracted_event_id")
+    value = cast(EventRetractedData, retraction.data).get("retracted_event_id")
     try:
         return UUID(str(value))
     except ValueError:
@@ -283,7 +284,7 @@ def _survivors(
     for event in by_position:
         if event.type != MERGE or event.event_id in retracted_by:
             continue
-        merged = event.data.get("merged_patient_id")
+        merged = cast(PatientsMergedData, event.data).get("merged_patient_id")
         if merged is None:
             continue
         merged_id = UUID(str(merged))
@@ -404,7 +405,7 @@ def _uncoded(ordered: list[RecordedEvent]) -> list[Finding]:
 
 
 def _retracted_detail(retraction: RecordedEvent) -> str:
-    reason = retraction.data.get("reason")
+    reason = cast(EventRetractedData, retraction.data).get("reason")
     return f"retracted by {retraction.event_id}" + (f": {reason}" if reason else "")
 
 
