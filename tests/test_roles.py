@@ -143,7 +143,7 @@ def test_only_the_owner_grants(app_url: str, database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as owner:
         superuser = owner.execute("SELECT current_user AS u").fetchone()
         assert superuser is not None
-        with pytest.raises(PermissionError, match="member of the owner|superuser"):
+        with pytest.raises(PermissionError, match=r"member of the owner|superuser"):
             roles.grant_app_role(owner, superuser[0])  # never the owner itself
 
 
