@@ -32,6 +32,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from consumers.broker import Broker
+from domain.database import SESSION_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class TopicPublisher:
         self.there: set[int] = set()  # on the topic already, found when recovering
 
     def connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.database_url, autocommit=True)
+        return psycopg.connect(self.database_url, autocommit=True, options=SESSION_OPTIONS)
 
     def migrate(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(DDL)

@@ -37,12 +37,13 @@ from eventsourcing.persistence import (
     OperationalError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.utils import retry
 from psycopg import Connection, Cursor, sql
 from psycopg.rows import DictRow, tuple_row
 
 from domain import transparency
+from domain.database import SESSION_OPTIONS
 from domain.integrity import chain_hash
 
 
@@ -128,8 +129,12 @@ class LedgerRecorder(PostgresProcessRecorder):
     # ledger appended without it fails ``verify`` (events with no leaf).
     maintain_tree = True
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, datastore: PostgresDatastore, *args: Any, **kwargs: Any) -> None:
+        # Before the library's recorder opens the pool, so every pooled connection is
+        # made with the services' session options.
+        assert isinstance(datastore.pool.kwargs, dict)
+        datastore.pool.kwargs["options"] = SESSION_OPTIONS
+        super().__init__(datastore, *args, **kwargs)
         table = sql.Identifier(self.datastore.schema, self.events_table_name)
         self._copy_events = sql.SQL(
             "COPY {} (originator_id, originator_version, topic, state, notification_id)"

@@ -136,8 +136,9 @@ class _State:
             if how == "reviewed":
                 episode.reviewed_at = at
 
-    def active(self, event: RecordedEvent, plan_id: str) -> _Plan | None:
+    def active(self, event: RecordedEvent) -> _Plan | None:
         """The active plan the event names, or None (flagged: never agreed, or closed)."""
+        plan_id = cast(_PlanFact, event.data)["plan_id"]
         plan = self.plans.get(plan_id)
         if plan is None or plan.status != "active":
             state = "is closed" if plan is not None else "was never agreed"
@@ -147,6 +148,8 @@ class _State:
 
 
 _Handler = Callable[[_State, RecordedEvent], None]
+# The facts about an agreed plan (each names it by ``plan_id``).
+_PlanFact = CarePlanRevisedData | CarePlanReviewedData | CarePlanClosedData
 
 
 def fold(person: PersonEvents) -> CarePlanFold:
@@ -198,17 +201,16 @@ def _agree(state: _State, event: RecordedEvent) -> None:
 
 
 def _revised(state: _State, event: RecordedEvent) -> None:
-    data = cast(CarePlanRevisedData, event.data)
-    plan = state.active(event, data["plan_id"])
+    plan = state.active(event)
     if plan is not None:
-        _revise(plan, event, data, state.findings)
+        _revise(plan, event, cast(CarePlanRevisedData, event.data), state.findings)
 
 
 def _reviewed(state: _State, event: RecordedEvent) -> None:
-    data = cast(CarePlanReviewedData, event.data)
-    plan_id = data["plan_id"]
-    plan = state.active(event, plan_id)
+    plan = state.active(event)
     if plan is not None:
+        data = cast(CarePlanReviewedData, event.data)
+        plan_id = data["plan_id"]
         plan.last_reviewed_at = event.occurred_at
         plan.review_due = date.fromisoformat(data["next_review_due"])
         plan.reviews += 1
@@ -217,9 +219,9 @@ def _reviewed(state: _State, event: RecordedEvent) -> None:
 
 
 def _closed(state: _State, event: RecordedEvent) -> None:
-    data = cast(CarePlanClosedData, event.data)
-    plan = state.active(event, data["plan_id"])
+    plan = state.active(event)
     if plan is not None:
+        data = cast(CarePlanClosedData, event.data)
         plan.status = "closed"
         plan.closed_at = event.occurred_at
         plan.close_reason = data.get("reason")

@@ -20,7 +20,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from domain.database import head_position
+from domain.database import SESSION_OPTIONS, head_position
 from domain.journey import RecordedEvent
 
 Loads = Callable[[bytes], dict[str, Any]]
@@ -97,7 +97,9 @@ def decoder(loads: Loads = json.loads) -> Callable[[Sequence[Any]], RecordedEven
 
 def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
     """A connection for projection work: tuple rows, times in UTC."""
-    return psycopg.connect(database_url, autocommit=autocommit, options="-c TimeZone=UTC")
+    return psycopg.connect(
+        database_url, autocommit=autocommit, options=f"-c TimeZone=UTC {SESSION_OPTIONS}"
+    )
 
 
 def streams(

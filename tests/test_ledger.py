@@ -329,3 +329,16 @@ def test_recorder_keeps_the_library_tracking_contract(ledger: Ledger) -> None:
     assert ledger.recorder.max_tracking_id("upstream") == 5
     assert ledger.recorder.max_tracking_id("kafka-a") == 3
     assert ledger.recorder.max_tracking_id("kafka-b") == 9
+
+
+def test_service_connections_run_without_jit(ledger: Ledger, database_url: str) -> None:
+    """JIT compilation cost the append path ~150 ms a batch once tables were large; the
+    ledger's pool and the projections' connections turn it off (the server default is on)."""
+    from projections.log import connect
+
+    with psycopg.connect(database_url) as plain:
+        assert plain.execute("SHOW jit").fetchone() == ("on",)
+    with ledger.connection() as conn:
+        assert conn.execute("SHOW jit").fetchone()["jit"] == "off"
+    with connect(database_url) as conn:
+        assert conn.execute("SHOW jit").fetchone() == ("off",)

@@ -38,25 +38,25 @@ Reader = Annotated[
 ]
 
 
+SIGNED_CHECKPOINT = {
+    "description": "A C2SP tlog-checkpoint wrapped as a C2SP signed note.",
+    "content": {
+        "text/plain": {
+            "schema": {"type": "string"},
+            "example": "carejourney.local/ledger\n2\n"
+            "LMp14Ybc0oC7ref4q1Jeghp/e0z/d+p5dKX2By7GlcA=\n\n"
+            "\u2014 carejourney.local/ledger mfu3xBZcBAoQVVi7WwF2c9t5kAyx0Sa/GRth95q5oO8X"
+            "EXh224ONhlwn9US4eMcLObHW5bdHj3ST3/OkIfCd06oQzgw=\n",
+        }
+    },
+}
+
+
 @router.get(
     "/checkpoint",
     summary="The latest signed checkpoint",
     response_class=PlainTextResponse,
-    responses={
-        200: {
-            "description": "A C2SP tlog-checkpoint wrapped as a C2SP signed note.",
-            "content": {
-                "text/plain": {
-                    "schema": {"type": "string"},
-                    "example": "carejourney.local/ledger\n2\n"
-                    "LMp14Ybc0oC7ref4q1Jeghp/e0z/d+p5dKX2By7GlcA=\n\n"
-                    "\u2014 carejourney.local/ledger mfu3xBZcBAoQVVi7WwF2c9t5kAyx0Sa/GRth95q5oO8X"
-                    "EXh224ONhlwn9US4eMcLObHW5bdHj3ST3/OkIfCd06oQzgw=\n",
-                }
-            },
-        },
-        **problems.responses(401, 403, 404),
-    },
+    responses={200: SIGNED_CHECKPOINT, **problems.responses(401, 403, 404)},
 )
 def latest_checkpoint(_: Reader, ledger: LedgerDep) -> PlainTextResponse:
     """The latest C2SP checkpoint, byte for byte as signed (verify it with the log's
@@ -144,7 +144,7 @@ def parse_tile_path(text: str) -> tuple[int | None, int, int]:
     "/tlog/checkpoint",
     summary="tlog-tiles: the latest checkpoint",
     response_class=PlainTextResponse,
-    responses=problems.responses(401, 403, 404),
+    responses={200: SIGNED_CHECKPOINT, **problems.responses(401, 403, 404)},
 )
 def tlog_checkpoint(principal: Reader, ledger: LedgerDep) -> PlainTextResponse:
     """``<prefix>/checkpoint`` of C2SP tlog-tiles: the latest signed note (as
@@ -163,7 +163,14 @@ def tlog_checkpoint(principal: Reader, ledger: LedgerDep) -> PlainTextResponse:
         200: {
             "description": "A tile (concatenated 32-byte hashes) or an entry bundle "
             "(uint16-length-prefixed leaf data: each event's 32-byte chain hash).",
-            "content": {OCTETS: {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                OCTETS: {
+                    "schema": {"type": "string", "format": "binary"},
+                    # A partial tile of width 1 is one 32-byte hash (raw bytes; hex here).
+                    "example": "2c ca 75 e1 86 dc d2 80 bb ad e7 f8 ab 52 5e 82 1a 7f 7b 4c"
+                    " ff 77 ea 79 74 a5 f6 07 2e c6 95 c0",
+                }
+            },
         },
         **problems.responses(401, 403, 404, 422),
     },
