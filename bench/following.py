@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -56,12 +57,13 @@ class Following:
 
     def __enter__(self) -> Following:
         env = dict(os.environ, CAREJOURNEY_DATABASE_URL=self.url)
+        self._log = Path(tempfile.gettempdir()) / f"bench-following-{os.getpid()}.log"
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "cli.app", "projections", "run", "--poll", "0.2"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self._log.open("wb"),
         )
         deadline = time.monotonic() + 1800
         while self.now().events > 0 or not self._started():
@@ -121,13 +123,22 @@ class Following:
             self._samples = []
 
     def window(self) -> list[Lag]:
+        self.check()
         with self._lock:
             return list(self._samples)
+
+    def check(self) -> None:
+        """A runner that exited makes every lag after it meaningless: stop the bench."""
+        if self._proc is not None and self._proc.poll() is not None:
+            tail = self._log.read_text(errors="replace")[-2000:]
+            msg = f"carejourney projections run exited ({self._proc.returncode}): {tail}"
+            raise SystemExit(msg)
 
     def wait_caught_up(self, timeout: float = 600) -> float:
         """Seconds until the projections reach the head (after the writers stop)."""
         start = time.monotonic()
         while self.now().events > 0 and time.monotonic() - start < timeout:
+            self.check()
             time.sleep(0.1)
         return time.monotonic() - start
 

@@ -7,11 +7,12 @@ Run: ``.venv/bin/python bench/load.py [--seconds 10] [--publishers 1,4,16]
 One fresh database (``--database``, default ``load_load``) on the configured server
 (``CAREJOURNEY_DATABASE_URL``), ``carejourney projections run`` following the ledger the
 whole time (bench/following.py samples its lag every 0.1 s). Each event names a person
-drawn from ``--people`` (default 100,000) with Zipf-like weights 1/k^``--zipf`` (1.1:
-the hottest person gets ~8% of the events, the top 1% of people ~40%, most people one or
-two events, as with the open Event Store Benchmark Suite's many small streams and a few
-hot ones). Envelopes are synthetic ``ContactRecorded`` and ``CaseIdentified`` events
-(``domain.synthetic``) re-addressed to the chosen person with a new event id.
+drawn from ``--people`` (default 100,000) with Zipf-like weights 1/k^``--zipf`` (1.1),
+so a few people are hot and most have one or two events, as with the open Event Store
+Benchmark Suite's many small streams and a few hot ones (the run prints the share of
+events the hottest 1% and 10% receive). Envelopes are synthetic ``ContactRecorded`` and
+``CaseIdentified`` events (``domain.synthetic``) re-addressed to the chosen person with
+a new event id.
 
 For each number of publishers P in ``--publishers`` and each batch size B in
 ``--batches``, for ``--seconds`` each:
@@ -476,7 +477,9 @@ def main() -> None:
                 )
                 time.sleep(3)
                 for p in publishers:
-                    count = max(1, int(20_000 * args.seconds / args.kafka_batch / p))
+                    # 6,000 events/s prepared: above what one consumer records here, so
+                    # the producers build a backlog, but one that drains in seconds.
+                    count = max(1, int(6_000 * args.seconds / args.kafka_batch / p))
                     queues = [make.batches(count, args.kafka_batch) for _ in range(p)]
                     following.mark()
                     n, s, lat, note = kafka_run(broker, topic, url, queues, args.seconds)

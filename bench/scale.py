@@ -147,6 +147,11 @@ def main() -> None:
     )
     parser.add_argument("--skip", default="", help="steps to leave out: verify,rebuild,http,...")
     parser.add_argument("--http-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--http-connections",
+        default="1,8",
+        help="concurrent clients: 1 shows the latency of a read, 8 the queueing of a load",
+    )
     parser.add_argument("--steady-rate", type=int, default=5_000, help="events/s for step 8")
     parser.add_argument("--steady-seconds", type=float, default=60.0)
     args = parser.parse_args()
@@ -204,7 +209,8 @@ def main() -> None:
             " bytes/event"
         )
     if "http" not in skip:
-        http_reads(url, args.http_seconds)
+        for connections in (int(c) for c in args.http_connections.split(",")):
+            http_reads(url, args.http_seconds, connections)
     if "measures" not in skip:
         year = carejourney(
             url,
@@ -223,7 +229,7 @@ def main() -> None:
         steady(url, args.steady_rate, args.steady_seconds, args.seed, settings)
 
 
-def http_reads(url: str, seconds: float) -> None:
+def http_reads(url: str, seconds: float, connections: int) -> None:
     """Step 6: coordinator and journey reads at this size, against /healthz."""
     with psycopg.connect(url) as conn:
         sample = [
@@ -245,11 +251,12 @@ def http_reads(url: str, seconds: float) -> None:
                 "GET journey": [f"/v1/patients/{n}/journey" for n in sample],
             }.items():
                 with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-                    r = pool.submit(httpx_load, base, paths, [], 8, seconds).result()
+                    r = pool.submit(httpx_load, base, paths, [], connections, seconds).result()
                 rates[name] = r["requests"] / r["seconds"]
                 ratio = rates[name] / rates["GET /healthz"]
                 print(
-                    f"(6) {name:16} {rates[name]:8,.0f} req/s  p50 {r['p50'] * 1000:6.1f} ms"
+                    f"(6) {name:16} x{connections:<2} {rates[name]:8,.0f} req/s"
+                    f"  p50 {r['p50'] * 1000:6.1f} ms"
                     f"  p99 {r['p99'] * 1000:6.1f} ms  /healthz {ratio:.3f}  {r['statuses']}"
                     f" ({len(sample):,} people sampled; {uptime()})",
                     flush=True,

@@ -105,6 +105,8 @@ def grant_app_role(
             raise PermissionError(
                 f"role {role} is a member of the owner: it could disable triggers"
             )
+        if _one(conn, "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = %s", (role,)):
+            raise PermissionError(f"role {role} is a superuser: no grant can restrict it")
         superuser = _one(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         if not superuser:  # to hand it tables, the owner must be able to act as it
             conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(name))

@@ -24,7 +24,7 @@ from playwright.sync_api import sync_playwright
 from api.app import create_app
 from domain.ledger import Ledger
 from domain.settings import Settings
-from tests.envelopes import NHS_A, envelope, later
+from tests.envelopes import NHS_A, envelope, later, retraction
 from tests.test_pages import sign_in
 from tests.test_pages_browser import CHROMIUM, FLAGS, OUTPUT, _free_port, _Server, _sign_in
 
@@ -189,3 +189,22 @@ def test_an_auditor_asks_as_known_at_in_chromium(served_late: tuple[str, datetim
         page.screenshot(path=str(OUTPUT / "journey-known-at-compared.png"), full_page=True)
         browser.close()
     assert problems == []
+
+
+def test_as_known_a_fact_voided_later_says_so(
+    client: TestClient, publish: Callable, catch_up: Callable, ledger: Ledger
+) -> None:
+    contact = envelope("ContactRecorded", at=later(2))
+    publish(envelope(), contact)
+    time.sleep(0.05)
+    known = _db_now(ledger)
+    time.sleep(0.05)
+    publish(retraction(contact, at=later(3)))
+    catch_up()
+    sign_in(client, "auditor")
+    then = client.get(f"/pages/journey/{NHS_A}", params={"known_at": known.isoformat()})
+    events = rows(then.text, "events")
+    assert len(events) == 2 and 'class="recorded"' in events[1]  # it stood then
+    assert "retracted later" in events[1] and "retracted later" not in events[0]
+    now = client.get(f"/pages/journey/{NHS_A}")
+    assert "retracted later" not in now.text

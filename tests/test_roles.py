@@ -137,9 +137,14 @@ def test_a_service_refuses_a_ledger_whose_triggers_were_disabled(
     Ledger(app_url, settings).close()  # ... and the service starts again
 
 
-def test_only_the_owner_grants(app_url: str) -> None:
+def test_only_the_owner_grants(app_url: str, database_url: str) -> None:
     with psycopg.connect(app_url, autocommit=True) as conn, pytest.raises(PermissionError):
         roles.grant_app_role(conn, "cj_someone_else")
+    with psycopg.connect(database_url, autocommit=True) as owner:
+        superuser = owner.execute("SELECT current_user AS u").fetchone()
+        assert superuser is not None
+        with pytest.raises(PermissionError, match=r"member of the owner|superuser"):
+            roles.grant_app_role(owner, superuser[0])  # never the owner itself
 
 
 def test_the_command_grants_and_says_what_it_did(

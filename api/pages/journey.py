@@ -10,7 +10,9 @@ is the replay's (``projections.replay``: the same folds over only the events the
 had recorded by K, so no read model is involved), and says how many facts were recorded
 since. With ``compare`` it shows the journey as known now with every fact recorded after
 K marked "recorded later, on <date>" (class ``later``), so "my coordinator changed and
-nobody told me" is answered by what the ledger knew when, not what it knows today.
+nobody told me" is answered by what the ledger knew when, not what it knows today. In
+the as-known view, a fact then standing that a later correction voided carries its
+status now ("retracted later").
 """
 
 from __future__ import annotations
@@ -105,6 +107,12 @@ def journey_page(
         now, projected_to = state["coordinator"], state["position"]
         if not events:
             now = None
+        # What the ledger learnt later about a fact it knew then (a retraction, a cancel).
+        status_now = {str(e["event_id"]): e["status"] for e in live}
+        for entry in timeline:
+            later_status = status_now.get(str(entry["event_id"]), entry["status"])
+            if later_status != entry["status"]:
+                entry["status_later"] = later_status
     else:
         timeline = live
         spells = queries.spells(conn, person.patient_id, resolved=True)
