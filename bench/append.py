@@ -19,7 +19,9 @@ database, in one process run, so the ratios survive a noisy machine:
 
 An extra line (b1) times the library's slowest common use, one event per ``save``,
 on the first ``--one-per-save`` events (default 10,000), for reference only.
-The last lines print c/a, c/b, d/a and d/b (b = the best batch path).
+The last lines print c/a, c/b, d/a and d/b (b = the best batch path). ``--rounds N``
+runs the chosen paths alternately N times and takes the best of each (on a shared
+machine single runs of one path moved by a factor of two with the others' load).
 
 Point ``CAREJOURNEY_DATABASE_URL`` at a server over TCP (e.g.
 ``postgresql://postgres@127.0.0.1:5432/bench``): over the embedded server's Unix socket,
@@ -182,6 +184,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2_000)
     parser.add_argument("--one-per-save", type=int, default=10_000)
     parser.add_argument("--skip", default="", help="labels to leave out, e.g. b1")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the paths alternately this many times; best counts",
+    )
     args = parser.parse_args()
     settings = get_settings()
     server = resolve_url(settings.database_url, settings.data_dir)
@@ -189,7 +197,6 @@ def main() -> None:
     n = len(events)
     print(f"{n} events of {len({e['nhs_number'] for e in events})} people; batch {args.batch}")
     few = events[: args.one_per_save]
-    rates = {}
     runs = (
         ("a", "COPY", n, lambda url: run_copy(url, events)),
         (
@@ -214,16 +221,22 @@ def main() -> None:
         ("d", "carejourney ingest FILE", n, lambda url: run_ingest(url, events)),
     )
     skip = set(args.skip.split(",")) - {""}
-    for key, label, count, run in runs:
-        if key in skip:
-            continue
-        url = ensure_database(with_dbname(server, f"bench_append_{key}"), fresh=True)
-        elapsed = run(url)
-        rates[key] = count / elapsed
-        print(
-            f"({key}) {label}: {count / elapsed:,.0f} events/s ({count} in {elapsed:.1f} s)",
-            flush=True,
-        )
+    chosen = [r for r in runs if r[0] not in skip]
+    every: dict[str, list[float]] = {}
+    for _ in range(args.rounds):  # the paths alternate, so the load moves under all alike
+        for key, label, count, run in chosen:
+            url = ensure_database(with_dbname(server, f"bench_append_{key}"), fresh=True)
+            elapsed = run(url)
+            every.setdefault(key, []).append(count / elapsed)
+            print(
+                f"({key}) {label}: {count / elapsed:,.0f} events/s ({count} in {elapsed:.1f} s)",
+                flush=True,
+            )
+    rates = {key: max(found) for key, found in every.items()}  # best of the rounds
+    if args.rounds > 1:
+        for key, found in every.items():
+            runs_text = "  ".join(f"{r:,.0f}" for r in found)
+            print(f"({key}) best of {args.rounds}: {rates[key]:,.0f} events/s (runs: {runs_text})")
     if "c" in rates and "c0" in rates:
         print(f"tree cost: c/c0 = {rates['c'] / rates['c0']:.3f}")
     for top in ("c", "d"):
