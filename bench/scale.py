@@ -47,11 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.api import free_port, httpx_load, start_server
 from bench.following import Following, percentile
-from bench.load import Envelopes, People
 from domain.database import ensure_database, resolve_url, with_dbname
 from domain.ledger import Ledger
 from domain.settings import get_settings
-from domain.synthetic import generate_people
+from domain.synthetic import delivery_order, generate_people
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -269,8 +268,13 @@ def http_reads(url: str, seconds: float, connections: int) -> None:
 def steady(url: str, rate: int, seconds: float, seed: int, settings: Any) -> None:
     """Step 8: a paced writer at ``rate`` events/s while the runner follows."""
     batch = 500
-    make = Envelopes(People(200_000, 1.1, seed + 1), seed + 1)
-    batches = make.batches(int(rate * seconds / batch) + 1, batch)
+    # New synthetic people (about 15 events each) as services would deliver them: a
+    # realistic feed. (Zipf-chosen people, as in bench/load.py, make a few people with
+    # tens of thousands of events, and the runner refolds a touched person's history.)
+    wanted = int(rate * seconds) + batch
+    people = list(generate_people(people=wanted // 12 + 10, seed=seed + 1000))
+    stream = delivery_order(people, seed + 1000)[:wanted]
+    batches = [stream[i : i + batch] for i in range(0, len(stream), batch)]
     ledger = Ledger(url, settings)
     try:
         with Following(url) as following:
