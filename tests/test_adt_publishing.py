@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +13,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hl7.client import MLLPClient
@@ -31,8 +28,9 @@ from domain.settings import Settings, get_settings
 from tests.adt_messages import FACILITIES, adt
 from tests.envelopes import NHS_B, envelope, later
 from tests.fixtures_api import auth
+from tests.live_server import serving
 from tests.test_mllp import listening
-from tests.test_pages_browser import CHROMIUM, FLAGS, _free_port, _Server, _sign_in
+from tests.test_pages_browser import CHROMIUM, FLAGS, _sign_in
 
 GOOD = adt("A01", control="G1")
 UNMAPPED = adt("A01", control="U1", facility="XYZ")
@@ -265,21 +263,8 @@ def test_outcomes_show_data_quality_findings_of_the_publishers_events(
 
 @pytest.fixture
 def served(hospital_app: FastAPI) -> Iterator[str]:
-    port = _free_port()
-    server = _Server(
-        uvicorn.Config(
-            hospital_app, host="127.0.0.1", port=port, log_level="warning", access_log=False
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(hospital_app) as base:
+        yield base
 
 
 def test_outcomes_page_in_chromium(served: str) -> None:

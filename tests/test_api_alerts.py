@@ -4,21 +4,18 @@ the access log, and the SSE stream resuming after a dropped connection without g
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from domain.ledger import Ledger
 from tests.envelopes import NHS_A, NHS_B, NHS_C, envelope, later
 from tests.fixtures_api import auth
+from tests.live_server import serving
 
 NURSE = {"id": "N100", "role": "community_nurse", "organisation": "RYX01", "setting": "community"}
 ADMITTED = {"encounter_id": "E1", "hospital": "RXH01", "method": "emergency"}
@@ -161,27 +158,11 @@ def test_the_auditors_replay_shows_the_person_was_told(
 # -- the SSE stream ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(api_app: FastAPI) -> Iterator[str]:
     """The app on a real TCP port (uvicorn in a thread)."""
-    port = _free_port()
-    config = uvicorn.Config(api_app, host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not running.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=10)
+    with serving(api_app, start_seconds=20) as base:
+        yield base
 
 
 def read_events(response: httpx.Response, wanted: int) -> list[dict[str, Any]]:

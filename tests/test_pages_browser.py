@@ -11,16 +11,12 @@ to ``test-output/``.
 from __future__ import annotations
 
 import json
-import socket
 import tempfile
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import ConsoleMessage, Page, sync_playwright
 
 from api.app import create_app
@@ -30,6 +26,7 @@ from domain.synthetic import delivery_order, generate_people
 from tests.fixtures_api import KEYS
 from tests.fixtures_measures import Measured
 from tests.journeys import Journey
+from tests.live_server import serving
 
 # Drives a real Chromium.
 pytestmark = pytest.mark.slow
@@ -139,41 +136,13 @@ def _date(days_after_2024: float) -> str:
     return (date(2024, 1, 1) + timedelta(days=int(days_after_2024))).isoformat()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # runs in a thread: pytest owns signals
-        pass
-
-
 @pytest.fixture
 def served(measured: Measured, ledger: Ledger, api_settings: Settings) -> Iterator[str]:
     """The demo cohort and the busy person, projected, behind uvicorn on loopback."""
     busy = busy_journey()
     measured.record(delivery_order(list(generate_people(people=COHORT, seed=5)), 5), busy)
-    port = _free_port()
-    server = _Server(
-        uvicorn.Config(
-            create_app(api_settings, ledger),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}|{busy.nhs}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(api_settings, ledger)) as base:
+        yield f"{base}|{busy.nhs}"
 
 
 def _sign_in(page: Page, base: str, path: str, who: str) -> None:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import re
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from playwright.sync_api import sync_playwright
 
@@ -25,8 +23,9 @@ from api.app import create_app
 from domain.ledger import Ledger
 from domain.settings import Settings
 from tests.envelopes import NHS_A, envelope, later, retraction
+from tests.live_server import serving
 from tests.test_pages import sign_in
-from tests.test_pages_browser import CHROMIUM, FLAGS, OUTPUT, _free_port, _Server, _sign_in
+from tests.test_pages_browser import CHROMIUM, FLAGS, OUTPUT, _sign_in
 
 NURSE = {"id": "N100", "role": "community_nurse", "organisation": "RYX01", "setting": "community"}
 
@@ -126,25 +125,8 @@ def served_late(
     publish: Callable, catch_up: Callable, ledger: Ledger, api_settings: Settings
 ) -> Iterator[tuple[str, datetime]]:
     known = late_handoff(publish, catch_up, ledger)
-    port = _free_port()
-    server = _Server(
-        uvicorn.Config(
-            create_app(api_settings, ledger),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", known
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(api_settings, ledger)) as base:
+        yield base, known
 
 
 @pytest.mark.slow

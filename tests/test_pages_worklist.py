@@ -5,13 +5,10 @@ in a TestClient and in headless Chromium (like tests/test_pages_browser.py)."""
 from __future__ import annotations
 
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from playwright.sync_api import sync_playwright
 
@@ -21,8 +18,9 @@ from domain.settings import Settings
 from projections.runner import Runner
 from tests.fixtures_api import KEYS
 from tests.journeys import Journey
+from tests.live_server import serving
 from tests.test_pages import sign_in
-from tests.test_pages_browser import CHROMIUM, FLAGS, OUTPUT, _free_port, _Server
+from tests.test_pages_browser import CHROMIUM, FLAGS, OUTPUT
 
 
 def people() -> list[Journey]:
@@ -102,21 +100,8 @@ def test_worklist_and_acknowledging_from_the_page(client: TestClient, ledger: Le
 @pytest.fixture
 def served(ledger: Ledger, api_settings: Settings) -> Iterator[str]:
     record(ledger, people())
-    port = _free_port()
-    server = _Server(
-        uvicorn.Config(
-            create_app(api_settings, ledger), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(api_settings, ledger)) as base:
+        yield base
 
 
 @pytest.mark.slow
