@@ -38,7 +38,7 @@ from domain.event_data import (
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows, named
-from projections.tables import JSONB, Index, table
+from projections.tables import JSONB, person_key, table
 
 
 class CarePlan(NamedTuple):
@@ -300,7 +300,7 @@ IGNORES = named(
 CARE_PLANS = table(
     "care_plan_status",
     CarePlan,
-    Index("key", "patient_id, plan_id", unique=True),
+    person_key("plan_id"),
 )
 
 

@@ -37,7 +37,7 @@ from domain.contract import EventType, by_type
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows, named
-from projections.tables import Index, Position, table
+from projections.tables import Index, Position, person_key, table
 
 REGISTERED = EventType.PATIENT_REGISTERED
 ASSIGNED = EventType.COORDINATOR_ASSIGNED
@@ -395,12 +395,12 @@ IGNORES = named(
 INTERVALS = table(
     "coordinator_intervals",
     Interval,
-    Index("key", "patient_id, seq", unique=True),
+    person_key("seq"),
 )
 STATUS = table(
     "coordination_status",
     Coordination,
-    Index("key", "patient_id", unique=True),
+    person_key(),
     Index("caseload", "coordinator_id", where="named AND journey = 'open'"),
     Index("unassigned", "unnamed_since", where="journey = 'open' AND NOT named"),
 )

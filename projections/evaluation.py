@@ -36,7 +36,7 @@ from projections import care_plans
 from projections.care_plans import CarePlanFold, ReviewEpisode
 from projections.fold import PersonEvents
 from projections.readmodel import ReadModel, Rows, named
-from projections.tables import Index, Position, Table, table
+from projections.tables import Index, Position, Table, person_key, table
 
 # Every event the HL7 v2 ADT adapter makes carries a source.system with this prefix
 # (consumers/adt_codes.py ADT_SYSTEM_PREFIX; docs/adt.md). Projections may not import
@@ -95,30 +95,30 @@ class Identification(NamedTuple):
 CONTACTS = table(
     "evaluation_contacts",
     Contact,
-    Index("key", "patient_id, seq", unique=True),
+    person_key("seq"),
     Index("occurred", "occurred_at"),
 )
 OUTCOMES = table(
     "evaluation_outcomes",
     Outcome,
-    Index("key", "patient_id, seq", unique=True),
+    person_key("seq"),
     Index("occurred", "occurred_at"),
 )
 REVIEWS = table(
     "evaluation_plan_reviews",
     ReviewEpisode,
-    Index("key", "patient_id, seq", unique=True),
+    person_key("seq"),
     Index("due", "due"),
 )
 PEOPLE = table(
     "evaluation_people",
     Identification,
-    Index("key", "patient_id", unique=True),
+    person_key(),
 )
 READY = table(
     "evaluation_discharge_ready",
     Ready,
-    Index("key", "patient_id, seq", unique=True),
+    person_key("seq"),
 )
 TABLES: tuple[Table, ...] = (CONTACTS, OUTCOMES, REVIEWS, PEOPLE, READY)
 

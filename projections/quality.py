@@ -37,7 +37,7 @@ from uuid import UUID
 from projections import care_plans, coordinators, referrals, timeline
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import EVERY_TYPE, Folds, ReadModel, Rows
-from projections.tables import Index, Position, table
+from projections.tables import Index, Position, person_key, table
 
 
 class QualityFinding(NamedTuple):
@@ -100,7 +100,7 @@ def _fold(person: PersonEvents, folds: Folds) -> tuple[QualityFinding, ...]:
 FINDINGS = table(
     "quality_findings",
     QualityFinding,
-    Index("key", "patient_id, seq", unique=True),
+    person_key("seq"),
     Index("kind", "kind"),
     Index("position", "position, seq"),  # a publisher's findings, in ledger order
 )

@@ -31,7 +31,7 @@ from domain.event_data import (
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows, named
-from projections.tables import Index, table
+from projections.tables import person_key, table
 
 
 class Referral(NamedTuple):
@@ -186,7 +186,7 @@ IGNORES = named(
 REFERRALS = table(
     "referral_status",
     Referral,
-    Index("key", "patient_id, referral_id", unique=True),
+    person_key("referral_id"),
 )
 
 

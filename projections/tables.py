@@ -45,6 +45,13 @@ class Index:
     where: str | None = None
 
 
+def person_key(*columns: str) -> Index:
+    """A per-person table's unique key: ``patient_id``, then the columns that tell one
+    person's rows apart (none: one row per person). One spelling of the convention, so
+    every table's key index is named and ordered alike."""
+    return Index("key", ", ".join(("patient_id", *columns)), unique=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Table:
     name: str

@@ -30,7 +30,7 @@ from domain.event_data import AdmittedData, DischargedData, TransferredData
 from domain.journey import RecordedEvent
 from projections.fold import Finding, PersonEvents
 from projections.readmodel import ReadModel, Rows
-from projections.tables import JSONB, Index, Position, table
+from projections.tables import JSONB, Position, person_key, table
 
 
 class TimelineEntry(NamedTuple):
@@ -396,12 +396,12 @@ _SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = by_type(
 TIMELINE = table(
     "journey_timeline",
     TimelineEntry,
-    Index("key", "patient_id, seq", unique=True),
+    person_key("seq"),
 )
 SPELLS = table(
     "admission_spells",
     Spell,
-    Index("key", "patient_id, seq", unique=True),
+    person_key("seq"),
 )
 
 
