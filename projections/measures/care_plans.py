@@ -13,7 +13,7 @@ from typing import Any
 from projections.care_plans import ReviewEpisode
 from projections.measures.period import pct
 from projections.measures.population import Person, Population
-from projections.measures.result import Context, Measure, Shape, by_key, definition, grouped
+from projections.measures.result import Context, Figures, Shape, grouped, measure
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,8 @@ class InPlace:
     keys: dict[str, str]
 
 
-def care_plan_in_place(pop: Population, ctx: Context) -> Measure:
+@measure("Care plan in place", "people")
+def care_plan_in_place(pop: Population, ctx: Context) -> Figures:
     """Care plan in place at the end of the period.
 
     Denominator (``people``): people with an open journey at 23:59 local on the
@@ -59,15 +60,7 @@ def care_plan_in_place(pop: Population, ctx: Context) -> Measure:
     per_person = ctx.person_rows(
         units, lambda u: u.person.patient_id, lambda u: {"care_plan_in_place": u.has_plan}
     )
-    return Measure(
-        "care_plan_in_place",
-        "Care plan in place",
-        "people",
-        definition(care_plan_in_place),
-        shape,
-        grouped(units, by_key(ctx, lambda u: u.keys), summarise),
-        per_person,
-    )
+    return Figures(shape, grouped(ctx, units, lambda u: u.keys, summarise), per_person)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +71,8 @@ class Review:
     keys: dict[str, str]
 
 
-def care_plan_reviews(pop: Population, ctx: Context) -> Measure:
+@measure("Care plans reviewed on time", "reviews due")
+def care_plan_reviews(pop: Population, ctx: Context) -> Figures:
     """Care plans reviewed on time.
 
     Denominator (``reviews_due``): review due dates that fall in the period (a plan's
@@ -134,12 +128,4 @@ def care_plan_reviews(pop: Population, ctx: Context) -> Measure:
     per_person = ctx.person_rows(
         units, lambda u: u.person.patient_id, lambda u: {"status": u.status}
     )
-    return Measure(
-        "care_plan_reviews",
-        "Care plans reviewed on time",
-        "reviews due",
-        definition(care_plan_reviews),
-        shape,
-        grouped(units, by_key(ctx, lambda u: u.keys), summarise),
-        per_person,
-    )
+    return Figures(shape, grouped(ctx, units, lambda u: u.keys, summarise), per_person)

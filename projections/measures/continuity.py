@@ -8,7 +8,7 @@ from typing import Any
 
 from projections.measures.period import median, rounded
 from projections.measures.population import Person, Population
-from projections.measures.result import Context, Measure, Shape, by_key, definition, grouped
+from projections.measures.result import Context, Figures, Shape, grouped, measure
 
 BINS = tuple((f"{i / 10:.1f}-{(i + 1) / 10:.1f}", i / 10) for i in range(10))
 
@@ -41,7 +41,8 @@ class Continuity:
     keys: dict[str, str]
 
 
-def continuity(pop: Population, ctx: Context) -> Measure:
+@measure("Continuity of care (COC, UPC)", "people")
+def continuity(pop: Population, ctx: Context) -> Figures:
     """Continuity of care: Bice-Boxerman continuity of care index (COC) and usual
     provider of care index (UPC), per person, over their contacts in the period.
 
@@ -113,12 +114,4 @@ def continuity(pop: Population, ctx: Context) -> Measure:
             "upc": rounded(u.upc, 4),
         },
     )
-    return Measure(
-        "continuity",
-        "Continuity of care (COC, UPC)",
-        "people",
-        definition(continuity),
-        shape,
-        grouped(units, by_key(ctx, lambda u: u.keys), summarise),
-        per_person,
-    )
+    return Figures(shape, grouped(ctx, units, lambda u: u.keys, summarise), per_person)

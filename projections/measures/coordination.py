@@ -17,7 +17,7 @@ from domain.contract import EventType
 from projections.coordinators import Interval
 from projections.measures.period import Period, median, month_runs, p90, ratio
 from projections.measures.population import Person, Population, coordinator_keys
-from projections.measures.result import Context, Measure, Shape, by_key, definition, grouped
+from projections.measures.result import Context, Figures, Shape, grouped, measure
 
 WAIT_BINS: tuple[tuple[str, int, int | None], ...] = (
     ("0", 0, 0),
@@ -63,7 +63,8 @@ def _first_named(person: Person, start: datetime, end: datetime) -> tuple[Any, b
     return None
 
 
-def time_to_coordinator(pop: Population, ctx: Context) -> Measure:
+@measure("Time to named coordinator", "people")
+def time_to_coordinator(pop: Population, ctx: Context) -> Figures:
     """Time to named coordinator: calendar days from the start of the person's clock to
     the first named coordinator.
 
@@ -136,15 +137,7 @@ def time_to_coordinator(pop: Population, ctx: Context) -> Measure:
             "status": "named" if w.days is not None else "incomplete",
         },
     )
-    return Measure(
-        "time_to_coordinator",
-        "Time to named coordinator",
-        "people",
-        definition(time_to_coordinator),
-        shape,
-        grouped(waits, by_key(ctx, lambda w: w.keys), summarise),
-        per_person,
-    )
+    return Figures(shape, grouped(ctx, waits, lambda w: w.keys, summarise), per_person)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +210,8 @@ def _coverage_summary(runs: list[DayRun], months: list[str]) -> dict[str, Any]:
     }
 
 
-def coverage(pop: Population, ctx: Context) -> Measure:
+@measure("Uncovered days and person-days covered", "person-days")
+def coverage(pop: Population, ctx: Context) -> Figures:
     """Uncovered days and % of person-days covered by a named coordinator.
 
     A person-day is a local calendar day D of the period on which the person has an open
@@ -272,15 +266,9 @@ def coverage(pop: Population, ctx: Context) -> Measure:
             }
             for p, (d, c) in mine.items()
         ]
-    return Measure(
-        "coverage",
-        "Uncovered days and person-days covered",
-        "person-days",
-        definition(coverage),
+    return Figures(
         shape,
-        grouped(
-            runs, by_key(ctx, lambda r: r.keys), lambda units: _coverage_summary(units, months)
-        ),
+        grouped(ctx, runs, lambda r: r.keys, lambda units: _coverage_summary(units, months)),
         per_person,
     )
 
@@ -291,7 +279,8 @@ class Handoff:
     keys: dict[str, str]
 
 
-def handoffs(pop: Population, ctx: Context) -> Measure:
+@measure("Handoffs", "handoffs")
+def handoffs(pop: Population, ctx: Context) -> Figures:
     """Handoffs per person and per 100 person-days under coordination.
 
     A handoff is a standing ``CoordinatorHandedOff`` applied inside an open journey
@@ -361,12 +350,4 @@ def handoffs(pop: Population, ctx: Context) -> Measure:
             {"pseudonym": ctx.pseudonym(p), "handoffs": h, "covered_days": d}
             for p, (h, d) in tally.items()
         ]
-    return Measure(
-        "handoffs",
-        "Handoffs",
-        "handoffs",
-        definition(handoffs),
-        shape,
-        grouped(units, by_key(ctx, lambda u: u.keys), summarise),
-        per_person,
-    )
+    return Figures(shape, grouped(ctx, units, lambda u: u.keys, summarise), per_person)

@@ -26,7 +26,7 @@ from typing import Any
 
 from projections.measures.period import Period, mean, median, pct
 from projections.measures.population import Person, Population
-from projections.measures.result import Context, Measure, Shape, by_key, definition, grouped
+from projections.measures.result import Context, Figures, Shape, grouped, measure
 from projections.timeline import Spell
 
 READMISSION_DAYS = 29  # days 0-29 inclusive
@@ -111,7 +111,8 @@ class Readmission:
     day: int | None  # the first readmission's day (0-29), if readmitted
 
 
-def readmission_30d(pop: Population, ctx: Context) -> Measure:
+@measure("30-day emergency readmission", "index discharges")
+def readmission_30d(pop: Population, ctx: Context) -> Figures:
     """30-day emergency readmission (NHS definition).
 
     Denominator (``discharges``): index discharges (see "index discharges" above: the end
@@ -178,15 +179,7 @@ def readmission_30d(pop: Population, ctx: Context) -> Measure:
             "readmission_day": u.day,
         },
     )
-    return Measure(
-        "readmission_30d",
-        "30-day emergency readmission",
-        "index discharges",
-        definition(readmission_30d),
-        shape,
-        grouped(units, by_key(ctx, lambda u: u.discharge.keys), summarise),
-        per_person,
-    )
+    return Figures(shape, grouped(ctx, units, lambda u: u.discharge.keys, summarise), per_person)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,9 +228,7 @@ def _follow_up_measure(pop: Population, ctx: Context, hours: bool) -> list[Follo
     return units
 
 
-def _follow_up_result(
-    name: str, title: str, function: Any, units: list[FollowUp], ctx: Context
-) -> Measure:
+def _follow_up_result(units: list[FollowUp], ctx: Context) -> Figures:
     def summarise(group: list[FollowUp]) -> dict[str, Any]:
         done = [u for u in group if u.status != "incomplete"]
         followed = sum(1 for u in done if u.status == "followed_up")
@@ -261,18 +252,11 @@ def _follow_up_result(
             "status": u.status,
         },
     )
-    return Measure(
-        name,
-        title,
-        "discharges home",
-        definition(function),
-        shape,
-        grouped(units, by_key(ctx, lambda u: u.discharge.keys), summarise),
-        per_person,
-    )
+    return Figures(shape, grouped(ctx, units, lambda u: u.discharge.keys, summarise), per_person)
 
 
-def follow_up_7d(pop: Population, ctx: Context) -> Measure:
+@measure("Follow-up within 7 days of discharge home", "discharges home")
+def follow_up_7d(pop: Population, ctx: Context) -> Figures:
     """Follow-up within 7 days of a discharge home.
 
     Denominator (``discharges``): index discharges (as for readmission) to
@@ -294,16 +278,11 @@ def follow_up_7d(pop: Population, ctx: Context) -> Measure:
     Split: organisation = the discharging hospital; role and setting = the coordinator
     holding at the discharge; cohort.
     """
-    return _follow_up_result(
-        "follow_up_7d",
-        "Follow-up within 7 days of discharge home",
-        follow_up_7d,
-        _follow_up_measure(pop, ctx, hours=False),
-        ctx,
-    )
+    return _follow_up_result(_follow_up_measure(pop, ctx, hours=False), ctx)
 
 
-def follow_up_72h(pop: Population, ctx: Context) -> Measure:
+@measure("Follow-up within 72 hours of discharge home", "discharges home")
+def follow_up_72h(pop: Population, ctx: Context) -> Figures:
     """Follow-up within 72 hours of a discharge home.
 
     As the 7-day measure, with the window "within 72 hours": a contact after the
@@ -318,13 +297,7 @@ def follow_up_72h(pop: Population, ctx: Context) -> Measure:
 
     Split as the 7-day measure.
     """
-    return _follow_up_result(
-        "follow_up_72h",
-        "Follow-up within 72 hours of discharge home",
-        follow_up_72h,
-        _follow_up_measure(pop, ctx, hours=True),
-        ctx,
-    )
+    return _follow_up_result(_follow_up_measure(pop, ctx, hours=True), ctx)
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +344,8 @@ def _delays(pop: Population, period: Period) -> list[Delay]:
     return units
 
 
-def delayed_discharge(pop: Population, ctx: Context) -> Measure:
+@measure("Delayed discharge days", "hospital stays ready for discharge")
+def delayed_discharge(pop: Population, ctx: Context) -> Figures:
     """Delayed discharge days: from medically fit to leave to leaving.
 
     Units (``discharges``): hospital stays with a standing ``DischargeReady`` (the
@@ -438,12 +412,4 @@ def delayed_discharge(pop: Population, ctx: Context) -> Measure:
             "delay_days": u.days,
         },
     )
-    return Measure(
-        "delayed_discharge",
-        "Delayed discharge days",
-        "hospital stays ready for discharge",
-        definition(delayed_discharge),
-        shape,
-        grouped(units, by_key(ctx, lambda u: u.keys), summarise),
-        per_person,
-    )
+    return Figures(shape, grouped(ctx, units, lambda u: u.keys, summarise), per_person)

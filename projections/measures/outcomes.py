@@ -7,13 +7,7 @@ from typing import Any
 
 from projections.measures.period import ALL, mean, median, rounded
 from projections.measures.population import Person, Population
-from projections.measures.result import (
-    Context,
-    Measure,
-    Shape,
-    definition,
-    grouped,
-)
+from projections.measures.result import Context, Figures, Shape, grouped, measure
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +24,8 @@ class Change:
         return self.last - self.first
 
 
-def outcome_change(pop: Population, ctx: Context) -> Measure:
+@measure("Outcome score change (first to last)", "people")
+def outcome_change(pop: Population, ctx: Context) -> Figures:
     """Outcome score change: last minus first recording, per person and instrument.
 
     For each person and instrument (``OutcomeRecorded.instrument``, e.g. ``P3CEQ``,
@@ -72,10 +67,9 @@ def outcome_change(pop: Population, ctx: Context) -> Measure:
         }
 
     groups: list[dict[str, Any]] = []
-    by = ctx.by
     for instrument in sorted({u.instrument for u in units}):
         mine = [u for u in units if u.instrument == instrument]
-        for row in grouped(mine, (lambda u: u.keys[by]) if by else None, summarise):
+        for row in grouped(ctx, mine, lambda u: u.keys, summarise):
             label = instrument if row["group"] == ALL else f"{instrument} | {row['group']}"
             groups.append({**row, "group": label, "instrument": instrument})
     shape = Shape(
@@ -99,12 +93,4 @@ def outcome_change(pop: Population, ctx: Context) -> Measure:
             "change": rounded(u.change, 4) if u.recordings >= 2 else None,
         },
     )
-    return Measure(
-        "outcome_change",
-        "Outcome score change (first to last)",
-        "people",
-        definition(outcome_change),
-        shape,
-        groups,
-        per_person,
-    )
+    return Figures(shape, groups, per_person)

@@ -7,7 +7,7 @@ from typing import Any
 
 from projections.measures.period import median, p90, pct
 from projections.measures.population import Person, Population
-from projections.measures.result import Context, Measure, Shape, by_key, definition, grouped
+from projections.measures.result import Context, Figures, Shape, grouped, measure
 from projections.referrals import Referral
 
 
@@ -20,7 +20,8 @@ class Wait:
     keys: dict[str, str]
 
 
-def referral_waits(pop: Population, ctx: Context) -> Measure:
+@measure("Referral to first contact", "referrals")
+def referral_waits(pop: Population, ctx: Context) -> Figures:
     """Referral waits: calendar days from referral to first contact.
 
     Population (``referrals``): standing ``ReferralMade`` events that occurred in the
@@ -105,12 +106,4 @@ def referral_waits(pop: Population, ctx: Context) -> Measure:
             "wait_days": w.days if w.status != "declined" else None,
         },
     )
-    return Measure(
-        "referral_waits",
-        "Referral to first contact",
-        "referrals",
-        definition(referral_waits),
-        shape,
-        grouped(units, by_key(ctx, lambda w: w.keys), summarise),
-        per_person,
-    )
+    return Figures(shape, grouped(ctx, units, lambda w: w.keys, summarise), per_person)

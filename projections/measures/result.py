@@ -10,14 +10,16 @@ of the units one count counts, or a *label* (text, or a setting such as the thre
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from projections.measures.period import ALL, Period
 
 U = TypeVar("U")
+P = TypeVar("P")  # the population (measures.population.Population)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,25 +92,53 @@ def definition(function: Callable[..., Any]) -> str:
     return inspect.getdoc(function) or ""
 
 
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What a measure's body computes: the shape of its values, the groups and, when the
+    report asks, the auditor's per-person rows (``Context.person_rows``)."""
+
+    shape: Shape
+    groups: list[dict[str, Any]]
+    per_person: list[dict[str, Any]] | None
+
+
+Body: TypeAlias = Callable[[P, Context], Figures]  # a measure's computation
+
+
+def measure(title: str, unit: str) -> Callable[[Body[P]], Callable[[P, Context], Measure]]:
+    """Declares a measure over its body: the title and what the headline count counts
+    (``unit``) stand over the function; its name is the function's name (what
+    ``report.NAMES`` lists) and its definition the function's docstring, so neither is
+    written twice nor drifts from the code."""
+
+    def declare(body: Body[P]) -> Callable[[P, Context], Measure]:
+        @functools.wraps(body)
+        def computed(pop: P, ctx: Context) -> Measure:
+            f = body(pop, ctx)
+            return Measure(
+                body.__name__, title, unit, definition(body), f.shape, f.groups, f.per_person
+            )
+
+        return computed
+
+    return declare
+
+
 def grouped(
+    ctx: Context,
     units: Iterable[U],
-    key: Callable[[U], str] | None,
+    keys_of: Callable[[U], Mapping[str, str]],
     summarise: Callable[[list[U]], dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """``[{"group": "all", ...}, {"group": k, ...} for each key in order]``."""
+    """``[{"group": "all", ...}, {"group": k, ...} for each key in order]``: every unit,
+    then, when the report is split (``ctx.by``), the units by their key of that
+    dimension (``keys_of``)."""
     every = list(units)
     groups = [{"group": ALL, **summarise(every)}]
-    if key is not None:
+    if ctx.by is not None:
+        dimension = ctx.by
         split: dict[str, list[U]] = {}
         for unit in every:
-            split.setdefault(key(unit), []).append(unit)
+            split.setdefault(keys_of(unit)[dimension], []).append(unit)
         groups.extend({"group": k, **summarise(split[k])} for k in sorted(split))
     return groups
-
-
-def by_key(ctx: Context, keys_of: Callable[[U], Mapping[str, str]]) -> Callable[[U], str] | None:
-    """The grouping key of the report's dimension (None when not split)."""
-    if ctx.by is None:
-        return None
-    dimension = ctx.by
-    return lambda unit: keys_of(unit)[dimension]
