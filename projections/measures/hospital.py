@@ -20,9 +20,10 @@ are already gone):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from projections.measures.period import Period, mean, median, pct
 from projections.measures.population import Person, Population
@@ -105,9 +106,38 @@ def _admissions_after(discharge: Discharge, until: datetime, *, emergency: bool)
 
 
 @dataclass(frozen=True, slots=True)
-class Readmission:
+class AtDischarge:
+    """A unit counted at an index discharge: split by the discharge's keys and listed,
+    for the auditor, with its hospital and status (``discharge_figures``)."""
+
     discharge: Discharge
-    status: str  # "complete", "incomplete", "death", "transferred_out"
+    status: str
+
+
+A = TypeVar("A", bound=AtDischarge)
+
+
+def discharge_figures(
+    ctx: Context,
+    shape: Shape,
+    units: list[A],
+    summarise: Callable[[list[A]], dict[str, Any]],
+    fields: Callable[[A], dict[str, Any]] = lambda _u: {},
+) -> Figures:
+    """The figures of a measure counted at index discharges; ``fields``: the per-person
+    row's values after the hospital and the status."""
+    per_person = ctx.person_rows(
+        units,
+        lambda u: u.discharge.person.patient_id,
+        lambda u: {"hospital": u.discharge.spell.hospital, "status": u.status, **fields(u)},
+    )
+    return Figures(shape, grouped(ctx, units, lambda u: u.discharge.keys, summarise), per_person)
+
+
+@dataclass(frozen=True, slots=True)
+class Readmission(AtDischarge):
+    """status: "complete", "incomplete", "death", "transferred_out"."""
+
     day: int | None  # the first readmission's day (0-29), if readmitted
 
 
@@ -169,23 +199,21 @@ def readmission_30d(pop: Population, ctx: Context) -> Figures:
         counts=("discharges", "readmitted", "incomplete", "deaths", "transferred_out"),
         rates={"readmission_pct": ("readmitted", "discharges")},
     )
-    per_person = ctx.person_rows(
+    return discharge_figures(
+        ctx,
+        shape,
         units,
-        lambda u: u.discharge.person.patient_id,
+        summarise,
         lambda u: {
-            "hospital": u.discharge.spell.hospital,
-            "status": u.status,
             "readmitted": None if u.status != "complete" else u.day is not None,
             "readmission_day": u.day,
         },
     )
-    return Figures(shape, grouped(ctx, units, lambda u: u.discharge.keys, summarise), per_person)
 
 
 @dataclass(frozen=True, slots=True)
-class FollowUp:
-    discharge: Discharge
-    status: str  # "followed_up", "readmitted_first", "none", "incomplete"
+class FollowUp(AtDischarge):
+    """status: "followed_up", "readmitted_first", "none", "incomplete"."""
 
 
 def _follow_up(d: Discharge, window_start: datetime, window_end: datetime, period: Period) -> str:
@@ -244,15 +272,7 @@ def _follow_up_result(units: list[FollowUp], ctx: Context) -> Figures:
         counts=("discharges", "followed_up", "readmitted_first", "incomplete"),
         rates={"follow_up_pct": ("followed_up", "discharges")},
     )
-    per_person = ctx.person_rows(
-        units,
-        lambda u: u.discharge.person.patient_id,
-        lambda u: {
-            "hospital": u.discharge.spell.hospital,
-            "status": u.status,
-        },
-    )
-    return Figures(shape, grouped(ctx, units, lambda u: u.discharge.keys, summarise), per_person)
+    return discharge_figures(ctx, shape, units, summarise)
 
 
 @measure("Follow-up within 7 days of discharge home", "discharges home")
