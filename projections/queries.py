@@ -23,6 +23,8 @@ from psycopg.rows import dict_row
 
 from domain import merges
 from domain.settings import get_settings
+from projections.care_plans import CarePlan, review_overdue
+from projections.referrals import Referral, is_open
 from projections.tables import jsonable
 
 COORDINATOR_FIELDS = ("id", "role", "organisation", "setting")
@@ -227,7 +229,7 @@ def spells(
 
 def plan_view(row: dict[str, Any], today: date) -> dict[str, Any]:
     out = _clean(row, "patient_id")
-    out["review_overdue"] = row["status"] == "active" and row["review_due"] < today
+    out["review_overdue"] = review_overdue(CarePlan(**row), today)
     return out
 
 
@@ -251,7 +253,7 @@ def care_plans(
 
 def referral_view(row: dict[str, Any], today: date, zone: ZoneInfo) -> dict[str, Any]:
     out = _clean(row, "patient_id")
-    waiting = row["status"] in ("open", "accepted")
+    waiting = is_open(Referral(**row))
     out["open"] = waiting
     out["waiting_days"] = (today - row["made_at"].astimezone(zone).date()).days if waiting else None
     return out
