@@ -19,9 +19,26 @@ from uuid import UUID
 
 from domain.journey import RecordedEvent
 from projections import alerts, care_plans, coordinators, quality, queries, referrals, timeline
-from projections.fold import DEFAULT_CONFIG, FoldConfig, prepare
+from projections.fold import DEFAULT_CONFIG, FoldConfig, PersonEvents, prepare
 from projections.readmodel import Folds
 from projections.tables import as_dict, jsonable
+
+
+def as_at(
+    events: Sequence[RecordedEvent],
+    as_of: datetime | None,
+    known_at: datetime | None,
+    patient_id: UUID | None,
+    config: FoldConfig,
+) -> tuple[PersonEvents, datetime]:
+    """The person as at ``as_of`` as known at ``known_at`` (module docstring), and the
+    moment asked about: ``as_of``, or now. The replay and the FHIR Bundle both start
+    here, so they cannot disagree about what was known and true when."""
+    known = [e for e in events if known_at is None or e.recorded_at <= known_at]
+    person = prepare(known, patient_id, config)
+    if as_of is not None:
+        person = person.cut(as_of)
+    return person, as_of or datetime.now(UTC)
 
 
 def replay(
@@ -36,17 +53,13 @@ def replay(
     at ``as_of`` (default: everything) knowing only what was recorded by ``known_at``
     (default: everything). Shapes match ``projections/queries.py``; ``today`` for
     "review overdue" and "waiting days" is the date of ``as_of`` (or now) in the zone."""
-    known = [e for e in events if known_at is None or e.recorded_at <= known_at]
-    person = prepare(known, patient_id, config)
-    if as_of is not None:
-        person = person.cut(as_of)
+    person, moment = as_at(events, as_of, known_at, patient_id, config)
     folds = Folds(person)
     coord = folds.of(coordinators.MODEL)
     line = folds.of(timeline.MODEL)
     plans = folds.of(care_plans.MODEL)
     refs = folds.of(referrals.MODEL)
     zone = config.zone
-    moment = as_of or datetime.now(UTC)
     today = moment.astimezone(zone).date()
     open_interval = next((i for i in reversed(coord.intervals) if i.valid_to is None), None)
     return {

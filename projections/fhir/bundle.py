@@ -23,7 +23,8 @@ from fhir.resources.R4B.resource import Resource
 from domain.journey import RecordedEvent
 from projections.fhir import vocabulary as v
 from projections.fhir.resources import NAMESPACE, Subject, person_resources
-from projections.fold import DEFAULT_CONFIG, FoldConfig, prepare
+from projections.fold import DEFAULT_CONFIG, FoldConfig
+from projections.replay import as_at
 
 CONTENT_TYPE = "application/fhir+json"
 DEFAULT_BASE = f"{v.LEDGER}/fhir"
@@ -42,11 +43,7 @@ def person_bundle(
     """The person's resources as at ``as_of`` (default: everything), knowing only what
     was recorded by ``known_at`` (default: everything). "Today" for overdue reviews and
     waits is the date of ``as_of`` (or now) in the zone, as in the replay."""
-    known = [e for e in events if known_at is None or e.recorded_at <= known_at]
-    person = prepare(known, patient_id, config)
-    if as_of is not None:
-        person = person.cut(as_of)
-    moment = as_of or datetime.now(UTC)
+    person, moment = as_at(events, as_of, known_at, patient_id, config)
     resources = person_resources(person, subject, today=moment.astimezone(config.zone).date())
     stamp = f"{person.patient_id}/{person.position}/{as_of}/{known_at}"
     return collection(resources, base=base, bundle_id=str(uuid5(NAMESPACE, stamp)))
