@@ -36,6 +36,7 @@ from domain.contract import (
     parse_envelope,
 )
 from domain.integrity import content_hash
+from domain.journey import state_tail
 
 Status = Literal["recorded", "duplicate", "conflict", "rejected"]
 RawEnvelope = Mapping[str, Any] | str | bytes
@@ -78,6 +79,7 @@ class Valid:
     content_hash: str
     nhs_number: str | None = None
     local_id: tuple[str, str] | None = None
+    state_tail: bytes | None = None  # ``journey.state_tail`` of the content, if made
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as plain values (the id as its 16 bytes): the default for a frozen
@@ -90,6 +92,7 @@ class Valid:
             self.content_hash,
             self.nhs_number,
             self.local_id,
+            self.state_tail,
         )
 
     @property
@@ -164,8 +167,9 @@ def _unpickle_valid(
     digest: str,
     nhs_number: str | None,
     local_id: tuple[str, str] | None,
+    tail: bytes | None,
 ) -> Valid:
-    return Valid(index, UUID(bytes=event_id), content, digest, nhs_number, local_id)
+    return Valid(index, UUID(bytes=event_id), content, digest, nhs_number, local_id, tail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,10 +193,13 @@ def check_batch(
 
 def _valid(index: int, env: Envelope) -> Valid:
     content = envelope_content(env)
-    # A merge's stored form (and so its hash) is known once its number is resolved.
-    digest = "" if env.type == merges.MERGE_TYPE else content_hash(content)
+    # A merge's stored form (its hash, its stored state) is known once its number is
+    # resolved; every other content is stored as checked.
+    merge = env.type == merges.MERGE_TYPE
+    digest = "" if merge else content_hash(content)
+    tail = None if merge else state_tail(content)
     local = None if env.local_id is None else (env.local_id.authority, env.local_id.value)
-    return Valid(index, env.event_id, content, digest, env.nhs_number, local)
+    return Valid(index, env.event_id, content, digest, env.nhs_number, local, tail)
 
 
 def judge(

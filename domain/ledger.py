@@ -49,6 +49,14 @@ ExtraWrite = Callable[[Cursor[DictRow]], None]
 
 APPEND_ATTEMPTS = 5
 
+# After a batch met a recorded event id (a duplicate, a conflict, or a write refused by
+# the unique index), this many next batches look their ids up first (``_existing``).
+PROBE_AFTER_DUPLICATES = 16
+
+
+class _Unprobed(Exception):
+    """An unprobed judgement refused an item: judge it again with its id looked up."""
+
 
 @dataclass(slots=True)
 class BatchResult:
@@ -93,6 +101,8 @@ class Ledger(Application[UUID]):
         super().__init__(env=env)
         assert isinstance(self.recorder, LedgerRecorder)
         self.store: LedgerRecorder = self.recorder
+        # Batches left that look up every event id before judging (see ``_place``).
+        self._probing = 0
         with self.connection() as conn:
             migrate(conn, self.store.events_table_name)
 
@@ -159,16 +169,26 @@ class Ledger(Application[UUID]):
         results: dict[int, ItemResult] = dict(checked.rejected)
         valid = checked.valid
         judged = None if on_judged is None else (lambda out: on_judged({**results, **out}))
-        for attempt in range(APPEND_ATTEMPTS):
+        probe = self._probing > 0
+        unsure = False
+        attempt = 0
+        while True:
             try:
                 placed = self._place(
-                    valid, results, trackings, extra_writes, judged, authority_exempt
+                    valid, results, trackings, extra_writes, judged, authority_exempt, probe
                 )
                 break
+            except _Unprobed:
+                unsure = probe = True  # nothing was written: judge with every id looked up
             except IntegrityError:
-                # A racing writer took a version or an event id first: judge again.
-                if attempt == APPEND_ATTEMPTS - 1:
+                # A racing writer took a version or an event id first, or (not probing)
+                # an event id was recorded before: judge again, every id looked up.
+                unsure = probe = True
+                attempt += 1
+                if attempt == APPEND_ATTEMPTS:
                     raise
+        met = unsure or any(p.status != "recorded" for p in placed.values())
+        self._probing = PROBE_AFTER_DUPLICATES if met else max(self._probing - 1, 0)
         results.update(placed)
         return BatchResult([results[i] for i in range(checked.count)])
 
@@ -180,19 +200,29 @@ class Ledger(Application[UUID]):
         extra_writes: Sequence[ExtraWrite],
         judged: Callable[[dict[int, ItemResult]], None] | None = None,
         exempt: bool = False,
+        probe: bool = True,
     ) -> dict[int, ItemResult]:
         """Dedupe, check retractions and merges, assign versions, write; returns the items'
         results. A batch that can change a merge holds the merge lock from its reads to
-        its commit (``domain/merges.py``); other batches read and write as before."""
+        its commit (``domain/merges.py``); other batches read and write as before.
+
+        Without ``probe`` the batch's own event ids are not looked up (its retraction
+        targets always are): it is judged as if none were recorded, and if one was,
+        the index's unique event id refuses the write, the transaction rolls back and
+        ``append_checked`` judges again with every id looked up (and so it does, before
+        writing, when the judgement refused an item: ``_judge``). So the results are
+        the same either way; a stream of new events (a file, a feed) skips a probe of
+        the event-id index per event (9 us of 60 the server spends per event), and a
+        stream with duplicates probes (``PROBE_AFTER_DUPLICATES``)."""
         with self.connection() as conn:
-            read = None if _has_merges(valid) else self._read(conn, valid)
+            read = None if _has_merges(valid) else self._read(conn, valid, probe)
             if read is None or read.state.trees or read.links:  # it may move a merge:
                 with merges.serialised(conn):  # again, under the lock
-                    read = self._read(conn, valid)
+                    read = self._read(conn, valid, probe)
                     people = None if exempt else self._authorities(conn, read)
-                    return self._judge(read, trackings, extra_writes, judged, people)
+                    return self._judge(read, trackings, extra_writes, judged, people, probe)
             people = None if exempt else self._authorities(conn, read)
-        return self._judge(read, trackings, extra_writes, judged, people)
+        return self._judge(read, trackings, extra_writes, judged, people, probe)
 
     def _authorities(
         self, conn: Connection[DictRow], read: _Read
@@ -220,10 +250,10 @@ class Ledger(Application[UUID]):
             people[row["patient_id"]].learn(event.type, event.data)
         return people
 
-    def _read(self, conn: Connection[DictRow], valid: list[Valid]) -> _Read:
+    def _read(self, conn: Connection[DictRow], valid: list[Valid], probe: bool = True) -> _Read:
         """Resolve the people named (merges' merged people too) by NHS number and local
-        id, store merges by patient id, and load the prior events and merges the batch
-        will be judged against."""
+        id, store merges by patient id, and load the prior events (the batch's own ids
+        only if ``probe``: ``_place``) and merges the batch will be judged against."""
         merging = [v for v in valid if v.type == merges.MERGE_TYPE]
         named = [identity.Named(v.nhs_number, v.local_id) for v in valid] + [
             _merged_named(v) for v in merging
@@ -246,7 +276,8 @@ class Ledger(Application[UUID]):
         links = {valid[i].index: pair for i, pair in resolved.links.items() if i < len(valid)}
         valid = [_stored_merge(v, merged_of) for v in valid]
         targets = _retraction_targets(valid)
-        existing = _existing_events(conn, [v.event_id for v in valid] + targets)
+        own = [v.event_id for v in valid] if probe else []
+        existing = _existing_events(conn, own + targets)
         people = [
             *patient_of.values(),
             *merged_of.values(),
@@ -263,9 +294,12 @@ class Ledger(Application[UUID]):
         extra_writes: Sequence[ExtraWrite],
         judged: Callable[[dict[int, ItemResult]], None] | None = None,
         people: dict[UUID, authority.PersonAuthority] | None = None,
+        probe: bool = True,
     ) -> dict[int, ItemResult]:
         """The judgement (``domain/judgement.judge``, pure: no database), then the writes
-        of what it decided to record, with the caller's trackings and extra writes."""
+        of what it decided to record, with the caller's trackings and extra writes.
+        Unprobed (``_place``), a refusal may be an item taken for new that is recorded
+        (a resent merge is refused as "already merged"): ``_Unprobed`` before any write."""
         state = read.state
         decided = judge(
             read.valid,
@@ -278,6 +312,8 @@ class Ledger(Application[UUID]):
             problems=read.problems,
         )
         out = dict(decided.results)
+        if not probe and any(r.status == "rejected" for r in out.values()):
+            raise _Unprobed
         to_record = decided.to_record
         if judged is not None:
             judged(out)
@@ -303,11 +339,13 @@ class Ledger(Application[UUID]):
         now = datetime.now(UTC)
         versions: dict[UUID, int] = {}  # provisional: the recorder places them after the head
         events: list[tuple[UUID, int, dict[str, Any]]] = []
+        tails: list[bytes | None] = []
         pending: list[PendingEvent] = []
         for v, patient in to_record:
             version = versions.get(patient, 0) + 1
             versions[patient] = version
             events.append((patient, version, v.content))
+            tails.append(v.state_tail)
             pending.append(
                 PendingEvent(
                     v.event_id, patient, v.type, v.occurred_at, v.organisation, v.content_hash
@@ -319,7 +357,7 @@ class Ledger(Application[UUID]):
         # add, per event, an event object, the mapper's generic walk, a runtime protocol
         # check and hooks (snapshots, notify) this application does not use.
         self.store.insert_events(
-            stored_events(self.mapper, events, now),
+            stored_events(self.mapper, events, now, tails),
             ledger_write=write,
             trackings=trackings,
             extra_writes=extra_writes,
@@ -523,7 +561,7 @@ def _stored_merge(v: Valid, merged_of: Mapping[int, UUID]) -> Valid:
     data.pop("merged_local_id", None)
     data["merged_patient_id"] = str(merged_of[v.index])
     content = {**v.content, "data": data}
-    return replace(v, content=content, content_hash=content_hash(content))
+    return replace(v, content=content, content_hash=content_hash(content), state_tail=None)
 
 
 def _existing_events(conn: Connection[DictRow], ids: list[UUID]) -> dict[UUID, dict[str, Any]]:

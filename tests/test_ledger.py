@@ -10,9 +10,11 @@ import psycopg
 
 from domain.contract import envelope_content, parse_envelope
 from domain.contract import utc_text as ledger_text
-from domain.journey import Journey, journey_event, stored_events
+from domain.journey import Journey, journey_event, state_tail, stored_events
+from domain.judgement import check_batch
 from domain.ledger import Ledger
 from domain.settings import Settings
+from domain.synthetic import generate_people
 from tests.envelopes import NHS_A, NHS_B, envelope, later, retraction
 
 
@@ -236,6 +238,25 @@ def test_stored_events_are_what_the_library_mapper_would_store(ledger: Ledger) -
     library = [ledger.mapper.to_stored_event(journey_event(*t, now)) for t in triples]
     assert direct == library
     assert [ledger.mapper.to_domain_event(s).content() for s in direct] == contents
+    # The states joined from tails made where the contents were checked: the same bytes.
+    tails = [state_tail(c) for c in contents]
+    assert all(t is not None for t in tails)
+    assert stored_events(ledger.mapper, triples, now, tails) == library
+
+
+def test_joined_states_are_the_mappers_for_every_synthetic_content(ledger: Ledger) -> None:
+    """Every content of a synthetic cohort: the state joined from its tail (made in the
+    check, ``judgement.Valid.state_tail``) is the library mapper's, byte for byte."""
+    now = datetime.now(UTC)
+    items = [e for person in generate_people(people=40, seed=5) for e in person]
+    checked = check_batch(items, None, timedelta(days=3650))
+    assert not checked.rejected
+    valid = [v for v in checked.valid if v.type != "PatientsMerged"]  # stored as resolved
+    triples = [(uuid4(), 1, v.content) for v in valid]
+    tails = [v.state_tail for v in valid]
+    assert all(t is not None for t in tails)
+    library = [ledger.mapper.to_stored_event(journey_event(*t, now)) for t in triples]
+    assert stored_events(ledger.mapper, triples, now, tails) == library
 
 
 def _tables_containing(database_url: str, text: str) -> list[str]:
