@@ -24,6 +24,7 @@ unless a fact recorded earlier had already resolved it; otherwise it never exist
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
@@ -152,12 +153,13 @@ def fold(
     )
     holders = _Holders(coord.intervals)
     standing = [e.event for e in person.entries if e.status == STANDING]
+    facts = _World(person.effective)
     drafts = [
-        (d, holders, person.effective)
+        (d, holders, facts)
         for d in _drafts(standing, person.effective, coord, holders, person, limits)
     ]
-    drafts += [(d, holders, person.effective) for d in _late(person)]
-    drafts += [(d, holders, person.effective) for d in _unassigned_drafts(person, coord, limits)]
+    drafts += [(d, holders, facts) for d in _late(person)]
+    drafts += [(d, holders, facts) for d in _unassigned_drafts(person, coord, limits)]
     voided: dict[UUID, RecordedEvent] = {}
     for entry in person.entries:
         if entry.status in (RETRACTED, CANCELLED) and entry.voided_by is not None:
@@ -167,12 +169,14 @@ def fold(
             again = coordinators.fold(replace(person, effective=world))
             seen = _Holders(again.intervals)
             found = _drafts([entry.event], world, again, seen, person, limits)
-            drafts += [(d, seen, world) for d in found]
+            if found:
+                alt = _World(world)
+                drafts += [(d, seen, alt) for d in found]
     out: list[Alert] = []
-    for draft, world_holders, world in drafts:
-        _close_with_journey(draft, world)
+    for draft, world_holders, world_facts in drafts:
+        world_facts.close_with_journey(draft)
         ident = alert_id(draft.kind, draft.cause.event_id, draft.variant)
-        ack = _acknowledgement(world, ident)
+        ack = world_facts.acknowledgement(ident)
         if (
             draft.kind in ACKNOWLEDGE_CLOSES
             and ack is not None
@@ -209,23 +213,37 @@ def _drafts(
     return drafts
 
 
-def _close_with_journey(draft: _Draft, effective: tuple[RecordedEvent, ...]) -> None:
-    """Closing the journey closes every alert but a death's."""
-    if draft.kind == DEATH:
-        return
-    for closed in effective:
-        if closed.type == "JourneyClosed" and closed.occurred_at >= draft.opened_at:
+class _World:
+    """The journey closures and acknowledgements among one world's standing facts,
+    looked up per alert by bisection and by id: scanning every fact for every alert made
+    a person's fold quadratic in their history (a person with thousands of late
+    arrivals has thousands of alerts; issue 16)."""
+
+    __slots__ = ("acks", "closes", "closes_at")
+
+    def __init__(self, effective: tuple[RecordedEvent, ...]) -> None:
+        # ``effective`` is in (occurred_at, position) order, so these are too.
+        self.closes = [e for e in effective if e.type == "JourneyClosed"]
+        self.closes_at = [e.occurred_at for e in self.closes]
+        self.acks: dict[str, RecordedEvent] = {}
+        for event in effective:
+            if event.type == "AlertAcknowledged":
+                self.acks.setdefault(str(event.data.get("alert_id")), event)
+
+    def close_with_journey(self, draft: _Draft) -> None:
+        """Closing the journey closes every alert but a death's: the first closure that
+        occurred at or after the alert opened, unless it had already closed earlier."""
+        if draft.kind == DEATH:
+            return
+        i = bisect_left(self.closes_at, draft.opened_at)
+        if i < len(self.closes):
+            closed = self.closes[i]
             if draft.closed_at is None or closed.occurred_at < draft.closed_at:
                 draft.closer, draft.close_reason = closed, "journey_closed"
-            return
 
-
-def _acknowledgement(effective: tuple[RecordedEvent, ...], ident: UUID) -> RecordedEvent | None:
-    text = str(ident)
-    for event in effective:
-        if event.type == "AlertAcknowledged" and str(event.data.get("alert_id")) == text:
-            return event
-    return None
+    def acknowledgement(self, ident: UUID) -> RecordedEvent | None:
+        """The first acknowledgement naming the alert, in the person's order."""
+        return self.acks.get(str(ident))
 
 
 def _correct(draft: _Draft, voider: RecordedEvent) -> bool:
