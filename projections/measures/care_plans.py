@@ -7,6 +7,7 @@ Plans come from ``care_plan_status`` (projections/care_plans.py); review episode
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,13 +113,13 @@ def care_plan_reviews(pop: Population, ctx: Context) -> Figures:
             units.append(Review(person, episode, status, person.keys(period, due_at)))
 
     def summarise(group: list[Review]) -> dict[str, Any]:
-        on_time = sum(1 for u in group if u.status == "on_time")
+        status = Counter(u.status for u in group)
         return {
             "reviews_due": len(group),
-            "on_time": on_time,
-            "on_time_pct": pct(on_time, len(group)),
-            "late": sum(1 for u in group if u.status == "late"),
-            "not_reviewed": sum(1 for u in group if u.status == "not_reviewed"),
+            "on_time": status["on_time"],
+            "on_time_pct": pct(status["on_time"], len(group)),
+            "late": status["late"],
+            "not_reviewed": status["not_reviewed"],
         }
 
     shape = Shape(

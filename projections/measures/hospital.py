@@ -20,6 +20,7 @@ are already gone):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -184,15 +185,16 @@ def readmission_30d(pop: Population, ctx: Context) -> Figures:
             units.append(Readmission(d, "complete", first))
 
     def summarise(group: list[Readmission]) -> dict[str, Any]:
+        status = Counter(u.status for u in group)
         done = [u for u in group if u.status == "complete"]
         readmitted = sum(1 for u in done if u.day is not None)
         return {
             "discharges": len(done),
             "readmitted": readmitted,
             "readmission_pct": pct(readmitted, len(done)),
-            "incomplete": sum(1 for u in group if u.status == "incomplete"),
-            "deaths": sum(1 for u in group if u.status == "death"),
-            "transferred_out": sum(1 for u in group if u.status == "transferred_out"),
+            "incomplete": status["incomplete"],
+            "deaths": status["death"],
+            "transferred_out": status["transferred_out"],
         }
 
     shape = Shape(
@@ -258,14 +260,14 @@ def _follow_up_measure(pop: Population, ctx: Context, hours: bool) -> list[Follo
 
 def _follow_up_result(units: list[FollowUp], ctx: Context) -> Figures:
     def summarise(group: list[FollowUp]) -> dict[str, Any]:
-        done = [u for u in group if u.status != "incomplete"]
-        followed = sum(1 for u in done if u.status == "followed_up")
+        status = Counter(u.status for u in group)
+        done = len(group) - status["incomplete"]
         return {
-            "discharges": len(done),
-            "followed_up": followed,
-            "follow_up_pct": pct(followed, len(done)),
-            "readmitted_first": sum(1 for u in done if u.status == "readmitted_first"),
-            "incomplete": len(group) - len(done),
+            "discharges": done,
+            "followed_up": status["followed_up"],
+            "follow_up_pct": pct(status["followed_up"], done),
+            "readmitted_first": status["readmitted_first"],
+            "incomplete": status["incomplete"],
         }
 
     shape = Shape(
@@ -412,11 +414,7 @@ def delayed_discharge(pop: Population, ctx: Context) -> Figures:
 
     row_shape = Shape(
         counts=("discharges", "delayed"),
-        stats={
-            "delayed_days": "discharges",
-            "mean_delay_days": "discharges",
-            "median_delay_days": "discharges",
-        },
+        stats=dict.fromkeys(("delayed_days", "mean_delay_days", "median_delay_days"), "discharges"),
     )
     shape = Shape(
         counts=("discharges", "delayed", "still_waiting"),

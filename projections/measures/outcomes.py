@@ -74,12 +74,7 @@ def outcome_change(pop: Population, ctx: Context) -> Figures:
             groups.append({**row, "group": label, "instrument": instrument})
     shape = Shape(
         counts=("people", "single_recording"),
-        stats={
-            "mean_first": "people",
-            "mean_last": "people",
-            "mean_change": "people",
-            "median_change": "people",
-        },
+        stats=dict.fromkeys(("mean_first", "mean_last", "mean_change", "median_change"), "people"),
         labels=("instrument",),
     )
     per_person = ctx.person_rows(
