@@ -133,22 +133,21 @@ def measures(
     except measure_lib.PeriodError as exc:
         fail(str(exc))
     known_at = aware_option(known_at, "--known-at")
-    options: dict[str, Any] = {
-        "by": by.value if by else None,
-        "per_person": per_person,
-        "unsuppressed": unsuppressed,
-        "wait_threshold_days": wait_threshold,
-        "salt": salt,
-    }
     with ledger_session() as ledger:
         if catch_up and known_at is None:
             _catch_up(ledger)
         try:
-            if known_at is not None:
-                found = measure_lib.report_known_at(ledger, period, settings, known_at, **options)
-            else:
-                with ledger.connection() as conn:
-                    found = measure_lib.report(conn, period, settings, **options)
+            found = measure_lib.report_for(
+                ledger,
+                period,
+                settings,
+                known_at=known_at,
+                by=by,
+                per_person=per_person,
+                unsuppressed=unsuppressed,
+                wait_threshold_days=wait_threshold,
+                salt=salt,
+            )
         except measure_lib.NotProjected as exc:
             fail(str(exc), code=1)
         if per_person:

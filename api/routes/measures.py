@@ -130,18 +130,19 @@ def get_measures(
         raise ProblemError(
             "validation", f"query: {exc}", errors=[FieldError("query.to", str(exc))]
         ) from None
-    options: dict[str, Any] = {
-        "by": by.value if by else None,
-        "per_person": per_person,
-        "unsuppressed": unsuppressed,
-        "wait_threshold_days": wait_threshold,
-        "salt": salt,
-    }
     try:
-        if known_at is not None:
-            found = measures.report_known_at(ledger, period, settings, known_at, **options)
-        else:
-            found = measures.report(conn, period, settings, **options)
+        found = measures.report_for(
+            ledger,
+            period,
+            settings,
+            known_at=known_at,
+            conn=conn,
+            by=by,
+            per_person=per_person,
+            unsuppressed=unsuppressed,
+            wait_threshold_days=wait_threshold,
+            salt=salt,
+        )
     except measures.NotProjected as exc:
         raise ProblemError("not-ready", str(exc)) from None
     if per_person:

@@ -28,7 +28,7 @@ from domain.settings import Settings
 from projections.fold import FoldConfig, people, prepare
 from projections.measures import care_plans, continuity, coordination, hospital, outcomes
 from projections.measures import referrals as referral_measures
-from projections.measures.period import DIMENSIONS, Period
+from projections.measures.period import DIMENSIONS, By, Period
 from projections.measures.population import Population, from_folds, load
 from projections.measures.privacy import UNSUPPRESSED, Suppression, pseudonym
 from projections.measures.result import Context, Measure
@@ -151,6 +151,38 @@ def report_known_at(
     found = compute(population, period, settings, opted_out=opted_out, **options)
     found["known_at"] = {"at": utc_text(known_at), "position": population.position}
     return found
+
+
+def report_for(
+    ledger: Ledger,
+    period: Period,
+    settings: Settings,
+    *,
+    known_at: datetime | None = None,
+    conn: psycopg.Connection[Any] | None = None,
+    by: By | None = None,
+    per_person: bool = False,
+    unsuppressed: bool = False,
+    wait_threshold_days: int | None = None,
+    salt: str | None = None,
+) -> dict[str, Any]:
+    """The report as ``carejourney measures`` and ``GET /v1/measures`` are asked for it:
+    as the ledger knew it at ``known_at`` when that is given (``report_known_at``), else
+    from the live read models (``report``) over ``conn`` (the API's request connection;
+    without one, a connection of the ledger's)."""
+    options: dict[str, Any] = {
+        "by": by.value if by else None,
+        "per_person": per_person,
+        "unsuppressed": unsuppressed,
+        "wait_threshold_days": wait_threshold_days,
+        "salt": salt,
+    }
+    if known_at is not None:
+        return report_known_at(ledger, period, settings, known_at, **options)
+    if conn is not None:
+        return report(conn, period, settings, **options)
+    with ledger.connection() as own:
+        return report(own, period, settings, **options)
 
 
 def population_known_at(ledger: Ledger, settings: Settings, known_at: datetime) -> Population:
