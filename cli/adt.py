@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.console import ledger_session, out, progress
+from cli.options import group, input_file
 from consumers import publisher_outcomes as outcomes
 from consumers.adt_ingest import MessageResult, append_messages, preview_messages
 from consumers.hl7v2 import split_messages
@@ -22,9 +23,7 @@ CHUNK = 500
 
 
 def register(app: typer.Typer) -> None:
-    adt = typer.Typer(
-        help="HL7 v2 ADT feeds from hospitals (mapping: docs/adt.md).", no_args_is_help=True
-    )
+    adt = group("HL7 v2 ADT feeds from hospitals (mapping: docs/adt.md).")
     adt.command("import")(import_files)
     app.add_typer(adt, name="adt")
 
@@ -32,12 +31,7 @@ def register(app: typer.Typer) -> None:
 def import_files(
     files: Annotated[
         list[Path],
-        typer.Argument(
-            exists=True,
-            dir_okay=False,
-            readable=True,
-            help="Files of one or more ER7 messages (segments ended by \\r, \\n or \\r\\n).",
-        ),
+        input_file("Files of one or more ER7 messages (segments ended by \\r, \\n or \\r\\n)."),
     ],
     dry_run: Annotated[
         bool,

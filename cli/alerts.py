@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from cli.console import err, fail, ledger_session, out
+from cli.options import AsJson, group
 from consumers.alerts_topic import Published, alert_publisher
 from consumers.broker import Broker
 from consumers.ledger_topic import ledger_publisher
@@ -26,11 +27,7 @@ logger = logging.getLogger(__name__)
 PUBLISH = "publish"
 
 
-log_app = typer.Typer(
-    name="log",
-    help="The ledger as a subscription: publish every recorded event to Kafka.",
-    no_args_is_help=True,
-)
+log_app = group("The ledger as a subscription: publish every recorded event to Kafka.")
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +48,7 @@ def alerts(
         ),
     ],
     status: Annotated[str, typer.Option(help="open, closed or all (as visible now).")] = "open",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: AsJson = False,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="Most alerts shown.")] = 200,
     poll: Annotated[
         float, typer.Option(min=0.05, help="publish: seconds between looks when idle.")

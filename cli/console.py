@@ -131,6 +131,16 @@ def nhs_argument(value: str) -> str:
         fail(f"not a valid NHS number: {exc}")
 
 
+def registered(ledger: Ledger, nhs: str, command: str) -> UUID:
+    """The patient id of a checked NHS number, the read written to the access log
+    (refused when nobody is registered under it); exits 1 for an unknown number."""
+    patient = ledger.patient_id(nhs)
+    log_cli_access(ledger, command, patient, outcome="read" if patient else "refused")
+    if patient is None:
+        fail("no journey is registered for this NHS number", code=1)
+    return patient
+
+
 __all__ = [
     "PLACEHOLDER_OPTION",
     "AllowPlaceholderKey",
@@ -143,4 +153,5 @@ __all__ = [
     "nhs_argument",
     "out",
     "progress",
+    "registered",
 ]

@@ -19,11 +19,12 @@ import typer
 from psycopg.conninfo import conninfo_to_dict
 
 from cli.console import fail, ledger_session, out
+from cli.options import AsJson, group
 from domain import roles
 from domain.settings import get_settings
 from projections.runner import Runner
 
-db_app = typer.Typer(help="Database roles (run as the tables' owner).", no_args_is_help=True)
+db_app = group("Database roles (run as the tables' owner).")
 
 
 def register(app: typer.Typer) -> None:
@@ -46,7 +47,7 @@ def app_role(
             " it would be in the process list); default: CAREJOURNEY_APP_DATABASE_URL's.",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Migrate (ledger and read models), then make ROLE own every ordinary table and give
     it only SELECT and INSERT on the event tables (and the UPDATE the library's table

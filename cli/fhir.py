@@ -20,6 +20,7 @@ import typer
 from api import access_log
 from api.security import Principal, Role
 from cli.console import aware_option, err, fail, ledger_session, nhs_argument, out, progress
+from cli.options import NhsNumber, group
 from domain import merges
 from projections.fhir.bundle import person_bundle
 from projections.fhir.export import check_types, export
@@ -27,9 +28,7 @@ from projections.fhir.resources import Subject
 from projections.fold import FoldConfig
 from projections.log import state_loader
 
-fhir_app = typer.Typer(
-    help="FHIR R4 out: a person's Bundle, and the bulk export.", no_args_is_help=True
-)
+fhir_app = group("FHIR R4 out: a person's Bundle, and the bulk export.")
 
 CLI_PRINCIPAL = Principal("cli", Role.ADMIN)
 ENDPOINT = "carejourney fhir export"
@@ -41,7 +40,7 @@ def register(app: typer.Typer) -> None:
 
 @fhir_app.command()
 def bundle(
-    nhs_number: Annotated[str, typer.Argument(help="The person's NHS number.")],
+    nhs_number: NhsNumber,
     as_of: Annotated[
         datetime | None,
         typer.Option(help="The journey as it was at this occurred time (ISO-8601; default: now)."),

@@ -23,13 +23,12 @@ from api.security import (
     write_keys_file,
 )
 from cli.console import err, fail, out
+from cli.options import group
 from domain import note, signing
 from domain.settings import get_settings
 
-keys_app = typer.Typer(
-    help="Create, list and revoke API keys (stored hashed); make and show the checkpoint"
-    " signing key.",
-    no_args_is_help=True,
+keys_app = group(
+    "Create, list and revoke API keys (stored hashed); make and show the checkpoint signing key."
 )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Annotated
@@ -22,7 +21,9 @@ from cli.console import (
     nhs_argument,
     out,
     progress,
+    registered,
 )
+from cli.options import KnownAt, NhsNumber, input_file
 from domain import note, signing
 from domain.checking import CheckPool
 from domain.ledger import BatchResult, Ledger
@@ -61,15 +62,7 @@ def demo(
 
 
 def ingest(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            exists=True,
-            dir_okay=False,
-            readable=True,
-            help="NDJSON file: one JSON envelope per line.",
-        ),
-    ],
+    file: Annotated[Path, input_file("NDJSON file: one JSON envelope per line.")],
     as_json: Annotated[
         bool,
         typer.Option(
@@ -169,21 +162,15 @@ def _texts(chunk: _Chunk) -> list[bytes]:
 
 
 def history(
-    nhs_number: Annotated[str, typer.Argument(help="The person's NHS number.")],
-    known_at: Annotated[
-        datetime | None,
-        typer.Option(help="Only what the ledger had recorded by this time (ISO-8601)."),
-    ] = None,
+    nhs_number: NhsNumber,
+    known_at: KnownAt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """The person's recorded events: position, both clocks, type, source and hash."""
     nhs = nhs_argument(nhs_number)
     known_at = aware_option(known_at, "--known-at")
     with ledger_session() as ledger:
-        patient = ledger.patient_id(nhs)
-        log_cli_access(ledger, "history", patient, outcome="read" if patient else "refused")
-        if patient is None:
-            fail("no journey is registered for this NHS number", code=1)
+        patient = registered(ledger, nhs, "history")
         events = ledger.history(patient, known_at=known_at)
     if as_json:
         for event in events:

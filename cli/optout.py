@@ -15,13 +15,11 @@ import typer
 from rich.table import Table
 
 from cli.console import err, fail, ledger_session, nhs_argument, out
+from cli.options import group
 from domain import optout
 from domain.nhs_number import check_nhs_number
 
-optout_app = typer.Typer(
-    help="The National Data Opt-out register (excluded from evaluator outputs).",
-    no_args_is_help=True,
-)
+optout_app = group("The National Data Opt-out register (excluded from evaluator outputs).")
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
-from uuid import UUID
 
 import typer
 from rich.table import Table
@@ -21,21 +20,20 @@ from cli.console import (
     err,
     fail,
     ledger_session,
-    log_cli_access,
     nhs_argument,
     out,
     progress,
+    registered,
 )
+from cli.options import AsJson, NhsNumber, group
 from domain.contract import Setting
 from domain.ledger import Ledger
 from projections import catalog, queries
 from projections.rebuild import RebuildBusy, rebuild
 from projections.runner import Runner, Step
 
-projections_app = typer.Typer(
-    name="projections",
-    help="Read models built from the ledger: run (catch up and follow), status, rebuild.",
-    no_args_is_help=True,
+projections_app = group(
+    "Read models built from the ledger: run (catch up and follow), status, rebuild."
 )
 
 
@@ -121,7 +119,7 @@ def _head(runner: Runner) -> int:
 
 @projections_app.command("status")
 def status(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Each projection's position, the ledger head and the lag (head - position)."""
     with ledger_session() as ledger:
@@ -188,27 +186,18 @@ def rebuild_command(
 # -- person-level reads -----------------------------------------------------------------
 
 
-def _person(ledger: Ledger, nhs_number: str, command: str) -> UUID:
-    nhs = nhs_argument(nhs_number)
-    patient = ledger.patient_id(nhs)
-    log_cli_access(ledger, command, patient, outcome="read" if patient else "refused")
-    if patient is None:
-        fail("no journey is registered for this NHS number", code=1)
-    return patient
-
-
 def coordinator(
-    nhs_number: Annotated[str, typer.Argument(help="The person's NHS number.")],
+    nhs_number: NhsNumber,
     as_of: Annotated[
         datetime | None,
         typer.Option(help="Who coordinated at this occurred time (ISO-8601; default: now)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Who coordinates the person's care now (or at --as-of), and the intervals so far."""
     as_of = aware_option(as_of, "--as-of")
     with ledger_session() as ledger:
-        patient = _person(ledger, nhs_number, "coordinator")
+        patient = registered(ledger, nhs_argument(nhs_number), "coordinator")
         with ledger.connection() as conn:
             now = queries.current_coordinator(conn, patient)
             if now is None:
@@ -286,13 +275,13 @@ LANE_STYLE = {
 
 
 def journey(
-    nhs_number: Annotated[str, typer.Argument(help="The person's NHS number.")],
+    nhs_number: NhsNumber,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
 ) -> None:
     """The person's journey across settings: one line per event in occurred order, a
     lane per setting, retracted and cancelled events struck through; then the spells."""
     with ledger_session() as ledger:
-        patient = _person(ledger, nhs_number, "journey")
+        patient = registered(ledger, nhs_argument(nhs_number), "journey")
         with ledger.connection() as conn:
             entries = queries.timeline(conn, patient)
             spells = queries.spells(conn, patient)

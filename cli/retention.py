@@ -13,10 +13,11 @@ from typing import Annotated
 import typer
 
 from cli.console import ledger_session, out
+from cli.options import group
 from consumers import retention
 from domain.settings import get_settings
 
-retention_app = typer.Typer(help="Purge what is kept only for a while.", no_args_is_help=True)
+retention_app = group("Purge what is kept only for a while.")
 
 
 def register(app: typer.Typer) -> None:

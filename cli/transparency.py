@@ -17,7 +17,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +24,7 @@ import typer
 from psycopg import Connection
 
 from cli.console import err, fail, ledger_session, nhs_argument, out
+from cli.options import KnownAt, NhsNumber, group
 from consumers import checkpoints as checkpoint_feed
 from domain import audit, note, transparency
 from domain.evidence import NoEvidence, build_bundle
@@ -33,10 +33,9 @@ from domain.settings import Settings, get_settings
 from domain.signing import SigningKeyMissing, load_signer
 from projections.measures.report import DEFINITIONS_VERSION
 
-proof_app = typer.Typer(help="RFC 9162 Merkle proofs of the ledger's tree.", no_args_is_help=True)
-audit_app = typer.Typer(
-    help="Offline evidence: bundles an auditor verifies without the database or the server.",
-    no_args_is_help=True,
+proof_app = group("RFC 9162 Merkle proofs of the ledger's tree.")
+audit_app = group(
+    "Offline evidence: bundles an auditor verifies without the database or the server."
 )
 
 
@@ -147,12 +146,9 @@ def _print_proof(answer: Callable[[Connection[Any]], dict[str, Any]]) -> None:
 
 @audit_app.command("bundle")
 def audit_bundle(
-    nhs_number: Annotated[str, typer.Argument(help="The person's NHS number.")],
+    nhs_number: NhsNumber,
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the bundle (JSON).")],
-    known_at: Annotated[
-        datetime | None,
-        typer.Option(help="Only what the ledger had recorded by this time (ISO-8601)."),
-    ] = None,
+    known_at: KnownAt = None,
 ) -> None:
     """Write the person's evidence: events as recorded, inclusion proofs, a signed
     checkpoint (a new one if the latest does not cover the person's last event)."""
