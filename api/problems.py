@@ -336,3 +336,11 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             },
         }
     return out
+
+
+# What every route that takes an API key can answer: 401 without a valid key, 403 for a
+# role without the right, 422 for a request that is not valid. A router of such routes
+# declares them once (``APIRouter(responses=problems.KEYED)``); each route adds its own.
+KEYED = responses(401, 403, 422)
+# And a route that reads one person's records: 404 when no journey is registered.
+PERSON = responses(401, 403, 404, 422)

@@ -15,7 +15,7 @@ from api.security import Principal, Role
 from api.times import AwareTime
 from domain import identity
 
-router = APIRouter(prefix="/v1", tags=["auditors"])
+router = APIRouter(prefix="/v1", tags=["auditors"], responses=problems.KEYED)
 
 
 class Outcome(StrEnum):
@@ -32,7 +32,6 @@ Auditor = Annotated[Principal, Depends(allow(Role.AUDITOR, purpose="read the acc
     "/access-log",
     summary="Who read which person's data",
     response_model=AccessLog,
-    responses=problems.responses(401, 403, 422),
 )
 def read_access_log(
     request: Request,

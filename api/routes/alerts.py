@@ -39,7 +39,7 @@ from domain.contract import TEXT_MAX
 from domain.ledger import Ledger
 from projections import alert_feed, worklist
 
-router = APIRouter(prefix="/v1", tags=["alerts"])
+router = APIRouter(prefix="/v1", tags=["alerts"], responses=problems.KEYED)
 
 READ = "read a coordinator's alerts"
 Reader = Annotated[Principal, Depends(allow(Role.COORDINATOR, Role.AUDITOR, purpose=READ))]
@@ -141,7 +141,6 @@ def _organisations(conn: Connection[Any], principal: Principal, coordinator_id: 
     "/coordinators/{id}/alerts",
     summary="A coordinator's alerts and their team queue's",
     response_model=AlertPage,
-    responses=problems.responses(401, 403, 422),
 )
 def list_alerts(
     request: Request,
@@ -196,7 +195,7 @@ def list_alerts(
             "description": "Already acknowledged by the same caller (a duplicate).",
             "content": {"application/json": {"example": {**EXAMPLE_ACK, "status": "duplicate"}}},
         },
-        **problems.responses(401, 403, 404, 409, 422),
+        **problems.responses(404, 409),
     },
 )
 async def acknowledge(
@@ -266,7 +265,6 @@ async def acknowledge(
             },
             "description": "One event per change.",
         },
-        **problems.responses(401, 403, 422),
     },
 )
 async def stream(

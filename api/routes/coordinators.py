@@ -35,7 +35,7 @@ from api.security import Principal, Role
 from api.times import AwareTime
 from projections import queries
 
-router = APIRouter(prefix="/v1", tags=["coordinators"])
+router = APIRouter(prefix="/v1", tags=["coordinators"], responses=problems.KEYED)
 
 PURPOSE = "read person-level coordination data"
 # Auditors read every person's coordination views (each read in the access log like any
@@ -69,7 +69,7 @@ NOT_PROJECTED = (
                 }
             }
         },
-        **problems.responses(401, 403, 404, 422),
+        **problems.responses(404),
     },
 )
 async def coordinator(
@@ -102,7 +102,7 @@ async def coordinator(
     "/patients/{nhs}/coordinator/history",
     summary="Every coordinator interval, with who recorded each change, why, and when",
     response_model=CoordinatorHistory,
-    responses=problems.responses(401, 403, 404, 422),
+    responses=problems.responses(404),
 )
 async def coordinator_history(person: CaredFor) -> dict[str, Any]:
     """Each interval of "who coordinates" in order, with the event that opened it (and
@@ -114,11 +114,8 @@ async def coordinator_history(person: CaredFor) -> dict[str, Any]:
     def read(conn: Connection[Any], patient: UUID) -> dict[str, Any]:
         if queries.current_coordinator(conn, patient, resolved=True) is None:
             raise ProblemError("not-found", NOT_PROJECTED)
-        return {
-            "patient_id": patient,
-            "intervals": queries.coordinator_intervals(conn, patient, resolved=True),
-            "projected_to": _projected_to(conn, "coordinators"),
-        }
+        intervals = queries.coordinator_intervals(conn, patient, resolved=True)
+        return _view(conn, patient, "coordinators", intervals=intervals)
 
     return await person.fetch(read)
 
@@ -127,7 +124,7 @@ async def coordinator_history(person: CaredFor) -> dict[str, Any]:
     "/patients/{nhs}/journey",
     summary="The person's cross-setting timeline and admission spells",
     response_model=Journey,
-    responses=problems.responses(401, 403, 404, 422),
+    responses=problems.responses(404),
 )
 async def journey(person: CaredFor) -> dict[str, Any]:
     """Every event in occurred order with its lane (setting), a one-line summary, source,
@@ -138,13 +135,14 @@ async def journey(person: CaredFor) -> dict[str, Any]:
         handoffs = queries.handoff_count(conn, patient, resolved=True)
         if handoffs is None:
             raise ProblemError("not-found", NOT_PROJECTED)
-        return {
-            "patient_id": patient,
-            "timeline": queries.timeline(conn, patient, resolved=True),
-            "spells": queries.spells(conn, patient, resolved=True),
-            "handoffs": handoffs["handoffs"],
-            "projected_to": _projected_to(conn, "timeline"),
-        }
+        return _view(
+            conn,
+            patient,
+            "timeline",
+            timeline=queries.timeline(conn, patient, resolved=True),
+            spells=queries.spells(conn, patient, resolved=True),
+            handoffs=handoffs["handoffs"],
+        )
 
     return await person.fetch(read)
 
@@ -153,18 +151,15 @@ async def journey(person: CaredFor) -> dict[str, Any]:
     "/patients/{nhs}/care-plans",
     summary="The person's care plans",
     response_model=CarePlans,
-    responses=problems.responses(401, 403, 404, 422),
+    responses=problems.responses(404),
 )
 async def care_plans(person: CaredFor) -> dict[str, Any]:
     """Each personalised care plan: status, goals, reviews, and whether its review is
     overdue today (in the configured zone)."""
 
     def read(conn: Connection[Any], patient: UUID) -> dict[str, Any]:
-        return {
-            "patient_id": patient,
-            "plans": queries.care_plans(conn, patient, resolved=True),
-            "projected_to": _projected_to(conn, "care_plans"),
-        }
+        plans = queries.care_plans(conn, patient, resolved=True)
+        return _view(conn, patient, "care_plans", plans=plans)
 
     return await person.fetch(read)
 
@@ -173,7 +168,6 @@ async def care_plans(person: CaredFor) -> dict[str, Any]:
     "/coordinators/{id}/caseload",
     summary="A coordinator's caseload",
     response_model=Caseload,
-    responses=problems.responses(401, 403, 422),
 )
 def caseload(
     request: Request,
@@ -216,7 +210,6 @@ def caseload(
     "/unassigned",
     summary="People with an open journey and no named coordinator",
     response_model=Unassigned,
-    responses=problems.responses(401, 403, 422),
 )
 def unassigned(
     request: Request,
@@ -248,6 +241,12 @@ def unassigned(
         "next_offset": offset + limit if more else None,
         "projected_to": _projected_to(conn, "coordinators"),
     }
+
+
+def _view(conn: Connection[Any], patient: UUID, projection: str, **parts: Any) -> dict[str, Any]:
+    """One person's view: who it is of, its parts, and the position of the projection it
+    was read from (``projected_to``)."""
+    return {"patient_id": patient, **parts, "projected_to": _projected_to(conn, projection)}
 
 
 def _projected_to(conn: Connection[Any], projection: str) -> int:

@@ -40,7 +40,7 @@ from consumers import publisher_outcomes as outcomes
 from domain.contract import FieldError, utc_text
 from domain.ledger import BatchResult as LedgerBatch
 
-router = APIRouter(prefix="/v1/events", tags=["publishers"])
+router = APIRouter(prefix="/v1/events", tags=["publishers"], responses=problems.KEYED)
 
 Publisher = Annotated[Principal, Depends(allow(Role.PUBLISHER, purpose="publish events"))]
 StatusReader = Annotated[
@@ -106,7 +106,7 @@ PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
             }
         },
     },
-    **problems.responses(401, 403, 409, 413, 415, 422),
+    **problems.responses(409, 413, 415),
 }
 
 
@@ -239,7 +239,7 @@ def _count(result: LedgerBatch) -> None:
     "/{event_id}",
     summary="Status of an event you published",
     response_model=EventStatus,
-    responses=problems.responses(401, 403, 404, 422),
+    responses=problems.responses(404),
 )
 def event_status(
     event_id: Annotated[

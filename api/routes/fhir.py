@@ -34,7 +34,7 @@ from projections.fhir.export import NDJSON, check_types
 from projections.fhir.resources import Subject
 from projections.fold import FoldConfig
 
-router = APIRouter(tags=["fhir"])
+router = APIRouter(tags=["fhir"], responses=problems.KEYED)
 
 Reader = Annotated[
     PersonRef,
@@ -86,7 +86,7 @@ FHIR_JSON = {"content": {CONTENT_TYPE: {"schema": {"type": "object"}, "example":
     response_class=Response,
     responses={
         200: {"description": "A Bundle of type collection", **FHIR_JSON},
-        **problems.responses(401, 403, 404, 422),
+        **problems.responses(404),
     },
 )
 def person_fhir(
@@ -136,7 +136,7 @@ def _export_right(principal: Principal) -> str:
     response_class=Response,
     responses={
         202: {"description": "Accepted: poll the Content-Location URL"},
-        **problems.responses(400, 401, 403, 422, 429),
+        **problems.responses(400, 429),
     },
 )
 async def export_kick_off(
@@ -209,7 +209,7 @@ def _job(ledger: Any, job: UUID, principal: Principal) -> dict[str, Any]:
             },
         },
         202: {"description": "Still running (X-Progress says how far)"},
-        **problems.responses(401, 403, 404, 422),
+        **problems.responses(404),
     },
 )
 def export_status(request: Request, job: UUID, principal: Exporter, ledger: LedgerDep) -> Response:
@@ -247,7 +247,7 @@ def export_status(request: Request, job: UUID, principal: Exporter, ledger: Ledg
     summary="Cancel an export (or delete a finished one's files)",
     status_code=202,
     response_class=Response,
-    responses={202: {"description": "Cancelled"}, **problems.responses(401, 403, 404, 422)},
+    responses={202: {"description": "Cancelled"}, **problems.responses(404)},
 )
 def export_cancel(
     job: UUID, principal: Exporter, ledger: LedgerDep, settings: SettingsDep
@@ -273,7 +273,7 @@ def export_cancel(
                 }
             },
         },
-        **problems.responses(401, 403, 404, 422),
+        **problems.responses(404),
     },
 )
 def export_file(

@@ -25,7 +25,7 @@ from domain.journey import RecordedEvent
 from domain.ledger import Ledger
 from projections import log, subscription
 
-router = APIRouter(prefix="/v1", tags=["ledger"])
+router = APIRouter(prefix="/v1", tags=["ledger"], responses=problems.KEYED)
 
 Subscriber = Annotated[
     Principal, Depends(allow(Role.AUDITOR, purpose="read the ledger's event log"))
@@ -69,7 +69,6 @@ Subscriber = Annotated[
                 }
             },
         },
-        **problems.responses(401, 403, 422),
     },
 )
 async def ledger_log(

@@ -25,7 +25,7 @@ from api.times import AwareTime, Day
 from domain.contract import FieldError
 from projections import measures
 
-router = APIRouter(prefix="/v1", tags=["evaluators"])
+router = APIRouter(prefix="/v1", tags=["evaluators"], responses=problems.KEYED)
 
 Reader = Annotated[
     Principal, Depends(allow(Role.EVALUATOR, Role.AUDITOR, purpose="read population measures"))
@@ -53,7 +53,7 @@ CSV = "text/csv; charset=utf-8"
                 }
             }
         },
-        **problems.responses(401, 403, 422, 503),
+        **problems.responses(503),
     },
 )
 def get_measures(

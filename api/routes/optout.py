@@ -20,7 +20,7 @@ from api.problems import ProblemError
 from api.security import Principal
 from domain import optout
 
-router = APIRouter(prefix="/v1/optout", tags=["administrators"])
+router = APIRouter(prefix="/v1/optout", tags=["administrators"], responses=problems.KEYED)
 
 Admin = Annotated[Principal, Depends(allow(purpose="manage the opt-out register"))]
 
@@ -84,7 +84,6 @@ class OptOutChange(BaseModel):
     "",
     summary="The opt-out register",
     response_model=OptOutList,
-    responses=problems.responses(401, 403, 422),
 )
 def list_optouts(
     principal: Admin,
@@ -108,7 +107,6 @@ def list_optouts(
     "",
     summary="Register opt-outs",
     response_model=OptOutChange,
-    responses=problems.responses(401, 403, 422),
 )
 def add_optouts(body: OptOutRequest, principal: Admin, conn: Db) -> dict[str, Any]:
     """Every number is checked first; one bad number refuses the request (its index is
@@ -132,7 +130,6 @@ def add_optouts(body: OptOutRequest, principal: Admin, conn: Db) -> dict[str, An
     "/{nhs}",
     summary="Withdraw an opt-out",
     response_model=OptOutChange,
-    responses=problems.responses(401, 403, 422),
 )
 def remove_optout(nhs: NhsPath, principal: Admin, conn: Db) -> dict[str, Any]:
     """The person changed their choice: their data count in reports again."""

@@ -24,20 +24,17 @@ from domain.ledger import Ledger
 from projections.fold import FoldConfig
 from projections.replay import replay as replay_events
 
-router = APIRouter(prefix="/v1/patients", tags=["auditors"])
+router = APIRouter(prefix="/v1/patients", tags=["auditors"], responses=problems.PERSON)
 
 AuditedPerson = Annotated[
     PersonRead, Depends(person_read(Role.AUDITOR, purpose="read person-level records"))
 ]
-
-PERSON_PROBLEMS = problems.responses(401, 403, 404, 422)
 
 
 @router.get(
     "/{nhs}/events",
     summary="A person's complete record",
     response_model=PatientRecords,
-    responses=PERSON_PROBLEMS,
 )
 def person_events(
     admitted: AuditedPerson,
@@ -64,7 +61,6 @@ def person_events(
     "/{nhs}/replay",
     summary="The person's journey as it was, as the ledger knew it",
     response_model=Replay,
-    responses=PERSON_PROBLEMS,
 )
 def person_replay(
     admitted: AuditedPerson,
@@ -104,7 +100,6 @@ def person_replay(
     "/{nhs}/verify",
     summary="Verify the person's hash chain",
     response_model=Verification,
-    responses=PERSON_PROBLEMS,
 )
 def person_verify(admitted: AuditedPerson, ledger: LedgerDep) -> dict[str, Any]:
     """Recompute the chain from storage; ``ok`` is false and ``break`` names the first

@@ -34,7 +34,7 @@ from domain.contract import FieldError
 from domain.ledger import Ledger
 from domain.settings import Settings
 
-router = APIRouter(tags=["publishers"])
+router = APIRouter(tags=["publishers"], responses=problems.KEYED)
 
 Publisher = Annotated[Principal, Depends(allow(Role.PUBLISHER, purpose="publish events"))]
 OutcomeReader = Annotated[
@@ -59,7 +59,7 @@ ADT_BODY: dict[str, Any] = {
     "/v1/adt",
     summary="Publish (or dry-run) raw HL7 v2 ADT messages",
     response_model=AdtResult,
-    responses=problems.responses(401, 403, 413, 422),
+    responses=problems.responses(413),
     openapi_extra={"requestBody": ADT_BODY},
 )
 async def publish_adt(
@@ -117,7 +117,6 @@ def _run(
     "/v1/publishers/me/outcomes",
     summary="Your refusals and data-quality findings",
     response_model=Outcomes,
-    responses=problems.responses(401, 403, 422),
 )
 def publisher_outcomes(
     principal: OutcomeReader,

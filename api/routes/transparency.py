@@ -10,6 +10,7 @@ the C2SP signed note itself (``text/plain``), byte for byte what was signed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -21,8 +22,12 @@ from api.models.transparency import ConsistencyProof, InclusionProof
 from api.problems import ProblemError
 from api.security import Principal, Role
 from domain import transparency
+from domain.ledger import Ledger
 
-router = APIRouter(prefix="/v1/transparency", tags=["transparency"])
+# Every route here takes a key and answers 404 where the log has no such tree or entry.
+router = APIRouter(
+    prefix="/v1/transparency", tags=["transparency"], responses=problems.responses(401, 403, 404)
+)
 
 Reader = Annotated[
     Principal,
@@ -56,7 +61,7 @@ SIGNED_CHECKPOINT = {
     "/checkpoint",
     summary="The latest signed checkpoint",
     response_class=PlainTextResponse,
-    responses={200: SIGNED_CHECKPOINT, **problems.responses(401, 403, 404)},
+    responses={200: SIGNED_CHECKPOINT},
 )
 def latest_checkpoint(_: Reader, ledger: LedgerDep) -> PlainTextResponse:
     """The latest C2SP checkpoint, byte for byte as signed (verify it with the log's
@@ -72,7 +77,7 @@ def latest_checkpoint(_: Reader, ledger: LedgerDep) -> PlainTextResponse:
     "/inclusion",
     summary="Inclusion proof of an event",
     response_model=InclusionProof,
-    responses=problems.responses(401, 403, 404, 422),
+    responses=problems.responses(422),
 )
 def inclusion(
     _: Reader,
@@ -84,18 +89,14 @@ def inclusion(
     ] = None,
 ) -> dict[str, Any]:
     """RFC 9162 §2.1.3 PATH of the event's leaf in the tree of ``tree_size`` leaves."""
-    with ledger.connection() as conn:
-        try:
-            return transparency.inclusion_answer(conn, position, tree_size)
-        except (transparency.TreeError, ValueError) as exc:
-            raise ProblemError("not-found", str(exc)) from None
+    return _proof(ledger, transparency.inclusion_answer, position, tree_size)
 
 
 @router.get(
     "/consistency",
     summary="Consistency proof between two tree sizes",
     response_model=ConsistencyProof,
-    responses=problems.responses(401, 403, 404, 422),
+    responses=problems.responses(422),
 )
 def consistency(
     _: Reader,
@@ -104,9 +105,17 @@ def consistency(
     new: Annotated[int, Query(alias="to", ge=0, le=2**62, description="Newer tree size.")],
 ) -> dict[str, Any]:
     """RFC 9162 §2.1.4 PROOF(from, D[to]): the log at ``to`` extends the log at ``from``."""
+    return _proof(ledger, transparency.consistency_answer, old, new)
+
+
+def _proof(
+    ledger: Ledger, answer: Callable[..., dict[str, Any]], *sizes: int | None
+) -> dict[str, Any]:
+    """The proof, or 404 saying why the tree has none (a size past the log, a position
+    outside the tree)."""
     with ledger.connection() as conn:
         try:
-            return transparency.consistency_answer(conn, old, new)
+            return answer(conn, *sizes)
         except (transparency.TreeError, ValueError) as exc:
             raise ProblemError("not-found", str(exc)) from None
 
@@ -144,7 +153,7 @@ def parse_tile_path(text: str) -> tuple[int | None, int, int]:
     "/tlog/checkpoint",
     summary="tlog-tiles: the latest checkpoint",
     response_class=PlainTextResponse,
-    responses={200: SIGNED_CHECKPOINT, **problems.responses(401, 403, 404)},
+    responses={200: SIGNED_CHECKPOINT},
 )
 def tlog_checkpoint(principal: Reader, ledger: LedgerDep) -> PlainTextResponse:
     """``<prefix>/checkpoint`` of C2SP tlog-tiles: the latest signed note (as
@@ -172,7 +181,7 @@ def tlog_checkpoint(principal: Reader, ledger: LedgerDep) -> PlainTextResponse:
                 }
             },
         },
-        **problems.responses(401, 403, 404, 422),
+        **problems.responses(422),
     },
 )
 def tlog_tile(
