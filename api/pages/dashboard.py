@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 from api import access_log, times
 from api.deps import Db
 from api.pages import charts
-from api.pages.render import PageProblem, page, query_day
+from api.pages.render import FromDay, KnownAtText, PageProblem, ToDay, page, query_day
 from api.pages.session import SignedIn, require
 from api.security import Role
 from domain import optout
@@ -46,10 +46,10 @@ def dashboard(
     request: Request,
     principal: SignedIn,
     conn: Db,
-    first: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-    last: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+    first: FromDay = None,
+    last: ToDay = None,
     by: Annotated[str | None, Query(max_length=20)] = None,
-    known_at: Annotated[str | None, Query(max_length=40)] = None,
+    known_at: KnownAtText = None,
 ) -> Response:
     require(principal, Role.EVALUATOR, what="the measures dashboard")
     try:

@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api import times
 from api.deps import Db, person_ref
 from api.pages import journey_chart
-from api.pages.render import PageProblem, page, query_day
+from api.pages.render import FromDay, KnownAtText, PageProblem, ToDay, page, query_day
 from api.pages.session import SignedIn, require
 from api.problems import ProblemError
 from api.security import Principal, Role
@@ -72,9 +72,9 @@ def journey_page(
     nhs: str,
     principal: SignedIn,
     conn: Db,
-    first: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-    last: Annotated[str | None, Query(alias="to", max_length=10)] = None,
-    known_at: Annotated[str | None, Query(max_length=40)] = None,
+    first: FromDay = None,
+    last: ToDay = None,
+    known_at: KnownAtText = None,
     compare: Annotated[bool, Query()] = False,
 ) -> Response:
     """Lanes per setting, spells, the coordinator band, care-plan milestones, events;

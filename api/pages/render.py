@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
@@ -57,6 +57,14 @@ class PageRedirect(Exception):
     def __init__(self, location: str) -> None:
         super().__init__(location)
         self.location = location
+
+
+# The form fields of a page over a period, or over the ledger as known at a time: text
+# as typed, parsed by the page itself (``query_day``, ``times.aware``) so that a bad field
+# is a 422 page that says which.
+FromDay = Annotated[str | None, Query(alias="from", max_length=10)]
+ToDay = Annotated[str | None, Query(alias="to", max_length=10)]
+KnownAtText = Annotated[str | None, Query(max_length=40)]
 
 
 def query_day(value: str | None, name: str) -> date | None:
