@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from psycopg import Connection
 from starlette.concurrency import run_in_threadpool
 
-from api import acknowledgements
+from api import acknowledgements, listing
 from api.deps import Db, log_reads
 from api.pages.render import PageProblem, page
 from api.pages.session import SignedIn, form_fields, require, same_origin
@@ -60,11 +60,7 @@ def worklist_page(
     request: Request, principal: Principal, conn: Connection[Any], asked: str | None
 ) -> Response:
     who = coordinator_of(principal, asked)
-    orgs = (
-        sorted(principal.organisations)
-        if principal.role is Role.COORDINATOR
-        else worklist.organisations_of(conn, who)
-    )
+    orgs, anywhere = listing.alert_scope(conn, principal, who)
     alerts, _ = worklist.alerts(
         conn,
         who,
@@ -72,15 +68,9 @@ def worklist_page(
         now=datetime.now(UTC),
         status="open",
         limit=200,
-        anywhere=principal.role is not Role.COORDINATOR,
+        anywhere=anywhere,
     )
-    numbers = dict(
-        (r["patient_id"], r["nhs_number"])
-        for r in conn.execute(
-            "SELECT patient_id, nhs_number FROM identity_register WHERE patient_id = ANY(%s)",
-            ([a["patient_id"] for a in alerts],),
-        ).fetchall()
-    )
+    numbers = listing.nhs_numbers(conn, [a["patient_id"] for a in alerts])
     caseload = conn.execute(CASELOAD, {"who": who, "orgs": orgs}).fetchall()
     queue = conn.execute(QUEUE, {"orgs": orgs}).fetchall()
     people = {a["patient_id"] for a in alerts} | {r["patient_id"] for r in [*caseload, *queue]}

@@ -26,12 +26,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from psycopg import Connection
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from api import acknowledgements, problems
+from api import acknowledgements, listing, problems
 from api.deps import AppenderDep, Db, LedgerDep, allow, log_reads
 from api.problems import ProblemError
 from api.security import Principal, Role
@@ -131,12 +130,6 @@ class Acknowledgement(BaseModel):
     note: str | None = Field(default=None, min_length=1, max_length=TEXT_MAX)
 
 
-def _organisations(conn: Connection[Any], principal: Principal, coordinator_id: str) -> list[str]:
-    if principal.role is Role.COORDINATOR:
-        return sorted(principal.organisations)
-    return worklist.organisations_of(conn, coordinator_id)
-
-
 @router.get(
     "/coordinators/{id}/alerts",
     summary="A coordinator's alerts and their team queue's",
@@ -155,7 +148,7 @@ def list_alerts(
 ) -> dict[str, Any]:
     """By due time, soonest first (an alert without a due time by when it opened). An
     alert waiting for a deadline (a referral's wait, a review) shows once it passes."""
-    orgs = _organisations(conn, principal, coordinator_id)
+    orgs, anywhere = listing.alert_scope(conn, principal, coordinator_id)
     try:
         rows, following = worklist.alerts(
             conn,
@@ -165,12 +158,12 @@ def list_alerts(
             status=status,
             cursor=cursor,
             limit=limit,
-            anywhere=principal.role is not Role.COORDINATOR,
+            anywhere=anywhere,
         )
     except worklist.BadCursor as exc:
         raise ProblemError("validation", f"query.cursor: {exc}") from None
     people = sorted({r["patient_id"] for r in rows})
-    numbers = _nhs_numbers(conn, people)
+    numbers = listing.nhs_numbers(conn, people)
     log_reads(conn, request, principal, people)
     return {
         "coordinator_id": coordinator_id,
@@ -178,7 +171,7 @@ def list_alerts(
         "status": status,
         "alerts": [_shown(r, numbers) for r in rows],
         "next_cursor": following,
-        "projected_to": _projected_to(conn),
+        "projected_to": listing.projected_to(conn, "alerts"),
     }
 
 
@@ -332,18 +325,19 @@ def _next_changes(
     another organisation while the stream is open.)"""
     with ledger.connection() as conn:
         alert_feed.sync(conn)
+        organisations, anywhere = listing.alert_scope(conn, principal, coordinator_id)
         rows = alert_feed.changes(
             conn,
             after,
             limit=200,
             coordinator_id=coordinator_id,
-            organisations=_organisations(conn, principal, coordinator_id),
-            anywhere=principal.role is not Role.COORDINATOR,
+            organisations=organisations,
+            anywhere=anywhere,
         )
         if not rows:
             return []
         people = sorted({r["patient_id"] for r in rows})
-        numbers = _nhs_numbers(conn, people)
+        numbers = listing.nhs_numbers(conn, people)
         log_reads(conn, request, principal, people)
         conn.commit()
     return [
@@ -378,18 +372,3 @@ def _shown(row: dict[str, Any], numbers: dict[UUID, str]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k != "patient_id"}
     out["nhs_number"] = numbers.get(row["patient_id"])
     return out
-
-
-def _projected_to(conn: Connection[Any]) -> int:
-    row = conn.execute("SELECT position FROM projection_positions WHERE name = 'alerts'").fetchone()
-    return 0 if row is None else int(row["position"])
-
-
-def _nhs_numbers(conn: Connection[Any], people: list[UUID]) -> dict[UUID, str]:
-    if not people:
-        return {}
-    rows = conn.execute(
-        "SELECT patient_id, nhs_number FROM identity_register WHERE patient_id = ANY(%s)",
-        (people,),
-    ).fetchall()
-    return {r["patient_id"]: r["nhs_number"] for r in rows}

@@ -17,7 +17,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Request
 from psycopg import Connection
 
-from api import problems
+from api import listing, problems
 from api.care_relationship import related
 from api.deps import Db, PersonRead, allow, log_reads, person_read
 from api.models import example
@@ -202,7 +202,7 @@ def caseload(
     return {
         "coordinator_id": coordinator_id,
         "people": [{**r, "nhs_number": numbers[p]} for r, p in zip(rows, people, strict=True)],
-        "projected_to": _projected_to(conn, "coordinators"),
+        "projected_to": listing.projected_to(conn, "coordinators"),
     }
 
 
@@ -239,23 +239,14 @@ def unassigned(
     return {
         "people": [{**r, "nhs_number": numbers[p]} for r, p in zip(page, people, strict=True)],
         "next_offset": offset + limit if more else None,
-        "projected_to": _projected_to(conn, "coordinators"),
+        "projected_to": listing.projected_to(conn, "coordinators"),
     }
 
 
 def _view(conn: Connection[Any], patient: UUID, projection: str, **parts: Any) -> dict[str, Any]:
     """One person's view: who it is of, its parts, and the position of the projection it
     was read from (``projected_to``)."""
-    return {"patient_id": patient, **parts, "projected_to": _projected_to(conn, projection)}
-
-
-def _projected_to(conn: Connection[Any], projection: str) -> int:
-    """The projection's tracked position (one primary-key read of the runner's table;
-    ``runner.status`` also scans for the head, which these hot reads do not need)."""
-    row = conn.execute(
-        "SELECT position FROM projection_positions WHERE name = %s", (projection,)
-    ).fetchone()
-    return 0 if row is None else int(row["position"])
+    return {"patient_id": patient, **parts, "projected_to": listing.projected_to(conn, projection)}
 
 
 def _identified(
@@ -263,17 +254,6 @@ def _identified(
 ) -> tuple[list[dict[str, Any]], list[UUID], dict[UUID, str]]:
     """The rows of people the register still identifies: an erased person (no NHS
     number any more) is on no list, rather than shown with a null number."""
-    numbers = _nhs_numbers(conn, [UUID(r["patient_id"]) for r in rows])
+    numbers = listing.nhs_numbers(conn, [UUID(r["patient_id"]) for r in rows])
     kept = [r for r in rows if UUID(r["patient_id"]) in numbers]
     return kept, [UUID(r["patient_id"]) for r in kept], numbers
-
-
-def _nhs_numbers(conn: Connection[Any], people: list[UUID]) -> dict[UUID, str]:
-    """Coordinators need to know who is on a list: the register's number for each
-    patient id (none after an erasure)."""
-    if not people:
-        return {}
-    rows = conn.execute(
-        "SELECT patient_id, nhs_number FROM identity_register WHERE patient_id = ANY(%s)", (people,)
-    ).fetchall()
-    return {r["patient_id"]: r["nhs_number"] for r in rows}
