@@ -11,7 +11,8 @@ free loopback port with memory storage) and one PostgreSQL server (the configure
 (b) ``carejourney consume --assign`` as a subprocess (``--consumers K``: K processes in
     one consumer group), from its start until the offsets stored in PostgreSQL reach the
     end of every partition (all committed), sampling its peak RSS (``VmHWM`` in
-    /proc/PID/status; the largest of the K);
+    /proc/PID/status, its check workers' added; the largest of the K) and, at the end,
+    the CPU time it and its workers used per message;
 (c) with ``--ledger``: ``Ledger.append_batch`` alone on the same envelopes in batches of
     the consumer's size, in-process, in another fresh database: the ceiling any consumer
     of this ledger can reach on this machine.
@@ -135,18 +136,34 @@ def committed(url: str, topic: str) -> int:
 
 
 def peak_rss_mb(pid: int) -> float:
+    """The process's peak RSS plus its children's (its check workers): an upper bound
+    on what the consumer held at once."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except FileNotFoundError:
-        pass
-    return 0.0
+        return 0.0
+    own = next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")), 0.0)
+    return own + sum(peak_rss_mb(int(c)) for c in children)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children now (its check workers): a
+    measure of the consumer's own cost that the machine's load moves far less than
+    the rate."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        own = (int(fields[11]) + int(fields[12])) / ticks
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (FileNotFoundError, IndexError, ValueError):
+        return 0.0
+    return own + sum(cpu_seconds(int(c)) for c in children)
 
 
 def ledger_consume(
     broker: Broker, url: str, topic: str, total: int, batch: int, consumers: int
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """``consumers`` = 1: one process with --assign; more: that many processes in one
     consumer group (the ~15 s group join of tansu counts against them)."""
     env = dict(
@@ -181,6 +198,7 @@ def ledger_consume(
             time.sleep(0.25)
         elapsed = time.perf_counter() - start
         peak = max(peak, *(peak_rss_mb(p.pid) for p in procs))
+        cpu = sum(cpu_seconds(p.pid) for p in procs)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -189,7 +207,7 @@ def ledger_consume(
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return elapsed, peak
+    return elapsed, peak, cpu
 
 
 def ledger_alone(
@@ -255,11 +273,12 @@ def main() -> None:
         a = n / bare_consume(broker, topic, args.partitions, n)
         print(f"(a) bare kafka-python consume: {a:,.0f} msg/s", flush=True)
         url = ensure_database(with_dbname(server, "bench_ingest"), fresh=True)
-        elapsed, peak = ledger_consume(broker, url, topic, n, batch, args.consumers)
+        elapsed, peak, cpu = ledger_consume(broker, url, topic, n, batch, args.consumers)
         b = n / elapsed
         print(
             f"(b) carejourney consume x{args.consumers}, start to all committed: {b:,.0f} msg/s "
-            f"({elapsed:.1f} s), peak RSS {peak:.0f} MB",
+            f"({elapsed:.1f} s), peak RSS {peak:.0f} MB, CPU {1e6 * cpu / n:.0f} us/msg "
+            "(all its processes, start-up included)",
             flush=True,
         )
         line = f"ratio b/a = {b / a:.3f} (target >= 0.6); peak RSS {peak:.0f} MB (target <= 300)"

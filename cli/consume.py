@@ -25,6 +25,7 @@ from consumers.broker import Broker
 from consumers.events import envelope_feed
 from consumers.feed import Feed
 from consumers.loop import ConsumerLoop, LoopOptions, Totals
+from domain.checking import CheckPool
 from domain.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,14 @@ def consume(
             "CAREJOURNEY_CONSUMER_BATCH_BYTES, 262144).",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Worker processes that decode and check the next batches while this one"
+            " writes (0: all in this process).",
+        ),
+    ] = 1,
     stats: Annotated[
         bool,
         typer.Option(
@@ -148,8 +157,14 @@ def consume(
         f"consuming {', '.join(feed.topics)} from {broker.bootstrap_servers}, {mode}; "
         f"dead letters to {feed.dead_letter_topic}"
     )
-    with ledger_session() as ledger, _stop_on_signals(stop):
-        totals = ConsumerLoop(ledger, feed, broker, options, stop, report=_report).run()
+    # The pool first: its workers are forked before the ledger starts any thread.
+    with (
+        CheckPool(workers, settings.future_tolerance) as checks,
+        ledger_session() as ledger,
+        _stop_on_signals(stop),
+    ):
+        loop = ConsumerLoop(ledger, feed, broker, options, stop, report=_report, checks=checks)
+        totals = loop.run()
     err.print(f"stopped: {_describe(totals)}")
 
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from eventsourcing.persistence import Tracking
@@ -53,6 +54,7 @@ from psycopg.rows import DictRow
 from consumers import deadletter, held, offsets
 from consumers.outcome import Message, Outcome, Status
 from domain.contract import FieldError
+from domain.judgement import Checked, check_batch
 from domain.ledger import ExtraWrite, ItemResult, Ledger, RawEnvelope
 
 
@@ -98,6 +100,66 @@ def tracking_name(topic: str, partition: int) -> str:
     return f"kafka:{topic}:{partition}"
 
 
+@dataclass(frozen=True, slots=True)
+class Decoding:
+    """A batch's messages decoded (``decode_batch``): the refused, the asides and the
+    envelopes for the ledger, each with its index in the batch."""
+
+    refused: dict[int, Rejection]
+    asides: list[tuple[int, Any]]  # (index, payload) for ``Feed.record_asides``
+    ledger_index: list[int]  # the batch index of each of ``items``
+    items: list[RawEnvelope]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch decoded and its envelopes checked, with no database (``prepare``): what a
+    worker process hands back to the loop, which judges and writes it
+    (``record_prepared``)."""
+
+    refused: dict[int, Rejection]
+    asides: list[tuple[int, Any]]
+    ledger_index: list[int]
+    checked: Checked
+
+
+def decode_batch(decode: Callable[[Message], Decoded], messages: Sequence[Message]) -> Decoding:
+    refused: dict[int, Rejection] = {}
+    asides: list[tuple[int, Any]] = []
+    ledger_index: list[int] = []
+    items: list[RawEnvelope] = []
+    for i, message in enumerate(messages):
+        decoded = decode(message)
+        if isinstance(decoded, Rejection):
+            refused[i] = decoded
+        elif isinstance(decoded, Aside):
+            asides.append((i, decoded.payload))
+        else:
+            ledger_index.append(i)
+            items.append(decoded)
+    return Decoding(refused, asides, ledger_index, items)
+
+
+def check_decoded(
+    decoding: Decoding, allowed: Collection[str] | None, tolerance: timedelta
+) -> Prepared:
+    """The envelopes of a decoded batch checked (``judgement.check_batch``)."""
+    checked = check_batch(decoding.items, allowed, tolerance)
+    return Prepared(decoding.refused, decoding.asides, decoding.ledger_index, checked)
+
+
+def prepare(
+    decode: Callable[[Message], Decoded],
+    messages: Sequence[Message],
+    allowed: Collection[str] | None,
+    tolerance: timedelta,
+) -> Prepared:
+    """Decode ``messages`` and check the envelopes among them: the half of
+    ``record_batch`` that needs no database, so the loop can run it in a worker process
+    for the next batches while it writes this one."""
+    return check_decoded(decode_batch(decode, messages), allowed, tolerance)
+
+
 def record_batch(
     ledger: Ledger,
     feed: Feed,
@@ -114,26 +176,34 @@ def record_batch(
     refuses to go backwards). A retraction refused only because its target is not
     recorded yet is ``held`` when the feed holds retractions (``consumers/held.py``).
     """
+    prepared = prepare(
+        feed.decode, messages, feed.allowed_organisations, ledger.settings.future_tolerance
+    )
+    return record_prepared(ledger, feed, messages, prepared, expected, topic_ids)
+
+
+def record_prepared(
+    ledger: Ledger,
+    feed: Feed,
+    messages: Sequence[Message],
+    prepared: Prepared,
+    expected: Mapping[tuple[str, int], int | None],
+    topic_ids: Mapping[str, str] | None = None,
+) -> list[Outcome]:
+    """The second half of ``record_batch``: ``messages`` as ``prepare`` left them, judged
+    against what is recorded and written in one transaction (the arguments as there)."""
     offsets.ensure_tables(ledger)
-    pre: dict[int, Outcome] = {}
-    ledger_items: list[RawEnvelope] = []
-    ledger_index: list[int] = []
-    asides: list[tuple[int, Any]] = []
-    for i, message in enumerate(messages):
-        decoded = feed.decode(message)
-        if isinstance(decoded, Rejection):
-            pre[i] = Outcome(message, "rejected", decoded.event_id, errors=decoded.errors)
-        elif isinstance(decoded, Aside):
-            asides.append((i, decoded.payload))
-        else:
-            ledger_index.append(i)
-            ledger_items.append(decoded)
+    ledger_index = prepared.ledger_index
+    pre: dict[int, Outcome] = {
+        i: Outcome(messages[i], "rejected", r.event_id, errors=r.errors)
+        for i, r in prepared.refused.items()
+    }
     writes: list[ExtraWrite] = []
-    if asides:
+    if prepared.asides:
         if feed.record_asides is None:
             msg = f"feed {feed.name!r} decoded an Aside but has no record_asides"
             raise TypeError(msg)
-        judged_asides, aside_write = feed.record_asides(ledger, asides)
+        judged_asides, aside_write = feed.record_asides(ledger, prepared.asides)
         for i, item in judged_asides.items():
             status: Status = "noted" if item.status == "recorded" else item.status
             pre[i] = Outcome(messages[i], status, item.event_id, errors=item.errors)
@@ -166,9 +236,8 @@ def record_batch(
     last: dict[tuple[str, int], int] = {}
     for m in messages:
         last[(m.topic, m.partition)] = max(m.offset, last.get((m.topic, m.partition), -1))
-    result = ledger.append_batch(
-        ledger_items,
-        allowed_organisations=feed.allowed_organisations,
+    result = ledger.append_checked(
+        prepared.checked,
         trackings=[Tracking(tracking_name(t, p), o) for (t, p), o in sorted(last.items())],
         extra_writes=[*writes, write],
         on_judged=on_judged,

@@ -12,6 +12,11 @@ Behaviour (docs/kafka.md):
   partition (``Fenced`` / ``IntegrityError``: a zombie after a rebalance, or our own
   commit whose acknowledgement was lost in a restart), the rest of the poll is dropped
   and every partition re-sought from PostgreSQL, so nothing is applied twice.
+* Reading ahead: while a batch is written, up to ``checks.ahead`` more are read and
+  decoded and checked (``feed.prepare``) by the check pool's worker (in this process
+  without one). They are written in order, unless the positions moved meanwhile (an
+  assignment, a revocation, a re-seek, a stopped partition: ``_generation``): then all
+  of them are dropped and every partition re-sought from PostgreSQL.
 * PostgreSQL unavailable: the same batch is retried with exponential backoff (0.5 s to
   ``max_backoff``) until it commits or the loop is stopped. Broker unavailable:
   kafka-python reconnects by itself; start-up and dead-letter sends retry with backoff.
@@ -36,11 +41,13 @@ Behaviour (docs/kafka.md):
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -53,8 +60,17 @@ from psycopg.rows import DictRow
 
 from consumers import deadletter, offsets, processes, retention
 from consumers.broker import Broker
-from consumers.feed import Feed, record_batch, retry_held
+from consumers.feed import (
+    Feed,
+    Prepared,
+    check_decoded,
+    decode_batch,
+    prepare,
+    record_prepared,
+    retry_held,
+)
 from consumers.outcome import Message, Outcome
+from domain.checking import CheckPool
 from domain.database import RETRYABLE_DB
 from domain.ledger import Ledger
 
@@ -98,6 +114,15 @@ class Totals:
         return self.messages / max(time.monotonic() - self.started, 1e-9)
 
 
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A batch read and being prepared; ``generation`` is the loop's when it was read."""
+
+    messages: list[Message]
+    prepared: Future[Prepared]
+    generation: int
+
+
 class Stopped(Exception):
     """The stop event was set while the loop was waiting to retry."""
 
@@ -113,6 +138,7 @@ class ConsumerLoop:
         options: LoopOptions,
         stop: threading.Event,
         report: Callable[[Totals], None] | None = None,
+        checks: CheckPool | None = None,
     ) -> None:
         self.ledger = ledger
         self.feed = feed
@@ -137,6 +163,13 @@ class ConsumerLoop:
         self._held_at = 0.0
         self._stops_checked = 0.0
         self._join_started: float | None = None
+        # Batches read ahead: decoded and checked by ``checks`` (a worker process, made
+        # before the ledger) while the one before is written; in this process without.
+        self.checks = checks or CheckPool(0, ledger.settings.future_tolerance)
+        self._depth = 1 + (self.checks.workers > 0) * self.checks.ahead
+        self._ahead: deque[_Ahead] = deque()
+        self._generation = 0  # moves whenever positions move: what is ahead is stale
+        self._decode_there = self.checks.workers > 0 and _travels(feed.decode)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -153,29 +186,15 @@ class ConsumerLoop:
         return self.totals
 
     def _step(self) -> None:
-        assert self.consumer is not None
-        try:
-            polled = self.consumer.poll(
-                timeout_ms=self.options.poll_ms, max_records=self.options.batch_size
-            )
-        except OffsetOutOfRangeError as exc:
-            self._out_of_range(exc)
-            return
-        except KafkaError as exc:
-            self._waiting(f"the broker (poll failed: {exc})")
-            self._sleep(1.0)
-            return
-        self._verify_ends()
-        messages: list[Message] = [
-            m for records in polled.values() for m in records if not self._is_stopped(m)
-        ]
+        """Keep ``ahead`` batches decoded and checked (in the check pool's worker while
+        this process writes), then write the oldest; then the periodic chores."""
+        took = self._fill()
         before = self.totals.statuses["recorded"]
-        for chunk in chunks(messages, self.options.batch_size, self.options.batch_bytes):
-            if self.stop.is_set() or not self._commit(chunk):
-                break  # stopped, or re-sought from PostgreSQL: the rest will come again
+        if self._ahead and not self.stop.is_set():
+            self._write_next()
         self._retry_held(recorded=self.totals.statuses["recorded"] > before)
         self._check_stops()
-        self._watch(bool(messages))
+        self._watch(took or bool(self._ahead))
         now = time.monotonic()
         if now >= self._retention_due:
             self._retention_due = now + retention.RUN_EVERY_SECONDS
@@ -184,6 +203,62 @@ class ConsumerLoop:
             self._reported = now
             self.totals.dead_letters_sent = self.sender.sent if self.sender else 0
             self.report(self.totals)
+
+    def _fill(self) -> bool:
+        """Poll while fewer than ``ahead`` batches wait (without blocking when some do)
+        and hand each new batch to the check pool; True if messages came in."""
+        assert self.consumer is not None
+        if len(self._ahead) >= self._depth:
+            return False
+        try:
+            polled = self.consumer.poll(
+                timeout_ms=0 if self._ahead else self.options.poll_ms,
+                max_records=self.options.batch_size,
+            )
+        except OffsetOutOfRangeError as exc:
+            self._out_of_range(exc)
+            return False
+        except KafkaError as exc:
+            if not self._ahead:
+                self._waiting(f"the broker (poll failed: {exc})")
+                self._sleep(1.0)
+            return False
+        self._verify_ends()
+        messages: list[Message] = [
+            m for records in polled.values() for m in records if not self._is_stopped(m)
+        ]
+        for chunk in chunks(messages, self.options.batch_size, self.options.batch_bytes):
+            self._ahead.append(_Ahead(chunk, self._prepare(chunk), self._generation))
+        return bool(messages)
+
+    def _prepare(self, chunk: list[Message]) -> Future[Prepared]:
+        args = (
+            self.feed.allowed_organisations,
+            self.ledger.settings.future_tolerance,
+        )
+        if self._decode_there:
+            return self.checks.submit(prepare, self.feed.decode, chunk, *args)
+        # A decode that cannot travel to a worker (a closure): decode here, check there.
+        return self.checks.submit(check_decoded, decode_batch(self.feed.decode, chunk), *args)
+
+    def _write_next(self) -> None:
+        """Write the oldest batch waiting, unless the positions moved since it was read
+        (a rebalance, a re-seek, a partition stopped): then every batch waiting is
+        dropped and each partition re-sought from PostgreSQL, so nothing is skipped."""
+        head = self._ahead[0]
+        if head.generation != self._generation:
+            self._drop_ahead()
+            self._resync()
+            return
+        prepared = head.prepared.result()
+        self._ahead.popleft()
+        if not self._commit(head.messages, prepared):
+            self._drop_ahead()  # re-sought from PostgreSQL: the rest will come again
+
+    def _drop_ahead(self) -> None:
+        for waiting in self._ahead:
+            waiting.prepared.cancel()
+        self._ahead.clear()
 
     def _apply_retention(self) -> None:
         """The scheduled retention step: never stops consuming when it fails."""
@@ -197,14 +272,14 @@ class ConsumerLoop:
         if done.deleted or done.stripped:
             log.info("retention: %d rejection(s) deleted, %d stripped", done.deleted, done.stripped)
 
-    def _commit(self, chunk: Sequence[Message]) -> bool:
+    def _commit(self, chunk: Sequence[Message], prepared: Prepared) -> bool:
         """Record one batch, retrying while PostgreSQL is away; False if re-sought."""
         delay = 0.5
         partitions = {(m.topic, m.partition) for m in chunk}
         while True:
             expected = {tp: self.expected.get(tp) for tp in partitions}
             try:
-                outcomes = record_batch(self.ledger, self.feed, chunk, expected)
+                outcomes = record_prepared(self.ledger, self.feed, chunk, prepared, expected)
                 break
             except FENCED as exc:
                 log.info("stored offsets moved (%s): re-seeking from PostgreSQL", exc)
@@ -217,6 +292,13 @@ class ConsumerLoop:
                 log.warning("PostgreSQL unavailable (%s); retrying in %.1f s", exc, delay)
                 self._sleep(delay)
                 delay = min(delay * 2, self.options.max_backoff)
+                # Checked again against the clock of the retry, as the batch first was.
+                prepared = prepare(
+                    self.feed.decode,
+                    chunk,
+                    self.feed.allowed_organisations,
+                    self.ledger.settings.future_tolerance,
+                )
         self._fenced = 0
         self._committed(outcomes)
         if any(o.status == "held" for o in outcomes):
@@ -290,6 +372,7 @@ class ConsumerLoop:
         """Seek each partition to its stored offset + 1 (or its beginning), unless
         reading there would skip messages (see the module docstring)."""
         assert self.consumer is not None
+        self._generation += 1  # every position is set again below
         if self._join_started is not None:
             log.info(
                 "group %s joined after %.0f s",
@@ -344,7 +427,9 @@ class ConsumerLoop:
         )
 
     def revoked(self, partitions: Sequence[TopicPartition]) -> None:
-        """Nothing to commit: the offsets are in PostgreSQL with the events."""
+        """Nothing to commit: the offsets are in PostgreSQL with the events (and what
+        was read ahead is dropped before anything more is written)."""
+        self._generation += 1
         if self._join_started is None:
             self._join_started = time.monotonic()
         for tp in partitions:
@@ -407,6 +492,7 @@ class ConsumerLoop:
     def _pause(self, tp: TopicPartition, reason: str) -> None:
         assert self.consumer is not None
         self.consumer.pause(tp)
+        self._generation += 1  # read ahead of the stop: not written, read again if reset
         self.stopped[(tp.topic, tp.partition)] = reason
         log.error(
             "partition %s:%s STOPPED: %s. Nothing more is read there until an operator runs "
@@ -444,6 +530,7 @@ class ConsumerLoop:
         assert self.consumer is not None
         self.consumer.close(autocommit=False)
         self.consumer = None
+        self._drop_ahead()
         self.expected.clear()
         self._connect(sender=False)
 
@@ -560,6 +647,7 @@ class ConsumerLoop:
             raise Stopped
 
     def _close(self) -> None:
+        self._drop_ahead()  # read, never written: read again on the next start
         if self.sender is not None:
             self.sender.close(timeout=5)
             self.totals.dead_letters_sent = self.sender.sent
@@ -570,6 +658,15 @@ class ConsumerLoop:
                 processes.gone(conn, self.name)
         except RETRYABLE_DB:
             pass
+
+
+def _travels(decode: Callable[..., object]) -> bool:
+    """Can ``decode`` be sent to a worker process (a module-level function can)?"""
+    try:
+        pickle.dumps(decode)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
 
 
 def _made_again(topic: str, offset: int | None, then_id: str, now_id: str) -> str:

@@ -18,17 +18,21 @@ exactly what ``Ledger.append_batch`` does.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import timedelta
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from domain.judgement import Checked, RawEnvelope, check_batch
 
 T = TypeVar("T")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class CheckPool:
@@ -53,7 +57,7 @@ class CheckPool:
             # and forked now, at the first submit, before the caller opens the ledger:
             # its connection pool's threads do not exist yet in the children.
             self._pool = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("fork")
+                workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker
             )
             self._pool.submit(check_batch, [], None, tolerance).result()
 
@@ -93,6 +97,36 @@ class CheckPool:
             done, future = pending.popleft()
             yield done, future.result()
 
+    def submit(self, work: Callable[..., T], *args: Any) -> Future[T]:
+        """``work(*args)`` in a worker (a module-level function of plain data), or at
+        once in this process with no workers: for a caller that checks more than the
+        envelopes (the Kafka loop decodes its messages there too) and orders its own
+        batches."""
+        if self._pool is None:
+            done: Future[T] = Future()
+            try:
+                done.set_result(work(*args))
+            except Exception as exc:
+                done.set_exception(exc)
+            return done
+        return self._pool.submit(work, *args)
+
     def _submit(self, items: Sequence[RawEnvelope]) -> Future[Checked]:
         assert self._pool is not None
         return self._pool.submit(check_batch, list(items), self.allowed, self.tolerance)
+
+
+def _worker() -> None:
+    """A worker leaves stopping to its parent (a Ctrl-C reaches the whole process group;
+    the parent finishes the batch in flight) and dies with it: a parent killed with
+    SIGKILL would otherwise leave it waiting for work forever. (Linux only; the signal
+    comes when the thread that made the pool ends: the main thread, in the CLI.)"""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
