@@ -19,9 +19,17 @@ import typer
 
 from api import access_log
 from api.security import Principal, Role
-from cli.console import aware_option, err, fail, ledger_session, nhs_argument, out, progress
+from cli.console import (
+    aware_option,
+    err,
+    fail,
+    ledger_session,
+    nhs_argument,
+    out,
+    progress,
+    registered,
+)
 from cli.options import NhsNumber, group
-from domain import merges
 from projections.fhir.bundle import person_bundle
 from projections.fhir.export import check_types, export
 from projections.fhir.resources import Subject
@@ -54,10 +62,7 @@ def bundle(
     nhs = nhs_argument(nhs_number)
     as_of, known_at = aware_option(as_of, "--as-of"), aware_option(known_at, "--known-at")
     with ledger_session() as ledger:
-        with ledger.connection() as conn:
-            patient = merges.person_now(conn, nhs)
-        if patient is None:
-            fail("no journey is registered for this NHS number", code=1)
+        patient = registered(ledger, nhs, "fhir bundle")
         events = ledger.history(patient, known_at=known_at)
         result = person_bundle(
             events,

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 from psycopg import Connection
 
-from cli.console import err, fail, ledger_session, nhs_argument, out
+from cli.console import err, fail, ledger_session, nhs_argument, out, registered
 from cli.options import KnownAt, NhsNumber, group
 from consumers import checkpoints as checkpoint_feed
 from domain import audit, note, transparency
@@ -155,9 +155,7 @@ def audit_bundle(
     nhs = nhs_argument(nhs_number)
     settings = get_settings()
     with ledger_session() as ledger:
-        patient = ledger.patient_id(nhs)
-        if patient is None:
-            fail(f"no journey is registered for NHS number {nhs}", code=1)
+        patient = registered(ledger, nhs, "audit bundle")
         try:
             signer = load_signer(settings)
         except (SigningKeyMissing, note.NoteError, OSError):

@@ -62,7 +62,13 @@ def test_bundle_and_export(run, ledger: Ledger, database_url: str, tmp_path: Pat
     assert sorted(p.name for p in out.iterdir()) == ["Patient.ndjson"]
     with psycopg.connect(database_url) as conn:
         rows = conn.execute("SELECT principal, endpoint, agreement FROM api_access_log").fetchall()
-    assert set(rows) == {("cli", "carejourney fhir export", "DSA-9")} and len(rows) == 2
+    exports = [r for r in rows if r[1] == "carejourney fhir export"]
+    assert exports == [("cli", "carejourney fhir export", "DSA-9")] * 2
+    # each of the two bundles read (the bad check digit is refused before any look-up)
+    reads = [r for r in rows if r not in exports]
+    assert [(r[0].startswith("cli:"), r[1], r[2]) for r in reads] == [
+        (True, "cli fhir bundle", None)
+    ] * 2
     assert (
         run("fhir", "export", "--out", str(out), "--agreement", "X", "--type", "Goal").exit_code
         == 2
