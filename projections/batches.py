@@ -34,12 +34,17 @@ def fold_people(
     names: Collection[str],
     config: FoldConfig = DEFAULT_CONFIG,
     loads: log.Loads = json.loads,
+    kept: log.Kept | None = None,
 ) -> Folded:
     """Fold everyone ``touched`` (and anyone a recorded merge links to them) over their
-    complete streams up to ``upto``: the rows to write for the named projections."""
+    complete streams up to ``upto``: the rows to write for the named projections.
+    ``kept`` (the runner's) saves re-reading the streams it already holds."""
     touched = set(touched)
     people, linked = log.merge_component(conn, touched) if touched else (set(), False)
-    streams = log.streams(conn, people, upto, loads)
+    if kept is None:
+        streams = log.streams(conn, people, upto, loads)
+    else:
+        streams = kept.streams(conn, people, upto, loads)
     if not linked:
         groups = streams  # no merge links anyone here: each stream is one person
     else:

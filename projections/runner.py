@@ -91,6 +91,7 @@ class Runner:
         loads: log.Loads = json.loads,
         initial_build_after: int = 100_000,
         workers: int | None = None,
+        kept_events: int = 200_000,
     ) -> None:
         unknown = set(names) - set(catalog.NAMES)
         if unknown:
@@ -106,6 +107,9 @@ class Runner:
         self.initial_build_after = initial_build_after
         # Rebuild processes: one per core, two at most (PostgreSQL needs a core too).
         self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+        # The streams of recently folded people (``log.Kept``): a step reads only what
+        # each gained since. Ledger facts only, so valid whatever wrote the rows.
+        self.kept = log.Kept(kept_events)
 
     @classmethod
     def for_ledger(cls, ledger: Ledger, **options: Any) -> Runner:
@@ -158,7 +162,9 @@ class Runner:
             if upto is None:
                 return None
             touched = touched_between(conn, after, upto)
-            folded = fold_people(conn, touched, upto, self.names, self.config, self.loads)
+            folded = fold_people(
+                conn, touched, upto, self.names, self.config, self.loads, self.kept
+            )
             locked = dict(
                 conn.execute(
                     "SELECT name, position FROM projection_positions WHERE name = ANY(%s)"
