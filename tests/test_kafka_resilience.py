@@ -37,7 +37,7 @@ from tests.kafka_inputs import (
     totals,
     wait_for,
 )
-from tests.own_postgres import pg_ctl
+from tests.own_postgres import pg_ctl, restart
 
 # Every test here runs a real broker and kills or restarts processes.
 pytestmark = pytest.mark.slow
@@ -183,7 +183,7 @@ def test_postgres_restart_mid_ingest_loses_and_doubles_nothing(
                 "the loop to notice the server is gone",
             )
             time.sleep(3)
-            server.ensure_postgres_running()  # the same data directory and socket
+            restart(server)  # the same data directory and socket
             wait_for(
                 lambda: _all_consumed(ledger, topic, feed_input.total),
                 180,

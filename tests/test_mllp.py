@@ -32,7 +32,7 @@ from domain.ledger import Ledger
 from domain.settings import Settings
 from tests.adt_messages import FACILITIES, adt
 from tests.journeys import nhs
-from tests.own_postgres import pg_ctl
+from tests.own_postgres import pg_ctl, restart
 
 SB, EB = b"\x0b", b"\x1c\r"
 ROOT = Path(__file__).resolve().parent.parent
@@ -399,7 +399,7 @@ def test_postgres_crash_mid_stream_loses_and_doubles_nothing(
             while running.stats.failed_transactions == 0 and time.monotonic() < deadline:
                 time.sleep(0.1)
             time.sleep(2)
-            server.ensure_postgres_running()
+            restart(server)
             sender.join(240)
             assert not sender.is_alive()
             assert running.stats.failed_transactions >= 1
