@@ -77,7 +77,7 @@ def consume(
         int | None,
         typer.Option(
             min=1,
-            help="Most messages per transaction (default CAREJOURNEY_CONSUMER_BATCH_SIZE, 500).",
+            help="Most messages per transaction (default CAREJOURNEY_CONSUMER_BATCH_SIZE, 2000).",
         ),
     ] = None,
     batch_bytes: Annotated[
@@ -85,7 +85,7 @@ def consume(
         typer.Option(
             min=1,
             help="About the most message bytes per transaction (default "
-            "CAREJOURNEY_CONSUMER_BATCH_BYTES, 262144).",
+            "CAREJOURNEY_CONSUMER_BATCH_BYTES, 1048576).",
         ),
     ] = None,
     workers: Annotated[
@@ -93,9 +93,9 @@ def consume(
         typer.Option(
             min=0,
             help="Worker processes that decode and check the next batches while this one"
-            " writes (0: all in this process).",
+            " writes (0: all in this process, the default; docs/performance.md).",
         ),
-    ] = 1,
+    ] = 0,
     stats: Annotated[
         bool,
         typer.Option(

@@ -88,8 +88,8 @@ class LoopOptions:
     """How the loop consumes; ``group_id=None`` means manual assignment of all partitions."""
 
     group_id: str | None
-    batch_size: int = 500
-    batch_bytes: int = 262_144
+    batch_size: int = 2000  # as settings.consumer_batch_size
+    batch_bytes: int = 1_048_576
     poll_ms: int = 500
     max_backoff: float = 30.0
     report_every: float = 10.0

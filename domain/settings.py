@@ -215,10 +215,10 @@ class Settings(BaseSettings):
         "source.organisation; unset allows every organisation.",
     )
     consumer_batch_size: int = Field(
-        default=500, ge=1, description="Most Kafka messages recorded in one transaction."
+        default=2000, ge=1, description="Most Kafka messages recorded in one transaction."
     )
     consumer_batch_bytes: int = Field(
-        default=262_144, ge=1, description="About the most message bytes in one transaction."
+        default=1_048_576, ge=1, description="About the most message bytes in one transaction."
     )
     consumer_max_backoff_seconds: float = Field(
         default=30.0, gt=0, description="Longest wait between retries when a service is down."
