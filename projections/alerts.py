@@ -219,30 +219,42 @@ class _World:
     a person's fold quadratic in their history (a person with thousands of late
     arrivals has thousands of alerts; issue 16)."""
 
-    __slots__ = ("acks", "closes", "closes_at")
+    __slots__ = ("acks", "closes", "closes_at", "effective")
 
     def __init__(self, effective: tuple[RecordedEvent, ...]) -> None:
-        # ``effective`` is in (occurred_at, position) order, so these are too.
-        self.closes = [e for e in effective if e.type == "JourneyClosed"]
-        self.closes_at = [e.occurred_at for e in self.closes]
+        self.effective = effective
+        self.closes: list[RecordedEvent] | None = None  # read on first use: most
+        self.closes_at: list[datetime] = []  # people have no alert at all
         self.acks: dict[str, RecordedEvent] = {}
-        for event in effective:
-            if event.type == "AlertAcknowledged":
+
+    def _index(self) -> list[RecordedEvent]:
+        # ``effective`` is in (occurred_at, position) order, so the closures are too.
+        closes: list[RecordedEvent] = []
+        for event in self.effective:
+            if event.type == "JourneyClosed":
+                closes.append(event)
+            elif event.type == "AlertAcknowledged":
                 self.acks.setdefault(str(event.data.get("alert_id")), event)
+        self.closes = closes
+        self.closes_at = [e.occurred_at for e in closes]
+        return closes
 
     def close_with_journey(self, draft: _Draft) -> None:
         """Closing the journey closes every alert but a death's: the first closure that
         occurred at or after the alert opened, unless it had already closed earlier."""
         if draft.kind == DEATH:
             return
+        closes = self._index() if self.closes is None else self.closes
         i = bisect_left(self.closes_at, draft.opened_at)
-        if i < len(self.closes):
-            closed = self.closes[i]
+        if i < len(closes):
+            closed = closes[i]
             if draft.closed_at is None or closed.occurred_at < draft.closed_at:
                 draft.closer, draft.close_reason = closed, "journey_closed"
 
     def acknowledgement(self, ident: UUID) -> RecordedEvent | None:
         """The first acknowledgement naming the alert, in the person's order."""
+        if self.closes is None:
+            self._index()
         return self.acks.get(str(ident))
 
 
