@@ -262,7 +262,7 @@ def test_four_concurrent_senders(mllp: tuple[Running, Ledger]) -> None:
                 code(ack_of(client.send_message(message(n * per + i)))) for i in range(per)
             ]
 
-    threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=sender, args=(n,), daemon=True) for n in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -374,7 +374,6 @@ def _send_until_aa(port: Callable[[], int], texts: list[str], log: list[str]) ->
         client.close()
 
 
-@pytest.mark.slow
 @pytest.mark.slow  # restarts its own PostgreSQL
 def test_postgres_crash_mid_stream_loses_and_doubles_nothing(
     own_postgres: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
@@ -388,8 +387,8 @@ def test_postgres_crash_mid_stream_loses_and_doubles_nothing(
     log: list[str] = []
     try:
         with listening(ledger, config) as running:
-            sender = threading.Thread(
-                target=_send_until_aa, args=(lambda: running.port, texts, log)
+            sender = threading.Thread(  # daemon: a failed test must not hang pytest's exit
+                target=_send_until_aa, args=(lambda: running.port, texts, log), daemon=True
             )
             sender.start()
             deadline = time.monotonic() + 120
@@ -453,7 +452,7 @@ def test_sigkilled_listener_loses_and_doubles_nothing(database_url: str, tmp_pat
     _wait_listening(port)
     texts = [message(i) for i in range(400)]
     log: list[str] = []
-    sender = threading.Thread(target=_send_until_aa, args=(lambda: port, texts, log))
+    sender = threading.Thread(target=_send_until_aa, args=(lambda: port, texts, log), daemon=True)
     sender.start()
     try:
         for kill_at in (80, 220):
