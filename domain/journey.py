@@ -101,6 +101,20 @@ def journey_event(
 RECORDED_TOPIC = get_topic(Journey.Recorded)
 
 
+def _state_fields(content: dict[str, Any]) -> dict[str, Any]:
+    """A content's seven fields in the order ``Journey.Recorded`` declares them, which
+    is the order the library's state encodes them in (byte equality depends on it)."""
+    return {
+        "event_id": content["event_id"],
+        "type": content["type"],
+        "schema_version": content["schema_version"],
+        "occurred_at": content["occurred_at"],
+        "source": content["source"],
+        "recorded_by": content["recorded_by"],
+        "data": content["data"],
+    }
+
+
 def state_tail(content: dict[str, Any]) -> bytes | None:
     """The library state's bytes after its timestamp for one content: what
     ``StateTranscoder`` writes for the content's seven fields, less the opening brace.
@@ -109,18 +123,7 @@ def state_tail(content: dict[str, Any]) -> bytes | None:
     value is not plain JSON (one of the transcoder's registered types): the writer
     then encodes that content itself."""
     try:
-        body = orjson.dumps(
-            {
-                "event_id": content["event_id"],
-                "type": content["type"],
-                "schema_version": content["schema_version"],
-                "occurred_at": content["occurred_at"],
-                "source": content["source"],
-                "recorded_by": content["recorded_by"],
-                "data": content["data"],
-            },
-            option=StateTranscoder.OPTIONS,
-        )
+        body = orjson.dumps(_state_fields(content), option=StateTranscoder.OPTIONS)
     except TypeError:  # orjson.JSONEncodeError: a value only the transcoder encodes
         return None
     return body[1:]
@@ -160,18 +163,7 @@ def stored_events(
         if tail is not None:
             out.append(StoredEvent(patient_id, version, RECORDED_TOPIC, head + tail))
             continue
-        state = encode(
-            {
-                "timestamp": stamp,
-                "event_id": content["event_id"],
-                "type": content["type"],
-                "schema_version": content["schema_version"],
-                "occurred_at": content["occurred_at"],
-                "source": content["source"],
-                "recorded_by": content["recorded_by"],
-                "data": content["data"],
-            }
-        )
+        state = encode({"timestamp": stamp, **_state_fields(content)})
         if compressor:
             state = compressor.compress(state)
         if cipher:
