@@ -364,6 +364,27 @@ def _first(
     return None
 
 
+def _answer(
+    effective: Iterable[RecordedEvent],
+    cause: RecordedEvent,
+    key: str,
+    types: tuple[str, ...],
+    strict: bool = False,
+) -> RecordedEvent | None:
+    """The first other event from ``cause`` on, of one of ``types``, about the same thing
+    (the same ``key`` in its data: encounter, referral, plan): what ends the alert the
+    cause opened (a discharge, a first contact, a review)."""
+    about = str(cause.data.get(key))
+    return _first(
+        effective,
+        cause.occurred_at,
+        lambda e: (
+            e.type in types and str(e.data.get(key)) == about and e.event_id != cause.event_id
+        ),
+        strict,
+    )
+
+
 def _encounter(event: RecordedEvent) -> str:
     return str(event.data.get("encounter_id"))
 
@@ -379,7 +400,6 @@ def _hospital(
     for cause in causes:
         t = cause.occurred_at
         if cause.type == "Admitted":
-            enc = _encounter(cause)
             draft = _Draft(
                 ADMISSION,
                 cause,
@@ -387,11 +407,7 @@ def _hospital(
                 t + timedelta(days=1),
                 f"Admitted ({_words(cause.data.get('method'))}) to {cause.data.get('hospital')}",
             )
-            closer = _first(
-                effective,
-                t,
-                lambda e, enc=enc: e.type == "Discharged" and _encounter(e) == enc,
-            )
+            closer = _answer(effective, cause, "encounter_id", ("Discharged",))
             if closer is not None:
                 draft.close(closer, "discharged")
             drafts.append(draft)
@@ -423,9 +439,7 @@ def _hospital(
                 continue
             draft = _Draft(DISCHARGE_READY, cause, t, t, f"Ready for discharge{waiting}")
             draft.causes = [cause]
-            closer = _first(
-                effective, t, lambda e, enc=enc: e.type == "Discharged" and _encounter(e) == enc
-            )
+            closer = _answer(effective, cause, "encounter_id", ("Discharged",))
             if closer is not None:
                 draft.close(closer, "discharged")
             if holders.journey_open(t):
@@ -489,15 +503,9 @@ def _referrals(
     for cause in causes:
         if cause.type != "ReferralMade":
             continue
-        ref = str(cause.data.get("referral_id"))
         deadline = cause.occurred_at + wait
-        resolving = _first(
-            effective,
-            cause.occurred_at,
-            lambda e, ref=ref: (
-                e.type in ("FirstContactMade", "ReferralDeclined")
-                and str(e.data.get("referral_id")) == ref
-            ),
+        resolving = _answer(
+            effective, cause, "referral_id", ("FirstContactMade", "ReferralDeclined")
         )
         if resolving is not None and resolving.occurred_at <= deadline:
             continue
@@ -534,15 +542,8 @@ def _reviews(
             continue
         day = due_day if not isinstance(due_day, str) else datetime.fromisoformat(due_day).date()
         deadline = datetime.combine(day + timedelta(days=1), time(0), zone)
-        resolving = _first(
-            effective,
-            cause.occurred_at,
-            lambda e, plan=plan, cause=cause: (
-                e.type in ("CarePlanReviewed", "CarePlanClosed")
-                and str(e.data.get("plan_id")) == plan
-                and e.event_id != cause.event_id
-            ),
-            strict=True,
+        resolving = _answer(
+            effective, cause, "plan_id", ("CarePlanReviewed", "CarePlanClosed"), strict=True
         )
         if resolving is not None and resolving.occurred_at < deadline:
             continue
