@@ -206,8 +206,12 @@ def _drafts(
 ) -> list[_Draft]:
     """The alerts the ``causes`` open, resolved against ``effective``."""
     drafts = _hospital(causes, effective, holders)
-    drafts += _referrals(causes, effective, limits.referral_wait)
-    drafts += _reviews(causes, effective, person)
+    drafts += _each(
+        causes, ("ReferralMade",), lambda c: _referral(c, effective, limits.referral_wait)
+    )
+    drafts += _each(
+        causes, ("CarePlanAgreed", "CarePlanReviewed"), lambda c: _review(c, effective, person)
+    )
     drafts += _coordination(causes, effective, coord)
     drafts += _deaths(causes, holders)
     return drafts
@@ -496,66 +500,62 @@ def _discharge(cause: RecordedEvent, effective: tuple[RecordedEvent, ...]) -> li
     return drafts
 
 
-def _referrals(
-    causes: list[RecordedEvent], effective: tuple[RecordedEvent, ...], wait: timedelta
+def _each(
+    causes: list[RecordedEvent],
+    types: tuple[str, ...],
+    one: Callable[[RecordedEvent], _Draft | None],
 ) -> list[_Draft]:
-    drafts: list[_Draft] = []
-    for cause in causes:
-        if cause.type != "ReferralMade":
-            continue
-        deadline = cause.occurred_at + wait
-        resolving = _answer(
-            effective, cause, "referral_id", ("FirstContactMade", "ReferralDeclined")
-        )
-        if resolving is not None and resolving.occurred_at <= deadline:
-            continue
-        to = cause.data.get("to", {})
-        draft = _Draft(
-            REFERRAL,
-            cause,
-            deadline,
-            None,
-            f"Referral to {to.get('service')} at {to.get('organisation')} waiting "
-            f"over {wait.days} days",
-        )
-        if resolving is not None:
-            reason = "first_contact" if resolving.type == "FirstContactMade" else "declined"
-            draft.close(resolving, reason)
-        drafts.append(draft)
-    return drafts
+    """The alerts of the kinds that open at most one alert per cause (a referral's wait,
+    a plan's overdue review), in the causes' order."""
+    return [d for cause in causes if cause.type in types and (d := one(cause)) is not None]
 
 
-def _reviews(
-    causes: list[RecordedEvent], effective: tuple[RecordedEvent, ...], person: PersonEvents
-) -> list[_Draft]:
+def _referral(
+    cause: RecordedEvent, effective: tuple[RecordedEvent, ...], wait: timedelta
+) -> _Draft | None:
+    deadline = cause.occurred_at + wait
+    resolving = _answer(effective, cause, "referral_id", ("FirstContactMade", "ReferralDeclined"))
+    if resolving is not None and resolving.occurred_at <= deadline:
+        return None
+    to = cause.data.get("to", {})
+    draft = _Draft(
+        REFERRAL,
+        cause,
+        deadline,
+        None,
+        f"Referral to {to.get('service')} at {to.get('organisation')} waiting "
+        f"over {wait.days} days",
+    )
+    if resolving is not None:
+        reason = "first_contact" if resolving.type == "FirstContactMade" else "declined"
+        draft.close(resolving, reason)
+    return draft
+
+
+def _review(
+    cause: RecordedEvent, effective: tuple[RecordedEvent, ...], person: PersonEvents
+) -> _Draft | None:
     """A plan's review is overdue from the start of the day after it was due (in the
     ledger's zone) until a review or the plan's closure."""
-    zone = person.config.zone
-    drafts: list[_Draft] = []
-    plan_facts = ("CarePlanAgreed", "CarePlanReviewed")
-    for cause in causes:
-        if cause.type not in plan_facts:
-            continue
-        plan = str(cause.data.get("plan_id"))
-        due_day = cause.data.get("review_due") or cause.data.get("next_review_due")
-        if due_day is None:
-            continue
-        day = due_day if not isinstance(due_day, str) else datetime.fromisoformat(due_day).date()
-        deadline = datetime.combine(day + timedelta(days=1), time(0), zone)
-        resolving = _answer(
-            effective, cause, "plan_id", ("CarePlanReviewed", "CarePlanClosed"), strict=True
+    plan = str(cause.data.get("plan_id"))
+    due_day = cause.data.get("review_due") or cause.data.get("next_review_due")
+    if due_day is None:
+        return None
+    day = due_day if not isinstance(due_day, str) else datetime.fromisoformat(due_day).date()
+    deadline = datetime.combine(day + timedelta(days=1), time(0), person.config.zone)
+    resolving = _answer(
+        effective, cause, "plan_id", ("CarePlanReviewed", "CarePlanClosed"), strict=True
+    )
+    if resolving is not None and resolving.occurred_at < deadline:
+        return None
+    draft = _Draft(
+        REVIEW, cause, deadline, None, f"Care plan {plan} review was due {day.isoformat()}"
+    )
+    if resolving is not None:
+        draft.close(
+            resolving, "reviewed" if resolving.type == "CarePlanReviewed" else "plan_closed"
         )
-        if resolving is not None and resolving.occurred_at < deadline:
-            continue
-        draft = _Draft(
-            REVIEW, cause, deadline, None, f"Care plan {plan} review was due {day.isoformat()}"
-        )
-        if resolving is not None:
-            draft.close(
-                resolving, "reviewed" if resolving.type == "CarePlanReviewed" else "plan_closed"
-            )
-        drafts.append(draft)
-    return drafts
+    return draft
 
 
 def _coordination(
