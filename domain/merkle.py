@@ -187,25 +187,37 @@ class Frontier:
 # -- verifying (RFC 9162 §2.1.3.2 and §2.1.4.2, as written) -------------------------------
 
 
+def _sides(fn: int, sn: int, proof: Iterable[bytes]) -> list[tuple[bytes, bool]] | None:
+    """The walk both RFC 9162 verifiers share (§2.1.3.2, §2.1.4.2), from node ``fn`` of
+    a tree whose last node is ``sn``: each proof hash with whether it is the left
+    sibling of the hash folded so far. None when the proof's length does not fit the
+    tree (a hash after the root is reached, or the root not reached at the end)."""
+    sides: list[tuple[bytes, bool]] = []
+    for p in proof:
+        if sn == 0:
+            return None
+        left = bool(fn & 1) or fn == sn
+        if left and not fn & 1:
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        sides.append((p, left))
+        fn >>= 1
+        sn >>= 1
+    return sides if sn == 0 else None
+
+
 def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes | None:
     """The root an inclusion proof implies, or None if the proof cannot be one."""
     if not 0 <= index < size:
         return None
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            return None
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    return r if sn == 0 else None
+    sides = _sides(index, size - 1, proof)
+    if sides is None:
+        return None
+    r = leaf
+    for p, left in sides:
+        r = node_hash(p, r) if left else node_hash(r, p)
+    return r
 
 
 def verify_inclusion(
@@ -232,22 +244,17 @@ def verify_consistency(
     while fn & 1:
         fn >>= 1
         sn >>= 1
+    sides = _sides(fn, sn, path[1:])
+    if sides is None:
+        return False
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
+    for c, left in sides:
+        if left:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            if not fn & 1:
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
         else:
             sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    return fr == old_root and sr == new_root and sn == 0
+    return fr == old_root and sr == new_root
 
 
 def grow(size: int, stack: list[bytes], leaves: Sequence[bytes]) -> list[bytes]:
