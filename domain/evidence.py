@@ -18,7 +18,21 @@ from uuid import UUID
 from domain import merges, note, transparency
 from domain.audit import FORMAT, b64
 from domain.contract import utc_text
-from domain.ledger import SELECT_STORED, Ledger
+from domain.ledger import SELECT_STORED, Ledger, row_json
+
+# The index row's columns each bundled event carries, in the bundle's order.
+_INDEX_COLUMNS = (
+    "event_id",
+    "patient_id",
+    "version",
+    "type",
+    "occurred_at",
+    "recorded_at",
+    "source_organisation",
+    "content_hash",
+    "hash",
+    "prev_hash",
+)
 
 
 class NoEvidence(Exception):
@@ -80,16 +94,7 @@ def _event(
         "notification_id": row["notification_id"],
         "leaf_index": leaf.index,
         "leaf_hash": b64(leaf.hash),
-        "event_id": str(row["event_id"]),
-        "patient_id": str(row["patient_id"]),
-        "version": row["version"],
-        "type": row["type"],
-        "occurred_at": utc_text(row["occurred_at"]),
-        "recorded_at": utc_text(row["recorded_at"]),
-        "source_organisation": row["source_organisation"],
-        "content_hash": row["content_hash"],
-        "hash": row["hash"],
-        "prev_hash": row["prev_hash"],
+        **row_json(row, *_INDEX_COLUMNS),
         "content": content,
         "inclusion_proof": [b64(p) for p in proof],
     }

@@ -27,7 +27,7 @@ from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
 from domain import authority, identity, merges, note, verification
-from domain.contract import EventType
+from domain.contract import EventType, utc_text
 from domain.database import (
     head_position,
     library_env,
@@ -518,6 +518,21 @@ SELECT_RECORDED = (
 )
 
 SELECT_STORED = SELECT_RECORDED.replace("s.topic, s.state", "s.topic, s.state, s.notification_id")
+
+# How ``ledger_events`` columns are spelled in JSON (HTTP answers, evidence bundles): ids
+# as text, times in UTC with ``Z`` (``utc_text``), every other column as stored.
+_COLUMN_JSON: dict[str, Callable[[Any], Any]] = {
+    "event_id": str,
+    "patient_id": str,
+    "occurred_at": utc_text,
+    "recorded_at": utc_text,
+}
+
+
+def row_json(row: Mapping[str, Any], *columns: str) -> dict[str, Any]:
+    """The named columns of a ledger index row, in that order, as JSON values: one
+    spelling for every answer that shows where an event sits in the ledger."""
+    return {c: _COLUMN_JSON[c](row[c]) if c in _COLUMN_JSON else row[c] for c in columns}
 
 
 def open_ledger(settings: Settings | None = None) -> Ledger:

@@ -37,8 +37,9 @@ from api.openapi import component_ref
 from api.problems import ProblemError
 from api.security import Principal, Role
 from consumers import publisher_outcomes as outcomes
-from domain.contract import FieldError, utc_text
+from domain.contract import FieldError
 from domain.ledger import BatchResult as LedgerBatch
+from domain.ledger import row_json
 
 router = APIRouter(prefix="/v1/events", tags=["publishers"], responses=problems.KEYED)
 
@@ -263,10 +264,7 @@ def event_status(
     return {
         "event_id": str(event_id),
         "status": "recorded",
-        "position": row["position"],
-        "type": row["type"],
-        "occurred_at": utc_text(row["occurred_at"]),
-        "recorded_at": utc_text(row["recorded_at"]),
-        "source_organisation": row["source_organisation"],
-        "hash": row["hash"],
+        **row_json(
+            row, "position", "type", "occurred_at", "recorded_at", "source_organisation", "hash"
+        ),
     }
