@@ -11,6 +11,7 @@ admins read everyone. Every person shown, on a list too, is one access-log row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -36,6 +37,9 @@ from api.times import AwareTime
 from projections import queries
 
 router = APIRouter(prefix="/v1", tags=["coordinators"], responses=problems.KEYED)
+# One person's views (included in ``router`` below them): each is 404 for a person with no
+# journey, or one the projections have not reached yet.
+person_views = APIRouter(prefix="/patients/{nhs}", responses=problems.responses(404))
 
 PURPOSE = "read person-level coordination data"
 # Auditors read every person's coordination views (each read in the access log like any
@@ -54,8 +58,8 @@ NOT_PROJECTED = (
 )
 
 
-@router.get(
-    "/patients/{nhs}/coordinator",
+@person_views.get(
+    "/coordinator",
     summary="Who coordinates the person (now, or at a time)",
     response_model=CoordinatorNow | CoordinatorAsOf,
     responses={
@@ -68,8 +72,7 @@ NOT_PROJECTED = (
                     }
                 }
             }
-        },
-        **problems.responses(404),
+        }
     },
 )
 async def coordinator(
@@ -98,11 +101,10 @@ async def coordinator(
     return answer
 
 
-@router.get(
-    "/patients/{nhs}/coordinator/history",
+@person_views.get(
+    "/coordinator/history",
     summary="Every coordinator interval, with who recorded each change, why, and when",
     response_model=CoordinatorHistory,
-    responses=problems.responses(404),
 )
 async def coordinator_history(person: CaredFor) -> dict[str, Any]:
     """Each interval of "who coordinates" in order, with the event that opened it (and
@@ -111,57 +113,50 @@ async def coordinator_history(person: CaredFor) -> dict[str, Any]:
     clocks (``valid_from`` when it occurred, ``opened_recorded_at`` when the ledger
     learnt of it). "My coordinator changed and nobody told me" starts here."""
 
-    def read(conn: Connection[Any], patient: UUID) -> dict[str, Any]:
+    def parts(conn: Connection[Any], patient: UUID) -> dict[str, Any]:
         if queries.current_coordinator(conn, patient, resolved=True) is None:
             raise ProblemError("not-found", NOT_PROJECTED)
-        intervals = queries.coordinator_intervals(conn, patient, resolved=True)
-        return _view(conn, patient, "coordinators", intervals=intervals)
+        return {"intervals": queries.coordinator_intervals(conn, patient, resolved=True)}
 
-    return await person.fetch(read)
+    return await _view(person, "coordinators", parts)
 
 
-@router.get(
-    "/patients/{nhs}/journey",
+@person_views.get(
+    "/journey",
     summary="The person's cross-setting timeline and admission spells",
     response_model=Journey,
-    responses=problems.responses(404),
 )
 async def journey(person: CaredFor) -> dict[str, Any]:
     """Every event in occurred order with its lane (setting), a one-line summary, source,
     both clocks, ledger position and status (retracted and cancelled events stay,
     marked); and each admission spell with its transfers and length of stay."""
 
-    def read(conn: Connection[Any], patient: UUID) -> dict[str, Any]:
+    def parts(conn: Connection[Any], patient: UUID) -> dict[str, Any]:
         handoffs = queries.handoff_count(conn, patient, resolved=True)
         if handoffs is None:
             raise ProblemError("not-found", NOT_PROJECTED)
-        return _view(
-            conn,
-            patient,
-            "timeline",
-            timeline=queries.timeline(conn, patient, resolved=True),
-            spells=queries.spells(conn, patient, resolved=True),
-            handoffs=handoffs["handoffs"],
-        )
+        return {
+            "timeline": queries.timeline(conn, patient, resolved=True),
+            "spells": queries.spells(conn, patient, resolved=True),
+            "handoffs": handoffs["handoffs"],
+        }
 
-    return await person.fetch(read)
+    return await _view(person, "timeline", parts)
 
 
-@router.get(
-    "/patients/{nhs}/care-plans",
-    summary="The person's care plans",
-    response_model=CarePlans,
-    responses=problems.responses(404),
-)
+@person_views.get("/care-plans", summary="The person's care plans", response_model=CarePlans)
 async def care_plans(person: CaredFor) -> dict[str, Any]:
     """Each personalised care plan: status, goals, reviews, and whether its review is
     overdue today (in the configured zone)."""
 
-    def read(conn: Connection[Any], patient: UUID) -> dict[str, Any]:
-        plans = queries.care_plans(conn, patient, resolved=True)
-        return _view(conn, patient, "care_plans", plans=plans)
+    return await _view(
+        person,
+        "care_plans",
+        lambda conn, patient: {"plans": queries.care_plans(conn, patient, resolved=True)},
+    )
 
-    return await person.fetch(read)
+
+router.include_router(person_views)
 
 
 @router.get(
@@ -197,11 +192,9 @@ def caseload(
                 f"coordinator {coordinator_id} works for another organisation than yours",
             )
         rows = mine
-    rows, people, numbers = _identified(conn, rows)
-    log_reads(conn, request, principal, people)
     return {
         "coordinator_id": coordinator_id,
-        "people": [{**r, "nhs_number": numbers[p]} for r, p in zip(rows, people, strict=True)],
+        "people": _shown(conn, request, principal, rows),
         "projected_to": listing.projected_to(conn, "coordinators"),
     }
 
@@ -234,26 +227,39 @@ def unassigned(
         rows = queries.unassigned(conn, limit=offset + limit + 1)
     page = rows[offset : offset + limit]
     more = len(rows) > offset + limit
-    page, people, numbers = _identified(conn, page)
-    log_reads(conn, request, principal, people)
     return {
-        "people": [{**r, "nhs_number": numbers[p]} for r, p in zip(page, people, strict=True)],
+        "people": _shown(conn, request, principal, page),
         "next_offset": offset + limit if more else None,
         "projected_to": listing.projected_to(conn, "coordinators"),
     }
 
 
-def _view(conn: Connection[Any], patient: UUID, projection: str, **parts: Any) -> dict[str, Any]:
-    """One person's view: who it is of, its parts, and the position of the projection it
-    was read from (``projected_to``)."""
-    return {"patient_id": patient, **parts, "projected_to": listing.projected_to(conn, projection)}
+async def _view(
+    person: PersonRead,
+    projection: str,
+    parts: Callable[[Connection[Any], UUID], dict[str, Any]],
+) -> dict[str, Any]:
+    """One person's view, read in the person read's one transaction: who it is of, its
+    ``parts``, and the position of the projection it was read from (``projected_to``)."""
+
+    def read(conn: Connection[Any], patient: UUID) -> dict[str, Any]:
+        return {
+            "patient_id": patient,
+            **parts(conn, patient),
+            "projected_to": listing.projected_to(conn, projection),
+        }
+
+    return await person.fetch(read)
 
 
-def _identified(
-    conn: Connection[Any], rows: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[UUID], dict[UUID, str]]:
-    """The rows of people the register still identifies: an erased person (no NHS
-    number any more) is on no list, rather than shown with a null number."""
+def _shown(
+    conn: Connection[Any], request: Request, principal: Principal, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows of people the register still identifies, each with its NHS number, and
+    each shown person's read in the access log: an erased person (no NHS number any
+    more) is on no list, rather than shown with a null number."""
     numbers = listing.nhs_numbers(conn, [UUID(r["patient_id"]) for r in rows])
     kept = [r for r in rows if UUID(r["patient_id"]) in numbers]
-    return kept, [UUID(r["patient_id"]) for r in kept], numbers
+    people = [UUID(r["patient_id"]) for r in kept]
+    log_reads(conn, request, principal, people)
+    return [{**r, "nhs_number": numbers[p]} for r, p in zip(kept, people, strict=True)]
