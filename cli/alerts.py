@@ -7,7 +7,6 @@ import json
 import logging
 import signal
 import threading
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -65,13 +64,7 @@ def alerts(
     with ledger_session() as ledger, ledger.connection() as conn:
         orgs = worklist.organisations_of(conn, coordinator_id)
         rows, _ = worklist.alerts(
-            conn,
-            coordinator_id,
-            orgs,
-            now=datetime.now(UTC),
-            status=status,
-            limit=limit,
-            anywhere=True,
+            conn, coordinator_id, orgs, status=status, limit=limit, anywhere=True
         )
     shown = [{k: v for k, v in r.items() if k != "patient_id"} for r in rows]
     if as_json:

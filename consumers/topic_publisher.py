@@ -69,29 +69,23 @@ class Published:
     seq: int
 
 
+@dataclass(eq=False, repr=False)
 class TopicPublisher:
     """Sends what ``source`` gives after the stored position; ``run`` loops until
-    stopped."""
+    stopped. (A dataclass for its constructor only: compared by identity, and no repr
+    that would show the database URL with its password.)"""
 
-    def __init__(
-        self,
-        database_url: str,
-        broker: Broker,
-        topic: str,
-        source: Source,
-        batch: int = BATCH,
-        migrations: tuple[Callable[[psycopg.Connection[Any]], None], ...] = (),
-    ) -> None:
-        self.database_url = database_url
-        self.source = source
-        self.migrations = migrations
-        self.batch = batch
-        self.broker = broker
-        self.topic = topic
-        self.producer: KafkaProducer | None = None
-        self.partitions: list[int] = []
-        self.recovered = False
-        self.there: set[int] = set()  # on the topic already, found when recovering
+    database_url: str
+    broker: Broker
+    topic: str
+    source: Source
+    batch: int = BATCH
+    migrations: tuple[Callable[[psycopg.Connection[Any]], None], ...] = ()
+    producer: KafkaProducer | None = field(default=None, init=False)
+    partitions: list[int] = field(default_factory=list, init=False)
+    recovered: bool = field(default=False, init=False)
+    # on the topic already, found when recovering
+    there: set[int] = field(default_factory=set, init=False)
 
     def connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.database_url, autocommit=True, options=SESSION_OPTIONS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -48,7 +48,7 @@ def alerts(
     coordinator_id: str,
     organisations: list[str],
     *,
-    now: datetime,
+    now: datetime | None = None,
     status: str = "open",
     cursor: str | None = None,
     limit: int = 50,
@@ -56,10 +56,12 @@ def alerts(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The coordinator's alerts held within ``organisations`` (in any organisation with
     ``anywhere``) and those organisations' team queues (``status``: open, closed or all,
-    as visible at ``now``), one page, and the cursor of the next page (None on the
-    last)."""
+    as visible at ``now``, by default the current time: every interface shows them as
+    they stand), one page, and the cursor of the next page (None on the last)."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+    if now is None:
+        now = datetime.now(UTC)
     where = ["a.opened_at <= %(now)s"]
     params: dict[str, Any] = {
         "now": now,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -151,14 +150,7 @@ def list_alerts(
     orgs, anywhere = listing.alert_scope(conn, principal, coordinator_id)
     try:
         rows, following = worklist.alerts(
-            conn,
-            coordinator_id,
-            orgs,
-            now=datetime.now(UTC),
-            status=status,
-            cursor=cursor,
-            limit=limit,
-            anywhere=anywhere,
+            conn, coordinator_id, orgs, status=status, cursor=cursor, limit=limit, anywhere=anywhere
         )
     except worklist.BadCursor as exc:
         raise ProblemError("validation", f"query.cursor: {exc}") from None
