@@ -14,7 +14,7 @@ the ledger index row plus the stored content.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -67,15 +67,14 @@ class Journey(Aggregate):
 
         def content(self) -> dict[str, Any]:
             """The envelope content this event was built from (what is hashed)."""
-            return {
-                "event_id": self.event_id,
-                "type": self.type,
-                "schema_version": self.schema_version,
-                "occurred_at": self.occurred_at,
-                "source": self.source,
-                "recorded_by": self.recorded_by,
-                "data": self.data,
-            }
+            return {name: getattr(self, name) for name in CONTENT_FIELDS}
+
+
+# The seven fields of a stored content: the ones ``Journey.Recorded`` declares beyond the
+# library's own, in its order, which is the order the library's state encodes them in
+# (byte equality depends on it).
+_LIBRARY_FIELDS = {f.name for f in fields(Aggregate.Event)}
+CONTENT_FIELDS = tuple(f.name for f in fields(Journey.Recorded) if f.name not in _LIBRARY_FIELDS)
 
 
 def journey_event(
@@ -83,18 +82,11 @@ def journey_event(
 ) -> Journey.Recorded:
     """The aggregate event for one envelope's content (the version is provisional until
     the recorder places it after the person's head)."""
-    # The metaclass makes every event class a dataclass, which mypy cannot see.
-    return Journey.Recorded(  # type: ignore[call-arg]
+    return Journey.Recorded(
         originator_id=patient_id,
         originator_version=version,
         timestamp=timestamp,
-        event_id=content["event_id"],
-        type=content["type"],
-        schema_version=content["schema_version"],
-        occurred_at=content["occurred_at"],
-        source=content["source"],
-        recorded_by=content["recorded_by"],
-        data=content["data"],
+        **_state_fields(content),
     )
 
 
@@ -102,17 +94,8 @@ RECORDED_TOPIC = get_topic(Journey.Recorded)
 
 
 def _state_fields(content: dict[str, Any]) -> dict[str, Any]:
-    """A content's seven fields in the order ``Journey.Recorded`` declares them, which
-    is the order the library's state encodes them in (byte equality depends on it)."""
-    return {
-        "event_id": content["event_id"],
-        "type": content["type"],
-        "schema_version": content["schema_version"],
-        "occurred_at": content["occurred_at"],
-        "source": content["source"],
-        "recorded_by": content["recorded_by"],
-        "data": content["data"],
-    }
+    """A content's seven fields in ``CONTENT_FIELDS`` order (other keys left out)."""
+    return {name: content[name] for name in CONTENT_FIELDS}
 
 
 def state_tail(content: dict[str, Any]) -> bytes | None:
