@@ -17,6 +17,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from domain.contract import Setting
+
 WIDTH = 1120
 LEFT = 150
 RIGHT = 24
@@ -30,15 +32,11 @@ LANE_H = 34
 DOT_R = 4.2
 SUBROWS = (-9.0, 0.0, 9.0)
 
-LANES = ("primary_care", "acute", "community", "mental_health", "social_care", "voluntary", "home")
-LANE_NAMES = {
-    "primary_care": "Primary care",
-    "acute": "Acute (hospital)",
-    "community": "Community",
-    "mental_health": "Mental health",
-    "social_care": "Social care",
-    "voluntary": "Voluntary",
-    "home": "Home",
+# One lane per setting of the contract, in its order; a lane's label is its setting in
+# words, the hospital's saying what "acute" means.
+LANES = tuple(setting.value for setting in Setting)
+LANE_NAMES = {lane: lane.replace("_", " ").capitalize() for lane in LANES} | {
+    Setting.ACUTE.value: "Acute (hospital)"
 }
 KIND_COLOURS = {
     "journey": "#3b3b3b",
