@@ -61,11 +61,16 @@ class Entry:
     source: str
 
 
-def opted_out_patient_ids(conn: psycopg.Connection[Any]) -> frozenset[str]:
-    """The internal patient ids (as text) of everyone opted out, survivors of merges
-    with them included: what every evaluator-facing output leaves out."""
+def opted_out_patients(conn: psycopg.Connection[Any]) -> frozenset[UUID]:
+    """The internal patient ids of everyone opted out, survivors of merges with them
+    included: what every evaluator-facing output leaves out."""
     rows = conn.execute(OPTED_OUT).fetchall()
-    return frozenset(str(_first(r)) for r in rows)
+    return frozenset(_first(r) for r in rows)  # a uuid column: psycopg gives UUIDs
+
+
+def opted_out_patient_ids(conn: psycopg.Connection[Any]) -> frozenset[str]:
+    """``opted_out_patients`` as text, for outputs keyed by the id's text."""
+    return frozenset(str(p) for p in opted_out_patients(conn))
 
 
 def add(conn: psycopg.Connection[Any], nhs_numbers: Iterable[str], source: str = "cli") -> int:

@@ -33,7 +33,7 @@ import psycopg
 from psycopg import IsolationLevel
 
 from domain.journey import RecordedEvent
-from domain.optout import opted_out_patient_ids
+from domain.optout import opted_out_patients
 from projections import fold, log
 from projections.fhir.resources import RESOURCE_TYPES, Subject, person_documents
 from projections.fold import FoldConfig
@@ -99,7 +99,7 @@ def export(
             moment: datetime = row[0] if row else datetime.now()
             head = log.head(conn)
             result = ExportResult(moment, head)
-            opted = {UUID(p) for p in opted_out_patient_ids(conn) if _is_uuid(p)}
+            opted = opted_out_patients(conn)
             merged = log.merged_people(conn)
             total_row = conn.execute("SELECT count(*) FROM ledger_heads").fetchone()
             total = int(total_row[0]) if total_row else 0
@@ -131,14 +131,6 @@ def export(
 
 def _pseudonym(patient_id: UUID, key: str) -> str:
     return pseudonym(patient_id, key)
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _people(
