@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -43,79 +44,65 @@ class ProblemField(BaseModel):
     msg: str
 
 
-class Problem(BaseModel):
-    """RFC 9457 problem details."""
+@dataclass(frozen=True)
+class Kind:
+    """A kind of problem (``type`` is ``TYPE_PREFIX`` and its name in ``KINDS``), with
+    everything said about it in one row."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "type": "urn:carejourney:problem:validation",
-                    "title": "Request is not valid",
-                    "status": 422,
-                    "detail": "path.nhs: NHS number check digit does not match",
-                    "instance": "/v1/patients/{nhs}/journey",
-                    "errors": [{"loc": "path.nhs", "msg": "NHS number check digit does not match"}],
-                }
-            ]
-        }
-    )
-
-    type: str = Field(description="URN naming the kind of problem.")
-    title: str
     status: int
-    detail: str | None = None
-    instance: str | None = Field(
-        default=None,
-        description="The route template of the request (`/v1/patients/{nhs}/journey`): "
-        "never a concrete person path.",
-    )
-    errors: list[ProblemField] | None = Field(
-        default=None, description="Every field at fault (validation problems)."
-    )
+    title: str
+    # The detail (and fields at fault) the OpenAPI document shows for ``status``: given on
+    # one kind of each documented status.
+    example: str | None = None
+    example_errors: tuple[FieldError, ...] = ()
+    # An HTTPException of ``status`` is answered as this kind (of a status no kind takes:
+    # as ``about:blank``).
+    http: bool = False
 
 
-KINDS: dict[str, tuple[int, str]] = {
-    "validation": (422, "Request is not valid"),
-    "bad-request": (400, "Bad request"),
-    "busy": (429, "Too many requests"),
-    "envelope-rejected": (422, "Envelope rejected"),
-    "unauthenticated": (401, "Authentication required"),
-    "forbidden": (403, "Not allowed"),
-    "not-found": (404, "Not found"),
-    "conflict": (409, "Conflict"),
-    "too-large": (413, "Request too large"),
-    "unsupported-media-type": (415, "Unsupported media type"),
-    "headers-too-large": (431, "Request header fields too large"),
-    "not-ready": (503, "Not ready"),
-    "internal": (500, "Internal error"),
+KINDS: dict[str, Kind] = {
+    "validation": Kind(
+        422,
+        "Request is not valid",
+        "path.nhs: NHS number check digit does not match",
+        (FieldError("path.nhs", "NHS number check digit does not match"),),
+        http=True,
+    ),
+    "bad-request": Kind(400, "Bad request", "send 'Prefer: respond-async' to start an export"),
+    "busy": Kind(
+        429, "Too many requests", "an export of yours is still running: poll it or cancel it"
+    ),
+    "envelope-rejected": Kind(422, "Envelope rejected"),
+    "unauthenticated": Kind(
+        401,
+        "Authentication required",
+        "send an API key as 'Authorization: Bearer <key>'",
+        http=True,
+    ),
+    "forbidden": Kind(
+        403, "Not allowed", "role evaluator may not read person-level data", http=True
+    ),
+    "not-found": Kind(404, "Not found", "no journey is registered for this NHS number", http=True),
+    "conflict": Kind(
+        409, "Conflict", "event_id: event_id already recorded with different content", http=True
+    ),
+    "too-large": Kind(
+        413, "Request too large", "request body is larger than 10485760 bytes", http=True
+    ),
+    "unsupported-media-type": Kind(
+        415,
+        "Unsupported media type",
+        "send the body as application/json (Content-Type was text/plain)",
+        http=True,
+    ),
+    "headers-too-large": Kind(431, "Request header fields too large", http=True),
+    "not-ready": Kind(
+        503, "Not ready", "projection coordinators lags the ledger by 20000 events (bound 10000)"
+    ),
+    "internal": Kind(500, "Internal error"),
 }
-
-EXAMPLES: dict[int, dict[str, Any]] = {
-    401: {"kind": "unauthenticated", "detail": "send an API key as 'Authorization: Bearer <key>'"},
-    403: {"kind": "forbidden", "detail": "role evaluator may not read person-level data"},
-    404: {"kind": "not-found", "detail": "no journey is registered for this NHS number"},
-    409: {
-        "kind": "conflict",
-        "detail": "event_id: event_id already recorded with different content",
-    },
-    413: {"kind": "too-large", "detail": "request body is larger than 10485760 bytes"},
-    400: {"kind": "bad-request", "detail": "send 'Prefer: respond-async' to start an export"},
-    429: {"kind": "busy", "detail": "an export of yours is still running: poll it or cancel it"},
-    415: {
-        "kind": "unsupported-media-type",
-        "detail": "send the body as application/json (Content-Type was text/plain)",
-    },
-    422: {
-        "kind": "validation",
-        "detail": "path.nhs: NHS number check digit does not match",
-        "errors": [{"loc": "path.nhs", "msg": "NHS number check digit does not match"}],
-    },
-    503: {
-        "kind": "not-ready",
-        "detail": "projection coordinators lags the ledger by 20000 events (bound 10000)",
-    },
-}
+_DOCUMENTED = {k.status: name for name, k in KINDS.items() if k.example is not None}
+_FROM_HTTP = {k.status: name for name, k in KINDS.items() if k.http}
 
 
 class ProblemError(Exception):
@@ -130,9 +117,9 @@ class ProblemError(Exception):
         headers: dict[str, str] | None = None,
         status: int | None = None,
     ) -> None:
-        default_status, self.title = KINDS[kind]
         self.kind = kind
-        self.status = status or default_status
+        self.title = KINDS[kind].title
+        self.status = status or KINDS[kind].status
         self.detail = detail
         self.errors = errors
         self.headers = headers
@@ -157,6 +144,37 @@ def problem_body(
     return body
 
 
+def documented(status: int, instance: str) -> dict[str, Any]:
+    """The problem documented for ``status`` (``Kind.example``) as it would be answered at
+    ``instance``: the examples the OpenAPI document shows are real answers' bodies."""
+    name = _DOCUMENTED[status]
+    kind = KINDS[name]
+    errors = list(kind.example_errors)
+    return problem_body(name, status, kind.title, kind.example, instance, errors)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    # The schema's example is the documented 422 as a person path answers it.
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [documented(422, "/v1/patients/{nhs}/journey")]}
+    )
+
+    type: str = Field(description="URN naming the kind of problem.")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = Field(
+        default=None,
+        description="The route template of the request (`/v1/patients/{nhs}/journey`): "
+        "never a concrete person path.",
+    )
+    errors: list[ProblemField] | None = Field(
+        default=None, description="Every field at fault (validation problems)."
+    )
+
+
 def problem_response(
     kind: str,
     detail: str | None = None,
@@ -166,9 +184,8 @@ def problem_response(
     status: int | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    default_status, title = KINDS[kind]
-    status = status or default_status
-    body = problem_body(kind, status, title, detail, instance, errors)
+    status = status or KINDS[kind].status
+    body = problem_body(kind, status, KINDS[kind].title, detail, instance, errors)
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -201,16 +218,7 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    kind = {
-        401: "unauthenticated",
-        403: "forbidden",
-        404: "not-found",
-        409: "conflict",
-        413: "too-large",
-        415: "unsupported-media-type",
-        422: "validation",
-        431: "headers-too-large",
-    }.get(exc.status_code)
+    kind = _FROM_HTTP.get(exc.status_code)
     phrase = HTTPStatus(exc.status_code).phrase
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     headers = dict(exc.headers) if exc.headers else None
@@ -316,22 +324,12 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problems an operation can answer with, with examples."""
     out: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
-        example = EXAMPLES[status]
-        kind = example["kind"]
-        body = problem_body(
-            kind,
-            status,
-            KINDS[kind][1],
-            example["detail"],
-            "/v1/...",
-            [FieldError(**e) for e in example.get("errors", [])],
-        )
         out[status] = {
             "description": HTTPStatus(status).phrase,
             "content": {
                 MEDIA_TYPE: {
                     "schema": {"$ref": "#/components/schemas/Problem"},
-                    "example": body,
+                    "example": documented(status, "/v1/..."),
                 }
             },
         }
