@@ -200,15 +200,19 @@ def handoff_count(
 # -- timeline and spells ---------------------------------------------------------------
 
 
+def _of_person(
+    conn: psycopg.Connection[Any], table: str, person: UUID, order: str
+) -> list[dict[str, Any]]:
+    """Every column of one person's rows of a per-person read-model table, in ``order``
+    (the timeline, spells, care plans and referrals are read alike)."""
+    return _rows(conn, f"SELECT * FROM {table} WHERE patient_id = %s ORDER BY {order}", (person,))
+
+
 def timeline(
     conn: psycopg.Connection[Any], patient_id: UUID | str, *, resolved: bool = False
 ) -> list[dict[str, Any]]:
     """Every event of the person in occurred order (ties by position), with status."""
-    rows = _rows(
-        conn,
-        "SELECT * FROM journey_timeline WHERE patient_id = %s ORDER BY seq",
-        (_person(conn, patient_id, resolved),),
-    )
+    rows = _of_person(conn, "journey_timeline", _person(conn, patient_id, resolved), "seq")
     return [_clean(r, "patient_id") for r in rows]
 
 
@@ -216,11 +220,7 @@ def spells(
     conn: psycopg.Connection[Any], patient_id: UUID | str, *, resolved: bool = False
 ) -> list[dict[str, Any]]:
     """The person's admission spells in order of admission (cancelled ones removed)."""
-    rows = _rows(
-        conn,
-        "SELECT * FROM admission_spells WHERE patient_id = %s ORDER BY seq",
-        (_person(conn, patient_id, resolved),),
-    )
+    rows = _of_person(conn, "admission_spells", _person(conn, patient_id, resolved), "seq")
     return [_clean(r, "patient_id") for r in rows]
 
 
@@ -243,11 +243,8 @@ def care_plans(
 ) -> list[dict[str, Any]]:
     """Each plan: status, goals, reviews, and whether its review is overdue today."""
     day = _today(today, zone)
-    rows = _rows(
-        conn,
-        "SELECT * FROM care_plan_status WHERE patient_id = %s ORDER BY agreed_at, plan_id",
-        (_person(conn, patient_id, resolved),),
-    )
+    person = _person(conn, patient_id, resolved)
+    rows = _of_person(conn, "care_plan_status", person, "agreed_at, plan_id")
     return [plan_view(r, day) for r in rows]
 
 
@@ -269,11 +266,7 @@ def referrals(
     """Each referral: status, steps, the wait to first contact, or the wait so far."""
     zone = _zone(zone)
     day = _today(today, zone)
-    rows = _rows(
-        conn,
-        "SELECT * FROM referral_status WHERE patient_id = %s ORDER BY made_at, referral_id",
-        (resolve(conn, patient_id),),
-    )
+    rows = _of_person(conn, "referral_status", resolve(conn, patient_id), "made_at, referral_id")
     return [referral_view(r, day, zone) for r in rows]
 
 
