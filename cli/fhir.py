@@ -29,7 +29,7 @@ from cli.console import (
     progress,
     registered,
 )
-from cli.options import NhsNumber, group
+from cli.options import NhsNumber, as_of_option, group
 from projections.fhir.bundle import person_bundle
 from projections.fhir.export import check_types, export
 from projections.fhir.resources import Subject
@@ -49,10 +49,7 @@ def register(app: typer.Typer) -> None:
 @fhir_app.command()
 def bundle(
     nhs_number: NhsNumber,
-    as_of: Annotated[
-        datetime | None,
-        typer.Option(help="The journey as it was at this occurred time (ISO-8601; default: now)."),
-    ] = None,
+    as_of: Annotated[datetime | None, as_of_option("The journey as it was")] = None,
     known_at: Annotated[
         datetime | None,
         typer.Option(help="Only events the ledger had recorded by this time (ISO-8601)."),

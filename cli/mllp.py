@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from cli.console import err, ledger_session
+from cli.options import host_option, port_option
 from consumers import mllp
 from domain.settings import get_settings
 
@@ -21,13 +22,8 @@ def register(app: typer.Typer) -> None:
 
 
 def listen(
-    host: Annotated[
-        str | None,
-        typer.Option(help="Address to bind (default CAREJOURNEY_MLLP_HOST, 127.0.0.1)."),
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option(help="Port (default CAREJOURNEY_MLLP_PORT, 2575).")
-    ] = None,
+    host: Annotated[str | None, host_option("mllp_host")] = None,
+    port: Annotated[int | None, port_option("mllp_port")] = None,
 ) -> None:
     """Receive HL7 v2 ADT messages over MLLP; ACK each one after it has committed.
 

@@ -25,7 +25,7 @@ from cli.console import (
     progress,
     registered,
 )
-from cli.options import AsJson, NhsNumber, group
+from cli.options import AsJson, NhsNumber, as_of_option, group
 from domain.contract import Setting
 from domain.ledger import Ledger
 from projections import catalog, queries
@@ -188,10 +188,7 @@ def rebuild_command(
 
 def coordinator(
     nhs_number: NhsNumber,
-    as_of: Annotated[
-        datetime | None,
-        typer.Option(help="Who coordinated at this occurred time (ISO-8601; default: now)."),
-    ] = None,
+    as_of: Annotated[datetime | None, as_of_option("Who coordinated")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Who coordinates the person's care now (or at --as-of), and the intervals so far."""

@@ -21,6 +21,7 @@ import uvicorn
 from api.header_limit import BoundedHttpTools
 from api.security import KeyRing
 from cli.console import AllowPlaceholderKey, check_pseudonym_key, err, ledger_session
+from cli.options import host_option, port_option
 from domain.settings import get_settings
 
 
@@ -29,12 +30,8 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    host: Annotated[
-        str | None, typer.Option(help="Address to bind (default CAREJOURNEY_API_HOST, 127.0.0.1).")
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option(help="Port (default CAREJOURNEY_API_PORT, 8000).")
-    ] = None,
+    host: Annotated[str | None, host_option("api_host")] = None,
+    port: Annotated[int | None, port_option("api_port")] = None,
     workers: Annotated[
         int | None,
         typer.Option(min=1, help="uvicorn worker processes (default CAREJOURNEY_API_WORKERS, 1)."),
