@@ -92,24 +92,16 @@ class Identification(NamedTuple):
     position: Position
 
 
-CONTACTS = table(
-    "evaluation_contacts",
-    Contact,
-    person_key("seq"),
-    Index("occurred", "occurred_at"),
-)
-OUTCOMES = table(
-    "evaluation_outcomes",
-    Outcome,
-    person_key("seq"),
-    Index("occurred", "occurred_at"),
-)
-REVIEWS = table(
-    "evaluation_plan_reviews",
-    ReviewEpisode,
-    person_key("seq"),
-    Index("due", "due"),
-)
+def _dated(name: str, row: Any, period: str) -> Table:
+    """A table of one person's dated facts: keyed by ``seq`` (their order in the fold),
+    indexed on the column the measures select a period by (the index is named after the
+    column, less any ``_at``)."""
+    return table(name, row, person_key("seq"), Index(period.removesuffix("_at"), period))
+
+
+CONTACTS = _dated("evaluation_contacts", Contact, "occurred_at")
+OUTCOMES = _dated("evaluation_outcomes", Outcome, "occurred_at")
+REVIEWS = _dated("evaluation_plan_reviews", ReviewEpisode, "due")
 PEOPLE = table(
     "evaluation_people",
     Identification,
