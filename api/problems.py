@@ -126,6 +126,17 @@ class ProblemError(Exception):
         super().__init__(detail or self.title)
 
 
+def batch_size(count: int, most: int, *, empty: tuple[str, str], too_many: str) -> None:
+    """A request body's batch holds one to ``most`` items (the batch maximum): none is
+    422 (``empty``: the detail, and the body field's message), more than ``most`` is 413
+    (``too_many``, formatted with ``most`` and ``count``)."""
+    if not count:
+        detail, field = empty
+        raise ProblemError("validation", f"body: {detail}", errors=[FieldError("body", field)])
+    if count > most:
+        raise ProblemError("too-large", too_many.format(most=most, count=count))
+
+
 def problem_body(
     kind: str,
     status: int,

@@ -127,18 +127,12 @@ async def publish(
     payload = strict_json(await request.body())
     allowed = None if principal.role is Role.ADMIN else principal.organisations
     if isinstance(payload, list):
-        if not payload:
-            raise ProblemError(
-                "validation",
-                "body: a batch needs at least one envelope",
-                errors=[FieldError("body", "empty batch")],
-            )
-        if len(payload) > settings.batch_max:
-            raise ProblemError(
-                "too-large",
-                f"a batch holds at most {settings.batch_max} "
-                f"envelopes; this one has {len(payload)}",
-            )
+        problems.batch_size(
+            len(payload),
+            settings.batch_max,
+            empty=("a batch needs at least one envelope", "empty batch"),
+            too_many="a batch holds at most {most} envelopes; this one has {count}",
+        )
         result = await appender.append(payload, allowed)
         _count(result)
         await _keep_refusals(appender, result, payload, allowed)

@@ -24,18 +24,15 @@ from domain.ledger import Ledger
 from projections.fold import FoldConfig
 from projections.replay import replay as replay_events
 
-router = APIRouter(prefix="/v1/patients", tags=["auditors"], responses=problems.PERSON)
+# Every route here reads one person, named in the path.
+router = APIRouter(prefix="/v1/patients/{nhs}", tags=["auditors"], responses=problems.PERSON)
 
 AuditedPerson = Annotated[
     PersonRead, Depends(person_read(Role.AUDITOR, purpose="read person-level records"))
 ]
 
 
-@router.get(
-    "/{nhs}/events",
-    summary="A person's complete record",
-    response_model=PatientRecords,
-)
+@router.get("/events", summary="A person's complete record", response_model=PatientRecords)
 def person_events(
     admitted: AuditedPerson,
     ledger: LedgerDep,
@@ -58,7 +55,7 @@ def person_events(
 
 
 @router.get(
-    "/{nhs}/replay",
+    "/replay",
     summary="The person's journey as it was, as the ledger knew it",
     response_model=Replay,
 )
@@ -96,11 +93,7 @@ def person_replay(
     )
 
 
-@router.get(
-    "/{nhs}/verify",
-    summary="Verify the person's hash chain",
-    response_model=Verification,
-)
+@router.get("/verify", summary="Verify the person's hash chain", response_model=Verification)
 def person_verify(admitted: AuditedPerson, ledger: LedgerDep) -> dict[str, Any]:
     """Recompute the chain from storage; ``ok`` is false and ``break`` names the first
     altered, removed or re-ordered event if anything changed. ``head`` is the person's

@@ -74,17 +74,12 @@ async def publish_adt(
     """Map each message as `carejourney adt import` does and record (or preview) them."""
     body = await request.body()
     messages = split_messages(body)
-    if not messages:
-        raise ProblemError(
-            "validation",
-            "body: no HL7 v2 message (a message starts with an MSH segment)",
-            errors=[FieldError("body", "no MSH segment")],
-        )
-    if len(messages) > settings.batch_max:
-        raise ProblemError(
-            "too-large",
-            f"at most {settings.batch_max} messages per request; this one has {len(messages)}",
-        )
+    problems.batch_size(
+        len(messages),
+        settings.batch_max,
+        empty=("no HL7 v2 message (a message starts with an MSH segment)", "no MSH segment"),
+        too_many="at most {most} messages per request; this one has {count}",
+    )
     allowed = None if principal.role is Role.ADMIN else principal.organisations
     call = partial(_run, ledger, messages, settings, allowed, dry_run)
     results = await anyio.to_thread.run_sync(call)

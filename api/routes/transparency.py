@@ -55,14 +55,14 @@ SIGNED_CHECKPOINT = {
         }
     },
 }
+# Both checkpoint routes answer with the signed note itself, as text.
+AS_SIGNED_NOTE: dict[str, Any] = {
+    "response_class": PlainTextResponse,
+    "responses": {200: SIGNED_CHECKPOINT},
+}
 
 
-@router.get(
-    "/checkpoint",
-    summary="The latest signed checkpoint",
-    response_class=PlainTextResponse,
-    responses={200: SIGNED_CHECKPOINT},
-)
+@router.get("/checkpoint", summary="The latest signed checkpoint", **AS_SIGNED_NOTE)
 def latest_checkpoint(_: Reader, ledger: LedgerDep) -> PlainTextResponse:
     """The latest C2SP checkpoint, byte for byte as signed (verify it with the log's
     vkey; keep it: a later consistency proof shows the log only grew from it)."""
@@ -73,12 +73,12 @@ def latest_checkpoint(_: Reader, ledger: LedgerDep) -> PlainTextResponse:
     return PlainTextResponse(found.note, headers={"X-Tree-Size": str(found.size)})
 
 
-@router.get(
-    "/inclusion",
-    summary="Inclusion proof of an event",
-    response_model=InclusionProof,
-    responses=problems.responses(422),
-)
+# The RFC 9162 proofs (included in ``router`` below them): each takes tree sizes (or a
+# position), so each can be 422 for one out of range.
+proofs = APIRouter(responses=problems.responses(422))
+
+
+@proofs.get("/inclusion", summary="Inclusion proof of an event", response_model=InclusionProof)
 def inclusion(
     _: Reader,
     ledger: LedgerDep,
@@ -92,11 +92,10 @@ def inclusion(
     return _proof(ledger, transparency.inclusion_answer, position, tree_size)
 
 
-@router.get(
+@proofs.get(
     "/consistency",
     summary="Consistency proof between two tree sizes",
     response_model=ConsistencyProof,
-    responses=problems.responses(422),
 )
 def consistency(
     _: Reader,
@@ -118,6 +117,9 @@ def _proof(
             return answer(conn, *sizes)
         except (transparency.TreeError, ValueError) as exc:
             raise ProblemError("not-found", str(exc)) from None
+
+
+router.include_router(proofs)
 
 
 # -- C2SP tlog-tiles -------------------------------------------------------------------------
@@ -149,12 +151,7 @@ def parse_tile_path(text: str) -> tuple[int | None, int, int]:
     return level, index, width
 
 
-@router.get(
-    "/tlog/checkpoint",
-    summary="tlog-tiles: the latest checkpoint",
-    response_class=PlainTextResponse,
-    responses={200: SIGNED_CHECKPOINT},
-)
+@router.get("/tlog/checkpoint", summary="tlog-tiles: the latest checkpoint", **AS_SIGNED_NOTE)
 def tlog_checkpoint(principal: Reader, ledger: LedgerDep) -> PlainTextResponse:
     """``<prefix>/checkpoint`` of C2SP tlog-tiles: the latest signed note (as
     ``/v1/transparency/checkpoint``), never cached for long."""
