@@ -306,43 +306,41 @@ def _date_input(value: Any) -> Any:
 Day = Annotated[date, BeforeValidator(_date_input)]
 
 
-def _moment_input(value: Any) -> Any:
-    if isinstance(value, str | datetime):
+def _instant(type_message: str, offset_message: str) -> tuple[BeforeValidator, AfterValidator]:
+    """The two checks of a date-time in the contract, with the messages of the field they
+    guard: it travels as a string (or a ``datetime``), never a Unix timestamp, since the
+    publisher's offset is part of the fact; and it carries that offset."""
+
+    def given(value: Any) -> Any:
+        if isinstance(value, str | datetime):
+            return value
+        raise PydanticCustomError("datetime_type", type_message)
+
+    def aware(value: datetime) -> datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise PydanticCustomError("timezone_aware", offset_message)
         return value
-    raise PydanticCustomError(
-        "datetime_type", "should be an ISO-8601 date-time string with a UTC offset"
-    )
+
+    return BeforeValidator(given), AfterValidator(aware)
 
 
-def _aware_moment(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise PydanticCustomError("timezone_aware", "a date-time must carry a UTC offset")
-    return value
-
+_MOMENT_GIVEN, _MOMENT_AWARE = _instant(
+    "should be an ISO-8601 date-time string with a UTC offset",
+    "a date-time must carry a UTC offset",
+)
+_OCCURRED_GIVEN, _OCCURRED_AWARE = _instant(
+    "occurred_at should be an ISO-8601 date-time string with a UTC offset",
+    "occurred_at must carry a UTC offset",
+)
 
 # An instant inside ``data`` (v1 addition): offset required, stored as UTC with ``Z`` so two
 # spellings of one instant hash the same.
 Moment = Annotated[
     datetime,
-    BeforeValidator(_moment_input),
-    AfterValidator(_aware_moment),
+    _MOMENT_GIVEN,
+    _MOMENT_AWARE,
     PlainSerializer(lambda v: utc_text(v), return_type=str, when_used="json"),
 ]
-
-
-def _occurred_input(value: Any) -> Any:
-    """Refuse Unix timestamps: the publisher's offset is part of the fact."""
-    if isinstance(value, str | datetime):
-        return value
-    raise PydanticCustomError(
-        "datetime_type", "occurred_at should be an ISO-8601 date-time string with a UTC offset"
-    )
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise PydanticCustomError("timezone_aware", "occurred_at must carry a UTC offset")
-    return value
 
 
 def _nhs(value: str) -> str:
@@ -807,7 +805,7 @@ class Envelope(Data):
     schema_version: Annotated[int, Strict(), AfterValidator(_supported_version)]
     nhs_number: Annotated[str, AfterValidator(_nhs)] | None = None
     local_id: LocalId | None = None
-    occurred_at: Annotated[datetime, BeforeValidator(_occurred_input), AfterValidator(_aware)]
+    occurred_at: Annotated[datetime, _OCCURRED_GIVEN, _OCCURRED_AWARE]
     source: Source
     recorded_by: RecordedBy | None = None
     data: SerializeAsAny[BaseModel]
