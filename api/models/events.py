@@ -35,11 +35,11 @@ EXAMPLE_ENVELOPE: dict[str, Any] = {
         "reason": "heart failure nurse to lead",
     },
 }
+# The same person's registration, the day before (the batch example sends both).
 EXAMPLE_REGISTERED: dict[str, Any] = {
+    **EXAMPLE_ENVELOPE,
     "event_id": "0b6f1c2e-9a43-4d8e-8f3a-3c1d2b4a5e60",
     "type": "PatientRegistered",
-    "schema_version": 1,
-    "nhs_number": "9434765919",
     "occurred_at": "2026-03-01T09:00:00+00:00",
     "source": {"organisation": "A81001", "system": "gp-emis", "setting": "primary_care"},
     "recorded_by": {"id": "C1234567", "role": "gp"},
