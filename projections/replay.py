@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from uuid import UUID
 
 from domain.journey import RecordedEvent
@@ -24,48 +24,48 @@ from projections.readmodel import Folds
 from projections.tables import as_dict, jsonable
 
 
-def as_at(
-    events: Sequence[RecordedEvent],
-    as_of: datetime | None,
-    known_at: datetime | None,
-    patient_id: UUID | None,
-    config: FoldConfig,
-) -> tuple[PersonEvents, datetime]:
+class Cut(TypedDict, total=False):
+    """What a replay or a FHIR Bundle is of (module docstring): the events that occurred
+    by ``as_of`` (default: everything) as recorded by ``known_at`` (default: everything),
+    of ``patient_id`` (default: the one stream no merge names), folded with ``config``.
+    Both take these same keywords, and ``as_at`` applies them for both."""
+
+    as_of: datetime | None
+    known_at: datetime | None
+    patient_id: UUID | None
+    config: FoldConfig
+
+
+def as_at(events: Sequence[RecordedEvent], cut: Cut) -> tuple[PersonEvents, datetime]:
     """The person as at ``as_of`` as known at ``known_at`` (module docstring), and the
     moment asked about: ``as_of``, or now. The replay and the FHIR Bundle both start
     here, so they cannot disagree about what was known and true when."""
+    as_of, known_at = cut.get("as_of"), cut.get("known_at")
     known = [e for e in events if known_at is None or e.recorded_at <= known_at]
-    person = prepare(known, patient_id, config)
+    person = prepare(known, cut.get("patient_id"), cut.get("config", DEFAULT_CONFIG))
     if as_of is not None:
         person = person.cut(as_of)
     return person, as_of or datetime.now(UTC)
 
 
-def replay(
-    events: Sequence[RecordedEvent],
-    *,
-    as_of: datetime | None = None,
-    known_at: datetime | None = None,
-    patient_id: UUID | None = None,
-    config: FoldConfig = DEFAULT_CONFIG,
-) -> dict[str, Any]:
+def replay(events: Sequence[RecordedEvent], **cut: Unpack[Cut]) -> dict[str, Any]:
     """The person's coordinator, spells, care plans, referrals, findings and timeline as
     at ``as_of`` (default: everything) knowing only what was recorded by ``known_at``
     (default: everything). Shapes match ``projections/queries.py``; ``today`` for
     "review overdue" and "waiting days" is the date of ``as_of`` (or now) in the zone."""
-    person, moment = as_at(events, as_of, known_at, patient_id, config)
+    person, moment = as_at(events, cut)
     folds = Folds(person)
     coord = folds.of(coordinators.MODEL)
     line = folds.of(timeline.MODEL)
     plans = folds.of(care_plans.MODEL)
     refs = folds.of(referrals.MODEL)
-    zone = config.zone
+    zone = person.config.zone
     today = moment.astimezone(zone).date()
     open_interval = next((i for i in reversed(coord.intervals) if i.valid_to is None), None)
     return {
         "patient_id": str(person.patient_id),
-        "as_of": jsonable(as_of),
-        "known_at": jsonable(known_at),
+        "as_of": jsonable(cut.get("as_of")),
+        "known_at": jsonable(cut.get("known_at")),
         "position": person.position,
         "events": len(person.entries),
         "coordinator": queries.coordinator_view(coord.status._asdict()),

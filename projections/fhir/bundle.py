@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
-from uuid import UUID, uuid5
+from typing import Any, Unpack
+from uuid import uuid5
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.resource import Resource
@@ -23,8 +23,7 @@ from fhir.resources.R4B.resource import Resource
 from domain.journey import RecordedEvent
 from projections.fhir import vocabulary as v
 from projections.fhir.resources import NAMESPACE, Subject, person_resources
-from projections.fold import DEFAULT_CONFIG, FoldConfig
-from projections.replay import as_at
+from projections.replay import Cut, as_at
 
 CONTENT_TYPE = "application/fhir+json"
 DEFAULT_BASE = f"{v.LEDGER}/fhir"
@@ -33,19 +32,18 @@ DEFAULT_BASE = f"{v.LEDGER}/fhir"
 def person_bundle(
     events: Sequence[RecordedEvent],
     *,
-    as_of: datetime | None = None,
-    known_at: datetime | None = None,
-    patient_id: UUID | None = None,
-    config: FoldConfig = DEFAULT_CONFIG,
     subject: Subject | None = None,
     base: str = DEFAULT_BASE,
+    **cut: Unpack[Cut],
 ) -> Bundle:
     """The person's resources as at ``as_of`` (default: everything), knowing only what
     was recorded by ``known_at`` (default: everything). "Today" for overdue reviews and
     waits is the date of ``as_of`` (or now) in the zone, as in the replay."""
-    person, moment = as_at(events, as_of, known_at, patient_id, config)
-    resources = person_resources(person, subject, today=moment.astimezone(config.zone).date())
-    stamp = f"{person.patient_id}/{person.position}/{as_of}/{known_at}"
+    person, moment = as_at(events, cut)
+    resources = person_resources(
+        person, subject, today=moment.astimezone(person.config.zone).date()
+    )
+    stamp = f"{person.patient_id}/{person.position}/{cut.get('as_of')}/{cut.get('known_at')}"
     return collection(resources, base=base, bundle_id=str(uuid5(NAMESPACE, stamp)))
 
 
