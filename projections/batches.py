@@ -6,7 +6,6 @@ the swap), so both replace a person's rows in exactly the same way.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +32,7 @@ def fold_people(
     upto: int,
     names: Collection[str],
     config: FoldConfig = DEFAULT_CONFIG,
-    loads: log.Loads = json.loads,
+    loads: log.Loads = log.plain_loads,
     kept: log.Kept | None = None,
 ) -> Folded:
     """Fold everyone ``touched`` (and anyone a recorded merge links to them) over their

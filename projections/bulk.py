@@ -14,7 +14,6 @@ by the coordinator, after the others, over their combined streams.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import queue as queues
 from collections.abc import Callable, Iterable
@@ -114,7 +113,7 @@ def _run(
     job: Job,
     report: Callable[[int], None],
     reader: psycopg.Connection[Any] | None,
-    loads: log.Loads = json.loads,
+    loads: log.Loads = log.plain_loads,
 ) -> tuple[int, int]:
     with ExitStack() as stack:
         if reader is None:
@@ -171,7 +170,7 @@ def load(
         report(0)
         job = Job(url, snapshot, head, merged, names, suffix, config)
         # Workers decode plain JSON themselves; a cipher or compressor stays in-process.
-        if workers > 1 and total >= PARALLEL_FROM and loads is json.loads:
+        if workers > 1 and total >= PARALLEL_FROM and loads is log.plain_loads:
             events, people = _parallel(job, workers, report)
         else:
             events, people = _run(job, report, reader, loads)

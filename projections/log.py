@@ -13,11 +13,13 @@ Times come from the ledger index (``occurred_at`` is checked against the content
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -25,6 +27,24 @@ from domain.database import SESSION_OPTIONS, head_position
 from domain.journey import RecordedEvent
 
 Loads = Callable[[bytes], dict[str, Any]]
+
+
+def plain_loads(state: bytes) -> dict[str, Any]:
+    """A stored state as the library's JSON decoder reads it, with orjson (2.3 times as
+    fast on recorded states: decoding was a sixth of a runner step). orjson reads an
+    integer beyond 64 bits as a float, silently; a state with a run of 19 digits (none
+    in content the contract writes: its numbers are floats) goes through ``json``, as
+    does anything orjson refuses that ``json`` reads (an escaped lone surrogate)."""
+    if not _LONG_DIGITS.search(state):
+        try:
+            out: dict[str, Any] = orjson.loads(state)
+            return out
+        except orjson.JSONDecodeError:
+            pass
+    return dict(json.loads(state))
+
+
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 COLUMNS = (
     "l.position, l.event_id, l.patient_id, l.version, l.occurred_at, l.recorded_at,"
@@ -67,19 +87,19 @@ def state_loader(mapper: Any | None = None) -> Loads:
     cipher = getattr(mapper, "cipher", None)
     compressor = getattr(mapper, "compressor", None)
     if cipher is None and compressor is None:
-        return json.loads
+        return plain_loads
 
     def loads(state: bytes) -> dict[str, Any]:
         if cipher is not None:
             state = cipher.decrypt(state)
         if compressor is not None:
             state = compressor.decompress(state)
-        return dict(json.loads(state))
+        return dict(plain_loads(state))
 
     return loads
 
 
-def decoder(loads: Loads = json.loads) -> Callable[[Sequence[Any]], RecordedEvent]:
+def decoder(loads: Loads = plain_loads) -> Callable[[Sequence[Any]], RecordedEvent]:
     """A function from one row of ``COLUMNS`` to the typed event."""
 
     def decode(row: Sequence[Any]) -> RecordedEvent:
@@ -115,7 +135,7 @@ def streams(
     conn: psycopg.Connection[Any],
     people: Iterable[UUID],
     upto: int,
-    loads: Loads = json.loads,
+    loads: Loads = plain_loads,
     chunk: int = 2_000,
 ) -> dict[UUID, list[RecordedEvent]]:
     """Each person's events up to position ``upto`` (inclusive), in ledger order."""
@@ -137,7 +157,7 @@ def tails(
     people: Sequence[UUID],
     after: int,
     upto: int,
-    loads: Loads = json.loads,
+    loads: Loads = plain_loads,
 ) -> dict[UUID, list[RecordedEvent]]:
     """Each person's events with ``after < position <= upto``, in ledger order (a range
     of the position index: as cheap for a person with 17,000 events as for one with 2)."""
@@ -177,7 +197,7 @@ class Kept:
         conn: psycopg.Connection[Any],
         people: Iterable[UUID],
         upto: int,
-        loads: Loads = json.loads,
+        loads: Loads = plain_loads,
     ) -> dict[UUID, list[RecordedEvent]]:
         """Each person's events up to ``upto`` (inclusive), in ledger order."""
         whole: list[UUID] = []
@@ -214,7 +234,7 @@ def read_log(
     conn: psycopg.Connection[Any],
     after: int,
     upto: int,
-    loads: Loads = json.loads,
+    loads: Loads = plain_loads,
     itersize: int = 10_000,
 ) -> Iterator[RecordedEvent]:
     """The log in ledger order, ``after < position <= upto``, streamed with a
@@ -231,7 +251,7 @@ def all_streams(
     conn: psycopg.Connection[Any],
     upto: int,
     excluded: Sequence[UUID],
-    loads: Loads = json.loads,
+    loads: Loads = plain_loads,
     itersize: int = 10_000,
     *,
     lo: UUID | None = None,

@@ -31,7 +31,6 @@ catching up batch by batch.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -88,7 +87,7 @@ class Runner:
         names: Collection[str] = catalog.NAMES,
         batch_size: int = 20_000,
         config: FoldConfig = DEFAULT_CONFIG,
-        loads: log.Loads = json.loads,
+        loads: log.Loads = log.plain_loads,
         initial_build_after: int = 100_000,
         workers: int | None = None,
         kept_events: int = 200_000,
