@@ -272,15 +272,20 @@ def steady(url: str, rate: int, seconds: float, seed: int, settings: Any) -> Non
     # realistic feed. (Zipf-chosen people, as in bench/load.py, make a few people with
     # tens of thousands of events, and the runner refolds a touched person's history.)
     wanted = int(rate * seconds) + batch
-    people = list(generate_people(people=wanted // 12 + 10, seed=seed + 1000))
-    stream = delivery_order(people, seed + 1000)[:wanted]
-    batches = [stream[i : i + batch] for i in range(0, len(stream), batch)]
     ledger = Ledger(url, settings)
+    # People new to this ledger: the seed moves with its size, so a step run again on a
+    # reused ledger does not resend the last run's people (they would be duplicates,
+    # counted below, not events).
+    drawn = seed + 1000 + ledger.head_position()
+    people = list(generate_people(people=wanted // 12 + 10, seed=drawn))
+    stream = delivery_order(people, drawn)[:wanted]
+    batches = [stream[i : i + batch] for i in range(0, len(stream), batch)]
     try:
         with Following(url) as following:
             following.mark()
             start = time.perf_counter()
             sent = 0
+            duplicates = 0
             late = 0
             for i, chunk in enumerate(batches):
                 due = start + i * batch / rate
@@ -289,7 +294,9 @@ def steady(url: str, rate: int, seconds: float, seed: int, settings: Any) -> Non
                     time.sleep(wait)
                 else:
                     late += 1
-                sent += ledger.append_batch(chunk).counts()["recorded"]
+                counts = ledger.append_batch(chunk).counts()
+                sent += counts["recorded"]
+                duplicates += counts["duplicate"]
                 if time.perf_counter() - start >= seconds:
                     break
             elapsed = time.perf_counter() - start
@@ -301,7 +308,8 @@ def steady(url: str, rate: int, seconds: float, seed: int, settings: Any) -> Non
     ages = [x.seconds for x in lags]
     print(
         f"(8) steady ingest: {sent:,} events in {elapsed:.0f} s = {sent / elapsed:,.0f} events/s"
-        f" (asked {rate:,}; {late} of {i + 1} batches started late); runner lag p50"
+        f" (asked {rate:,}; {late} of {i + 1} batches started late; {duplicates:,}"
+        " duplicates); runner lag p50"
         f" {percentile(events, 50):,.0f} / p99 {percentile(events, 99):,.0f} events,"
         f" p50 {percentile(ages, 50):.2f} / p99 {percentile(ages, 99):.2f} s; caught up"
         f" {catch_up:.1f} s after the writer stopped ({uptime()})"
