@@ -29,7 +29,9 @@ pytest_plugins = [
     "tests.own_postgres",
 ]
 
-TEMPLATE_DB = "carejourney_test_template"
+# One template per run: two suites on one server (CAREJOURNEY_TEST_DATABASE_URL, e.g.
+# two worktrees) each drop and create their own, never the other's.
+TEMPLATE_DB = f"cj_template_{uuid.uuid4().hex[:12]}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -67,15 +69,16 @@ def _drop(conn: psycopg.Connection, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def template_url(pg_server_url: str) -> str:
-    """A database holding the full schema, cloned by every test."""
+def template_url(pg_server_url: str) -> Iterator[str]:
+    """A database holding the full schema, cloned by every test (dropped after the run)."""
     with _admin(pg_server_url) as conn:
-        _drop(conn, TEMPLATE_DB)
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
     url = with_dbname(pg_server_url, TEMPLATE_DB)
     ledger = Ledger(url, Settings())
     ledger.close()
-    return url
+    yield url
+    with _admin(pg_server_url) as conn:
+        _drop(conn, TEMPLATE_DB)
 
 
 @pytest.fixture
