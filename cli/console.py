@@ -6,7 +6,7 @@ import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 from uuid import UUID
 
 import typer
@@ -23,6 +23,9 @@ from rich.progress import (
 from domain.ledger import Ledger, open_ledger
 from domain.nhs_number import check_nhs_number
 from domain.settings import get_settings
+
+if TYPE_CHECKING:
+    from api.security import Principal
 
 out = Console()
 err = Console(stderr=True)
@@ -76,6 +79,14 @@ def aware_option(value: datetime | None, option: str) -> datetime | None:
     return local
 
 
+def cli_principal(export_agreement: str | None = None) -> Principal:
+    """Who the command line acts as in the access log: ``cli:<os user>``, admin (whoever
+    runs it holds the database). API modules imported here, as in ``log_cli_access``."""
+    from api.security import Principal, Role
+
+    return Principal(f"cli:{getpass.getuser()}", Role.ADMIN, export_agreement=export_agreement)
+
+
 def log_cli_access(
     ledger: Ledger, command: str, patient_id: UUID | None, *, outcome: str = "read"
 ) -> None:
@@ -84,9 +95,8 @@ def log_cli_access(
     The API's modules are imported here, not at the top: they bring FastAPI, most of a
     second of start-up that ``ingest`` and the other writers do not need."""
     from api import access_log
-    from api.security import Principal, Role
 
-    principal = Principal(f"cli:{getpass.getuser()}", Role.ADMIN)
+    principal = cli_principal()
     with ledger.connection() as conn:
         access_log.migrate(conn)
         access_log.record_event(

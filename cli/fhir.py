@@ -18,9 +18,9 @@ from typing import Annotated
 import typer
 
 from api import access_log
-from api.security import Principal, Role
 from cli.console import (
     aware_option,
+    cli_principal,
     err,
     fail,
     ledger_session,
@@ -38,7 +38,6 @@ from projections.log import state_loader
 
 fhir_app = group("FHIR R4 out: a person's Bundle, and the bulk export.")
 
-CLI_PRINCIPAL = Principal("cli", Role.ADMIN)
 ENDPOINT = "carejourney fhir export"
 
 
@@ -91,7 +90,7 @@ def export_command(
         types = check_types([t for value in type_ or [] for t in value.split(",") if t])
     except ValueError as exc:
         fail(str(exc))
-    principal = Principal(CLI_PRINCIPAL.name, CLI_PRINCIPAL.role, export_agreement=agreement)
+    principal = cli_principal(export_agreement=agreement)
     with ledger_session() as ledger:
         started = time.perf_counter()
         with progress() as bar:
@@ -111,7 +110,9 @@ def export_command(
             )
         with ledger.connection() as conn:
             access_log.migrate(conn)
-            access_log.record(conn, principal, ENDPOINT, result.people, agreement=agreement)
+            access_log.record(
+                conn, principal, ENDPOINT, result.people, via="cli", agreement=agreement
+            )
         seconds = time.perf_counter() - started
     for kind, n in result.counts.items():
         out.print(f"{kind}: {n} resources -> {out_dir / (kind + '.ndjson')}", highlight=False)

@@ -61,13 +61,18 @@ def test_bundle_and_export(run, ledger: Ledger, database_url: str, tmp_path: Pat
     assert len(lines) == 2 and NHS_A not in lines[0]
     assert sorted(p.name for p in out.iterdir()) == ["Patient.ndjson"]
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT principal, endpoint, agreement FROM api_access_log").fetchall()
+        rows = conn.execute(
+            "SELECT principal, endpoint, agreement, via FROM api_access_log"
+        ).fetchall()
+    # the export names who ran it, as every other command does (cli:<os user>)
     exports = [r for r in rows if r[1] == "carejourney fhir export"]
-    assert exports == [("cli", "carejourney fhir export", "DSA-9")] * 2
+    assert [(r[0].startswith("cli:"), *r[1:]) for r in exports] == [
+        (True, "carejourney fhir export", "DSA-9", "cli")
+    ] * 2
     # each of the two bundles read (the bad check digit is refused before any look-up)
     reads = [r for r in rows if r not in exports]
-    assert [(r[0].startswith("cli:"), r[1], r[2]) for r in reads] == [
-        (True, "cli fhir bundle", None)
+    assert [(r[0].startswith("cli:"), *r[1:]) for r in reads] == [
+        (True, "cli fhir bundle", None, "cli")
     ] * 2
     assert (
         run("fhir", "export", "--out", str(out), "--agreement", "X", "--type", "Goal").exit_code
