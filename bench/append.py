@@ -4,7 +4,8 @@ Run: ``.venv/bin/python bench/append.py [--events 100000] [--batch 2000]``
 
 Every run uses the same generated envelopes on the same PostgreSQL server (the
 configured ``CAREJOURNEY_DATABASE_URL``, else the embedded one), each in a fresh
-database, in one process run, so the ratios survive a noisy machine:
+database (``bench_append_<path>``, dropped when the run ends), in one process run, so
+the ratios survive a noisy machine:
 
 (a) raw psycopg ``COPY`` of equivalent rows (person, version, type, time, JSON content);
 (b) plain ``eventsourcing``, its best batch path: many aggregates' new events in one
@@ -44,6 +45,8 @@ from pathlib import Path
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -223,15 +226,26 @@ def main() -> None:
     skip = set(args.skip.split(",")) - {""}
     chosen = [r for r in runs if r[0] not in skip]
     every: dict[str, list[float]] = {}
-    for _ in range(args.rounds):  # the paths alternate, so the load moves under all alike
-        for key, label, count, run in chosen:
-            url = ensure_database(with_dbname(server, f"bench_append_{key}"), fresh=True)
-            elapsed = run(url)
-            every.setdefault(key, []).append(count / elapsed)
-            print(
-                f"({key}) {label}: {count / elapsed:,.0f} events/s ({count} in {elapsed:.1f} s)",
-                flush=True,
-            )
+    scratch = [with_dbname(server, f"bench_append_{key}") for key, *_ in chosen]
+    try:
+        for _ in range(args.rounds):  # the paths alternate, so the load moves under all alike
+            for (key, label, count, run), name in zip(chosen, scratch, strict=True):
+                elapsed = run(ensure_database(name, fresh=True))
+                every.setdefault(key, []).append(count / elapsed)
+                print(
+                    f"({key}) {label}: {count / elapsed:,.0f} events/s"
+                    f" ({count} in {elapsed:.1f} s)",
+                    flush=True,
+                )
+    finally:  # the scratch databases go with the run, whatever ended it
+        with psycopg.connect(with_dbname(server, "postgres"), autocommit=True) as conn:
+            for name in scratch:
+                dbname = conninfo_to_dict(name)["dbname"]
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(dbname)
+                    )
+                )
     rates = {key: max(found) for key, found in every.items()}  # best of the rounds
     if args.rounds > 1:
         for key, found in every.items():
