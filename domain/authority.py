@@ -12,7 +12,8 @@ refuses the same things with the same reasons:
   ``CoordinatorHandedOff``, ``CoordinatorReleased``) may be published only by the
   organisation of a coordinator taking or giving up the role (the one assigned, the
   one handing off or taking over, the one released) or by the person's registered
-  practice (the accountable default coordinator, DESIGN.md §11).
+  practice (the accountable default coordinator: docs/governance.md, "Authority per
+  organisation").
 
 An administrator's HTTP key is exempt (an operator correcting the ledger). The
 organisation of a coordinator giving up the role is the one their assignment or
