@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
 from typing import Any
@@ -153,30 +154,43 @@ def report_known_at(
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What a reader asked of a report beyond its period, as ``carejourney measures`` and
+    ``GET /v1/measures`` both take it: one object, so the two cannot pass different
+    options to ``report_for`` (who may ask for what is the caller's check)."""
+
+    by: By | None = None
+    per_person: bool = False
+    unsuppressed: bool = False
+    wait_threshold_days: int | None = None
+    salt: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The keyword options of ``compute``."""
+        return {
+            "by": self.by.value if self.by else None,
+            "per_person": self.per_person,
+            "unsuppressed": self.unsuppressed,
+            "wait_threshold_days": self.wait_threshold_days,
+            "salt": self.salt,
+        }
+
+
 def report_for(
     ledger: Ledger,
     period: Period,
     settings: Settings,
+    asked: Asked,
     *,
     known_at: datetime | None = None,
     conn: psycopg.Connection[Any] | None = None,
-    by: By | None = None,
-    per_person: bool = False,
-    unsuppressed: bool = False,
-    wait_threshold_days: int | None = None,
-    salt: str | None = None,
 ) -> dict[str, Any]:
     """The report as ``carejourney measures`` and ``GET /v1/measures`` are asked for it:
     as the ledger knew it at ``known_at`` when that is given (``report_known_at``), else
     from the live read models (``report``) over ``conn`` (the API's request connection;
     without one, a connection of the ledger's)."""
-    options: dict[str, Any] = {
-        "by": by.value if by else None,
-        "per_person": per_person,
-        "unsuppressed": unsuppressed,
-        "wait_threshold_days": wait_threshold_days,
-        "salt": salt,
-    }
+    options = asked.options()
     if known_at is not None:
         return report_known_at(ledger, period, settings, known_at, **options)
     if conn is not None:
