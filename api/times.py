@@ -15,6 +15,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
@@ -96,3 +97,21 @@ AwareTime = Annotated[datetime, BeforeValidator(_validated)]
 
 Day = Annotated[date, BeforeValidator(_bounded_day)]
 """A query day: ``YYYY-MM-DD`` inside the accepted years."""
+
+# The two clocks of a person-level read, said the same way by every endpoint that takes them.
+AsOf = Annotated[
+    AwareTime | None,
+    Query(
+        description="Occurred time T (ISO-8601 with an offset): the person as they were at T. "
+        "Omit for now.",
+        examples=["2026-03-02T12:00:00Z"],
+    ),
+]
+KnownAt = Annotated[
+    AwareTime | None,
+    Query(
+        description="Ledger time K (ISO-8601 with an offset): only the events recorded by K. "
+        "Omit for everything recorded.",
+        examples=["2026-03-03T00:00:00Z"],
+    ),
+]

@@ -33,7 +33,7 @@ from api.models.coordination import (
 )
 from api.problems import ProblemError
 from api.security import Principal, Role
-from api.times import AwareTime
+from api.times import AsOf
 from projections import queries
 
 router = APIRouter(prefix="/v1", tags=["coordinators"], responses=problems.KEYED)
@@ -77,14 +77,7 @@ NOT_PROJECTED = (
 )
 async def coordinator(
     person: CaredFor,
-    as_of: Annotated[
-        AwareTime | None,
-        Query(
-            description="Occurred time: who coordinated then (ISO-8601 with an offset). "
-            "Omit for now.",
-            examples=["2026-03-02T12:00:00Z"],
-        ),
-    ] = None,
+    as_of: AsOf = None,
 ) -> dict[str, Any]:
     """The named coordinator, or the registered practice when nobody is named (``named``
     false). With ``as_of``: the interval that held at that occurred time, as the ledger

@@ -27,7 +27,7 @@ from api import fhir_exports, problems
 from api.deps import LedgerDep, PersonRef, SettingsDep, allow, person_opened
 from api.problems import ProblemError
 from api.security import Principal, Role
-from api.times import AwareTime
+from api.times import AsOf, KnownAt
 from domain.contract import FieldError
 from projections.fhir.bundle import CONTENT_TYPE, person_bundle
 from projections.fhir.export import NDJSON, check_types
@@ -94,14 +94,8 @@ def person_fhir(
     person: Reader,
     ledger: LedgerDep,
     settings: SettingsDep,
-    as_of: Annotated[
-        AwareTime | None,
-        Query(description="Occurred-time T: the journey as it was at T (default: now)."),
-    ] = None,
-    known_at: Annotated[
-        AwareTime | None,
-        Query(description="Ledger time K: only events recorded by K (default: everything)."),
-    ] = None,
+    as_of: AsOf = None,
+    known_at: KnownAt = None,
 ) -> Response:
     """Patient, EpisodeOfCare, CareTeam, Encounter, CarePlan, ServiceRequest and a
     Provenance for each, as ``application/fhir+json``; the NHS number is the Patient's

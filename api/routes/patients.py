@@ -19,7 +19,7 @@ from api.deps import LedgerDep, PersonRead, PersonRef, SettingsDep, person_read
 from api.models.records import PatientRecords, Verification
 from api.models.replay import Replay
 from api.security import Role
-from api.times import AwareTime
+from api.times import AsOf, KnownAt
 from domain.ledger import Ledger
 from projections.fold import FoldConfig
 from projections.replay import replay as replay_events
@@ -63,22 +63,8 @@ def person_replay(
     admitted: AuditedPerson,
     ledger: LedgerDep,
     settings: SettingsDep,
-    as_of: Annotated[
-        AwareTime | None,
-        Query(
-            description="Occurred-time T: the state as it was at T (default: now). ISO-8601 "
-            "with an offset.",
-            examples=["2026-03-02T12:00:00+00:00"],
-        ),
-    ] = None,
-    known_at: Annotated[
-        AwareTime | None,
-        Query(
-            description="Ledger time K: use only events recorded by K (default: everything "
-            "recorded).",
-            examples=["2026-03-03T00:00:00+00:00"],
-        ),
-    ] = None,
+    as_of: AsOf = None,
+    known_at: KnownAt = None,
 ) -> dict[str, Any]:
     """Coordinator, open spells, care plans and timeline at occurred-time ``as_of``,
     computed from only the events recorded by ``known_at``."""
