@@ -137,7 +137,13 @@ def measures(
         if catch_up and known_at is None:
             _catch_up(ledger)
         try:
-            asked = measure_lib.Asked(by, per_person, unsuppressed, wait_threshold, salt)
+            asked = measure_lib.Asked(
+                by=by,
+                per_person=per_person,
+                unsuppressed=unsuppressed,
+                wait_threshold_days=wait_threshold,
+                salt=salt,
+            )
             found = measure_lib.report_for(ledger, period, settings, asked, known_at=known_at)
         except measure_lib.NotProjected as exc:
             fail(str(exc), code=1)

@@ -131,7 +131,13 @@ def get_measures(
             "validation", f"query: {exc}", errors=[FieldError("query.to", str(exc))]
         ) from None
     try:
-        asked = measures.Asked(by, per_person, unsuppressed, wait_threshold, salt)
+        asked = measures.Asked(
+            by=by,
+            per_person=per_person,
+            unsuppressed=unsuppressed,
+            wait_threshold_days=wait_threshold,
+            salt=salt,
+        )
         found = measures.report_for(ledger, period, settings, asked, known_at=known_at, conn=conn)
     except measures.NotProjected as exc:
         raise ProblemError("not-ready", str(exc)) from None

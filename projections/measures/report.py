@@ -154,11 +154,13 @@ def report_known_at(
     return found
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Asked:
     """What a reader asked of a report beyond its period, as ``carejourney measures`` and
     ``GET /v1/measures`` both take it: one object, so the two cannot pass different
-    options to ``report_for`` (who may ask for what is the caller's check)."""
+    options to ``report_for`` (who may ask for what is the caller's check). Keyword-only:
+    ``per_person`` and ``unsuppressed`` are both bools, and swapped by position they would
+    hand out exact counts where person rows were asked for."""
 
     by: By | None = None
     per_person: bool = False
